@@ -1,0 +1,11 @@
+//! Lambda: carrier callbacks (`POST /v1/webhooks/bandwidth`).
+
+use lambda_http::{run, service_fn, Error};
+use shared::handlers::webhook::Webhook;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let webhook = Webhook::from_env().await?;
+    run(service_fn(|req| webhook.handle(req))).await
+}

@@ -1,0 +1,213 @@
+//! `practice-admin`: the only way to create a practice or get an API key.
+//!
+//! ```text
+//! practice-admin create --name "Bright Smiles" --timezone America/New_York --main +14155550100
+//!                       [--alt +1...] [--practice-id ID] [--hourly-cap 250] [--cap-window-seconds 3600]
+//!                       [--max-bulk-recipients 1000] [--quiet-hours 08:00-21:00|off]
+//! practice-admin update --practice-id ID [same options as create] [--no-alt]
+//! practice-admin rotate-key --practice-id ID
+//! practice-admin show --practice-id ID
+//! ```
+//! Needs `TABLE_NAME` (and the usual AWS settings). `create` and `rotate-key`
+//! print the API key once, as JSON; only its SHA-256 digest is stored.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use shared::adapters::dynamo::DynamoStore;
+use shared::app::auth::{generate_key, hash_key};
+use shared::domain::phone::PhoneNumber;
+use shared::domain::practice::{
+    Channels, Practice, QuietHours, DEFAULT_CAP_WINDOW_SECONDS, DEFAULT_HOURLY_CAP,
+    DEFAULT_MAX_BULK_RECIPIENTS,
+};
+use shared::ports::PracticeStore;
+
+const USAGE: &str = "usage: practice-admin <create|update|rotate-key|show> [--option value]... (see the source header or README)";
+
+struct Args {
+    command: String,
+    options: HashMap<String, String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let command = it.next().ok_or(USAGE)?;
+    let mut options = HashMap::new();
+    while let Some(flag) = it.next() {
+        let name = flag
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {flag:?}; {USAGE}"))?;
+        if name == "no-alt" {
+            options.insert(name.to_string(), String::new());
+            continue;
+        }
+        let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+        options.insert(name.to_string(), value);
+    }
+    Ok(Args { command, options })
+}
+
+fn number<T: std::str::FromStr>(
+    options: &HashMap<String, String>,
+    name: &str,
+    default: T,
+) -> Result<T, String> {
+    match options.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("--{name} must be a whole number, got {v:?}")),
+    }
+}
+
+fn phone(value: &str, name: &str) -> Result<PhoneNumber, String> {
+    PhoneNumber::parse(value).map_err(|e| format!("--{name} {value:?} {e}"))
+}
+
+/// Applies the options given to `practice` (all optional for `update`).
+fn apply_options(mut practice: Practice, o: &HashMap<String, String>) -> Result<Practice, String> {
+    if let Some(v) = o.get("name") {
+        practice.name = v.clone();
+    }
+    if let Some(v) = o.get("timezone") {
+        practice.timezone = v.clone();
+    }
+    if let Some(v) = o.get("main") {
+        practice.channels.sms_main = phone(v, "main")?;
+    }
+    if let Some(v) = o.get("alt") {
+        practice.channels.sms_alt = Some(phone(v, "alt")?);
+    }
+    if o.contains_key("no-alt") {
+        practice.channels.sms_alt = None;
+    }
+    practice.hourly_cap = number(o, "hourly-cap", practice.hourly_cap)?;
+    practice.cap_window_seconds = number(o, "cap-window-seconds", practice.cap_window_seconds)?;
+    practice.max_bulk_recipients = number(o, "max-bulk-recipients", practice.max_bulk_recipients)?;
+    if let Some(v) = o.get("quiet-hours") {
+        practice.quiet_hours = QuietHours::parse_setting(v)?;
+    }
+    practice.validate()?;
+    Ok(practice)
+}
+
+async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String> {
+    let o = &args.options;
+    let id_arg = || {
+        o.get("practice-id")
+            .cloned()
+            .ok_or("--practice-id is required".to_string())
+    };
+    let existing = |id: String| {
+        let store = store.clone();
+        async move {
+            store
+                .get_practice(&id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("no practice {id}"))
+        }
+    };
+    match args.command.as_str() {
+        "create" => {
+            let id = o
+                .get("practice-id")
+                .cloned()
+                .unwrap_or_else(|| shared::app::messages::new_message_id());
+            shared::domain::patient::validate_id(&id, "practice-id").map_err(|e| e.message)?;
+            if store
+                .get_practice(&id)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                return Err(format!(
+                    "practice {id} already exists; use update or rotate-key"
+                ));
+            }
+            let main = o
+                .get("main")
+                .ok_or("--main (the main SMS number) is required")?;
+            let draft = Practice {
+                practice_id: id.clone(),
+                name: o.get("name").cloned().ok_or("--name is required")?,
+                timezone: o
+                    .get("timezone")
+                    .cloned()
+                    .unwrap_or_else(|| "America/New_York".into()),
+                channels: Channels {
+                    sms_main: phone(main, "main")?,
+                    sms_alt: None,
+                },
+                hourly_cap: DEFAULT_HOURLY_CAP,
+                cap_window_seconds: DEFAULT_CAP_WINDOW_SECONDS,
+                max_bulk_recipients: DEFAULT_MAX_BULK_RECIPIENTS,
+                quiet_hours: QuietHours::parse_setting("08:00-21:00")?,
+            };
+            let practice = apply_options(draft, o)?;
+            store
+                .put_practice(&practice)
+                .await
+                .map_err(|e| e.to_string())?;
+            let key = generate_key();
+            store
+                .set_api_key(&id, &hash_key(&key))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({"practice_id": id, "api_key": key, "settings": practice}))
+        }
+        "update" => {
+            let practice = apply_options(existing(id_arg()?).await?, o)?;
+            store
+                .put_practice(&practice)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({"practice_id": practice.practice_id, "settings": practice}))
+        }
+        "rotate-key" => {
+            let id = existing(id_arg()?).await?.practice_id;
+            let key = generate_key();
+            store
+                .set_api_key(&id, &hash_key(&key))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({"practice_id": id, "api_key": key}))
+        }
+        "show" => {
+            let practice = existing(id_arg()?).await?;
+            Ok(serde_json::json!({"practice_id": practice.practice_id, "settings": practice}))
+        }
+        other => Err(format!("unknown command {other:?}; {USAGE}")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let table = match shared::config::require(["TABLE_NAME"]) {
+        Ok([t]) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let aws = shared::adapters::aws_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    match run(args, store).await {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("practice-admin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The dispatcher's decision for one queued send: re-read, claim, call the
+//! carrier, record the outcome. Safe under duplicate queue deliveries and
+//! concurrent dispatchers: only the instance whose conditional claim wins
+//! calls the carrier.
+
+use chrono::Duration;
+
+use crate::domain::clock::Clock;
+use crate::domain::error::StoreError;
+use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
+use crate::ports::{Carrier, CarrierOutcome, MessageStore, OutboundText, Transition};
+
+/// How retryable carrier failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Carrier attempts before a recipient is marked failed.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles on each further one.
+    pub base_delay_seconds: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay_seconds: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay after the `attempt`-th failed attempt (1-based): base, 2×, 4×...
+    pub fn delay_after(&self, attempt: u32) -> u32 {
+        self.base_delay_seconds
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(900)
+    }
+}
+
+/// What to do with the queue message after dispatching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatched {
+    /// Finished with (sent, failed, or nothing to do): delete it.
+    Done,
+    /// Deliver it again after this many seconds.
+    RetryAfter(u32),
+}
+
+/// A claim older than this whose instance never recorded an outcome is
+/// treated as interrupted (the function timed out or crashed mid-send).
+pub const STALE_CLAIM: Duration = Duration::seconds(120);
+
+/// Dispatches queued sends.
+pub struct Dispatcher<M, C, K> {
+    /// Recipients.
+    pub store: M,
+    /// The carrier.
+    pub carrier: C,
+    /// Time.
+    pub clock: K,
+    /// Retry behaviour.
+    pub retry: RetryPolicy,
+}
+
+impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
+    /// Handles one queued send.
+    pub async fn dispatch(&self, job: &SendJob) -> Result<Dispatched, StoreError> {
+        let Some(recipient) = self.store.get_recipient(job).await? else {
+            tracing::warn!(?job, "send for an unknown recipient; dropped");
+            return Ok(Dispatched::Done);
+        };
+        match recipient.status {
+            RecipientStatus::Queued => {}
+            RecipientStatus::Sending => {
+                let claimed = recipient
+                    .claimed_at
+                    .unwrap_or(recipient.sent_at.unwrap_or_default());
+                let age = self.clock.now() - claimed;
+                if age < STALE_CLAIM {
+                    // Another instance is sending it right now; look again later.
+                    let wait = (STALE_CLAIM - age).num_seconds().max(1);
+                    return Ok(Dispatched::RetryAfter(u32::try_from(wait).unwrap_or(120)));
+                }
+                // Whether the carrier got it is unknown; never risk a second text.
+                let failed = Transition::Failed {
+                    carrier_message_id: None,
+                    error: RecipientError::send_interrupted(),
+                    at: self.clock.now(),
+                };
+                self.store.transition(job, &failed).await?;
+                tracing::warn!(?job, "interrupted send marked failed");
+                return Ok(Dispatched::Done);
+            }
+            other => {
+                tracing::info!(?job, status = other.as_str(), "nothing to send");
+                return Ok(Dispatched::Done);
+            }
+        }
+
+        let Some(claimed) = self
+            .store
+            .transition(
+                job,
+                &Transition::Claim {
+                    at: self.clock.now(),
+                },
+            )
+            .await?
+        else {
+            tracing::info!(?job, "claimed by another dispatcher");
+            return Ok(Dispatched::Done);
+        };
+        let outbound = OutboundText {
+            from: claimed.from.to_string(),
+            to: claimed.to.to_string(),
+            text: claimed.text.clone(),
+            tag: job.to_tag(),
+        };
+        match self.carrier.send(&outbound).await {
+            CarrierOutcome::Accepted { carrier_message_id } => {
+                let sent = Transition::Sent {
+                    carrier_message_id: carrier_message_id.clone(),
+                    at: self.clock.now(),
+                };
+                if self.store.transition(job, &sent).await?.is_none() {
+                    // A delivery callback overtook us and already recorded it.
+                    tracing::info!(?job, %carrier_message_id, "callback arrived before the sent record");
+                }
+                tracing::info!(?job, %carrier_message_id, "sent");
+                Ok(Dispatched::Done)
+            }
+            CarrierOutcome::Rejected { status, detail } => {
+                let failed = Transition::Failed {
+                    carrier_message_id: None,
+                    error: RecipientError::carrier_rejected(status, &detail),
+                    at: self.clock.now(),
+                };
+                self.store.transition(job, &failed).await?;
+                tracing::warn!(?job, status, %detail, "carrier rejected the send");
+                Ok(Dispatched::Done)
+            }
+            CarrierOutcome::Retryable { reason } => {
+                if claimed.attempts >= self.retry.max_attempts {
+                    let failed = Transition::Failed {
+                        carrier_message_id: None,
+                        error: RecipientError::retries_exhausted(claimed.attempts, &reason),
+                        at: self.clock.now(),
+                    };
+                    self.store.transition(job, &failed).await?;
+                    tracing::error!(?job, attempts = claimed.attempts, %reason, "retries exhausted; marked failed");
+                    return Ok(Dispatched::Done);
+                }
+                self.store
+                    .transition(
+                        job,
+                        &Transition::Release {
+                            reason: reason.clone(),
+                        },
+                    )
+                    .await?;
+                let delay = self.retry.delay_after(claimed.attempts);
+                tracing::warn!(?job, attempts = claimed.attempts, delay, %reason, "carrier failed; will retry");
+                Ok(Dispatched::RetryAfter(delay))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::memory::{queued_recipient, FixedClock, MemoryStore, ScriptedCarrier};
+
+    fn dispatcher(
+        store: MemoryStore,
+        carrier: ScriptedCarrier,
+    ) -> Dispatcher<MemoryStore, ScriptedCarrier, FixedClock> {
+        Dispatcher {
+            store,
+            carrier,
+            clock: FixedClock::at("2026-11-26T15:00:00Z"),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base_delay_seconds: 5,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_recipient_is_sent_once_even_if_delivered_twice() {
+        let store = MemoryStore::default();
+        let job = store.insert_recipient(queued_recipient()).await;
+        let carrier = ScriptedCarrier::accepting();
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(carrier.calls().await, 1);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Sent);
+        assert_eq!(r.carrier_message_id.as_deref(), Some("carrier-1"));
+    }
+
+    #[tokio::test]
+    async fn carrier_5xx_releases_for_retry_with_backoff() {
+        let store = MemoryStore::default();
+        let job = store.insert_recipient(queued_recipient()).await;
+        let carrier = ScriptedCarrier::with(vec![
+            CarrierOutcome::Retryable {
+                reason: "HTTP 500".into(),
+            },
+            CarrierOutcome::Retryable {
+                reason: "HTTP 500".into(),
+            },
+        ]);
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::RetryAfter(5));
+        assert_eq!(
+            store.recipient(&job).await.unwrap().status,
+            RecipientStatus::Queued
+        );
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::RetryAfter(10));
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Sent);
+        assert_eq!(carrier.calls().await, 3);
+    }
+
+    #[tokio::test]
+    async fn exhausted_retries_leave_a_visible_failure() {
+        let store = MemoryStore::default();
+        let job = store.insert_recipient(queued_recipient()).await;
+        let carrier = ScriptedCarrier::with(vec![
+            CarrierOutcome::Retryable {
+                reason: "timeout".into()
+            };
+            3
+        ]);
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert!(matches!(
+            d.dispatch(&job).await.unwrap(),
+            Dispatched::RetryAfter(_)
+        ));
+        assert!(matches!(
+            d.dispatch(&job).await.unwrap(),
+            Dispatched::RetryAfter(_)
+        ));
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Failed);
+        assert_eq!(r.error.unwrap().code, "retries_exhausted");
+    }
+
+    #[tokio::test]
+    async fn carrier_4xx_fails_permanently_without_retry() {
+        let store = MemoryStore::default();
+        let job = store.insert_recipient(queued_recipient()).await;
+        let carrier = ScriptedCarrier::with(vec![CarrierOutcome::Rejected {
+            status: 400,
+            detail: "bad from".into(),
+        }]);
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Failed);
+        let e = r.error.unwrap();
+        assert_eq!((e.code.as_str(), e.permanent), ("http_400", true));
+    }
+
+    #[tokio::test]
+    async fn canceled_recipient_is_not_sent() {
+        let store = MemoryStore::default();
+        let mut r = queued_recipient();
+        r.status = RecipientStatus::Canceled;
+        let job = store.insert_recipient(r).await;
+        let carrier = ScriptedCarrier::accepting();
+        assert_eq!(
+            dispatcher(store, carrier.clone())
+                .dispatch(&job)
+                .await
+                .unwrap(),
+            Dispatched::Done
+        );
+        assert_eq!(carrier.calls().await, 0);
+    }
+
+    #[tokio::test]
+    async fn fresh_claim_by_another_instance_is_waited_on_and_stale_one_fails() {
+        let store = MemoryStore::default();
+        let mut r = queued_recipient();
+        r.status = RecipientStatus::Sending;
+        r.claimed_at = Some("2026-11-26T14:59:30Z".parse().unwrap());
+        let job = store.insert_recipient(r.clone()).await;
+        let carrier = ScriptedCarrier::accepting();
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert!(matches!(
+            d.dispatch(&job).await.unwrap(),
+            Dispatched::RetryAfter(_)
+        ));
+        r.claimed_at = Some("2026-11-26T14:50:00Z".parse().unwrap());
+        let job = store.insert_recipient(r).await;
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(
+            store.recipient(&job).await.unwrap().error.unwrap().code,
+            "send_interrupted"
+        );
+        assert_eq!(carrier.calls().await, 0);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay_seconds: 10,
+        };
+        assert_eq!(
+            (p.delay_after(1), p.delay_after(2), p.delay_after(3)),
+            (10, 20, 40)
+        );
+        assert_eq!(p.delay_after(30), 900);
+    }
+}

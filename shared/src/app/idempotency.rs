@@ -1,0 +1,106 @@
+//! `Idempotency-Key`: the same key with the same body within 24 h gets the
+//! first answer again and creates nothing; with another body, 409.
+
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::domain::error::AppError;
+use crate::ports::IdempotencyRecord;
+
+/// How long an answer is remembered.
+pub const RETENTION: Duration = Duration::hours(24);
+/// Longest key accepted.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// Checks the header value: 1–255 visible ASCII characters.
+pub fn validate_key(key: &str) -> Result<(), AppError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AppError::bad_request(
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+        )
+        .at("Idempotency-Key"));
+    }
+    Ok(())
+}
+
+/// Digest of what makes two requests "the same": route and JSON value.
+/// `serde_json::Value` keeps object keys sorted, so key order and spacing
+/// do not matter.
+pub fn request_hash(route: &str, body: &serde_json::Value) -> String {
+    let mut h = Sha256::new();
+    h.update(route.as_bytes());
+    h.update([0]);
+    h.update(body.to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// What a remembered record means for a new request.
+pub fn replay(record: &IdempotencyRecord, hash: &str) -> Result<(u16, String), AppError> {
+    if record.request_hash == hash {
+        Ok((record.status, record.response_body.clone()))
+    } else {
+        Err(AppError::conflict(
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used with a different request; use a new key.",
+        )
+        .at("Idempotency-Key"))
+    }
+}
+
+/// A record to store with an accepted answer.
+pub fn record(
+    practice_id: &str,
+    key: &str,
+    hash: &str,
+    status: u16,
+    body: &str,
+    now: DateTime<Utc>,
+) -> IdempotencyRecord {
+    IdempotencyRecord {
+        practice_id: practice_id.to_string(),
+        key: key.to_string(),
+        request_hash: hash.to_string(),
+        status,
+        response_body: body.to_string(),
+        expires_at: now + RETENTION,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_order_and_spacing_do_not_change_the_hash() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"to":"+14155550100","text":"hi"}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{ "text" : "hi", "to" : "+14155550100" }"#).unwrap();
+        assert_eq!(
+            request_hash("POST /v1/messages", &a),
+            request_hash("POST /v1/messages", &b)
+        );
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"to":"+14155550100","text":"hi!"}"#).unwrap();
+        assert_ne!(
+            request_hash("POST /v1/messages", &a),
+            request_hash("POST /v1/messages", &c)
+        );
+    }
+
+    #[test]
+    fn same_key_other_body_is_a_conflict() {
+        let r = record("p", "k", "h1", 202, "{}", Utc::now());
+        assert_eq!(replay(&r, "h1").unwrap(), (202, "{}".to_string()));
+        assert_eq!(replay(&r, "h2").unwrap_err().code, "idempotency_key_reused");
+    }
+
+    #[test]
+    fn keys_must_be_visible_ascii() {
+        assert!(validate_key("order-123").is_ok());
+        assert!(validate_key("").is_err());
+        assert!(validate_key("has space").is_err());
+        assert!(validate_key(&"k".repeat(256)).is_err());
+    }
+}

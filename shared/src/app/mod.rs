@@ -1,0 +1,10 @@
+//! Use cases, generic over the ports so they run against DynamoDB in
+//! production and in memory in unit tests.
+
+pub mod auth;
+pub mod callbacks;
+pub mod dispatch;
+pub mod idempotency;
+#[cfg(test)]
+pub(crate) mod memory;
+pub mod messages;

@@ -1,0 +1,505 @@
+//! Messages, their recipients, and the recipient lifecycle:
+//! `scheduled → queued → sending → sent → delivered | failed`, with side exits
+//! `canceled` and `skipped`. Statuses only move forward.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::carrier_errors::{self, CarrierErrorInfo};
+use super::clock::to_api_time;
+use super::phone::PhoneNumber;
+use super::practice::Channel;
+use super::text::Encoding;
+
+/// Direct (one patient) or bulk (a list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageType {
+    /// One recipient.
+    DirectMessage,
+    /// A list of recipients, paced by the hourly cap.
+    BulkMessage,
+}
+
+/// Where one recipient's send stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientStatus {
+    /// Waiting for its `send_at`.
+    Scheduled,
+    /// In the send queue.
+    Queued,
+    /// Claimed by the dispatcher; the carrier is being called.
+    Sending,
+    /// The carrier accepted it.
+    Sent,
+    /// The carrier reported delivery to the handset.
+    Delivered,
+    /// Not delivered; `error` says why.
+    Failed,
+    /// Canceled by the office before sending.
+    Canceled,
+    /// Never sent (opted out, no valid phone); `skip_reason` says why.
+    Skipped,
+}
+
+impl RecipientStatus {
+    /// Every status, in lifecycle order (for counts).
+    pub const ALL: [RecipientStatus; 8] = [
+        RecipientStatus::Scheduled,
+        RecipientStatus::Queued,
+        RecipientStatus::Sending,
+        RecipientStatus::Sent,
+        RecipientStatus::Delivered,
+        RecipientStatus::Failed,
+        RecipientStatus::Canceled,
+        RecipientStatus::Skipped,
+    ];
+
+    /// The stored and API name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RecipientStatus::Scheduled => "scheduled",
+            RecipientStatus::Queued => "queued",
+            RecipientStatus::Sending => "sending",
+            RecipientStatus::Sent => "sent",
+            RecipientStatus::Delivered => "delivered",
+            RecipientStatus::Failed => "failed",
+            RecipientStatus::Canceled => "canceled",
+            RecipientStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<RecipientStatus> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// No further transition is possible.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            RecipientStatus::Delivered
+                | RecipientStatus::Failed
+                | RecipientStatus::Canceled
+                | RecipientStatus::Skipped
+        )
+    }
+
+    /// The statuses a recipient may be in for `next` to be a forward move.
+    /// Adapters turn this into the condition of the one conditional write
+    /// that performs the transition.
+    pub fn allowed_predecessors(next: RecipientStatus) -> &'static [RecipientStatus] {
+        use RecipientStatus::*;
+        match next {
+            Scheduled => &[],
+            Queued => &[Scheduled],
+            Sending => &[Queued],
+            Sent => &[Sending],
+            // A delivery or failure callback may overtake the dispatcher's own
+            // `sent` write, so both are accepted from `sending` too.
+            Delivered => &[Sending, Sent],
+            Failed => &[Queued, Sending, Sent],
+            Canceled => &[Scheduled, Queued],
+            Skipped => &[Scheduled, Queued],
+        }
+    }
+
+    /// Whether `self → next` moves forward.
+    pub fn can_move_to(&self, next: RecipientStatus) -> bool {
+        Self::allowed_predecessors(next).contains(self)
+    }
+}
+
+/// Why a recipient failed, in words the office can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientError {
+    /// The carrier's numeric code (`"4720"`), or our own code for failures
+    /// that never reached a callback (`"carrier_rejected"`, `"retries_exhausted"`).
+    pub code: String,
+    /// Which carrier reported it.
+    pub carrier: String,
+    /// Short title.
+    pub title: String,
+    /// What happened.
+    pub description: String,
+    /// What the office should do.
+    pub resolution: String,
+    /// Sending the same message again would fail the same way.
+    pub permanent: bool,
+}
+
+impl RecipientError {
+    /// The catalog's entry for a Bandwidth error code.
+    pub fn from_carrier_code(code: u16) -> Self {
+        Self::from_info(&carrier_errors::describe(code))
+    }
+
+    fn from_info(info: &CarrierErrorInfo) -> Self {
+        Self {
+            code: info.code.to_string(),
+            carrier: CARRIER.to_string(),
+            title: info.title.to_string(),
+            description: info.description.to_string(),
+            resolution: info.resolution.to_string(),
+            permanent: info.permanent,
+        }
+    }
+
+    /// The carrier refused the request itself (HTTP 4xx), before any handset.
+    pub fn carrier_rejected(http_status: u16, detail: &str) -> Self {
+        Self {
+            code: format!("http_{http_status}"),
+            carrier: CARRIER.to_string(),
+            title: "Carrier refused the message".to_string(),
+            description: format!("The carrier refused the send request: {detail}"),
+            resolution: "Check the practice's sending number and carrier settings, then send again. If it keeps happening, contact support with this code.".to_string(),
+            permanent: true,
+        }
+    }
+
+    /// The carrier kept answering with errors or timing out.
+    pub fn retries_exhausted(attempts: u32, last: &str) -> Self {
+        Self {
+            code: "retries_exhausted".to_string(),
+            carrier: CARRIER.to_string(),
+            title: "Carrier unavailable".to_string(),
+            description: format!(
+                "The carrier could not be reached after {attempts} attempts (last: {last})."
+            ),
+            resolution: "Nothing was sent. Send the message again later.".to_string(),
+            permanent: false,
+        }
+    }
+
+    /// The send was interrupted after it was claimed, so whether the carrier
+    /// got it is unknown. Marked failed rather than retried to never send twice.
+    pub fn send_interrupted() -> Self {
+        Self {
+            code: "send_interrupted".to_string(),
+            carrier: CARRIER.to_string(),
+            title: "Send interrupted".to_string(),
+            description: "The send was interrupted; the patient may or may not have received it."
+                .to_string(),
+            resolution: "Check with the patient before sending again.".to_string(),
+            permanent: false,
+        }
+    }
+}
+
+/// The only carrier adapter so far.
+pub const CARRIER: &str = "bandwidth";
+
+/// A direct or bulk message: what was written, from which number, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Unique id (time-ordered).
+    pub id: String,
+    /// Owner.
+    pub practice_id: String,
+    /// Direct or bulk.
+    pub message_type: MessageType,
+    /// Sending channel.
+    pub channel: Channel,
+    /// Sending number.
+    pub from: PhoneNumber,
+    /// The text as written (for a direct message: as the patient gets it).
+    pub text: String,
+    /// GSM-7 or UCS-2 (of the longest rendered text).
+    pub encoding: Encoding,
+    /// Segments per recipient (of the longest rendered text).
+    pub segments: u32,
+    /// When it is to be sent; `None` = now.
+    pub send_at: Option<DateTime<Utc>>,
+    /// When the API accepted it.
+    pub created_at: DateTime<Utc>,
+    /// Number of recipients, skipped ones included.
+    pub target_count: u32,
+}
+
+/// One recipient of a message, and how its send went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// Owner.
+    pub practice_id: String,
+    /// The message it belongs to.
+    pub message_id: String,
+    /// Position within the message (`"00001"`).
+    pub recipient_id: String,
+    /// The patient, or `None` for an ad-hoc number.
+    pub patient_id: Option<String>,
+    /// Destination.
+    pub to: PhoneNumber,
+    /// Sending number.
+    pub from: PhoneNumber,
+    /// Rendered text, exactly what the patient gets.
+    pub text: String,
+    /// Lifecycle position.
+    pub status: RecipientStatus,
+    /// Not sent before this instant (schedule, cap, quiet hours).
+    pub not_before: Option<DateTime<Utc>>,
+    /// The carrier's id once it accepted the message.
+    pub carrier_message_id: Option<String>,
+    /// When the carrier accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When the carrier reported delivery.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Why it failed.
+    pub error: Option<RecipientError>,
+    /// Why it was skipped.
+    pub skip_reason: Option<String>,
+    /// Carrier attempts so far.
+    pub attempts: u32,
+    /// When the dispatcher last claimed it.
+    pub claimed_at: Option<DateTime<Utc>>,
+}
+
+/// Recipients per status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    #[allow(missing_docs)]
+    pub scheduled: u32,
+    #[allow(missing_docs)]
+    pub queued: u32,
+    #[allow(missing_docs)]
+    pub sending: u32,
+    #[allow(missing_docs)]
+    pub sent: u32,
+    #[allow(missing_docs)]
+    pub delivered: u32,
+    #[allow(missing_docs)]
+    pub failed: u32,
+    #[allow(missing_docs)]
+    pub canceled: u32,
+    #[allow(missing_docs)]
+    pub skipped: u32,
+}
+
+impl Counts {
+    /// Tallies the statuses of `recipients`.
+    pub fn of<'a>(statuses: impl IntoIterator<Item = &'a RecipientStatus>) -> Counts {
+        let mut c = Counts::default();
+        for s in statuses {
+            *c.slot(*s) += 1;
+        }
+        c
+    }
+
+    fn slot(&mut self, s: RecipientStatus) -> &mut u32 {
+        match s {
+            RecipientStatus::Scheduled => &mut self.scheduled,
+            RecipientStatus::Queued => &mut self.queued,
+            RecipientStatus::Sending => &mut self.sending,
+            RecipientStatus::Sent => &mut self.sent,
+            RecipientStatus::Delivered => &mut self.delivered,
+            RecipientStatus::Failed => &mut self.failed,
+            RecipientStatus::Canceled => &mut self.canceled,
+            RecipientStatus::Skipped => &mut self.skipped,
+        }
+    }
+}
+
+/// A recipient as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientView {
+    patient_id: Option<String>,
+    to: String,
+    status: RecipientStatus,
+    not_before: Option<String>,
+    carrier_message_id: Option<String>,
+    sent_at: Option<String>,
+    delivered_at: Option<String>,
+    error: Option<RecipientError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skip_reason: Option<String>,
+}
+
+impl From<&Recipient> for RecipientView {
+    fn from(r: &Recipient) -> Self {
+        Self {
+            patient_id: r.patient_id.clone(),
+            to: r.to.to_string(),
+            status: r.status,
+            not_before: r.not_before.as_ref().map(to_api_time),
+            carrier_message_id: r.carrier_message_id.clone(),
+            sent_at: r.sent_at.as_ref().map(to_api_time),
+            delivered_at: r.delivered_at.as_ref().map(to_api_time),
+            error: r.error.clone(),
+            skip_reason: r.skip_reason.clone(),
+        }
+    }
+}
+
+/// A message as the API shows it (`GET /v1/messages/{id}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    id: String,
+    #[serde(rename = "type")]
+    message_type: MessageType,
+    status: &'static str,
+    channel: Channel,
+    from: String,
+    text: String,
+    encoding: Encoding,
+    segments: u32,
+    send_at: Option<String>,
+    created_at: String,
+    target_count: u32,
+    counts: Counts,
+    recipients: Vec<RecipientView>,
+}
+
+impl MessageView {
+    /// Builds the resource from the stored message and its recipients.
+    pub fn new(message: &Message, recipients: &[Recipient]) -> Self {
+        let counts = Counts::of(recipients.iter().map(|r| &r.status));
+        let status = match (message.message_type, recipients.first()) {
+            (MessageType::DirectMessage, Some(r)) => r.status.as_str(),
+            _ => bulk_status(&counts),
+        };
+        Self {
+            id: message.id.clone(),
+            message_type: message.message_type,
+            status,
+            channel: message.channel,
+            from: message.from.to_string(),
+            text: message.text.clone(),
+            encoding: message.encoding,
+            segments: message.segments,
+            send_at: message.send_at.as_ref().map(to_api_time),
+            created_at: to_api_time(&message.created_at),
+            target_count: message.target_count,
+            counts,
+            recipients: recipients.iter().map(RecipientView::from).collect(),
+        }
+    }
+}
+
+/// A bulk message's status: `scheduled`, `sending` (some not yet final),
+/// `completed` (all final) or `canceled` (canceled before any was sent).
+pub fn bulk_status(c: &Counts) -> &'static str {
+    let in_flight = c.queued + c.sending + c.sent;
+    let reached_carrier = c.sent + c.delivered + c.failed;
+    if c.scheduled > 0 && in_flight == 0 && reached_carrier == 0 {
+        "scheduled"
+    } else if c.scheduled + in_flight > 0 {
+        "sending"
+    } else if c.canceled > 0 && reached_carrier == 0 {
+        "canceled"
+    } else {
+        "completed"
+    }
+}
+
+/// What the dispatcher receives through the send queue: ids only, the
+/// record itself stays in DynamoDB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendJob {
+    /// Owner.
+    pub practice_id: String,
+    /// Message.
+    pub message_id: String,
+    /// Recipient within the message.
+    pub recipient_id: String,
+}
+
+impl SendJob {
+    /// The compact form carried in the carrier's `tag`, echoed in callbacks.
+    pub fn to_tag(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.practice_id, self.message_id, self.recipient_id
+        )
+    }
+
+    /// Parses a `tag` written by [`SendJob::to_tag`].
+    pub fn from_tag(tag: &str) -> Option<SendJob> {
+        let mut parts = tag.split('/');
+        let (p, m, r) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || p.is_empty() || m.is_empty() || r.is_empty() {
+            return None;
+        }
+        Some(SendJob {
+            practice_id: p.to_string(),
+            message_id: m.to_string(),
+            recipient_id: r.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecipientStatus::*;
+    use super::*;
+
+    #[test]
+    fn delivered_never_moves_back_to_sent() {
+        assert!(!Delivered.can_move_to(Sent));
+        assert!(!Delivered.can_move_to(Failed));
+        assert!(!Failed.can_move_to(Delivered));
+    }
+
+    #[test]
+    fn callback_may_overtake_the_sent_write() {
+        assert!(Sending.can_move_to(Delivered));
+        assert!(Sent.can_move_to(Delivered));
+        assert!(Sending.can_move_to(Failed));
+    }
+
+    #[test]
+    fn only_waiting_recipients_can_be_canceled() {
+        assert!(Scheduled.can_move_to(Canceled));
+        assert!(Queued.can_move_to(Canceled));
+        assert!(!Sending.can_move_to(Canceled));
+        assert!(!Sent.can_move_to(Canceled));
+    }
+
+    #[test]
+    fn final_statuses_have_no_successor() {
+        for from in RecipientStatus::ALL.into_iter().filter(|s| s.is_final()) {
+            for to in RecipientStatus::ALL {
+                assert!(!from.can_move_to(to), "{from:?} -> {to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in RecipientStatus::ALL {
+            assert_eq!(RecipientStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+
+    #[test]
+    fn tag_round_trips_and_rejects_garbage() {
+        let job = SendJob {
+            practice_id: "demo".into(),
+            message_id: "m1".into(),
+            recipient_id: "00001".into(),
+        };
+        assert_eq!(SendJob::from_tag(&job.to_tag()), Some(job));
+        assert_eq!(SendJob::from_tag("a/b"), None);
+        assert_eq!(SendJob::from_tag("a/b/c/d"), None);
+        assert_eq!(SendJob::from_tag("//"), None);
+    }
+
+    #[test]
+    fn bulk_status_follows_counts() {
+        let c = |s: &[RecipientStatus]| Counts::of(s.iter());
+        assert_eq!(bulk_status(&c(&[Scheduled, Scheduled])), "scheduled");
+        assert_eq!(bulk_status(&c(&[Sent, Queued])), "sending");
+        assert_eq!(bulk_status(&c(&[Delivered, Failed, Skipped])), "completed");
+        assert_eq!(bulk_status(&c(&[Canceled, Canceled])), "canceled");
+        assert_eq!(bulk_status(&c(&[Delivered, Canceled])), "completed");
+    }
+
+    #[test]
+    fn failed_recipient_carries_the_catalog_title() {
+        let e = RecipientError::from_carrier_code(4720);
+        assert_eq!(e.title, "Carrier rejected as invalid destination address");
+        assert!(e.permanent);
+        assert_eq!(e.code, "4720");
+    }
+}

@@ -1,0 +1,12 @@
+//! The office's vocabulary, free of AWS and Lambda: what a message, recipient,
+//! patient and practice are, and the rules that govern them.
+
+pub mod carrier_errors;
+pub mod clock;
+pub mod error;
+pub mod merge;
+pub mod message;
+pub mod patient;
+pub mod phone;
+pub mod practice;
+pub mod text;

@@ -1,0 +1,190 @@
+//! A dental practice: its sending numbers, time zone and sending limits.
+
+use chrono::NaiveTime;
+use serde::{Deserialize, Serialize};
+
+use super::phone::PhoneNumber;
+
+/// The number a message is sent from: the practice's main or alternate SMS line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// The practice's main SMS number.
+    #[default]
+    SmsMain,
+    /// The practice's alternate SMS number (e.g. a ported line).
+    SmsAlt,
+}
+
+impl Channel {
+    /// The API's name for the channel.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Channel::SmsMain => "sms_main",
+            Channel::SmsAlt => "sms_alt",
+        }
+    }
+
+    /// Parses the API's name for a channel.
+    pub fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "sms_main" => Some(Channel::SmsMain),
+            "sms_alt" => Some(Channel::SmsAlt),
+            _ => None,
+        }
+    }
+}
+
+/// The practice's sending numbers, one per channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channels {
+    /// Always present: every practice sends from a main number.
+    pub sms_main: PhoneNumber,
+    /// Optional second number.
+    pub sms_alt: Option<PhoneNumber>,
+}
+
+impl Channels {
+    /// The number for `channel`, if the practice has one.
+    pub fn number(&self, channel: Channel) -> Option<&PhoneNumber> {
+        match channel {
+            Channel::SmsMain => Some(&self.sms_main),
+            Channel::SmsAlt => self.sms_alt.as_ref(),
+        }
+    }
+}
+
+/// The daily window in the practice's time zone in which scheduled and bulk
+/// messages may go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuietHours {
+    /// Sending opens (`"08:00"`).
+    #[serde(with = "hhmm")]
+    pub start: NaiveTime,
+    /// Sending closes (`"21:00"`).
+    #[serde(with = "hhmm")]
+    pub end: NaiveTime,
+}
+
+impl QuietHours {
+    /// Parses `"08:00-21:00"`; `"off"` means no quiet hours.
+    pub fn parse_setting(s: &str) -> Result<Option<QuietHours>, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let (start, end) = s
+            .split_once('-')
+            .ok_or_else(|| format!("quiet hours {s:?} must look like 08:00-21:00 or off"))?;
+        let parse = |t: &str| {
+            NaiveTime::parse_from_str(t.trim(), "%H:%M")
+                .map_err(|_| format!("{t:?} is not a time like 08:00"))
+        };
+        let (start, end) = (parse(start)?, parse(end)?);
+        if start == end {
+            return Err("quiet hours must open and close at different times".into());
+        }
+        Ok(Some(QuietHours { start, end }))
+    }
+}
+
+mod hhmm {
+    use chrono::NaiveTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &NaiveTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.format("%H:%M").to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveTime, D::Error> {
+        let s = String::deserialize(d)?;
+        NaiveTime::parse_from_str(&s, "%H:%M").map_err(serde::de::Error::custom)
+    }
+}
+
+/// Default bulk cap: the seed's "250 messages per hour".
+pub const DEFAULT_HOURLY_CAP: u32 = 250;
+/// Default rolling window the cap applies to.
+pub const DEFAULT_CAP_WINDOW_SECONDS: u32 = 3600;
+/// Default largest bulk list.
+pub const DEFAULT_MAX_BULK_RECIPIENTS: u32 = 1000;
+
+/// A practice as stored, and as `GET /v1/settings` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Practice {
+    /// Stable id.
+    pub practice_id: String,
+    /// Shown to patients through `{practice_name}`.
+    pub name: String,
+    /// IANA time zone (`America/New_York`).
+    pub timezone: String,
+    /// Sending numbers.
+    pub channels: Channels,
+    /// Bulk recipients per rolling window.
+    pub hourly_cap: u32,
+    /// Length of the rolling window, in seconds.
+    pub cap_window_seconds: u32,
+    /// Largest bulk list accepted.
+    pub max_bulk_recipients: u32,
+    /// Window for scheduled and bulk sends; `None` means any time.
+    pub quiet_hours: Option<QuietHours>,
+}
+
+impl Practice {
+    /// Checks the practice's own settings (used by the admin command).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("name must not be empty".into());
+        }
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(format!(
+                "time zone {:?} is not an IANA time zone such as America/New_York",
+                self.timezone
+            ));
+        }
+        if self.hourly_cap == 0 {
+            return Err("hourly cap must be at least 1".into());
+        }
+        if self.cap_window_seconds == 0 {
+            return Err("cap window must be at least 1 second".into());
+        }
+        if self.max_bulk_recipients == 0 {
+            return Err("max bulk recipients must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_hours_setting_parses_window_and_off() {
+        let q = QuietHours::parse_setting("08:00-21:00").unwrap().unwrap();
+        assert_eq!(q.start, NaiveTime::from_hms_opt(8, 0, 0).unwrap());
+        assert_eq!(q.end, NaiveTime::from_hms_opt(21, 0, 0).unwrap());
+        assert_eq!(QuietHours::parse_setting("OFF").unwrap(), None);
+        assert!(QuietHours::parse_setting("8am-9pm").is_err());
+        assert!(QuietHours::parse_setting("09:00-09:00").is_err());
+    }
+
+    #[test]
+    fn quiet_hours_serialise_as_hh_mm() {
+        let q = QuietHours::parse_setting("08:00-21:00").unwrap();
+        assert_eq!(
+            serde_json::to_value(q).unwrap(),
+            serde_json::json!({"start": "08:00", "end": "21:00"})
+        );
+    }
+
+    #[test]
+    fn alt_channel_without_number_is_unavailable() {
+        let channels = Channels {
+            sms_main: PhoneNumber::parse("+14155550100").unwrap(),
+            sms_alt: None,
+        };
+        assert!(channels.number(Channel::SmsMain).is_some());
+        assert!(channels.number(Channel::SmsAlt).is_none());
+    }
+}

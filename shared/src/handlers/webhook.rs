@@ -1,0 +1,57 @@
+//! `POST /v1/webhooks/bandwidth`: carrier callbacks, HTTP Basic auth.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+
+use crate::adapters::dynamo::DynamoStore;
+use crate::app::auth::check_basic_auth;
+use crate::app::callbacks::{self, CarrierEvent};
+use crate::config::{self, ConfigError};
+use crate::domain::error::AppError;
+use crate::http;
+
+/// The carrier webhook function.
+pub struct Webhook {
+    store: DynamoStore,
+    username: String,
+    password: String,
+}
+
+impl Webhook {
+    /// Reads `TABLE_NAME`, `WEBHOOK_USERNAME`, `WEBHOOK_PASSWORD`.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let [table, username, password] =
+            config::require(["TABLE_NAME", "WEBHOOK_USERNAME", "WEBHOOK_PASSWORD"])?;
+        let aws = crate::adapters::aws_config().await;
+        Ok(Self {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+            username,
+            password,
+        })
+    }
+
+    /// Handles one callback request.
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, std::convert::Infallible> {
+        let route = http::route_key(&req);
+        Ok(super::respond(&route, self.route(&route, &req).await))
+    }
+
+    async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
+        if route != "POST /v1/webhooks/bandwidth" {
+            return Err(http::no_route());
+        }
+        check_basic_auth(super::authorization(req), &self.username, &self.password)?;
+        let bytes = http::body_bytes(req)?;
+        let events: Vec<CarrierEvent> = serde_json::from_slice(bytes).map_err(|e| {
+            AppError::bad_request(
+                "invalid_json",
+                format!("expected an array of Bandwidth events: {e}"),
+            )
+        })?;
+        let applied = callbacks::apply(&self.store, &events, chrono::Utc::now()).await?;
+        Ok(http::json(
+            StatusCode::OK,
+            &serde_json::json!({"recorded": applied.recorded, "ignored": applied.ignored}),
+        ))
+    }
+}

@@ -1,0 +1,222 @@
+//! HTTP conventions of the API (`api.md`), in one place: the error body and
+//! the status for each error kind, strict JSON parsing, route keys, auth headers.
+
+use lambda_http::http::{HeaderMap, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::domain::error::{AppError, ErrorKind};
+
+/// Bodies above this size are refused with 413.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The HTTP status for each kind of refusal. The only such mapping.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// A JSON response with a pre-serialised body.
+pub fn raw_json(status: u16, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        lambda_http::http::header::CONTENT_TYPE,
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(body) => raw_json(status.as_u16(), body),
+        Err(e) => {
+            tracing::error!(error = %e, "response did not serialise");
+            error(&AppError::unavailable(
+                "The response could not be produced; retry shortly.",
+            ))
+        }
+    }
+}
+
+/// A response with no body.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response
+}
+
+/// The error body: `{"error": {"code", "message", "field"}}`.
+pub fn error_body(e: &AppError) -> serde_json::Value {
+    serde_json::json!({"error": {"code": e.code, "message": e.message, "field": e.field}})
+}
+
+/// The error response, with the status for its kind.
+pub fn error(e: &AppError) -> Response<Body> {
+    raw_json(status_of(e.kind).as_u16(), error_body(e).to_string())
+}
+
+/// The body bytes, refusing oversized ones with 413.
+pub fn body_bytes(req: &Request) -> Result<&[u8], AppError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(AppError::payload_too_large(format!(
+            "the request body is {} bytes; the most accepted is {MAX_BODY_BYTES}",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Parses a JSON body strictly: malformed → 400 `invalid_json`, unknown field
+/// → 400 `unknown_field`, wrong type or missing field → 422 `invalid_field`,
+/// each naming the field. Returns the typed value and the canonical JSON value
+/// (for idempotency hashing).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::Value), AppError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        AppError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    if !value.is_object() {
+        return Err(AppError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    }
+    let typed = serde_path_to_error::deserialize(&value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        let quoted = inner.split('`').nth(1).map(str::to_string);
+        let at = |name: Option<String>| match (path.as_str(), name) {
+            (".", Some(n)) => n,
+            (p, Some(n))
+                if inner.starts_with("unknown field") || inner.starts_with("missing field") =>
+            {
+                format!("{p}.{n}")
+            }
+            (p, _) => p.to_string(),
+        };
+        if inner.starts_with("unknown field") {
+            AppError::bad_request(
+                "unknown_field",
+                format!(
+                    "{} is not a field this request accepts",
+                    quoted.clone().unwrap_or_default()
+                ),
+            )
+            .at(at(quoted))
+        } else if inner.starts_with("missing field") {
+            AppError::invalid(
+                "invalid_field",
+                format!("{} is required", quoted.clone().unwrap_or_default()),
+            )
+            .at(at(quoted))
+        } else {
+            let field = at(None);
+            AppError::invalid("invalid_field", format!("{field}: {inner}")).at(field)
+        }
+    })?;
+    Ok((typed, value))
+}
+
+/// `"POST /v1/messages"`: the API Gateway route that matched.
+pub fn route_key(req: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone().unwrap_or_default(),
+        _ => format!("{} {}", req.method(), req.uri().path()),
+    }
+}
+
+/// A path parameter of the matched route.
+pub fn path_param(req: &Request, name: &str) -> Option<String> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_string)
+}
+
+/// A query-string parameter.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_string)
+}
+
+/// A header as text.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// 404 for a route this function does not serve.
+pub fn no_route() -> AppError {
+    AppError::not_found("not_found", "there is no such endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        text: String,
+        count: Option<u32>,
+    }
+
+    #[test]
+    fn malformed_json_is_invalid_json() {
+        let e = parse_json::<Sample>(b"{\"text\": ").unwrap_err();
+        assert_eq!((e.kind, e.code), (ErrorKind::BadRequest, "invalid_json"));
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = parse_json::<Sample>(br#"{"text": "hi", "colour": 1}"#).unwrap_err();
+        assert_eq!((e.kind, e.code), (ErrorKind::BadRequest, "unknown_field"));
+        assert_eq!(e.field.as_deref(), Some("colour"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let e = parse_json::<Sample>(br#"{"text": "hi", "count": "x"}"#).unwrap_err();
+        assert_eq!(
+            (e.kind, e.code),
+            (ErrorKind::Unprocessable, "invalid_field")
+        );
+        assert_eq!(e.field.as_deref(), Some("count"));
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let e = parse_json::<Sample>(br#"{}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("text"));
+    }
+
+    #[test]
+    fn non_object_body_is_refused() {
+        assert_eq!(
+            parse_json::<Sample>(b"[1]").unwrap_err().code,
+            "invalid_json"
+        );
+    }
+
+    #[test]
+    fn error_body_has_the_documented_shape() {
+        let e = AppError::invalid("invalid_phone", "bad").at("to");
+        assert_eq!(
+            error_body(&e),
+            serde_json::json!({"error": {"code": "invalid_phone", "message": "bad", "field": "to"}})
+        );
+        assert_eq!(status_of(e.kind), 422);
+    }
+}

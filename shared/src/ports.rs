@@ -1,0 +1,192 @@
+//! The small traits the application layer needs from the outside world.
+//! Adapters in `crate::adapters` implement them for DynamoDB, SQS and the
+//! carrier's HTTP API; unit tests implement them in memory.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::error::StoreError;
+use crate::domain::message::{Message, Recipient, RecipientError, SendJob};
+use crate::domain::patient::Patient;
+use crate::domain::practice::Practice;
+
+/// Practices, their API keys and their patients.
+#[async_trait]
+pub trait PracticeStore: Send + Sync {
+    /// The practice an API key (by its SHA-256 hex digest) belongs to.
+    async fn practice_for_key(&self, key_hash: &str) -> Result<Option<Practice>, StoreError>;
+    /// A practice by id.
+    async fn get_practice(&self, practice_id: &str) -> Result<Option<Practice>, StoreError>;
+    /// Creates or replaces a practice's settings.
+    async fn put_practice(&self, practice: &Practice) -> Result<(), StoreError>;
+    /// Makes `key_hash` the practice's only API key.
+    async fn set_api_key(&self, practice_id: &str, key_hash: &str) -> Result<(), StoreError>;
+    /// Creates or replaces a patient.
+    async fn put_patient(&self, practice_id: &str, patient: &Patient) -> Result<(), StoreError>;
+    /// A patient by the office's id.
+    async fn get_patient(
+        &self,
+        practice_id: &str,
+        patient_id: &str,
+    ) -> Result<Option<Patient>, StoreError>;
+}
+
+/// A remembered answer to a POST carrying an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// Owner.
+    pub practice_id: String,
+    /// The client's key.
+    pub key: String,
+    /// SHA-256 of the method, path and canonical JSON body.
+    pub request_hash: String,
+    /// The HTTP status first answered.
+    pub status: u16,
+    /// The body first answered.
+    pub response_body: String,
+    /// Forgotten after this instant (24 h).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How storing a new message went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Stored, together with the idempotency record if any.
+    Created,
+    /// Another request with the same idempotency key won the race; nothing stored.
+    IdempotencyKeyTaken,
+}
+
+/// One forward move of a recipient, performed as one conditional write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// `queued → sending`: the dispatcher takes the send; at most one wins.
+    Claim {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// `sending → queued`: the carrier failed retryably; the claim is given back.
+    Release {
+        /// Why, for the record.
+        reason: String,
+    },
+    /// `sending → sent`: the carrier accepted the message.
+    Sent {
+        /// The carrier's id.
+        carrier_message_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// `sending | sent → delivered`, from a callback.
+    Delivered {
+        /// Must match the id stored, if one is stored.
+        carrier_message_id: String,
+        /// When the carrier says it was delivered.
+        at: DateTime<Utc>,
+    },
+    /// `→ failed`, with the reason. From a callback the carrier id must match.
+    Failed {
+        /// The callback's carrier id, if the failure came from a callback.
+        carrier_message_id: Option<String>,
+        /// Why.
+        error: RecipientError,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Messages, recipients and idempotency records.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a new message, its recipients and (when given) the idempotency
+    /// record, all or nothing.
+    async fn create_message(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError>;
+    /// Removes what `create_message` stored; used when the send queue refused
+    /// the message so that the refused request leaves nothing behind.
+    async fn remove_message(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
+    /// A message and all its recipients.
+    async fn get_message(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+    ) -> Result<Option<(Message, Vec<Recipient>)>, StoreError>;
+    /// One recipient.
+    async fn get_recipient(&self, job: &SendJob) -> Result<Option<Recipient>, StoreError>;
+    /// The remembered answer for an idempotency key, if not expired.
+    async fn get_idempotency(
+        &self,
+        practice_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Applies `transition` if the recipient's current status allows it.
+    /// Returns the recipient after the write, or `None` when the condition
+    /// did not hold (already moved on, or unknown).
+    async fn transition(
+        &self,
+        job: &SendJob,
+        transition: &Transition,
+    ) -> Result<Option<Recipient>, StoreError>;
+}
+
+/// The queue the dispatcher consumes.
+#[async_trait]
+pub trait SendQueue: Send + Sync {
+    /// Enqueues sends (batched by the adapter).
+    async fn enqueue(&self, jobs: &[SendJob]) -> Result<(), StoreError>;
+    /// Makes a received queue message visible again after `delay_seconds`.
+    async fn retry_later(&self, receipt_handle: &str, delay_seconds: u32)
+        -> Result<(), StoreError>;
+}
+
+/// A text ready for the carrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundText {
+    /// Sending number, E.164.
+    pub from: String,
+    /// Destination, E.164.
+    pub to: String,
+    /// What the patient gets.
+    pub text: String,
+    /// Our ids, echoed back in callbacks.
+    pub tag: String,
+}
+
+/// What the carrier said to a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CarrierOutcome {
+    /// Accepted for delivery.
+    Accepted {
+        /// The carrier's message id.
+        carrier_message_id: String,
+    },
+    /// Refused for good (HTTP 4xx other than 429).
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The carrier's description.
+        detail: String,
+    },
+    /// Worth trying again later (5xx, 429, timeout, connection failure).
+    Retryable {
+        /// What happened, for the record.
+        reason: String,
+    },
+}
+
+/// Sends texts through a carrier.
+#[async_trait]
+pub trait Carrier: Send + Sync {
+    /// Submits one text.
+    async fn send(&self, text: &OutboundText) -> CarrierOutcome;
+}
