@@ -96,24 +96,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::V
         let path = e.path().to_string();
         let inner = e.inner().to_string();
         let quoted = inner.split('`').nth(1).map(str::to_string);
-        let at = |name: Option<String>| match (path.as_str(), name) {
+        // serde_path_to_error already ends the path with an unknown field's
+        // name; a missing field's path is its parent object.
+        let missing_at = |name: Option<String>| match (path.as_str(), name) {
             (".", Some(n)) => n,
-            (p, Some(n))
-                if inner.starts_with("unknown field") || inner.starts_with("missing field") =>
-            {
-                format!("{p}.{n}")
-            }
-            (p, _) => p.to_string(),
+            (p, Some(n)) => format!("{p}.{n}"),
+            (p, None) => p.to_string(),
         };
         if inner.starts_with("unknown field") {
             AppError::bad_request(
                 "unknown_field",
-                format!(
-                    "{} is not a field this request accepts",
-                    quoted.clone().unwrap_or_default()
-                ),
+                format!("{} is not a field this request accepts", quoted.clone().unwrap_or_default()),
             )
-            .at(at(quoted))
+            .at(path.clone())
         } else if inner.starts_with("missing field") {
             AppError::invalid(
                 "invalid_field",
@@ -121,7 +116,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::V
             )
             .at(at(quoted))
         } else {
-            let field = at(None);
+            let field = path.clone();
             AppError::invalid("invalid_field", format!("{field}: {inner}")).at(field)
         }
     })?;

@@ -1,0 +1,42 @@
+# One command runs the system locally, one runs every test. See README.md.
+SHELL := /bin/bash
+VENV := .tools/venv
+EMULATOR := .tools/emulator
+PY := $(VENV)/bin/python
+
+.PHONY: dev test tools lint unit clean
+
+## make dev: emulator + stack + demo practice + carrier simulator, in the foreground
+dev: tools
+	$(PY) infra/local.py dev
+
+## make test: every test (unit, adapter, end-to-end), starting and stopping what it needs
+test: tools
+	$(PY) infra/local.py test
+
+## make unit: the fast tests only (no local cloud)
+unit:
+	cargo test --release --workspace
+
+## make lint: formatting, clippy, template checks
+lint: tools
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+
+## make tools: pinned local-cloud tools into .tools/ (skipped when up to date)
+tools: $(VENV)/.installed $(EMULATOR)/.installed
+
+$(VENV)/.installed: infra/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	touch $@
+
+$(EMULATOR)/.installed: infra/requirements-emulator.txt
+	python3 -m venv $(EMULATOR)
+	$(EMULATOR)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-emulator.txt
+	touch $@
+
+clean:
+	rm -rf .aws-sam .local

@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""The local cloud: emulator + this stack + demo practice + carrier simulator.
+
+    python infra/local.py dev    # bring everything up, stay in the foreground (make dev)
+    python infra/local.py test   # bring it up, run every test, tear it down (make test)
+
+Runs under .tools/venv/bin/python (boto3 comes with aws-sam-cli there).
+
+What it does, in order:
+  1. starts the AWS emulator (ministack) on LOCAL_AWS_PORT (4566) and the
+     carrier simulator on CARRIER_SIM_PORT (4599);
+  2. builds every binary of the workspace in ONE cargo invocation (release
+     profile, native target: the emulator runs provided.al2023 bootstraps as
+     local processes, so a native build is exactly what runs);
+  3. stages each function's binary as `bootstrap` the way `sam build` would,
+     and deploys template.yaml with `sam deploy` (the same template as AWS;
+     only parameters differ);
+  4. creates (or updates) the demo practice with practice-admin and points the
+     simulator's callbacks at the deployed webhook;
+  5. writes .local/endpoints.json.
+
+Everything started is stopped on Ctrl-C / SIGTERM, and on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL = ROOT / ".local"
+TOOLS = ROOT / ".tools"
+STAGE = ROOT / ".aws-sam" / "local"
+STACK = os.environ.get("LOCAL_STACK_NAME", "patient-messaging")
+REGION = "us-east-1"
+AWS_PORT = int(os.environ.get("LOCAL_AWS_PORT", "4566"))
+SIM_PORT = int(os.environ.get("CARRIER_SIM_PORT", "4599"))
+AWS_URL = f"http://127.0.0.1:{AWS_PORT}"
+SIM_URL = f"http://127.0.0.1:{SIM_PORT}"
+
+# Credentials of the local stack only (nothing real is behind them).
+CARRIER = {"account": "9900000", "application": "local-application", "user": "sim-user", "password": "sim-password"}
+WEBHOOK = {"user": "bandwidth-callbacks", "password": "local-webhook-secret"}
+
+FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher"]
+TOOL_BINARIES = ["carrier-sim", "practice-admin"]
+
+COLORS = {"aws": "\033[36m", "sim": "\033[35m", "local": "\033[32m", "test": "\033[33m"}
+
+
+def log(msg: str, who: str = "local") -> None:
+    color = COLORS.get(who, "") if sys.stdout.isatty() else ""
+    reset = "\033[0m" if color else ""
+    print(f"{color}[{who}]{reset} {msg}", flush=True)
+
+
+def aws_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AWS_ENDPOINT_URL=AWS_URL,
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        SAM_CLI_TELEMETRY="0",
+    )
+    return env
+
+
+class Processes:
+    """Children started by this run; stopped together, in reverse order."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, cmd: list[str], env: dict[str, str], logfile: Path) -> subprocess.Popen:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # its own process group: we stop it with all its children
+        )
+        self.children.append((name, proc))
+        (LOCAL / "pids").mkdir(parents=True, exist_ok=True)
+        (LOCAL / "pids" / name).write_text(str(proc.pid))
+
+        def pump() -> None:
+            with logfile.open("a") as f:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    f.write(line)
+                    f.flush()
+                    if os.environ.get("LOCAL_QUIET") != "1":
+                        log(line.rstrip(), name)
+
+        threading.Thread(target=pump, daemon=True).start()
+        return proc
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.children):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for name, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            (LOCAL / "pids" / name).unlink(missing_ok=True)
+        self.children.clear()
+
+
+def stop_leftovers() -> None:
+    """A previous run killed with SIGKILL may have left its children: stop them."""
+    pids = LOCAL / "pids"
+    if not pids.is_dir():
+        return
+    for f in pids.iterdir():
+        try:
+            pid = int(f.read_text().strip())
+            os.killpg(pid, signal.SIGTERM)
+            log(f"stopped a leftover {f.name} (pid {pid}) from an earlier run")
+            time.sleep(0.5)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+        f.unlink(missing_ok=True)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_until(what: str, check, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{what}: the process exited with code {proc.returncode}; see .local/logs/")
+        try:
+            if check():
+                return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what}: not ready after {timeout:.0f} s")
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as r:
+        return 200 <= r.status < 300
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None, capture: bool = False) -> str:
+    log("$ " + " ".join(cmd))
+    result = subprocess.run(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE if capture else None)
+    if result.returncode != 0:
+        raise SystemExit(f"command failed ({result.returncode}): {' '.join(cmd)}")
+    return result.stdout or ""
+
+
+def build() -> None:
+    started = time.monotonic()
+    cmd = ["cargo", "build", "--release", "--locked"]
+    for b in FUNCTION_BINARIES + TOOL_BINARIES:
+        cmd += ["-p", b]
+    run(cmd)
+    log(f"built {len(FUNCTION_BINARIES + TOOL_BINARIES)} binaries in {time.monotonic() - started:.0f} s")
+
+
+def stage_template() -> Path:
+    """Writes .aws-sam/local/template.yaml: template.yaml with each function's
+    CodeUri pointing at a folder holding its binary as `bootstrap` (what
+    `sam build` produces, without building each function separately)."""
+    sys.path.insert(0, str(ROOT))
+    from samcli.yamlhelper import yaml_dump, yaml_parse  # type: ignore
+
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    if STAGE.exists():
+        shutil.rmtree(STAGE)
+    STAGE.mkdir(parents=True)
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        binary = resource["Metadata"]["BuildProperties"]["Binary"]
+        code_dir = STAGE / logical_id
+        code_dir.mkdir()
+        shutil.copy2(ROOT / "target" / "release" / binary, code_dir / "bootstrap")
+        resource["Properties"]["CodeUri"] = str(code_dir)
+        del resource["Metadata"]
+    out = STAGE / "template.yaml"
+    out.write_text(yaml_dump(template))
+    return out
+
+
+def deploy(staged: Path) -> dict[str, str]:
+    started = time.monotonic()
+    sam = str(TOOLS / "venv" / "bin" / "sam")
+    params = {
+        "CarrierApiUrl": f"{SIM_URL}/api/v2",
+        "CarrierAccountId": CARRIER["account"],
+        "CarrierApplicationId": CARRIER["application"],
+        "CarrierUsername": CARRIER["user"],
+        "CarrierPassword": CARRIER["password"],
+        "WebhookUsername": WEBHOOK["user"],
+        "WebhookPassword": WEBHOOK["password"],
+        "AwsEndpointUrl": AWS_URL,
+        "LogLevel": os.environ.get("LOG_LEVEL", "info"),
+    }
+    run(
+        [
+            sam, "deploy",
+            "--template-file", str(staged),
+            "--stack-name", STACK,
+            "--region", REGION,
+            "--resolve-s3",
+            "--capabilities", "CAPABILITY_IAM",
+            "--no-confirm-changeset",
+            "--no-fail-on-empty-changeset",
+            "--parameter-overrides", *[f"{k}={v}" for k, v in params.items()],
+        ],
+        env=aws_env(),
+    )
+    import boto3  # type: ignore
+
+    cfn = boto3.client("cloudformation", endpoint_url=AWS_URL, region_name=REGION,
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    log(f"deployed stack {STACK} in {time.monotonic() - started:.0f} s")
+    return outputs
+
+
+def demo_practice(outputs: dict[str, str]) -> dict[str, str]:
+    admin = str(ROOT / "target" / "release" / "practice-admin")
+    env = aws_env()
+    env["TABLE_NAME"] = outputs["TableName"]
+    settings = [
+        "--name", os.environ.get("DEMO_NAME", "Bright Smiles Dental"),
+        "--timezone", os.environ.get("DEMO_TIMEZONE", "America/New_York"),
+        "--main", os.environ.get("DEMO_MAIN_NUMBER", "+14155550100"),
+        "--alt", os.environ.get("DEMO_ALT_NUMBER", "+14155550101"),
+        "--hourly-cap", os.environ.get("DEMO_HOURLY_CAP", "250"),
+        "--cap-window-seconds", os.environ.get("DEMO_CAP_WINDOW_SECONDS", "3600"),
+        "--quiet-hours", os.environ.get("DEMO_QUIET_HOURS", "08:00-21:00"),
+    ]
+    exists = subprocess.run([admin, "show", "--practice-id", "demo"], cwd=ROOT, env=env,
+                            capture_output=True, text=True).returncode == 0
+    if exists:
+        run([admin, "update", "--practice-id", "demo", *settings], env=env, capture=True)
+        created = json.loads(run([admin, "rotate-key", "--practice-id", "demo"], env=env, capture=True))
+    else:
+        created = json.loads(run([admin, "create", "--practice-id", "demo", *settings], env=env, capture=True))
+    log("demo practice 'demo' ready")
+    return created
+
+
+def up(procs: Processes) -> dict[str, str]:
+    started = time.monotonic()
+    stop_leftovers()
+    (LOCAL / "endpoints.json").unlink(missing_ok=True)
+    for port, what in ((AWS_PORT, "LOCAL_AWS_PORT"), (SIM_PORT, "CARRIER_SIM_PORT")):
+        if not port_free(port):
+            raise SystemExit(f"port {port} is in use; stop what uses it or set {what} to another port")
+    logs = LOCAL / "logs"
+    emulator_env = dict(os.environ, GATEWAY_PORT=str(AWS_PORT), MINISTACK_REGION=REGION, LOG_LEVEL="WARNING")
+    emulator = procs.start("aws", [str(TOOLS / "emulator" / "bin" / "ministack")], emulator_env, logs / "emulator.log")
+
+    build()  # overlaps with the emulator starting
+    sim_env = dict(
+        os.environ,
+        SIM_PORT=str(SIM_PORT),
+        SIM_ACCOUNT_ID=CARRIER["account"],
+        SIM_API_USER=CARRIER["user"],
+        SIM_API_PASSWORD=CARRIER["password"],
+        SIM_APPLICATION_ID=CARRIER["application"],
+        SIM_CALLBACK_USER=WEBHOOK["user"],
+        SIM_CALLBACK_PASSWORD=WEBHOOK["password"],
+    )
+    sim = procs.start("sim", [str(ROOT / "target" / "release" / "carrier-sim")], sim_env, logs / "carrier-sim.log")
+    wait_until("emulator", lambda: http_ok(f"{AWS_URL}/_ministack/health"), 60, emulator)
+    wait_until("carrier simulator", lambda: http_ok(f"{SIM_URL}/_sim/health"), 30, sim)
+
+    outputs = deploy(stage_template())
+    api_url = f"{AWS_URL}/_aws/execute-api/{outputs['ApiId']}"
+    practice = demo_practice(outputs)
+    config = json.dumps({"callback_url": f"{api_url}/v1/webhooks/bandwidth",
+                         "callback_user": WEBHOOK["user"], "callback_password": WEBHOOK["password"]}).encode()
+    req = urllib.request.Request(f"{SIM_URL}/_sim/config", data=config, method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=5).read()
+
+    endpoints = {
+        "api_url": api_url,
+        "api_key": practice["api_key"],
+        "practice_id": practice["practice_id"],
+        "carrier_url": SIM_URL,
+        # Not in the public contract; used by the adapter tests.
+        "aws_endpoint_url": AWS_URL,
+        "table_name": outputs["TableName"],
+        "send_queue_url": outputs["SendQueueUrl"],
+        "dead_letter_queue_url": outputs["SendDeadLetterQueueUrl"],
+        "webhook": WEBHOOK,
+    }
+    LOCAL.mkdir(exist_ok=True)
+    tmp = LOCAL / "endpoints.json.tmp"
+    tmp.write_text(json.dumps(endpoints, indent=2) + "\n")
+    tmp.replace(LOCAL / "endpoints.json")
+    log(f"local cloud ready in {time.monotonic() - started:.0f} s; endpoints in .local/endpoints.json")
+    return endpoints
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["dev", "test"])
+    args = parser.parse_args()
+
+    procs = Processes()
+    stopping = threading.Event()
+
+    def on_signal(signum, _frame):
+        stopping.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        if args.command == "test":
+            os.environ.setdefault("LOCAL_QUIET", "1")
+            up(procs)
+            env = dict(os.environ, ENDPOINTS_FILE=str(LOCAL / "endpoints.json"))
+            log("running every test: unit, adapter (emulator) and end-to-end (deployed stack)", "test")
+            return subprocess.run(
+                ["cargo", "test", "--release", "--locked", "--workspace", "--", "--include-ignored"],
+                cwd=ROOT, env=env,
+            ).returncode
+        endpoints = up(procs)
+        print(
+            "\nReady. Send a first message (see README):\n"
+            f"  curl -s -X POST {endpoints['api_url']}/v1/messages \\\n"
+            f"    -H 'Authorization: Bearer {endpoints['api_key']}' -H 'Content-Type: application/json' \\\n"
+            "    -d '{\"to\": \"+14155550142\", \"text\": \"Hello from the local cloud\"}'\n"
+            "Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
+        while not stopping.is_set():
+            for name, proc in procs.children:
+                if proc.poll() is not None:
+                    log(f"{name} exited with code {proc.returncode}; stopping")
+                    return 1
+            time.sleep(1)
+        return 0
+    except KeyboardInterrupt:
+        log("stopping")
+        return 130 if not stopping.is_set() else 0
+    finally:
+        procs.stop()
+        (LOCAL / "endpoints.json").unlink(missing_ok=True)
+        log("stopped everything this run started")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
