@@ -114,7 +114,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::V
                 "invalid_field",
                 format!("{} is required", quoted.clone().unwrap_or_default()),
             )
-            .at(at(quoted))
+            .at(missing_at(quoted))
         } else {
             let field = path.clone();
             AppError::invalid("invalid_field", format!("{field}: {inner}")).at(field)
