@@ -106,7 +106,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::V
         if inner.starts_with("unknown field") {
             AppError::bad_request(
                 "unknown_field",
-                format!("{} is not a field this request accepts", quoted.clone().unwrap_or_default()),
+                format!(
+                    "{} is not a field this request accepts",
+                    quoted.clone().unwrap_or_default()
+                ),
             )
             .at(path.clone())
         } else if inner.starts_with("missing field") {

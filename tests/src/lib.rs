@@ -1,1 +1,358 @@
-//! Helpers for the tests in `tests/tests/`.
+//! Helpers for the adapter and end-to-end tests in `tests/tests/`.
+//!
+//! These tests need the local cloud that `make test` (or `make dev`) brings
+//! up; they find it through `.local/endpoints.json` (or `ENDPOINTS_FILE`).
+//! They are `#[ignore]`d so a plain `cargo test` runs only the fast tests;
+//! `make test` runs them all with `--include-ignored`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::Value;
+use shared::adapters::dynamo::DynamoStore;
+use shared::app::auth::{generate_key, hash_key};
+use shared::domain::phone::PhoneNumber;
+use shared::domain::practice::{Channels, Practice};
+use shared::ports::PracticeStore;
+
+/// Why a test is ignored by default.
+pub const NEEDS_LOCAL_CLOUD: &str = "needs the local cloud: run `make test`";
+
+/// Basic credentials of the deployed webhook.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookCredentials {
+    /// User.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+/// `.local/endpoints.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Endpoints {
+    /// API base URL.
+    pub api_url: String,
+    /// Demo practice key.
+    pub api_key: String,
+    /// Demo practice id.
+    pub practice_id: String,
+    /// Carrier simulator.
+    pub carrier_url: String,
+    /// The emulator.
+    pub aws_endpoint_url: String,
+    /// The stack's table.
+    pub table_name: String,
+    /// The stack's send queue.
+    pub send_queue_url: String,
+    /// Its dead-letter queue.
+    pub dead_letter_queue_url: String,
+    /// Webhook credentials.
+    pub webhook: WebhookCredentials,
+}
+
+impl Endpoints {
+    /// Reads the endpoints of the running local cloud.
+    pub fn load() -> Endpoints {
+        let path = std::env::var("ENDPOINTS_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local/endpoints.json")
+            });
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{} not readable ({e}); {NEEDS_LOCAL_CLOUD}", path.display())
+        });
+        serde_json::from_str(&text).expect("endpoints.json is malformed")
+    }
+
+    /// AWS SDK configuration pointing at the emulator.
+    pub async fn aws(&self) -> aws_config::SdkConfig {
+        let credentials =
+            aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "local-cloud");
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .credentials_provider(credentials)
+            .endpoint_url(&self.aws_endpoint_url)
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await
+    }
+
+    /// The repository on the stack's table.
+    pub async fn store(&self) -> DynamoStore {
+        DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.aws().await),
+            &self.table_name,
+        )
+    }
+
+    /// A message and one recipient stored directly (as the API would), in `status`.
+    pub async fn stored_recipient(
+        &self,
+        practice_id: &str,
+        status: shared::domain::message::RecipientStatus,
+    ) -> shared::domain::message::SendJob {
+        use shared::domain::message::*;
+        use shared::ports::MessageStore;
+        let now = chrono::Utc::now();
+        let message_id = shared::app::messages::new_message_id();
+        let to = random_phone();
+        let from = random_phone();
+        let message = Message {
+            id: message_id.clone(),
+            practice_id: practice_id.to_string(),
+            message_type: MessageType::DirectMessage,
+            channel: shared::domain::practice::Channel::SmsMain,
+            from: from.clone(),
+            text: "Stored directly".into(),
+            encoding: shared::domain::text::Encoding::Gsm7,
+            segments: 1,
+            send_at: None,
+            created_at: now,
+            target_count: 1,
+        };
+        let recipient = Recipient {
+            practice_id: practice_id.to_string(),
+            message_id: message_id.clone(),
+            recipient_id: "00001".into(),
+            patient_id: None,
+            to,
+            from,
+            text: "Stored directly".into(),
+            status,
+            not_before: None,
+            carrier_message_id: (status == RecipientStatus::Sent)
+                .then(|| format!("carrier-{message_id}")),
+            sent_at: None,
+            delivered_at: None,
+            error: None,
+            skip_reason: None,
+            attempts: 0,
+            claimed_at: None,
+        };
+        let outcome = self
+            .store()
+            .await
+            .create_message(&message, &[recipient], None)
+            .await
+            .expect("store");
+        assert_eq!(outcome, shared::ports::CreateOutcome::Created);
+        SendJob {
+            practice_id: practice_id.to_string(),
+            message_id,
+            recipient_id: "00001".into(),
+        }
+    }
+
+    /// A fresh practice of its own for one test, created through the
+    /// repository (as the admin command does), so tests never share state.
+    pub async fn new_practice(&self) -> TestPractice {
+        let id = format!("t-{}", uuid::Uuid::new_v4().simple());
+        let practice = Practice {
+            practice_id: id.clone(),
+            name: "Test Dental".into(),
+            timezone: "America/New_York".into(),
+            channels: Channels {
+                sms_main: random_phone(),
+                sms_alt: None,
+            },
+            hourly_cap: 250,
+            cap_window_seconds: 3600,
+            max_bulk_recipients: 1000,
+            quiet_hours: None,
+        };
+        let store = self.store().await;
+        store
+            .put_practice(&practice)
+            .await
+            .expect("create practice");
+        let key = generate_key();
+        store
+            .set_api_key(&id, &hash_key(&key))
+            .await
+            .expect("store key");
+        TestPractice {
+            api: Api::new(&self.api_url, &key),
+            practice,
+        }
+    }
+
+    /// Every message the carrier simulator received for `to`.
+    pub async fn carrier_messages(&self, to: &str) -> Vec<Value> {
+        let url = format!(
+            "{}/_sim/messages?to={}",
+            self.carrier_url,
+            to.replace('+', "%2B")
+        );
+        let r = reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .expect("simulator");
+        r.json().await.expect("simulator json")
+    }
+
+    /// Arms a carrier fault for one destination number.
+    pub async fn carrier_fault(&self, to: &str, mode: &str, times: u32) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sim/faults", self.carrier_url))
+            .json(&serde_json::json!({"to": to, "mode": mode, "times": times}))
+            .send()
+            .await
+            .expect("simulator");
+        assert!(r.status().is_success(), "arming fault: {}", r.status());
+    }
+}
+
+/// A practice made for one test, with its API client.
+pub struct TestPractice {
+    /// Client with the practice's key.
+    pub api: Api,
+    /// Its settings.
+    pub practice: Practice,
+}
+
+/// A minimal API client.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+/// A response: status and JSON body (Null when empty or not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed body.
+    pub body: Value,
+}
+
+impl Reply {
+    /// `error.code` of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+    /// `error.field` of an error body.
+    pub fn field(&self) -> &str {
+        self.body["error"]["field"].as_str().unwrap_or_default()
+    }
+}
+
+impl Api {
+    /// A client for `base` with `key`.
+    pub fn new(base: &str, key: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            base: base.to_string(),
+            key: key.to_string(),
+        }
+    }
+
+    /// Sends a request with the bearer key and extra headers.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if !self.key.is_empty() {
+            req = req.bearer_auth(&self.key);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.expect("body");
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call("GET", path, None, &[]).await
+    }
+
+    /// POST a JSON value.
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.call("POST", path, Some(body.to_string().into_bytes()), &[])
+            .await
+    }
+
+    /// PUT a JSON value.
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.call("PUT", path, Some(body.to_string().into_bytes()), &[])
+            .await
+    }
+
+    /// Polls `GET /v1/messages/{id}` until `done` holds for it.
+    pub async fn wait_for_message(
+        &self,
+        id: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let path = format!("/v1/messages/{id}");
+        poll(within, || async {
+            let r = self.get(&path).await;
+            (r.status == 200 && done(&r.body)).then_some(r.body)
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!("message {id} did not reach the expected state within {within:?}")
+        })
+    }
+}
+
+/// Calls `probe` until it yields a value or `within` passes (no fixed sleeps:
+/// it checks every 100 ms and returns as soon as the condition holds).
+pub async fn poll<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A random valid NANP number whose last four digits are below 4000, so the
+/// carrier simulator delivers it (error codes are 4xxx, 5xxx, 9xxx).
+pub fn random_phone() -> PhoneNumber {
+    let mut rng = rand::rng();
+    let n = format!(
+        "+1{}{}{}{:04}",
+        rng.random_range(2..=9),
+        rng.random_range(20..=98),
+        rng.random_range(200..=999),
+        rng.random_range(0..4000)
+    );
+    PhoneNumber::parse(&n).unwrap_or_else(|_| random_phone())
+}
+
+/// A random number ending in `last_four` (a carrier error code for the simulator).
+pub fn phone_ending(last_four: u16) -> PhoneNumber {
+    let base = random_phone().to_string();
+    PhoneNumber::parse(&format!("{}{last_four:04}", &base[..8])).expect("valid")
+}
