@@ -277,6 +277,52 @@ def demo_practice(outputs: dict[str, str]) -> dict[str, str]:
     return created
 
 
+def follow_function_logs(stopping: threading.Event) -> None:
+    """Prints the functions' log lines (the emulator keeps them in its
+    CloudWatch Logs, as AWS does), one readable line each."""
+    import boto3  # type: ignore
+
+    logs = boto3.client("logs", endpoint_url=AWS_URL, region_name=REGION,
+                        aws_access_key_id="test", aws_secret_access_key="test")
+    since = int(time.time() * 1000)
+    seen: set[str] = set()
+    while not stopping.wait(1.0):
+        try:
+            groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}-")["logGroups"]
+            newest = since
+            for g in groups:
+                name = g["logGroupName"].removeprefix(f"/aws/lambda/{STACK}-").rsplit("-", 1)[0]
+                name = name.removesuffix("Function")
+                events = logs.filter_log_events(logGroupName=g["logGroupName"], startTime=since)["events"]
+                for e in events:
+                    key = e.get("eventId") or f"{e['timestamp']}{e['message']}"
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    newest = max(newest, e["timestamp"])
+                    line = readable(e["message"])
+                    if line:
+                        log(line, name)
+            since = newest
+        except Exception as exc:  # the emulator may be stopping; keep following
+            if not stopping.is_set():
+                log(f"log follower: {exc}")
+
+
+def readable(message: str) -> str | None:
+    message = message.strip()
+    if message.startswith(("START ", "END ", "REPORT ")) or not message:
+        return None
+    try:
+        record = json.loads(message)
+    except ValueError:
+        return message
+    fields = record.get("fields", {})
+    text = fields.pop("message", "")
+    extras = " ".join(f"{k}={v}" for k, v in fields.items())
+    return f"{record.get('level', '')} {text} {extras}".strip()
+
+
 def up(procs: Processes) -> dict[str, str]:
     started = time.monotonic()
     stop_leftovers()
@@ -357,6 +403,7 @@ def main() -> int:
                 cwd=ROOT, env=env,
             ).returncode
         endpoints = up(procs)
+        threading.Thread(target=follow_function_logs, args=(stopping,), daemon=True).start()
         print(
             "\nReady. Send a first message (see README):\n"
             f"  curl -s -X POST {endpoints['api_url']}/v1/messages \\\n"

@@ -149,6 +149,45 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Default and largest page size of list endpoints.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 200;
+
+/// `?limit=` (1..=200, default 50; else 422 `invalid_limit`) and `?cursor=`.
+pub fn page_params(req: &Request) -> Result<(u32, Option<String>), AppError> {
+    let limit = match query_param(req, "limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| AppError::invalid("invalid_limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}")).at("limit"))?,
+    };
+    Ok((limit, query_param(req, "cursor").filter(|c| !c.is_empty())))
+}
+
+/// A list answer: `{"items": [...], "next_cursor": "..." | null}`.
+pub fn page<T: Serialize>(items: &[T], next_cursor: Option<String>) -> Response<Body> {
+    json(StatusCode::OK, &serde_json::json!({"items": items, "next_cursor": next_cursor}))
+}
+
+/// An opaque cursor from a store position.
+pub fn encode_cursor(position: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position.as_bytes())
+}
+
+/// The store position in an opaque cursor; 422 `invalid_cursor` if it is not one of ours.
+pub fn decode_cursor(cursor: &str) -> Result<String, AppError> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| AppError::invalid("invalid_cursor", "cursor is not one this API returned; start again without it").at("cursor"))
+}
+
 /// A header as text.
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())

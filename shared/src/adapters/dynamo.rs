@@ -29,16 +29,16 @@ use crate::domain::patient::Patient;
 use crate::domain::practice::Practice;
 use crate::ports::{CreateOutcome, IdempotencyRecord, MessageStore, PracticeStore, Transition};
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// The table adapter; implements every store port.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
-fn practice_pk(practice_id: &str) -> String {
+pub(crate) fn practice_pk(practice_id: &str) -> String {
     format!("PRACTICE#{practice_id}")
 }
 fn message_sk(message_id: &str) -> String {
@@ -50,17 +50,17 @@ fn recipient_sk(message_id: &str, recipient_id: &str) -> String {
 const PRACTICE_SK: &str = "#PRACTICE";
 const APIKEY_SK: &str = "#APIKEY";
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn key(pk: String, sk: String) -> Item {
+pub(crate) fn key(pk: String, sk: String) -> Item {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
 
 /// Serialises a domain value into an item under `pk`/`sk`. Absent options are
 /// left out rather than stored as NULL, so `attribute_not_exists` means "unset".
-fn to_item<T: Serialize>(value: &T, pk: String, sk: String) -> Result<Item, StoreError> {
+pub(crate) fn to_item<T: Serialize>(value: &T, pk: String, sk: String) -> Result<Item, StoreError> {
     let mut item: Item =
         serde_dynamo::to_item(value).map_err(|e| StoreError::new("encode item", e))?;
     item.retain(|_, v| !matches!(v, AttributeValue::Null(_)));
@@ -68,11 +68,11 @@ fn to_item<T: Serialize>(value: &T, pk: String, sk: String) -> Result<Item, Stor
     Ok(item)
 }
 
-fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::new("decode item", e))
 }
 
-fn err<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
+pub(crate) fn err<E, R>(operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -76,11 +76,11 @@ pub async fn apply<M: MessageStore>(
         };
         match store.transition(&job, &transition).await? {
             Some(r) => {
-                tracing::info!(?job, status = r.status.as_str(), "callback recorded");
+                tracing::info!(%job, status = r.status.as_str(), "callback recorded");
                 applied.recorded += 1;
             }
             None => {
-                tracing::info!(?job, kind = %event.kind, "callback changes nothing (duplicate, late or unknown)");
+                tracing::info!(%job, kind = %event.kind, "callback changes nothing (duplicate, late or unknown)");
                 applied.ignored += 1;
             }
         }

@@ -66,7 +66,7 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
     /// Handles one queued send.
     pub async fn dispatch(&self, job: &SendJob) -> Result<Dispatched, StoreError> {
         let Some(recipient) = self.store.get_recipient(job).await? else {
-            tracing::warn!(?job, "send for an unknown recipient; dropped");
+            tracing::warn!(%job, "send for an unknown recipient; dropped");
             return Ok(Dispatched::Done);
         };
         match recipient.status {
@@ -88,11 +88,11 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
                     at: self.clock.now(),
                 };
                 self.store.transition(job, &failed).await?;
-                tracing::warn!(?job, "interrupted send marked failed");
+                tracing::warn!(%job, "interrupted send marked failed");
                 return Ok(Dispatched::Done);
             }
             other => {
-                tracing::info!(?job, status = other.as_str(), "nothing to send");
+                tracing::info!(%job, status = other.as_str(), "nothing to send");
                 return Ok(Dispatched::Done);
             }
         }
@@ -107,7 +107,7 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
             )
             .await?
         else {
-            tracing::info!(?job, "claimed by another dispatcher");
+            tracing::info!(%job, "claimed by another dispatcher");
             return Ok(Dispatched::Done);
         };
         let outbound = OutboundText {
@@ -124,9 +124,9 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
                 };
                 if self.store.transition(job, &sent).await?.is_none() {
                     // A delivery callback overtook us and already recorded it.
-                    tracing::info!(?job, %carrier_message_id, "callback arrived before the sent record");
+                    tracing::info!(%job, %carrier_message_id, "callback arrived before the sent record");
                 }
-                tracing::info!(?job, %carrier_message_id, "sent");
+                tracing::info!(%job, %carrier_message_id, "sent");
                 Ok(Dispatched::Done)
             }
             CarrierOutcome::Rejected { status, detail } => {
@@ -136,7 +136,7 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
                     at: self.clock.now(),
                 };
                 self.store.transition(job, &failed).await?;
-                tracing::warn!(?job, status, %detail, "carrier rejected the send");
+                tracing::warn!(%job, status, %detail, "carrier rejected the send");
                 Ok(Dispatched::Done)
             }
             CarrierOutcome::Retryable { reason } => {
@@ -147,7 +147,7 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
                         at: self.clock.now(),
                     };
                     self.store.transition(job, &failed).await?;
-                    tracing::error!(?job, attempts = claimed.attempts, %reason, "retries exhausted; marked failed");
+                    tracing::error!(%job, attempts = claimed.attempts, %reason, "retries exhausted; marked failed");
                     return Ok(Dispatched::Done);
                 }
                 self.store
@@ -159,7 +159,7 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
                     )
                     .await?;
                 let delay = self.retry.delay_after(claimed.attempts);
-                tracing::warn!(?job, attempts = claimed.attempts, delay, %reason, "carrier failed; will retry");
+                tracing::warn!(%job, attempts = claimed.attempts, delay, %reason, "carrier failed; will retry");
                 Ok(Dispatched::RetryAfter(delay))
             }
         }

@@ -404,6 +404,12 @@ pub struct SendJob {
     pub recipient_id: String,
 }
 
+impl std::fmt::Display for SendJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_tag())
+    }
+}
+
 impl SendJob {
     /// The compact form carried in the carrier's `tag`, echoed in callbacks.
     pub fn to_tag(&self) -> String {

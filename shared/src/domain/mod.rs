@@ -8,5 +8,6 @@ pub mod merge;
 pub mod message;
 pub mod patient;
 pub mod phone;
+pub mod template;
 pub mod practice;
 pub mod text;

@@ -100,7 +100,7 @@ impl DispatcherFn {
                     true
                 }
                 Err(e) => {
-                    tracing::error!(?job, error = %e, "dispatch failed; will be redelivered");
+                    tracing::error!(%job, error = %e, "dispatch failed; will be redelivered");
                     true
                 }
             };
