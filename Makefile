@@ -16,12 +16,12 @@ test: tools
 
 ## make unit: the fast tests only (no local cloud)
 unit:
-	cargo test --release --workspace
+	cargo test --profile local --workspace
 
 ## make lint: formatting, clippy, template checks
 lint: tools
 	cargo fmt --all -- --check
-	cargo clippy --release --workspace --all-targets -- -D warnings
+	cargo clippy --profile local --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 

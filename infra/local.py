@@ -9,8 +9,8 @@ Runs under .tools/venv/bin/python (boto3 comes with aws-sam-cli there).
 What it does, in order:
   1. starts the AWS emulator (ministack) on LOCAL_AWS_PORT (4566) and the
      carrier simulator on CARRIER_SIM_PORT (4599);
-  2. builds every binary of the workspace in ONE cargo invocation (release
-     profile, native target: the emulator runs provided.al2023 bootstraps as
+  2. builds every binary of the workspace in ONE cargo invocation (`local`
+     profile = release without LTO, native target: the emulator runs provided.al2023 bootstraps as
      local processes, so a native build is exactly what runs);
   3. stages each function's binary as `bootstrap` the way `sam build` would,
      and deploys template.yaml with `sam deploy` (the same template as AWS;
@@ -53,6 +53,8 @@ SIM_URL = f"http://127.0.0.1:{SIM_PORT}"
 CARRIER = {"account": "9900000", "application": "local-application", "user": "sim-user", "password": "sim-password"}
 WEBHOOK = {"user": "bandwidth-callbacks", "password": "local-webhook-secret"}
 
+# See Cargo.toml: release without LTO, shared with the tests' build.
+PROFILE = "local"
 FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher"]
 TOOL_BINARIES = ["carrier-sim", "practice-admin"]
 
@@ -183,7 +185,7 @@ def run(cmd: list[str], env: dict[str, str] | None = None, capture: bool = False
 
 def build() -> None:
     started = time.monotonic()
-    cmd = ["cargo", "build", "--release", "--locked"]
+    cmd = ["cargo", "build", "--profile", PROFILE, "--locked"]
     for b in FUNCTION_BINARIES + TOOL_BINARIES:
         cmd += ["-p", b]
     run(cmd)
@@ -207,7 +209,7 @@ def stage_template() -> Path:
         binary = resource["Metadata"]["BuildProperties"]["Binary"]
         code_dir = STAGE / logical_id
         code_dir.mkdir()
-        shutil.copy2(ROOT / "target" / "release" / binary, code_dir / "bootstrap")
+        shutil.copy2(ROOT / "target" / PROFILE / binary, code_dir / "bootstrap")
         resource["Properties"]["CodeUri"] = str(code_dir)
         del resource["Metadata"]
     out = STAGE / "template.yaml"
@@ -254,7 +256,7 @@ def deploy(staged: Path) -> dict[str, str]:
 
 
 def demo_practice(outputs: dict[str, str]) -> dict[str, str]:
-    admin = str(ROOT / "target" / "release" / "practice-admin")
+    admin = str(ROOT / "target" / PROFILE / "practice-admin")
     env = aws_env()
     env["TABLE_NAME"] = outputs["TableName"]
     settings = [
@@ -345,7 +347,7 @@ def up(procs: Processes) -> dict[str, str]:
         SIM_CALLBACK_USER=WEBHOOK["user"],
         SIM_CALLBACK_PASSWORD=WEBHOOK["password"],
     )
-    sim = procs.start("sim", [str(ROOT / "target" / "release" / "carrier-sim")], sim_env, logs / "carrier-sim.log")
+    sim = procs.start("sim", [str(ROOT / "target" / PROFILE / "carrier-sim")], sim_env, logs / "carrier-sim.log")
     wait_until("emulator", lambda: http_ok(f"{AWS_URL}/_ministack/health"), 60, emulator)
     wait_until("carrier simulator", lambda: http_ok(f"{SIM_URL}/_sim/health"), 30, sim)
 
@@ -399,7 +401,7 @@ def main() -> int:
             env = dict(os.environ, ENDPOINTS_FILE=str(LOCAL / "endpoints.json"))
             log("running every test: unit, adapter (emulator) and end-to-end (deployed stack)", "test")
             return subprocess.run(
-                ["cargo", "test", "--release", "--locked", "--workspace", "--", "--include-ignored"],
+                ["cargo", "test", "--profile", PROFILE, "--locked", "--workspace", "--", "--include-ignored"],
                 cwd=ROOT, env=env,
             ).returncode
         endpoints = up(procs)

@@ -162,14 +162,23 @@ pub fn page_params(req: &Request) -> Result<(u32, Option<String>), AppError> {
             .parse::<u32>()
             .ok()
             .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| AppError::invalid("invalid_limit", format!("limit must be a whole number from 1 to {MAX_LIMIT}")).at("limit"))?,
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "invalid_limit",
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                )
+                .at("limit")
+            })?,
     };
     Ok((limit, query_param(req, "cursor").filter(|c| !c.is_empty())))
 }
 
 /// A list answer: `{"items": [...], "next_cursor": "..." | null}`.
 pub fn page<T: Serialize>(items: &[T], next_cursor: Option<String>) -> Response<Body> {
-    json(StatusCode::OK, &serde_json::json!({"items": items, "next_cursor": next_cursor}))
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"items": items, "next_cursor": next_cursor}),
+    )
 }
 
 /// An opaque cursor from a store position.
@@ -185,7 +194,13 @@ pub fn decode_cursor(cursor: &str) -> Result<String, AppError> {
         .decode(cursor)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| AppError::invalid("invalid_cursor", "cursor is not one this API returned; start again without it").at("cursor"))
+        .ok_or_else(|| {
+            AppError::invalid(
+                "invalid_cursor",
+                "cursor is not one this API returned; start again without it",
+            )
+            .at("cursor")
+        })
 }
 
 /// A header as text.

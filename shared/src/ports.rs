@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::error::StoreError;
-use crate::domain::message::{Message, Recipient, RecipientError, SendJob};
-use crate::domain::patient::Patient;
+pub use crate::domain::message::Transition;
+use crate::domain::message::{Message, MessageType, Recipient, SendJob};
+use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::practice::Practice;
 use crate::domain::template::QuickMessage;
 
@@ -25,6 +26,15 @@ pub trait PracticeStore: Send + Sync {
     async fn set_api_key(&self, practice_id: &str, key_hash: &str) -> Result<(), StoreError>;
     /// Creates or replaces a patient.
     async fn put_patient(&self, practice_id: &str, patient: &Patient) -> Result<(), StoreError>;
+    /// A patient by the office's id.
+    /// Marks a patient's number as unable to receive texts, if the patient
+    /// still has that number.
+    async fn mark_undeliverable(
+        &self,
+        practice_id: &str,
+        patient_id: &str,
+        mark: &UndeliverableNumber,
+    ) -> Result<(), StoreError>;
     /// A patient by the office's id.
     async fn get_patient(
         &self,
@@ -57,44 +67,6 @@ pub enum CreateOutcome {
     Created,
     /// Another request with the same idempotency key won the race; nothing stored.
     IdempotencyKeyTaken,
-}
-
-/// One forward move of a recipient, performed as one conditional write.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Transition {
-    /// `queued → sending`: the dispatcher takes the send; at most one wins.
-    Claim {
-        /// When.
-        at: DateTime<Utc>,
-    },
-    /// `sending → queued`: the carrier failed retryably; the claim is given back.
-    Release {
-        /// Why, for the record.
-        reason: String,
-    },
-    /// `sending → sent`: the carrier accepted the message.
-    Sent {
-        /// The carrier's id.
-        carrier_message_id: String,
-        /// When.
-        at: DateTime<Utc>,
-    },
-    /// `sending | sent → delivered`, from a callback.
-    Delivered {
-        /// Must match the id stored, if one is stored.
-        carrier_message_id: String,
-        /// When the carrier says it was delivered.
-        at: DateTime<Utc>,
-    },
-    /// `→ failed`, with the reason. From a callback the carrier id must match.
-    Failed {
-        /// The callback's carrier id, if the failure came from a callback.
-        carrier_message_id: Option<String>,
-        /// Why.
-        error: RecipientError,
-        /// When.
-        at: DateTime<Utc>,
-    },
 }
 
 /// Messages, recipients and idempotency records.
@@ -130,14 +102,72 @@ pub trait MessageStore: Send + Sync {
         practice_id: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
-    /// Applies `transition` if the recipient's current status allows it.
-    /// Returns the recipient after the write, or `None` when the condition
-    /// did not hold (already moved on, or unknown).
+    /// Applies `transition` to `current` (as last read) and stores the result
+    /// together with the message's counts, in one conditional write: refused
+    /// (`None`) when the transition does not move `current` forward or the
+    /// recipient changed since it was read.
     async fn transition(
         &self,
-        job: &SendJob,
+        current: &Recipient,
         transition: &Transition,
     ) -> Result<Option<Recipient>, StoreError>;
+    /// One page of the tracking list, newest first: messages whose tracking
+    /// key lies in `[low, high]` (see [`tracking_key`]) in `index`.
+    async fn communications(
+        &self,
+        practice_id: &str,
+        index: &TrackingIndex,
+        low: &str,
+        high: &str,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+}
+
+/// Which index partition of the tracking list to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackingIndex {
+    /// Every message of the practice.
+    All,
+    /// Messages of one type currently in one status.
+    TypeStatus(MessageType, String),
+}
+
+/// Sort key of a message in the tracking indexes: its tracking time then its
+/// id, so keys are unique and sort by time.
+pub fn tracking_key(message: &Message) -> String {
+    format!(
+        "{}#{}",
+        crate::domain::clock::to_api_time(&message.tracking_time()),
+        message.id
+    )
+}
+
+/// Opt-outs (STOP/START) per practice and number, with their audit trail.
+#[async_trait]
+pub trait OptOutStore: Send + Sync {
+    /// Whether `phone` has opted out of this practice's texts.
+    async fn is_opted_out(&self, practice_id: &str, phone: &str) -> Result<bool, StoreError>;
+    /// Records an opt-out (`true`) or opt-in and its audit entry, atomically.
+    async fn record_opt_out(&self, change: &OptOutChange) -> Result<(), StoreError>;
+    /// The practice that owns a sending number.
+    async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// One opt-out or opt-in, as kept in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOutChange {
+    /// Practice.
+    pub practice_id: String,
+    /// The patient's number, E.164.
+    pub phone: String,
+    /// `true` = opted out.
+    pub opted_out: bool,
+    /// What the patient texted (`STOP`), or who changed it.
+    pub keyword: String,
+    /// Where it came from (`sms`).
+    pub source: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// The queue the dispatcher consumes.
@@ -196,11 +226,23 @@ pub trait Carrier: Send + Sync {
 #[async_trait]
 pub trait TemplateStore: Send + Sync {
     /// Creates or replaces a template.
-    async fn put_template(&self, practice_id: &str, template: &QuickMessage) -> Result<(), StoreError>;
+    async fn put_template(
+        &self,
+        practice_id: &str,
+        template: &QuickMessage,
+    ) -> Result<(), StoreError>;
     /// A template by id.
-    async fn get_template(&self, practice_id: &str, template_id: &str) -> Result<Option<QuickMessage>, StoreError>;
+    async fn get_template(
+        &self,
+        practice_id: &str,
+        template_id: &str,
+    ) -> Result<Option<QuickMessage>, StoreError>;
     /// Deletes a template; `false` when there was none.
-    async fn delete_template(&self, practice_id: &str, template_id: &str) -> Result<bool, StoreError>;
+    async fn delete_template(
+        &self,
+        practice_id: &str,
+        template_id: &str,
+    ) -> Result<bool, StoreError>;
     /// A page of templates in id order, after the position `after` (an id).
     /// Returns the page and the position to continue from, if any.
     async fn list_templates(

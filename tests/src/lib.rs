@@ -106,11 +106,15 @@ impl Endpoints {
             channel: shared::domain::practice::Channel::SmsMain,
             from: from.clone(),
             text: "Stored directly".into(),
+            template_id: None,
             encoding: shared::domain::text::Encoding::Gsm7,
             segments: 1,
             send_at: None,
             created_at: now,
             target_count: 1,
+            status: status.as_str().to_string(),
+            counts: Counts::of([status].iter()),
+            sent_at: None,
         };
         let recipient = Recipient {
             practice_id: practice_id.to_string(),
@@ -130,6 +134,8 @@ impl Endpoints {
             skip_reason: None,
             attempts: 0,
             claimed_at: None,
+            message_type: MessageType::DirectMessage,
+            version: 0,
         };
         let outcome = self
             .store()
@@ -161,6 +167,7 @@ impl Endpoints {
             cap_window_seconds: 3600,
             max_bulk_recipients: 1000,
             quiet_hours: None,
+            help_text: None,
         };
         let store = self.store().await;
         store

@@ -10,9 +10,9 @@ use shared::adapters::bandwidth::{Bandwidth, BandwidthConfig};
 use shared::adapters::sqs::SqsSendQueue;
 use shared::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
 use shared::domain::clock::SystemClock;
-use shared::domain::message::{RecipientError, RecipientStatus, SendJob};
+use shared::domain::message::{RecipientError, RecipientStatus, SendJob, Transition};
 use shared::ports::{
-    Carrier, CarrierOutcome, CreateOutcome, MessageStore, OutboundText, SendQueue, Transition,
+    Carrier, CarrierOutcome, CreateOutcome, MessageStore, OutboundText, SendQueue,
 };
 use tests::{random_phone, Endpoints};
 
@@ -46,11 +46,12 @@ async fn concurrent_claims_are_won_by_exactly_one() {
     let job = local
         .stored_recipient(&t.practice.practice_id, RecipientStatus::Queued)
         .await;
+    let current = store.get_recipient(&job).await.unwrap().unwrap();
     let claims = (0..8).map(|_| {
-        let (store, job) = (store.clone(), job.clone());
+        let (store, current) = (store.clone(), current.clone());
         tokio::spawn(async move {
             store
-                .transition(&job, &Transition::Claim { at: Utc::now() })
+                .transition(&current, &Transition::Claim { at: Utc::now() })
                 .await
                 .unwrap()
         })
@@ -64,6 +65,15 @@ async fn concurrent_claims_are_won_by_exactly_one() {
     assert_eq!(won, 1);
     let r = store.get_recipient(&job).await.unwrap().unwrap();
     assert_eq!((r.status, r.attempts), (RecipientStatus::Sending, 1));
+    // The message's counts followed in the same transaction.
+    let (message, _) = store
+        .get_message(&job.practice_id, &job.message_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((message.counts.queued, message.counts.sending), (0, 1));
+    assert_eq!(message.status, "sending");
+    assert!(message.sent_at.is_some());
 }
 
 #[tokio::test]
@@ -75,46 +85,79 @@ async fn statuses_only_move_forward_in_dynamodb() {
     let job = local
         .stored_recipient(&t.practice.practice_id, RecipientStatus::Queued)
         .await;
+    let read = || async { store.get_recipient(&job).await.unwrap().unwrap() };
     let now = Utc::now();
     let sent = Transition::Sent {
         carrier_message_id: "c-1".into(),
         at: now,
     };
     assert!(
-        store.transition(&job, &sent).await.unwrap().is_none(),
+        store
+            .transition(&read().await, &sent)
+            .await
+            .unwrap()
+            .is_none(),
         "queued cannot jump to sent"
     );
+    let queued = read().await;
     store
-        .transition(&job, &Transition::Claim { at: now })
+        .transition(&queued, &Transition::Claim { at: now })
         .await
         .unwrap()
         .unwrap();
-    store.transition(&job, &sent).await.unwrap().unwrap();
+    assert!(
+        store
+            .transition(&queued, &Transition::Claim { at: now })
+            .await
+            .unwrap()
+            .is_none(),
+        "a stale read cannot write"
+    );
+    store
+        .transition(&read().await, &sent)
+        .await
+        .unwrap()
+        .unwrap();
     let wrong_id = Transition::Delivered {
         carrier_message_id: "c-2".into(),
         at: now,
     };
     assert!(
-        store.transition(&job, &wrong_id).await.unwrap().is_none(),
+        store
+            .transition(&read().await, &wrong_id)
+            .await
+            .unwrap()
+            .is_none(),
         "another carrier id"
     );
     let delivered = Transition::Delivered {
         carrier_message_id: "c-1".into(),
         at: now,
     };
-    let r = store.transition(&job, &delivered).await.unwrap().unwrap();
+    let r = store
+        .transition(&read().await, &delivered)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.status, RecipientStatus::Delivered);
-    assert!(store.transition(&job, &sent).await.unwrap().is_none());
+    assert!(store
+        .transition(&read().await, &sent)
+        .await
+        .unwrap()
+        .is_none());
     let failed = Transition::Failed {
         carrier_message_id: Some("c-1".into()),
         error: RecipientError::from_carrier_code(4720),
         at: now,
     };
-    assert!(store.transition(&job, &failed).await.unwrap().is_none());
-    let unknown = SendJob {
-        recipient_id: "99999".into(),
-        ..job.clone()
-    };
+    assert!(store
+        .transition(&read().await, &failed)
+        .await
+        .unwrap()
+        .is_none());
+    let mut unknown = read().await;
+    unknown.recipient_id = "99999".into();
+    unknown.status = RecipientStatus::Sent;
     assert!(
         store
             .transition(&unknown, &delivered)
@@ -123,9 +166,19 @@ async fn statuses_only_move_forward_in_dynamodb() {
             .is_none(),
         "unknown recipient"
     );
+    assert_eq!(read().await.status, RecipientStatus::Delivered);
+    let (message, _) = store
+        .get_message(&job.practice_id, &job.message_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        store.get_recipient(&job).await.unwrap().unwrap().status,
-        RecipientStatus::Delivered
+        (
+            message.status.as_str(),
+            message.counts.delivered,
+            message.counts.sent
+        ),
+        ("delivered", 1, 0)
     );
 }
 

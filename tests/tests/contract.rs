@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 fn values_after(path: &str, marker: &str) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).expect(path);
+    let text =
+        std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).expect(path);
     text.lines()
         .filter_map(|l| l.trim().strip_prefix(marker))
         .map(|v| v.trim().trim_matches('"').to_string())

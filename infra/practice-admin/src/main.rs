@@ -3,7 +3,7 @@
 //! ```text
 //! practice-admin create --name "Bright Smiles" --timezone America/New_York --main +14155550100
 //!                       [--alt +1...] [--practice-id ID] [--hourly-cap 250] [--cap-window-seconds 3600]
-//!                       [--max-bulk-recipients 1000] [--quiet-hours 08:00-21:00|off]
+//!                       [--max-bulk-recipients 1000] [--quiet-hours 08:00-21:00|off] [--help-text "..."]
 //! practice-admin update --practice-id ID [same options as create] [--no-alt]
 //! practice-admin rotate-key --practice-id ID
 //! practice-admin show --practice-id ID
@@ -85,6 +85,10 @@ fn apply_options(mut practice: Practice, o: &HashMap<String, String>) -> Result<
     practice.hourly_cap = number(o, "hourly-cap", practice.hourly_cap)?;
     practice.cap_window_seconds = number(o, "cap-window-seconds", practice.cap_window_seconds)?;
     practice.max_bulk_recipients = number(o, "max-bulk-recipients", practice.max_bulk_recipients)?;
+    if let Some(v) = o.get("help-text") {
+        shared::domain::merge::check_fields(v, "help-text").map_err(|e| e.message)?;
+        practice.help_text = Some(v.clone());
+    }
     if let Some(v) = o.get("quiet-hours") {
         practice.quiet_hours = QuietHours::parse_setting(v)?;
     }
@@ -144,6 +148,7 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
                 cap_window_seconds: DEFAULT_CAP_WINDOW_SECONDS,
                 max_bulk_recipients: DEFAULT_MAX_BULK_RECIPIENTS,
                 quiet_hours: QuietHours::parse_setting("08:00-21:00")?,
+                help_text: None,
             };
             let practice = apply_options(draft, o)?;
             store

@@ -8,6 +8,15 @@
 //! | message        | `PRACTICE#{id}`    | `MSG#{message}`       |
 //! | recipient      | `PRACTICE#{id}`    | `MSG#{message}#R#{n}` |
 //! | idempotency    | `PRACTICE#{id}`    | `IDEM#{key}`          |
+//! | opt-out state  | `PRACTICE#{id}`    | `OPTOUT#{phone}`      |
+//! | opt-out audit  | `PRACTICE#{id}`    | `OPTAUDIT#{phone}#{time}#{uuid}` |
+//! | sending number | `NUMBER#{phone}`   | `#NUMBER`             |
+//!
+//! Message items also carry the keys of the two tracking indexes:
+//! `TrackingAll` (`gsi1pk` = practice, `gsi1sk` = tracking time + id) and
+//! `TrackingByTypeStatus` (`gsi2pk` = practice + type + status, `gsi2sk` as
+//! `gsi1sk`). A page of the tracking list is one `Query` per partition read,
+//! its cost proportional to the page, never to the practice's history.
 //!
 //! A message and its recipients share a partition and a key prefix, so one
 //! `Query` reads them together. Every practice-owned key starts with the
@@ -17,17 +26,20 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::domain::clock::to_api_time;
 use crate::domain::error::StoreError;
-use crate::domain::message::{Message, Recipient, RecipientStatus, SendJob};
-use crate::domain::patient::Patient;
+use crate::domain::message::{Message, MessageType, Recipient, SendJob, Transition};
+use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::practice::Practice;
-use crate::ports::{CreateOutcome, IdempotencyRecord, MessageStore, PracticeStore, Transition};
+use crate::ports::{
+    tracking_key, CreateOutcome, IdempotencyRecord, MessageStore, OptOutChange, OptOutStore,
+    PracticeStore, TrackingIndex,
+};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -48,6 +60,41 @@ fn recipient_sk(message_id: &str, recipient_id: &str) -> String {
     format!("MSG#{message_id}#R#{recipient_id}")
 }
 const PRACTICE_SK: &str = "#PRACTICE";
+const NUMBER_SK: &str = "#NUMBER";
+/// Index over every message of a practice, by tracking time.
+pub const TRACKING_ALL: &str = "TrackingAll";
+/// Index over a practice's messages of one type and status, by tracking time.
+pub const TRACKING_BY_TYPE_STATUS: &str = "TrackingByTypeStatus";
+
+fn type_name(t: MessageType) -> &'static str {
+    match t {
+        MessageType::DirectMessage => "direct_message",
+        MessageType::BulkMessage => "bulk_message",
+    }
+}
+
+fn type_status_pk(practice_id: &str, t: MessageType, status: &str) -> String {
+    format!("PRACTICE#{practice_id}#{}#{status}", type_name(t))
+}
+
+/// A message item with its tracking-index keys.
+fn message_item(message: &Message) -> Result<Item, StoreError> {
+    let pk = practice_pk(&message.practice_id);
+    let mut item = to_item(message, pk.clone(), message_sk(&message.id))?;
+    let sort = s(tracking_key(message));
+    item.insert("gsi1pk".into(), s(pk));
+    item.insert("gsi1sk".into(), sort.clone());
+    item.insert(
+        "gsi2pk".into(),
+        s(type_status_pk(
+            &message.practice_id,
+            message.message_type,
+            &message.status,
+        )),
+    );
+    item.insert("gsi2sk".into(), sort);
+    Ok(item)
+}
 const APIKEY_SK: &str = "#APIKEY";
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
@@ -100,6 +147,7 @@ impl DynamoStore {
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
             .send()
             .await
             .map_err(err(op))?;
@@ -132,11 +180,7 @@ impl DynamoStore {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Vec<(String, String, Item)>, StoreError> {
         let pk = practice_pk(&message.practice_id);
-        let mut items = vec![(
-            pk.clone(),
-            message_sk(&message.id),
-            to_item(message, pk.clone(), message_sk(&message.id))?,
-        )];
+        let mut items = vec![(pk.clone(), message_sk(&message.id), message_item(message)?)];
         for r in recipients {
             let sk = recipient_sk(&r.message_id, &r.recipient_id);
             items.push((pk.clone(), sk.clone(), to_item(r, pk.clone(), sk)?));
@@ -187,23 +231,54 @@ impl PracticeStore for DynamoStore {
     async fn put_practice(&self, practice: &Practice) -> Result<(), StoreError> {
         let pk = practice_pk(&practice.practice_id);
         let mut item = to_item(practice, pk.clone(), PRACTICE_SK.into())?;
-        // Keep the current key hash: settings changes must not orphan the key.
         let existing = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, PRACTICE_SK.into())))
-            .projection_expression("api_key_hash")
+            .consistent_read(true)
             .send()
             .await
-            .map_err(err("read practice"))?;
-        if let Some(h) = existing.item.and_then(|mut i| i.remove("api_key_hash")) {
-            item.insert("api_key_hash".into(), h);
+            .map_err(err("read practice"))?
+            .item;
+        let mut writes = Vec::new();
+        let numbers: Vec<String> = [
+            Some(&practice.channels.sms_main),
+            practice.channels.sms_alt.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|n| n.to_string())
+        .collect();
+        if let Some(mut old) = existing {
+            // Keep the current key hash: settings changes must not orphan the key.
+            if let Some(h) = old.remove("api_key_hash") {
+                item.insert("api_key_hash".into(), h);
+            }
+            if let Ok(previous) = from_item::<Practice>(old) {
+                let old_numbers = [Some(previous.channels.sms_main), previous.channels.sms_alt];
+                for n in old_numbers.into_iter().flatten().map(|n| n.to_string()) {
+                    if !numbers.contains(&n) {
+                        writes.push(self.delete(format!("NUMBER#{n}"), NUMBER_SK.into())?);
+                    }
+                }
+            }
         }
+        // Inbound texts (STOP, HELP) arrive addressed to a number: map it back.
+        for n in &numbers {
+            writes.push(self.put(
+                HashMap::from([
+                    ("pk".to_string(), s(format!("NUMBER#{n}"))),
+                    ("sk".to_string(), s(NUMBER_SK)),
+                    ("practice_id".to_string(), s(practice.practice_id.clone())),
+                ]),
+                None,
+            )?);
+        }
+        writes.push(self.put(item, None)?);
         self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
+            .transact_write_items()
+            .set_transact_items(Some(writes))
             .send()
             .await
             .map_err(err("store practice"))?;
@@ -265,6 +340,44 @@ impl PracticeStore for DynamoStore {
         Ok(())
     }
 
+    async fn mark_undeliverable(
+        &self,
+        practice_id: &str,
+        patient_id: &str,
+        mark: &UndeliverableNumber,
+    ) -> Result<(), StoreError> {
+        let value = serde_dynamo::to_attribute_value(mark)
+            .map_err(|e| StoreError::new("encode mark", e))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                practice_pk(practice_id),
+                format!("PATIENT#{patient_id}"),
+            )))
+            .update_expression("SET sms_undeliverable = :mark")
+            .condition_expression("attribute_exists(pk) AND phone = :phone")
+            .expression_attribute_values(":mark", value)
+            .expression_attribute_values(":phone", s(mark.phone.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The office changed the number meanwhile (or removed the patient).
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::new(
+                "mark number undeliverable",
+                DisplayErrorContext(e),
+            )),
+        }
+    }
+
     async fn get_patient(
         &self,
         practice_id: &str,
@@ -315,23 +428,10 @@ impl MessageStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(CreateOutcome::Created),
-            Err(e) => {
-                let taken = idem_index.is_some_and(|i| {
-                    e.as_service_error()
-                        .and_then(|se| match se {
-                            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                                c.cancellation_reasons().get(i).and_then(|r| r.code()).map(|c| c == "ConditionalCheckFailed")
-                            }
-                            _ => None,
-                        })
-                        .unwrap_or(false)
-                });
-                if taken {
-                    Ok(CreateOutcome::IdempotencyKeyTaken)
-                } else {
-                    Err(StoreError::new("store message", DisplayErrorContext(e)))
-                }
+            Err(e) if idem_index.is_some_and(|i| cancelled_by_condition(&e, i)) => {
+                Ok(CreateOutcome::IdempotencyKeyTaken)
             }
+            Err(e) => Err(StoreError::new("store message", DisplayErrorContext(e))),
         }
     }
 
@@ -421,123 +521,190 @@ impl MessageStore for DynamoStore {
 
     async fn transition(
         &self,
-        job: &SendJob,
+        current: &Recipient,
         transition: &Transition,
     ) -> Result<Option<Recipient>, StoreError> {
-        use RecipientStatus::*;
-        let mut values: Item = HashMap::new();
-        let mut extra_condition = String::new();
-        let (next, from, update): (RecipientStatus, &[RecipientStatus], String) = match transition {
-            Transition::Claim { at } => {
-                values.insert(":at".into(), s(to_api_time(at)));
-                values.insert(":one".into(), AttributeValue::N("1".into()));
-                values.insert(":zero".into(), AttributeValue::N("0".into()));
-                (
-                    Sending,
-                    RecipientStatus::allowed_predecessors(Sending),
-                    "SET #status = :next, claimed_at = :at, attempts = if_not_exists(attempts, :zero) + :one".into(),
-                )
-            }
-            Transition::Release { reason } => {
-                values.insert(":reason".into(), s(reason.clone()));
-                (
-                    Queued,
-                    &[Sending],
-                    "SET #status = :next, last_error = :reason REMOVE claimed_at".into(),
-                )
-            }
-            Transition::Sent {
-                carrier_message_id,
-                at,
-            } => {
-                values.insert(":cid".into(), s(carrier_message_id.clone()));
-                values.insert(":at".into(), s(to_api_time(at)));
-                (
-                    Sent,
-                    RecipientStatus::allowed_predecessors(Sent),
-                    "SET #status = :next, carrier_message_id = :cid, sent_at = :at".into(),
-                )
-            }
-            Transition::Delivered {
-                carrier_message_id,
-                at,
-            } => {
-                values.insert(":cid".into(), s(carrier_message_id.clone()));
-                values.insert(":at".into(), s(to_api_time(at)));
-                extra_condition =
-                    " AND (attribute_not_exists(carrier_message_id) OR carrier_message_id = :cid)"
-                        .into();
-                (
-                    Delivered,
-                    RecipientStatus::allowed_predecessors(Delivered),
-                    "SET #status = :next, delivered_at = :at, carrier_message_id = if_not_exists(carrier_message_id, :cid), sent_at = if_not_exists(sent_at, :at)".into(),
-                )
-            }
-            Transition::Failed {
-                carrier_message_id,
-                error,
-                at,
-            } => {
-                values.insert(
-                    ":error".into(),
-                    serde_dynamo::to_attribute_value(error)
-                        .map_err(|e| StoreError::new("encode error", e))?,
-                );
-                values.insert(":at".into(), s(to_api_time(at)));
-                let mut update =
-                    "SET #status = :next, #error = :error, failed_at = :at".to_string();
-                if let Some(cid) = carrier_message_id {
-                    values.insert(":cid".into(), s(cid.clone()));
-                    extra_condition = " AND (attribute_not_exists(carrier_message_id) OR carrier_message_id = :cid)".into();
-                    update
-                        .push_str(", carrier_message_id = if_not_exists(carrier_message_id, :cid)");
-                }
-                (
-                    Failed,
-                    RecipientStatus::allowed_predecessors(Failed),
-                    update,
-                )
-            }
+        let Some(next) = current.apply(transition) else {
+            return Ok(None);
         };
-        values.insert(":next".into(), s(next.as_str()));
-        let placeholders: Vec<String> = from
-            .iter()
-            .enumerate()
-            .map(|(i, st)| {
-                let name = format!(":from{i}");
-                values.insert(name.clone(), s(st.as_str()));
-                name
-            })
-            .collect();
-        let condition = format!(
-            "attribute_exists(pk) AND #status IN ({}){extra_condition}",
-            placeholders.join(", ")
-        );
-        let mut request = self
-            .client
-            .update_item()
+        let pk = practice_pk(&current.practice_id);
+        // The recipient as computed by the domain, stored only if nobody
+        // changed it since `current` was read.
+        let put = Put::builder()
             .table_name(&self.table)
-            .set_key(Some(key(
-                practice_pk(&job.practice_id),
-                recipient_sk(&job.message_id, &job.recipient_id),
-            )))
-            .update_expression(update)
-            .condition_expression(condition)
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew);
-        if matches!(transition, Transition::Failed { .. }) {
-            request = request.expression_attribute_names("#error", "error");
-        }
-        match request.send().await {
-            Ok(out) => out.attributes.map(from_item).transpose(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
+            .set_item(Some(to_item(
+                &next,
+                pk.clone(),
+                recipient_sk(&next.message_id, &next.recipient_id),
+            )?))
+            .condition_expression("attribute_exists(pk) AND version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(current.version.to_string()))
+            .build()
+            .map_err(|e| StoreError::new("build put", e))?;
+        // The message's counts (and, for a direct message, its status) follow.
+        let mut sets = vec![
+            "counts.#from = counts.#from - :one".to_string(),
+            "counts.#to = counts.#to + :one".to_string(),
+        ];
+        let mut names: HashMap<String, String> = HashMap::from([
+            ("#from".to_string(), current.status.as_str().to_string()),
+            ("#to".to_string(), next.status.as_str().to_string()),
+        ]);
+        let mut values: Item = HashMap::from([(":one".to_string(), AttributeValue::N("1".into()))]);
+        if next.message_type == MessageType::DirectMessage {
+            sets.push("#status = :status".into());
+            sets.push("gsi2pk = :g2pk".into());
+            names.insert("#status".into(), "status".into());
+            values.insert(":status".into(), s(next.status.as_str()));
+            values.insert(
+                ":g2pk".into(),
+                s(type_status_pk(
+                    &next.practice_id,
+                    next.message_type,
+                    next.status.as_str(),
+                )),
+            );
+            if let (Transition::Claim { at }, 0) = (transition, current.attempts) {
+                // Sending begins: the tracking list now sorts it by this time.
+                let at_text = to_api_time(at);
+                sets.push("sent_at = :at, gsi1sk = :sk, gsi2sk = :sk".into());
+                values.insert(":at".into(), s(at_text.clone()));
+                values.insert(":sk".into(), s(format!("{at_text}#{}", next.message_id)));
             }
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, message_sk(&next.message_id))))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| StoreError::new("build update", e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(next)),
+            Err(e) if cancelled_by_condition(&e, 0) => Ok(None),
             Err(e) => Err(StoreError::new("update recipient", DisplayErrorContext(e))),
         }
+    }
+
+    async fn communications(
+        &self,
+        practice_id: &str,
+        index: &TrackingIndex,
+        low: &str,
+        high: &str,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let (index_name, pk_name, sk_name, pk) = match index {
+            TrackingIndex::All => (TRACKING_ALL, "gsi1pk", "gsi1sk", practice_pk(practice_id)),
+            TrackingIndex::TypeStatus(t, status) => (
+                TRACKING_BY_TYPE_STATUS,
+                "gsi2pk",
+                "gsi2sk",
+                type_status_pk(practice_id, *t, status),
+            ),
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index_name)
+            .key_condition_expression(format!(
+                "{pk_name} = :pk AND {sk_name} BETWEEN :low AND :high"
+            ))
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":low", s(low))
+            .expression_attribute_values(":high", s(high))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(err("read tracking list"))?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+}
+
+/// Whether a transaction was cancelled because item `index`'s condition failed.
+fn cancelled_by_condition<R>(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+    index: usize,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+            .cancellation_reasons()
+            .get(index)
+            .and_then(|r| r.code())
+            .is_some_and(|code| code == "ConditionalCheckFailed"),
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl OptOutStore for DynamoStore {
+    async fn is_opted_out(&self, practice_id: &str, phone: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                practice_pk(practice_id),
+                format!("OPTOUT#{phone}"),
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err("read opt-out"))?;
+        Ok(matches!(
+            out.item.as_ref().and_then(|i| i.get("opted_out")),
+            Some(AttributeValue::Bool(true))
+        ))
+    }
+
+    async fn record_opt_out(&self, change: &OptOutChange) -> Result<(), StoreError> {
+        let pk = practice_pk(&change.practice_id);
+        let state = to_item(change, pk.clone(), format!("OPTOUT#{}", change.phone))?;
+        let audit_sk = format!(
+            "OPTAUDIT#{}#{}#{}",
+            change.phone,
+            to_api_time(&change.at),
+            uuid::Uuid::new_v4().simple()
+        );
+        let audit = to_item(change, pk, audit_sk)?;
+        self.client
+            .transact_write_items()
+            .transact_items(self.put(state, None)?)
+            .transact_items(self.put(audit, Some("attribute_not_exists(pk)"))?)
+            .send()
+            .await
+            .map_err(err("record opt-out"))?;
+        Ok(())
+    }
+
+    async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct NumberItem {
+            practice_id: String,
+        }
+        let found: Option<NumberItem> = self
+            .get(
+                format!("NUMBER#{number}"),
+                NUMBER_SK.into(),
+                "look up number",
+            )
+            .await?;
+        Ok(found.map(|n| n.practice_id))
     }
 }

@@ -8,7 +8,7 @@ use chrono::Duration;
 use crate::domain::clock::Clock;
 use crate::domain::error::StoreError;
 use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
-use crate::ports::{Carrier, CarrierOutcome, MessageStore, OutboundText, Transition};
+use crate::ports::{Carrier, CarrierOutcome, MessageStore, OptOutStore, OutboundText, Transition};
 
 /// How retryable carrier failures are retried.
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +62,7 @@ pub struct Dispatcher<M, C, K> {
     pub retry: RetryPolicy,
 }
 
-impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
+impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
     /// Handles one queued send.
     pub async fn dispatch(&self, job: &SendJob) -> Result<Dispatched, StoreError> {
         let Some(recipient) = self.store.get_recipient(job).await? else {
@@ -87,7 +87,7 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
                     error: RecipientError::send_interrupted(),
                     at: self.clock.now(),
                 };
-                self.store.transition(job, &failed).await?;
+                self.store.transition(&recipient, &failed).await?;
                 tracing::warn!(%job, "interrupted send marked failed");
                 return Ok(Dispatched::Done);
             }
@@ -97,16 +97,24 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
             }
         }
 
-        let Some(claimed) = self
+        // Re-checked here so a number that texted STOP after its message was
+        // queued is not sent to.
+        if self
             .store
-            .transition(
-                job,
-                &Transition::Claim {
-                    at: self.clock.now(),
-                },
-            )
+            .is_opted_out(&job.practice_id, recipient.to.as_str())
             .await?
-        else {
+        {
+            let skip = Transition::Skip {
+                reason: "opted_out: the number replied STOP".into(),
+            };
+            self.store.transition(&recipient, &skip).await?;
+            tracing::info!(%job, "recipient opted out; skipped");
+            return Ok(Dispatched::Done);
+        }
+        let claim = Transition::Claim {
+            at: self.clock.now(),
+        };
+        let Some(claimed) = self.store.transition(&recipient, &claim).await? else {
             tracing::info!(%job, "claimed by another dispatcher");
             return Ok(Dispatched::Done);
         };
@@ -122,7 +130,7 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
                     carrier_message_id: carrier_message_id.clone(),
                     at: self.clock.now(),
                 };
-                if self.store.transition(job, &sent).await?.is_none() {
+                if self.store.transition(&claimed, &sent).await?.is_none() {
                     // A delivery callback overtook us and already recorded it.
                     tracing::info!(%job, %carrier_message_id, "callback arrived before the sent record");
                 }
@@ -135,7 +143,7 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
                     error: RecipientError::carrier_rejected(status, &detail),
                     at: self.clock.now(),
                 };
-                self.store.transition(job, &failed).await?;
+                self.record_outcome(&claimed, &failed).await?;
                 tracing::warn!(%job, status, %detail, "carrier rejected the send");
                 Ok(Dispatched::Done)
             }
@@ -146,23 +154,34 @@ impl<M: MessageStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
                         error: RecipientError::retries_exhausted(claimed.attempts, &reason),
                         at: self.clock.now(),
                     };
-                    self.store.transition(job, &failed).await?;
+                    self.record_outcome(&claimed, &failed).await?;
                     tracing::error!(%job, attempts = claimed.attempts, %reason, "retries exhausted; marked failed");
                     return Ok(Dispatched::Done);
                 }
-                self.store
-                    .transition(
-                        job,
-                        &Transition::Release {
-                            reason: reason.clone(),
-                        },
-                    )
-                    .await?;
+                let release = Transition::Release {
+                    reason: reason.clone(),
+                };
+                self.record_outcome(&claimed, &release).await?;
                 let delay = self.retry.delay_after(claimed.attempts);
                 tracing::warn!(%job, attempts = claimed.attempts, delay, %reason, "carrier failed; will retry");
                 Ok(Dispatched::RetryAfter(delay))
             }
         }
+    }
+}
+
+impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
+    /// Records what happened to a send we claimed. Only a callback can have
+    /// changed the recipient meanwhile; if it did, the callback's news wins.
+    async fn record_outcome(
+        &self,
+        claimed: &crate::domain::message::Recipient,
+        t: &Transition,
+    ) -> Result<(), StoreError> {
+        if self.store.transition(claimed, t).await?.is_none() {
+            tracing::info!(message_id = %claimed.message_id, "recipient moved on before the outcome was recorded");
+        }
+        Ok(())
     }
 }
 
@@ -264,6 +283,37 @@ mod tests {
         assert_eq!(r.status, RecipientStatus::Failed);
         let e = r.error.unwrap();
         assert_eq!((e.code.as_str(), e.permanent), ("http_400", true));
+    }
+
+    #[tokio::test]
+    async fn number_that_opted_out_after_queueing_is_skipped_not_sent() {
+        use crate::ports::{OptOutChange, OptOutStore};
+        let store = MemoryStore::default();
+        let r = queued_recipient();
+        store
+            .record_opt_out(&OptOutChange {
+                practice_id: r.practice_id.clone(),
+                phone: r.to.to_string(),
+                opted_out: true,
+                keyword: "STOP".into(),
+                source: "sms".into(),
+                at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        let job = store.insert_recipient(r).await;
+        let carrier = ScriptedCarrier::accepting();
+        assert_eq!(
+            dispatcher(store.clone(), carrier.clone())
+                .dispatch(&job)
+                .await
+                .unwrap(),
+            Dispatched::Done
+        );
+        assert_eq!(carrier.calls().await, 0);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Skipped);
+        assert!(r.skip_reason.unwrap().starts_with("opted_out"));
     }
 
     #[tokio::test]

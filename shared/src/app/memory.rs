@@ -12,9 +12,10 @@ use crate::app::auth::hash_key;
 use crate::domain::clock::Clock;
 use crate::domain::error::StoreError;
 use crate::domain::message::{Message, Recipient, RecipientStatus, SendJob};
-use crate::domain::patient::Patient;
+use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::practice::{Channels, Practice};
+use crate::domain::template::QuickMessage;
 use crate::ports::*;
 
 #[derive(Default)]
@@ -25,6 +26,9 @@ struct State {
     messages: HashMap<(String, String), Message>,
     recipients: HashMap<(String, String, String), Recipient>,
     idempotency: HashMap<(String, String), IdempotencyRecord>,
+    opt_outs: HashMap<(String, String), bool>,
+    templates: HashMap<(String, String), QuickMessage>,
+    opt_audit: Vec<OptOutChange>,
 }
 
 #[derive(Clone, Default)]
@@ -57,6 +61,19 @@ impl MemoryStore {
 
     pub async fn recipient(&self, job: &SendJob) -> Option<Recipient> {
         self.0.lock().await.recipients.get(&rkey(job)).cloned()
+    }
+
+    pub async fn opt_audit(&self) -> Vec<OptOutChange> {
+        self.0.lock().await.opt_audit.clone()
+    }
+
+    pub async fn patient(&self, practice_id: &str, patient_id: &str) -> Option<Patient> {
+        self.0
+            .lock()
+            .await
+            .patients
+            .get(&(practice_id.to_string(), patient_id.to_string()))
+            .cloned()
     }
 
     pub async fn message_count(&self) -> usize {
@@ -95,6 +112,23 @@ impl PracticeStore for MemoryStore {
             (practice_id.to_string(), patient.patient_id.clone()),
             patient.clone(),
         );
+        Ok(())
+    }
+    async fn mark_undeliverable(
+        &self,
+        practice_id: &str,
+        patient_id: &str,
+        mark: &UndeliverableNumber,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().await;
+        if let Some(p) = s
+            .patients
+            .get_mut(&(practice_id.to_string(), patient_id.to_string()))
+        {
+            if p.phone == mark.phone {
+                p.sms_undeliverable = Some(mark.clone());
+            }
+        }
         Ok(())
     }
     async fn get_patient(
@@ -208,78 +242,158 @@ impl MessageStore for MemoryStore {
     }
     async fn transition(
         &self,
-        job: &SendJob,
+        current: &Recipient,
         t: &Transition,
     ) -> Result<Option<Recipient>, StoreError> {
+        let Some(next) = current.apply(t) else {
+            return Ok(None);
+        };
         let mut s = self.0.lock().await;
-        let Some(r) = s.recipients.get_mut(&rkey(job)) else {
-            return Ok(None);
-        };
-        let id_matches =
-            |r: &Recipient, cid: &str| r.carrier_message_id.as_deref().is_none_or(|c| c == cid);
-        let ok = match t {
-            Transition::Claim { .. } => r.status.can_move_to(RecipientStatus::Sending),
-            Transition::Release { .. } => r.status == RecipientStatus::Sending,
-            Transition::Sent { .. } => r.status.can_move_to(RecipientStatus::Sent),
-            Transition::Delivered {
-                carrier_message_id, ..
-            } => {
-                r.status.can_move_to(RecipientStatus::Delivered)
-                    && id_matches(r, carrier_message_id)
-            }
-            Transition::Failed {
-                carrier_message_id, ..
-            } => {
-                r.status.can_move_to(RecipientStatus::Failed)
-                    && carrier_message_id
-                        .as_deref()
-                        .is_none_or(|c| id_matches(r, c))
-            }
-        };
-        if !ok {
-            return Ok(None);
+        let k = (
+            current.practice_id.clone(),
+            current.message_id.clone(),
+            current.recipient_id.clone(),
+        );
+        match s.recipients.get(&k) {
+            Some(stored) if stored.version == current.version => {}
+            _ => return Ok(None),
         }
-        match t {
-            Transition::Claim { at } => {
-                r.status = RecipientStatus::Sending;
-                r.claimed_at = Some(*at);
-                r.attempts += 1;
-            }
-            Transition::Release { .. } => {
-                r.status = RecipientStatus::Queued;
-                r.claimed_at = None;
-            }
-            Transition::Sent {
-                carrier_message_id,
-                at,
-            } => {
-                r.status = RecipientStatus::Sent;
-                r.carrier_message_id = Some(carrier_message_id.clone());
-                r.sent_at = Some(*at);
-            }
-            Transition::Delivered {
-                carrier_message_id,
-                at,
-            } => {
-                r.status = RecipientStatus::Delivered;
-                r.delivered_at = Some(*at);
-                r.carrier_message_id
-                    .get_or_insert(carrier_message_id.clone());
-                r.sent_at.get_or_insert(*at);
-            }
-            Transition::Failed {
-                carrier_message_id,
-                error,
-                ..
-            } => {
-                r.status = RecipientStatus::Failed;
-                r.error = Some(error.clone());
-                if let Some(c) = carrier_message_id {
-                    r.carrier_message_id.get_or_insert(c.clone());
+        s.recipients.insert(k, next.clone());
+        if let Some(m) = s
+            .messages
+            .get_mut(&(current.practice_id.clone(), current.message_id.clone()))
+        {
+            let mut statuses: Vec<RecipientStatus> = Vec::new();
+            for st in RecipientStatus::ALL {
+                for _ in 0..m.counts.get(st) {
+                    statuses.push(st);
                 }
             }
+            if let Some(pos) = statuses.iter().position(|st| *st == current.status) {
+                statuses[pos] = next.status;
+            }
+            m.counts = crate::domain::message::Counts::of(statuses.iter());
+            m.status = next.status.as_str().to_string();
+            if matches!(t, Transition::Claim { .. }) && current.attempts == 0 {
+                m.sent_at = next.claimed_at;
+            }
         }
-        Ok(Some(r.clone()))
+        Ok(Some(next))
+    }
+
+    async fn communications(
+        &self,
+        practice_id: &str,
+        index: &TrackingIndex,
+        low: &str,
+        high: &str,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let s = self.0.lock().await;
+        let mut found: Vec<(String, Message)> = s
+            .messages
+            .values()
+            .filter(|m| m.practice_id == practice_id)
+            .filter(|m| match index {
+                TrackingIndex::All => true,
+                TrackingIndex::TypeStatus(t, st) => m.message_type == *t && &m.status == st,
+            })
+            .map(|m| (tracking_key(m), m.clone()))
+            .filter(|(k, _)| k.as_str() >= low && k.as_str() <= high)
+            .collect();
+        found.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(found
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, m)| m)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl OptOutStore for MemoryStore {
+    async fn is_opted_out(&self, practice_id: &str, phone: &str) -> Result<bool, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.opt_outs
+            .get(&(practice_id.to_string(), phone.to_string()))
+            .copied()
+            .unwrap_or(false))
+    }
+    async fn record_opt_out(&self, change: &OptOutChange) -> Result<(), StoreError> {
+        let mut s = self.0.lock().await;
+        s.opt_outs.insert(
+            (change.practice_id.clone(), change.phone.clone()),
+            change.opted_out,
+        );
+        s.opt_audit.push(change.clone());
+        Ok(())
+    }
+    async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.practices
+            .values()
+            .find(|p| {
+                p.channels.sms_main.as_str() == number
+                    || p.channels
+                        .sms_alt
+                        .as_ref()
+                        .is_some_and(|a| a.as_str() == number)
+            })
+            .map(|p| p.practice_id.clone()))
+    }
+}
+
+#[async_trait]
+impl TemplateStore for MemoryStore {
+    async fn put_template(
+        &self,
+        practice_id: &str,
+        template: &QuickMessage,
+    ) -> Result<(), StoreError> {
+        self.0.lock().await.templates.insert(
+            (practice_id.to_string(), template.id.clone()),
+            template.clone(),
+        );
+        Ok(())
+    }
+    async fn get_template(
+        &self,
+        practice_id: &str,
+        template_id: &str,
+    ) -> Result<Option<QuickMessage>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.templates
+            .get(&(practice_id.to_string(), template_id.to_string()))
+            .cloned())
+    }
+    async fn delete_template(
+        &self,
+        practice_id: &str,
+        template_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        Ok(s.templates
+            .remove(&(practice_id.to_string(), template_id.to_string()))
+            .is_some())
+    }
+    async fn list_templates(
+        &self,
+        practice_id: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<QuickMessage>, Option<String>), StoreError> {
+        let s = self.0.lock().await;
+        let mut all: Vec<QuickMessage> = s
+            .templates
+            .iter()
+            .filter(|((p, id), _)| p == practice_id && after.is_none_or(|a| id.as_str() > a))
+            .map(|(_, t)| t.clone())
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        let more = all.len() > limit as usize;
+        all.truncate(limit as usize);
+        let next = more.then(|| all.last().map(|t| t.id.clone())).flatten();
+        Ok((all, next))
     }
 }
 
@@ -373,6 +487,7 @@ pub fn sample_practice(id: &str) -> Practice {
         cap_window_seconds: 3600,
         max_bulk_recipients: 1000,
         quiet_hours: None,
+        help_text: None,
     }
 }
 
@@ -394,5 +509,7 @@ pub fn queued_recipient() -> Recipient {
         skip_reason: None,
         attempts: 0,
         claimed_at: None,
+        message_type: crate::domain::message::MessageType::DirectMessage,
+        version: 0,
     }
 }

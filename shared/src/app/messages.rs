@@ -4,19 +4,22 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::app::idempotency;
+use crate::app::templates;
 use crate::domain::error::AppError;
 use crate::domain::merge::{self, MergeData};
 use crate::domain::message::{
-    Message, MessageType, MessageView, Recipient, RecipientStatus, SendJob,
+    Counts, Message, MessageType, MessageView, Recipient, RecipientStatus, SendJob,
 };
 use crate::domain::patient::validate_id;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::practice::{Channel, Practice};
 use crate::domain::text::{self, InvalidText};
-use crate::ports::{CreateOutcome, MessageStore, PracticeStore, SendQueue};
+use crate::ports::{
+    CreateOutcome, MessageStore, OptOutStore, PracticeStore, SendQueue, TemplateStore,
+};
 
 /// Body of `POST /v1/messages`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
     /// A synced patient, or...
@@ -31,9 +34,12 @@ pub struct SendMessageRequest {
     /// Merge data for an ad-hoc `to`.
     #[serde(default)]
     pub last_name: Option<String>,
-    /// The text, with optional merge fields.
+    /// The text, with optional merge fields, or...
     #[serde(default)]
     pub text: Option<String>,
+    /// ...a saved Quick Message.
+    #[serde(default)]
+    pub template_id: Option<String>,
     /// `sms_main` (default) or `sms_alt`.
     #[serde(default)]
     pub channel: Option<String>,
@@ -67,7 +73,9 @@ pub fn new_message_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-impl<P: PracticeStore, M: MessageStore, Q: SendQueue> Messages<P, M, Q> {
+impl<P: PracticeStore + OptOutStore + TemplateStore, M: MessageStore, Q: SendQueue>
+    Messages<P, M, Q>
+{
     /// `POST /v1/messages`: validates, stores the message and its recipient
     /// (with the idempotency record, atomically), enqueues the send, and
     /// answers 202 with the message resource.
@@ -109,11 +117,33 @@ impl<P: PracticeStore, M: MessageStore, Q: SendQueue> Messages<P, M, Q> {
             )
             .at("channel")
         })?;
-        let raw_text = request
-            .text
-            .ok_or_else(|| AppError::invalid("invalid_text", "text is required").at("text"))?;
+        let (raw_text, template_id) = match (request.text, request.template_id) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::invalid(
+                    "invalid_field",
+                    "give either text or template_id, not both",
+                )
+                .at("template_id"))
+            }
+            (None, None) => {
+                return Err(
+                    AppError::invalid("invalid_text", "text or template_id is required").at("text"),
+                )
+            }
+            (Some(text), None) => (text, None),
+            (None, Some(id)) => {
+                let template =
+                    templates::load_for_send(&self.practices, &practice.practice_id, &id).await?;
+                (template.body, Some(template.id))
+            }
+        };
+        let text_field = if template_id.is_some() {
+            "template_id"
+        } else {
+            "text"
+        };
         text::validate_text(&raw_text).map_err(invalid_text)?;
-        merge::check_fields(&raw_text, "text")?;
+        merge::check_fields(&raw_text, text_field)?;
 
         let practice_phone = practice.channels.sms_main.to_string();
         let (patient_id, to, rendered) = match (request.patient_id, request.to) {
@@ -147,13 +177,6 @@ impl<P: PracticeStore, M: MessageStore, Q: SendQueue> Messages<P, M, Q> {
                         AppError::not_found("patient_not_found", format!("no patient {patient_id}"))
                             .at("patient_id")
                     })?;
-                if patient.sms_opted_out {
-                    return Err(AppError::invalid(
-                        "recipient_opted_out",
-                        "this patient replied STOP; they receive no texts until they reply START",
-                    )
-                    .at("patient_id"));
-                }
                 let data = MergeData {
                     first_name: Some(&patient.first_name),
                     last_name: patient.last_name.as_deref(),
@@ -178,6 +201,22 @@ impl<P: PracticeStore, M: MessageStore, Q: SendQueue> Messages<P, M, Q> {
         };
         text::validate_text(&rendered).map_err(invalid_text)?;
         let stats = text::analyze(&rendered);
+        if self
+            .practices
+            .is_opted_out(&practice.practice_id, to.as_str())
+            .await?
+        {
+            let field = if patient_id.is_some() {
+                "patient_id"
+            } else {
+                "to"
+            };
+            return Err(AppError::invalid(
+                "recipient_opted_out",
+                "this number replied STOP to the practice; it receives no texts until it replies START",
+            )
+            .at(field));
+        }
 
         let message = Message {
             id: new_message_id(),
@@ -186,11 +225,15 @@ impl<P: PracticeStore, M: MessageStore, Q: SendQueue> Messages<P, M, Q> {
             channel,
             from: from.clone(),
             text: rendered.clone(),
+            template_id,
             encoding: stats.encoding,
             segments: stats.segments,
             send_at: None,
             created_at: now,
             target_count: 1,
+            status: RecipientStatus::Queued.as_str().to_string(),
+            counts: Counts::of([RecipientStatus::Queued].iter()),
+            sent_at: None,
         };
         let recipient = Recipient {
             practice_id: practice.practice_id.clone(),
@@ -209,6 +252,8 @@ impl<P: PracticeStore, M: MessageStore, Q: SendQueue> Messages<P, M, Q> {
             skip_reason: None,
             attempts: 0,
             claimed_at: None,
+            message_type: MessageType::DirectMessage,
+            version: 0,
         };
         let recipients = [recipient];
         let body = serde_json::to_string(&MessageView::new(&message, &recipients))
@@ -282,5 +327,96 @@ impl<P: PracticeStore, M: MessageStore, Q: SendQueue> Messages<P, M, Q> {
             .await?
             .ok_or_else(not_found)?;
         Ok(MessageView::new(&message, &recipients))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::memory::{sample_practice, MemoryQueue, MemoryStore};
+    use crate::domain::error::ErrorKind;
+    use crate::ports::{OptOutChange, OptOutStore};
+
+    fn service(
+        store: &MemoryStore,
+        queue: MemoryQueue,
+    ) -> Messages<MemoryStore, MemoryStore, MemoryQueue> {
+        Messages {
+            practices: store.clone(),
+            store: store.clone(),
+            queue,
+        }
+    }
+
+    fn request(to: &str, text: &str) -> (SendMessageRequest, serde_json::Value) {
+        let value = serde_json::json!({"to": to, "text": text});
+        (serde_json::from_value(value.clone()).unwrap(), value)
+    }
+
+    #[tokio::test]
+    async fn unqueued_message_is_removed_and_refused() {
+        let store = MemoryStore::default();
+        let queue = MemoryQueue {
+            refuse: true,
+            ..MemoryQueue::default()
+        };
+        let (req, value) = request("+14155550142", "Hi");
+        let e = service(&store, queue)
+            .send_direct(&sample_practice("demo"), req, &value, Some("k"), Utc::now())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_eq!(store.message_count().await, 0, "nothing left behind");
+        assert!(
+            store.get_idempotency("demo", "k").await.unwrap().is_none(),
+            "refusal not remembered"
+        );
+    }
+
+    #[tokio::test]
+    async fn accepted_message_is_queued_once_per_idempotency_key() {
+        let store = MemoryStore::default();
+        let queue = MemoryQueue::default();
+        let svc = service(&store, queue.clone());
+        let practice = sample_practice("demo");
+        let (req, value) = request("4155550142", "Hi");
+        let first = svc
+            .send_direct(&practice, req.clone(), &value, Some("k"), Utc::now())
+            .await
+            .unwrap();
+        let again = svc
+            .send_direct(&practice, req, &value, Some("k"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(first, again);
+        assert_eq!(first.status, 202);
+        assert_eq!(queue.jobs.lock().await.len(), 1);
+        assert_eq!(store.message_count().await, 1);
+    }
+
+    #[tokio::test]
+    async fn opted_out_number_is_refused() {
+        let store = MemoryStore::default();
+        store
+            .record_opt_out(&OptOutChange {
+                practice_id: "demo".into(),
+                phone: "+14155550142".into(),
+                opted_out: true,
+                keyword: "STOP".into(),
+                source: "sms".into(),
+                at: Utc::now(),
+            })
+            .await
+            .unwrap();
+        let (req, value) = request("(415) 555-0142", "Hi");
+        let e = service(&store, MemoryQueue::default())
+            .send_direct(&sample_practice("demo"), req, &value, None, Utc::now())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("recipient_opted_out", Some("to"))
+        );
+        assert_eq!(store.message_count().await, 0);
     }
 }

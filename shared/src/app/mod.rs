@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod callbacks;
+pub mod communications;
 pub mod dispatch;
 pub mod idempotency;
 #[cfg(test)]
 pub(crate) mod memory;
 pub mod messages;
+pub mod templates;

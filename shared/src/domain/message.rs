@@ -187,6 +187,50 @@ impl RecipientError {
     }
 }
 
+/// One forward move of a recipient. Adapters perform it as one conditional
+/// write, conditioned on the recipient being unchanged since it was read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// `queued → sending`: the dispatcher takes the send; at most one wins.
+    Claim {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// `sending → queued`: the carrier failed retryably; the claim is given back.
+    Release {
+        /// Why, for the record.
+        reason: String,
+    },
+    /// `sending → sent`: the carrier accepted the message.
+    Sent {
+        /// The carrier's id.
+        carrier_message_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// `sending | sent → delivered`, from a callback.
+    Delivered {
+        /// Must match the id stored, if one is stored.
+        carrier_message_id: String,
+        /// When the carrier says it was delivered.
+        at: DateTime<Utc>,
+    },
+    /// `queued → skipped`: not sent, e.g. the number opted out after queueing.
+    Skip {
+        /// Why, in words the office understands.
+        reason: String,
+    },
+    /// `→ failed`, with the reason. From a callback the carrier id must match.
+    Failed {
+        /// The callback's carrier id, if the failure came from a callback.
+        carrier_message_id: Option<String>,
+        /// Why.
+        error: RecipientError,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
 /// The only carrier adapter so far.
 pub const CARRIER: &str = "bandwidth";
 
@@ -205,6 +249,9 @@ pub struct Message {
     pub from: PhoneNumber,
     /// The text as written (for a direct message: as the patient gets it).
     pub text: String,
+    /// The Quick Message it was written from, if any.
+    #[serde(default)]
+    pub template_id: Option<String>,
     /// GSM-7 or UCS-2 (of the longest rendered text).
     pub encoding: Encoding,
     /// Segments per recipient (of the longest rendered text).
@@ -215,6 +262,24 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
     /// Number of recipients, skipped ones included.
     pub target_count: u32,
+    /// The message's status as the tracking list shows it (kept current by
+    /// every recipient transition).
+    #[serde(default)]
+    pub status: String,
+    /// Recipients per status (kept current by every recipient transition).
+    #[serde(default)]
+    pub counts: Counts,
+    /// When sending began.
+    #[serde(default)]
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl Message {
+    /// The time the tracking list sorts and filters on: when sending began,
+    /// or else when it is scheduled, or else when it was accepted.
+    pub fn tracking_time(&self) -> DateTime<Utc> {
+        self.sent_at.or(self.send_at).unwrap_or(self.created_at)
+    }
 }
 
 /// One recipient of a message, and how its send went.
@@ -252,6 +317,95 @@ pub struct Recipient {
     pub attempts: u32,
     /// When the dispatcher last claimed it.
     pub claimed_at: Option<DateTime<Utc>>,
+    /// Direct or bulk (decides how the message's own status follows).
+    #[serde(default = "direct")]
+    pub message_type: MessageType,
+    /// Bumped by every transition; writes are conditioned on it, so a
+    /// transition computed from a stale read is refused.
+    #[serde(default)]
+    pub version: u32,
+}
+
+fn direct() -> MessageType {
+    MessageType::DirectMessage
+}
+
+impl Recipient {
+    /// The recipient after `t`, or `None` when `t` would not move it forward
+    /// (or names another carrier message). The single definition of each
+    /// transition's effect; adapters store what this returns.
+    pub fn apply(&self, t: &Transition) -> Option<Recipient> {
+        use RecipientStatus::*;
+        let id_matches = |cid: &str| self.carrier_message_id.as_deref().is_none_or(|c| c == cid);
+        let mut next = self.clone();
+        next.version = self.version.wrapping_add(1);
+        match t {
+            Transition::Claim { at } => {
+                if !self.status.can_move_to(Sending) {
+                    return None;
+                }
+                next.status = Sending;
+                next.claimed_at = Some(*at);
+                next.attempts = self.attempts.saturating_add(1);
+            }
+            Transition::Release { .. } => {
+                if self.status != Sending {
+                    return None;
+                }
+                next.status = Queued;
+                next.claimed_at = None;
+            }
+            Transition::Sent {
+                carrier_message_id,
+                at,
+            } => {
+                if !self.status.can_move_to(Sent) {
+                    return None;
+                }
+                next.status = Sent;
+                next.carrier_message_id = Some(carrier_message_id.clone());
+                next.sent_at = Some(*at);
+            }
+            Transition::Delivered {
+                carrier_message_id,
+                at,
+            } => {
+                if !self.status.can_move_to(Delivered) || !id_matches(carrier_message_id) {
+                    return None;
+                }
+                next.status = Delivered;
+                next.delivered_at = Some(*at);
+                next.carrier_message_id
+                    .get_or_insert_with(|| carrier_message_id.clone());
+                next.sent_at.get_or_insert(*at);
+            }
+            Transition::Skip { reason } => {
+                if !self.status.can_move_to(Skipped) {
+                    return None;
+                }
+                next.status = Skipped;
+                next.skip_reason = Some(reason.clone());
+                next.claimed_at = None;
+            }
+            Transition::Failed {
+                carrier_message_id,
+                error,
+                ..
+            } => {
+                if !self.status.can_move_to(Failed)
+                    || !carrier_message_id.as_deref().is_none_or(id_matches)
+                {
+                    return None;
+                }
+                next.status = Failed;
+                next.error = Some(error.clone());
+                if let Some(cid) = carrier_message_id {
+                    next.carrier_message_id.get_or_insert_with(|| cid.clone());
+                }
+            }
+        }
+        Some(next)
+    }
 }
 
 /// Recipients per status.
@@ -276,6 +430,12 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The count for one status.
+    pub fn get(&self, s: RecipientStatus) -> u32 {
+        let mut copy = *self;
+        *copy.slot(s)
+    }
+
     /// Tallies the statuses of `recipients`.
     pub fn of<'a>(statuses: impl IntoIterator<Item = &'a RecipientStatus>) -> Counts {
         let mut c = Counts::default();
@@ -340,6 +500,7 @@ pub struct MessageView {
     channel: Channel,
     from: String,
     text: String,
+    template_id: Option<String>,
     encoding: Encoding,
     segments: u32,
     send_at: Option<String>,
@@ -364,6 +525,7 @@ impl MessageView {
             channel: message.channel,
             from: message.from.to_string(),
             text: message.text.clone(),
+            template_id: message.template_id.clone(),
             encoding: message.encoding,
             segments: message.segments,
             send_at: message.send_at.as_ref().map(to_api_time),

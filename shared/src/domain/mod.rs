@@ -4,10 +4,11 @@
 pub mod carrier_errors;
 pub mod clock;
 pub mod error;
+pub mod keywords;
 pub mod merge;
 pub mod message;
 pub mod patient;
 pub mod phone;
-pub mod template;
 pub mod practice;
+pub mod template;
 pub mod text;

@@ -19,8 +19,29 @@ pub struct Patient {
     pub phone: PhoneNumber,
     /// For the age filter.
     pub birth_date: Option<NaiveDate>,
-    /// The patient texted STOP; nothing is sent until START.
+    /// The patient's number texted STOP; nothing is sent until START.
+    /// Derived from the practice's opt-out record when read.
+    #[serde(default)]
     pub sms_opted_out: bool,
+    /// The carrier said this number cannot receive texts; bulk sends skip it
+    /// until the office changes the number.
+    #[serde(default)]
+    pub sms_undeliverable: Option<UndeliverableNumber>,
+}
+
+/// Why a patient's number is known not to receive texts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndeliverableNumber {
+    /// The number it applies to (cleared when the number changes).
+    pub phone: PhoneNumber,
+    /// Carrier error code (`"4720"`).
+    pub code: String,
+    /// Catalog title.
+    pub title: String,
+    /// What the office should do.
+    pub resolution: String,
+    /// When the carrier reported it.
+    pub since: chrono::DateTime<chrono::Utc>,
 }
 
 /// Body of `PUT /v1/patients/{id}`.
@@ -62,11 +83,13 @@ pub fn validate_id(id: &str, field: &str) -> Result<(), AppError> {
 
 impl PatientInput {
     /// Validates the input and builds the patient, keeping an existing opt-out.
+    /// `previous` is the stored patient, if any: an undeliverable mark stays
+    /// only while the number is unchanged.
     pub fn into_patient(
         self,
         patient_id: &str,
         today: NaiveDate,
-        sms_opted_out: bool,
+        previous: Option<&Patient>,
     ) -> Result<Patient, AppError> {
         validate_id(patient_id, "patient_id")?;
         let first_name = self.first_name.trim().to_string();
@@ -98,13 +121,17 @@ impl PatientInput {
                 Some(d)
             }
         };
+        let sms_undeliverable = previous
+            .and_then(|p| p.sms_undeliverable.clone())
+            .filter(|u| u.phone == phone);
         Ok(Patient {
             patient_id: patient_id.to_string(),
             first_name,
             last_name,
             phone,
             birth_date,
-            sms_opted_out,
+            sms_opted_out: false,
+            sms_undeliverable,
         })
     }
 }
@@ -129,7 +156,7 @@ mod tests {
     #[test]
     fn patient_phone_is_stored_in_e164() {
         let p = input("(415) 555-0123")
-            .into_patient("p-1", today(), false)
+            .into_patient("p-1", today(), None)
             .unwrap();
         assert_eq!(p.phone.as_str(), "+14155550123");
         assert_eq!(p.first_name, "Ana");
@@ -138,7 +165,7 @@ mod tests {
     #[test]
     fn invalid_phone_names_the_field() {
         let e = input("12345")
-            .into_patient("p-1", today(), false)
+            .into_patient("p-1", today(), None)
             .unwrap_err();
         assert_eq!(e.code, "invalid_phone");
         assert_eq!(e.field.as_deref(), Some("phone"));
@@ -148,8 +175,30 @@ mod tests {
     fn future_birth_date_is_refused() {
         let mut i = input("4155550123");
         i.birth_date = Some("2030-01-01".into());
-        let e = i.into_patient("p-1", today(), false).unwrap_err();
+        let e = i.into_patient("p-1", today(), None).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("birth_date"));
+    }
+
+    #[test]
+    fn undeliverable_mark_is_cleared_when_the_number_changes() {
+        let mut old = input("4155550123")
+            .into_patient("p-1", today(), None)
+            .unwrap();
+        old.sms_undeliverable = Some(UndeliverableNumber {
+            phone: old.phone.clone(),
+            code: "4720".into(),
+            title: "t".into(),
+            resolution: "r".into(),
+            since: chrono::Utc::now(),
+        });
+        let same = input("415-555-0123")
+            .into_patient("p-1", today(), Some(&old))
+            .unwrap();
+        assert!(same.sms_undeliverable.is_some());
+        let changed = input("415-555-0199")
+            .into_patient("p-1", today(), Some(&old))
+            .unwrap();
+        assert!(changed.sms_undeliverable.is_none());
     }
 
     #[test]

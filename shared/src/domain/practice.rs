@@ -128,6 +128,9 @@ pub struct Practice {
     pub max_bulk_recipients: u32,
     /// Window for scheduled and bulk sends; `None` means any time.
     pub quiet_hours: Option<QuietHours>,
+    /// Reply to a patient's HELP (merge fields allowed); a default when unset.
+    #[serde(default)]
+    pub help_text: Option<String>,
 }
 
 impl Practice {

@@ -4,6 +4,7 @@
 pub mod dispatcher;
 pub mod messages_api;
 pub mod practice_api;
+pub mod templates;
 pub mod webhook;
 
 use lambda_http::{Body, Request, Response};

@@ -1,18 +1,23 @@
-//! `GET /v1/settings`, `PUT/GET /v1/patients/{id}`.
+//! `GET /v1/settings`, `PUT/GET /v1/patients/{id}`, `/v1/templates…`,
+//! `GET /v1/error-codes`, `GET /v1/communications`.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 use crate::adapters::dynamo::DynamoStore;
 use crate::app::auth::Authenticator;
+use crate::app::communications::{self, TrackingQuery};
 use crate::config::{self, ConfigError};
+use crate::domain::carrier_errors;
 use crate::domain::error::AppError;
-use crate::domain::patient::{validate_id, PatientInput};
+use crate::domain::message::CARRIER;
+use crate::domain::patient::{validate_id, Patient, PatientInput};
 use crate::domain::practice::Practice;
 use crate::http;
-use crate::ports::PracticeStore;
+use crate::ports::{OptOutStore, PracticeStore};
 
-/// The practice function: settings and patients.
+/// The practice function: settings, patients, Quick Messages, the error
+/// catalog and the tracking list.
 pub struct PracticeApi {
     auth: Authenticator<DynamoStore>,
     store: DynamoStore,
@@ -42,24 +47,39 @@ impl PracticeApi {
         Ok(super::respond(&route, self.route(&route, &req).await))
     }
 
+    /// The patient with `sms_opted_out` read from the practice's opt-out record.
+    async fn with_opt_out(
+        &self,
+        practice_id: &str,
+        mut patient: Patient,
+    ) -> Result<Patient, AppError> {
+        patient.sms_opted_out = self
+            .store
+            .is_opted_out(practice_id, patient.phone.as_str())
+            .await?;
+        Ok(patient)
+    }
+
     async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
         let practice = self.auth.practice(super::authorization(req)).await?;
+        if let Some(result) =
+            super::templates::route(&self.store, &practice, route, req, chrono::Utc::now()).await
+        {
+            return result;
+        }
         match route {
             "GET /v1/settings" => Ok(http::json(StatusCode::OK, &practice)),
             "PUT /v1/patients/{id}" => {
                 let id = http::path_param(req, "id").unwrap_or_default();
                 validate_id(&id, "patient_id")?;
                 let (input, _) = http::parse_json::<PatientInput>(http::body_bytes(req)?)?;
-                // Re-syncing a patient must not undo their STOP.
-                let opted_out = self
-                    .store
-                    .get_patient(&practice.practice_id, &id)
-                    .await?
-                    .is_some_and(|p| p.sms_opted_out);
-                let patient = input.into_patient(&id, practice_today(&practice), opted_out)?;
+                let previous = self.store.get_patient(&practice.practice_id, &id).await?;
+                let patient =
+                    input.into_patient(&id, practice_today(&practice), previous.as_ref())?;
                 self.store
                     .put_patient(&practice.practice_id, &patient)
                     .await?;
+                let patient = self.with_opt_out(&practice.practice_id, patient).await?;
                 Ok(http::json(StatusCode::OK, &patient))
             }
             "GET /v1/patients/{id}" => {
@@ -71,7 +91,31 @@ impl PracticeApi {
                     .ok_or_else(|| {
                         AppError::not_found("patient_not_found", format!("no patient {id}"))
                     })?;
+                let patient = self.with_opt_out(&practice.practice_id, patient).await?;
                 Ok(http::json(StatusCode::OK, &patient))
+            }
+            "GET /v1/error-codes" => {
+                let items: Vec<serde_json::Value> = carrier_errors::catalog()
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "code": e.code.to_string(), "carrier": CARRIER, "title": e.title,
+                            "description": e.description, "resolution": e.resolution,
+                            "permanent": e.permanent, "billable": e.billable,
+                        })
+                    })
+                    .collect();
+                Ok(http::json(
+                    StatusCode::OK,
+                    &serde_json::json!({"items": items}),
+                ))
+            }
+            "GET /v1/communications" => {
+                let (limit, cursor) = http::page_params(req)?;
+                let query = TrackingQuery::parse(|k| http::query_param(req, k), limit, cursor)?;
+                let (items, next) =
+                    communications::list(&self.store, &practice.practice_id, &query).await?;
+                Ok(http::page(&items, next))
             }
             _ => Err(http::no_route()),
         }

@@ -4,27 +4,38 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::sqs::SqsSendQueue;
 use crate::app::auth::check_basic_auth;
 use crate::app::callbacks::{self, CarrierEvent};
+use crate::app::messages::Messages;
 use crate::config::{self, ConfigError};
 use crate::domain::error::AppError;
 use crate::http;
 
 /// The carrier webhook function.
 pub struct Webhook {
-    store: DynamoStore,
+    messages: Messages<DynamoStore, DynamoStore, SqsSendQueue>,
     username: String,
     password: String,
 }
 
 impl Webhook {
-    /// Reads `TABLE_NAME`, `WEBHOOK_USERNAME`, `WEBHOOK_PASSWORD`.
+    /// Reads `TABLE_NAME`, `SEND_QUEUE_URL` (HELP replies), `WEBHOOK_USERNAME`, `WEBHOOK_PASSWORD`.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let [table, username, password] =
-            config::require(["TABLE_NAME", "WEBHOOK_USERNAME", "WEBHOOK_PASSWORD"])?;
+        let [table, queue_url, username, password] = config::require([
+            "TABLE_NAME",
+            "SEND_QUEUE_URL",
+            "WEBHOOK_USERNAME",
+            "WEBHOOK_PASSWORD",
+        ])?;
         let aws = crate::adapters::aws_config().await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
         Ok(Self {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+            messages: Messages {
+                practices: store.clone(),
+                store,
+                queue: SqsSendQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
+            },
             username,
             password,
         })
@@ -48,7 +59,7 @@ impl Webhook {
                 format!("expected an array of Bandwidth events: {e}"),
             )
         })?;
-        let applied = callbacks::apply(&self.store, &events, chrono::Utc::now()).await?;
+        let applied = callbacks::apply(&self.messages, &events, chrono::Utc::now()).await?;
         Ok(http::json(
             StatusCode::OK,
             &serde_json::json!({"recorded": applied.recorded, "ignored": applied.ignored}),
