@@ -229,6 +229,9 @@ def deploy(staged: Path) -> dict[str, str]:
         "WebhookUsername": WEBHOOK["user"],
         "WebhookPassword": WEBHOOK["password"],
         "AwsEndpointUrl": AWS_URL,
+        # Every scheduled send through EventBridge Scheduler, even a near one,
+        # so tests and the precision benchmark exercise that path.
+        "QueueDelayMaxSeconds": os.environ.get("QUEUE_DELAY_MAX_SECONDS", "0"),
         "LogLevel": os.environ.get("LOG_LEVEL", "info"),
     }
     run(

@@ -175,6 +175,8 @@ pub struct OptOutChange {
 pub trait SendQueue: Send + Sync {
     /// Enqueues sends (batched by the adapter).
     async fn enqueue(&self, jobs: &[SendJob]) -> Result<(), StoreError>;
+    /// Enqueues one send to become visible after `delay_seconds` (at most 900).
+    async fn enqueue_delayed(&self, job: &SendJob, delay_seconds: u32) -> Result<(), StoreError>;
     /// Makes a received queue message visible again after `delay_seconds`.
     async fn retry_later(&self, receipt_handle: &str, delay_seconds: u32)
         -> Result<(), StoreError>;
@@ -251,4 +253,19 @@ pub trait TemplateStore: Send + Sync {
         limit: u32,
         after: Option<&str>,
     ) -> Result<(Vec<QuickMessage>, Option<String>), StoreError>;
+}
+
+/// One-time schedules that put a send on the queue at a given time
+/// (EventBridge Scheduler `at()` schedules on AWS).
+#[async_trait]
+pub trait SendScheduler: Send + Sync {
+    /// Creates, or replaces, the schedule `name` to enqueue `job` at `at`.
+    async fn schedule(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        job: &SendJob,
+    ) -> Result<(), StoreError>;
+    /// Deletes the schedule `name`; a schedule that no longer exists is fine.
+    async fn unschedule(&self, name: &str) -> Result<(), StoreError>;
 }

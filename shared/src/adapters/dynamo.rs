@@ -95,6 +95,45 @@ fn message_item(message: &Message) -> Result<Item, StoreError> {
     item.insert("gsi2sk".into(), sort);
     Ok(item)
 }
+
+/// The item the adapter writes for `message` (tracking-index keys included).
+///
+/// Public only for tools that load data in bulk (the tracking benchmark in
+/// `tests/src/bin/tracking_bench.rs`), so they write exactly what
+/// [`MessageStore::create_message`] writes.
+pub fn encode_message_item(
+    message: &Message,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    message_item(message)
+}
+
+/// The item the adapter writes for a recipient; see [`encode_message_item`].
+pub fn encode_recipient_item(
+    recipient: &Recipient,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let pk = practice_pk(&recipient.practice_id);
+    let sk = recipient_sk(&recipient.message_id, &recipient.recipient_id);
+    to_item(recipient, pk, sk)
+}
+
+/// Which index, key attribute names and partition key a tracking read uses:
+/// `(index, pk attribute, sk attribute, pk value)`. Public so the tracking
+/// benchmark can issue the very query [`MessageStore::communications`] does.
+pub fn tracking_index_keys(
+    practice_id: &str,
+    index: &TrackingIndex,
+) -> (&'static str, &'static str, &'static str, String) {
+    match index {
+        TrackingIndex::All => (TRACKING_ALL, "gsi1pk", "gsi1sk", practice_pk(practice_id)),
+        TrackingIndex::TypeStatus(t, status) => (
+            TRACKING_BY_TYPE_STATUS,
+            "gsi2pk",
+            "gsi2sk",
+            type_status_pk(practice_id, *t, status),
+        ),
+    }
+}
+
 const APIKEY_SK: &str = "#APIKEY";
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
@@ -542,15 +581,23 @@ impl MessageStore for DynamoStore {
             .build()
             .map_err(|e| StoreError::new("build put", e))?;
         // The message's counts (and, for a direct message, its status) follow.
-        let mut sets = vec![
-            "counts.#from = counts.#from - :one".to_string(),
-            "counts.#to = counts.#to + :one".to_string(),
-        ];
-        let mut names: HashMap<String, String> = HashMap::from([
-            ("#from".to_string(), current.status.as_str().to_string()),
-            ("#to".to_string(), next.status.as_str().to_string()),
-        ]);
-        let mut values: Item = HashMap::from([(":one".to_string(), AttributeValue::N("1".into()))]);
+        let mut sets: Vec<String> = Vec::new();
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut values: Item = HashMap::new();
+        if next.status != current.status {
+            sets.push("counts.#from = counts.#from - :one".into());
+            sets.push("counts.#to = counts.#to + :one".into());
+            names.insert("#from".into(), current.status.as_str().into());
+            names.insert("#to".into(), next.status.as_str().into());
+            values.insert(":one".into(), AttributeValue::N("1".into()));
+        }
+        if let Transition::Reschedule { send_at, .. } = transition {
+            // The tracking list sorts a scheduled message by its send time.
+            let at_text = to_api_time(send_at);
+            sets.push("send_at = :send_at, gsi1sk = :sk, gsi2sk = :sk".into());
+            values.insert(":send_at".into(), s(at_text.clone()));
+            values.insert(":sk".into(), s(format!("{at_text}#{}", next.message_id)));
+        }
         if next.message_type == MessageType::DirectMessage {
             sets.push("#status = :status".into());
             sets.push("gsi2pk = :g2pk".into());
@@ -603,15 +650,7 @@ impl MessageStore for DynamoStore {
         high: &str,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        let (index_name, pk_name, sk_name, pk) = match index {
-            TrackingIndex::All => (TRACKING_ALL, "gsi1pk", "gsi1sk", practice_pk(practice_id)),
-            TrackingIndex::TypeStatus(t, status) => (
-                TRACKING_BY_TYPE_STATUS,
-                "gsi2pk",
-                "gsi2sk",
-                type_status_pk(practice_id, *t, status),
-            ),
-        };
+        let (index_name, pk_name, sk_name, pk) = tracking_index_keys(practice_id, index);
         let out = self
             .client
             .query()

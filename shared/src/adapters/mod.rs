@@ -4,6 +4,7 @@
 pub mod bandwidth;
 pub mod dynamo;
 pub mod dynamo_templates;
+pub mod scheduler;
 pub mod sqs;
 
 /// Loads the AWS SDK configuration once per process. Endpoints come from the

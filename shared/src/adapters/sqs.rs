@@ -98,6 +98,24 @@ impl SendQueue for SqsSendQueue {
         Ok(())
     }
 
+    async fn enqueue_delayed(&self, job: &SendJob, delay_seconds: u32) -> Result<(), StoreError> {
+        let body = serde_json::to_string(job).map_err(|e| StoreError::new("encode send job", e))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(i32::try_from(delay_seconds.min(900)).unwrap_or(900))
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::new(
+                    "enqueue delayed send",
+                    aws_sdk_sqs::error::DisplayErrorContext(e),
+                )
+            })?;
+        Ok(())
+    }
+
     async fn retry_later(
         &self,
         receipt_handle: &str,

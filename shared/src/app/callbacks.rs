@@ -16,7 +16,7 @@ use crate::domain::patient::UndeliverableNumber;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::practice::Channel;
 use crate::ports::{
-    MessageStore, OptOutChange, OptOutStore, PracticeStore, SendQueue, TemplateStore,
+    MessageStore, OptOutChange, OptOutStore, PracticeStore, SendQueue, SendScheduler, TemplateStore,
 };
 
 /// One event of a callback body (Bandwidth sends a JSON array of them).
@@ -68,14 +68,15 @@ pub struct Applied {
 const RACE_RETRIES: usize = 3;
 
 /// Applies callback events.
-pub async fn apply<S, Q>(
-    messages: &Messages<S, S, Q>,
+pub async fn apply<S, Q, X>(
+    messages: &Messages<S, S, Q, X>,
     events: &[CarrierEvent],
     now: DateTime<Utc>,
 ) -> Result<Applied, AppError>
 where
     S: MessageStore + PracticeStore + OptOutStore + TemplateStore,
     Q: SendQueue,
+    X: SendScheduler,
 {
     let mut applied = Applied::default();
     for event in events {
@@ -158,14 +159,15 @@ where
     Err(AppError::unavailable("busy; retry the callback"))
 }
 
-async fn inbound<S, Q>(
-    messages: &Messages<S, S, Q>,
+async fn inbound<S, Q, X>(
+    messages: &Messages<S, S, Q, X>,
     event: &CarrierEvent,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError>
 where
     S: MessageStore + PracticeStore + OptOutStore + TemplateStore,
     Q: SendQueue,
+    X: SendScheduler,
 {
     let text = event.message.text.as_deref().unwrap_or_default();
     let Some(keyword) = keywords::classify(text) else {
@@ -250,14 +252,19 @@ where
 mod tests {
     use super::*;
     use crate::app::memory::{queued_recipient, sample_practice, MemoryQueue, MemoryStore};
+    use crate::app::messages::SendNowOnly;
     use crate::domain::message::RecipientStatus;
     use crate::domain::patient::Patient;
 
-    fn messages(store: &MemoryStore) -> Messages<MemoryStore, MemoryStore, MemoryQueue> {
+    fn messages(
+        store: &MemoryStore,
+    ) -> Messages<MemoryStore, MemoryStore, MemoryQueue, SendNowOnly> {
         Messages {
             practices: store.clone(),
             store: store.clone(),
             queue: MemoryQueue::default(),
+            scheduler: SendNowOnly,
+            queue_delay_max: chrono::Duration::zero(),
         }
     }
 

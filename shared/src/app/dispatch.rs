@@ -8,7 +8,9 @@ use chrono::Duration;
 use crate::domain::clock::Clock;
 use crate::domain::error::StoreError;
 use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
-use crate::ports::{Carrier, CarrierOutcome, MessageStore, OptOutStore, OutboundText, Transition};
+use crate::ports::{
+    Carrier, CarrierOutcome, MessageStore, OptOutStore, OutboundText, SendQueue, Transition,
+};
 
 /// How retryable carrier failures are retried.
 #[derive(Debug, Clone, Copy)]
@@ -51,9 +53,11 @@ pub enum Dispatched {
 pub const STALE_CLAIM: Duration = Duration::seconds(120);
 
 /// Dispatches queued sends.
-pub struct Dispatcher<M, C, K> {
+pub struct Dispatcher<M, C, K, Q> {
     /// Recipients.
     pub store: M,
+    /// The send queue (to hold a send until its time).
+    pub queue: Q,
     /// The carrier.
     pub carrier: C,
     /// Time.
@@ -62,15 +66,38 @@ pub struct Dispatcher<M, C, K> {
     pub retry: RetryPolicy,
 }
 
-impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
+impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
     /// Handles one queued send.
     pub async fn dispatch(&self, job: &SendJob) -> Result<Dispatched, StoreError> {
-        let Some(recipient) = self.store.get_recipient(job).await? else {
+        let Some(mut recipient) = self.store.get_recipient(job).await? else {
             tracing::warn!(%job, "send for an unknown recipient; dropped");
             return Ok(Dispatched::Done);
         };
         match recipient.status {
             RecipientStatus::Queued => {}
+            RecipientStatus::Scheduled => {
+                let now = self.clock.now();
+                let due = recipient.not_before.unwrap_or(now);
+                if now < due {
+                    // Early (the schedule fires ahead of time, or was moved
+                    // later): hold it with a queue delay until its second.
+                    let millis = (due - now).num_milliseconds();
+                    let seconds = u32::try_from((millis + 999) / 1000).unwrap_or(900).min(900);
+                    self.queue.enqueue_delayed(job, seconds).await?;
+                    tracing::info!(%job, seconds, "not due yet; held");
+                    return Ok(Dispatched::Done);
+                }
+                let Some(queued) = self
+                    .store
+                    .transition(&recipient, &Transition::Queue)
+                    .await?
+                else {
+                    // Canceled or rescheduled meanwhile, or another firing won.
+                    tracing::info!(%job, "schedule fired but the message moved on");
+                    return Ok(Dispatched::Done);
+                };
+                recipient = queued;
+            }
             RecipientStatus::Sending => {
                 let claimed = recipient
                     .claimed_at
@@ -170,7 +197,7 @@ impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
     }
 }
 
-impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
+impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
     /// Records what happened to a send we claimed. Only a callback can have
     /// changed the recipient meanwhile; if it did, the callback's news wins.
     async fn record_outcome(
@@ -188,14 +215,17 @@ impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock> Dispatcher<M, C, K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::memory::{queued_recipient, FixedClock, MemoryStore, ScriptedCarrier};
+    use crate::app::memory::{
+        queued_recipient, FixedClock, MemoryQueue, MemoryStore, ScriptedCarrier,
+    };
 
     fn dispatcher(
         store: MemoryStore,
         carrier: ScriptedCarrier,
-    ) -> Dispatcher<MemoryStore, ScriptedCarrier, FixedClock> {
+    ) -> Dispatcher<MemoryStore, ScriptedCarrier, FixedClock, MemoryQueue> {
         Dispatcher {
             store,
+            queue: MemoryQueue::default(),
             carrier,
             clock: FixedClock::at("2026-11-26T15:00:00Z"),
             retry: RetryPolicy {
@@ -314,6 +344,94 @@ mod tests {
         let r = store.recipient(&job).await.unwrap();
         assert_eq!(r.status, RecipientStatus::Skipped);
         assert!(r.skip_reason.unwrap().starts_with("opted_out"));
+    }
+
+    fn scheduled_for(not_before: &str) -> crate::domain::message::Recipient {
+        let mut r = queued_recipient();
+        r.status = RecipientStatus::Scheduled;
+        r.not_before = Some(not_before.parse().unwrap());
+        r
+    }
+
+    #[tokio::test]
+    async fn early_firing_is_held_until_the_second_it_is_due() {
+        let store = MemoryStore::default();
+        // The clock says 15:00:00; due at 15:00:42.5 → held 43 s, nothing sent.
+        let job = store
+            .insert_recipient(scheduled_for("2026-11-26T15:00:42.500Z"))
+            .await;
+        let carrier = ScriptedCarrier::accepting();
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(carrier.calls().await, 0);
+        assert_eq!(
+            d.queue.delayed.lock().await.clone(),
+            vec![(job.clone(), 43)]
+        );
+        assert_eq!(
+            store.recipient(&job).await.unwrap().status,
+            RecipientStatus::Scheduled
+        );
+    }
+
+    #[tokio::test]
+    async fn far_early_firing_is_held_in_fifteen_minute_steps() {
+        let store = MemoryStore::default();
+        let job = store
+            .insert_recipient(scheduled_for("2026-11-26T18:00:00Z"))
+            .await;
+        let d = dispatcher(store.clone(), ScriptedCarrier::accepting());
+        d.dispatch(&job).await.unwrap();
+        assert_eq!(d.queue.delayed.lock().await[0].1, 900);
+    }
+
+    #[tokio::test]
+    async fn due_schedule_fired_twice_sends_once() {
+        let store = MemoryStore::default();
+        let job = store
+            .insert_recipient(scheduled_for("2026-11-26T14:59:59Z"))
+            .await;
+        let carrier = ScriptedCarrier::accepting();
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(carrier.calls().await, 1);
+        assert_eq!(
+            store.recipient(&job).await.unwrap().status,
+            RecipientStatus::Sent
+        );
+    }
+
+    #[tokio::test]
+    async fn schedule_firing_after_cancel_sends_nothing() {
+        let store = MemoryStore::default();
+        let job = store
+            .insert_recipient(scheduled_for("2026-11-26T14:59:59Z"))
+            .await;
+        let current = store.recipient(&job).await.unwrap();
+        store
+            .transition(
+                &current,
+                &Transition::Cancel {
+                    at: chrono::Utc::now(),
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let carrier = ScriptedCarrier::accepting();
+        assert_eq!(
+            dispatcher(store.clone(), carrier.clone())
+                .dispatch(&job)
+                .await
+                .unwrap(),
+            Dispatched::Done
+        );
+        assert_eq!(carrier.calls().await, 0);
+        assert_eq!(
+            store.recipient(&job).await.unwrap().status,
+            RecipientStatus::Canceled
+        );
     }
 
     #[tokio::test]

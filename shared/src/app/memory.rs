@@ -277,6 +277,9 @@ impl MessageStore for MemoryStore {
             if matches!(t, Transition::Claim { .. }) && current.attempts == 0 {
                 m.sent_at = next.claimed_at;
             }
+            if let Transition::Reschedule { send_at, .. } = t {
+                m.send_at = Some(*send_at);
+            }
         }
         Ok(Some(next))
     }
@@ -401,6 +404,7 @@ impl TemplateStore for MemoryStore {
 #[derive(Clone, Default)]
 pub struct MemoryQueue {
     pub jobs: Arc<Mutex<Vec<SendJob>>>,
+    pub delayed: Arc<Mutex<Vec<(SendJob, u32)>>>,
     pub refuse: bool,
 }
 
@@ -418,6 +422,13 @@ impl SendQueue for MemoryQueue {
         _receipt_handle: &str,
         _delay_seconds: u32,
     ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn enqueue_delayed(&self, job: &SendJob, delay_seconds: u32) -> Result<(), StoreError> {
+        if self.refuse {
+            return Err(StoreError::new("enqueue sends", "queue unavailable"));
+        }
+        self.delayed.lock().await.push((job.clone(), delay_seconds));
         Ok(())
     }
 }
@@ -511,5 +522,38 @@ pub fn queued_recipient() -> Recipient {
         claimed_at: None,
         message_type: crate::domain::message::MessageType::DirectMessage,
         version: 0,
+    }
+}
+
+/// Records schedules; can be told to fail.
+#[derive(Clone, Default)]
+pub struct MemoryScheduler {
+    pub schedules: Arc<Mutex<HashMap<String, (DateTime<Utc>, SendJob)>>>,
+    pub fail: bool,
+}
+
+#[async_trait]
+impl SendScheduler for MemoryScheduler {
+    async fn schedule(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        job: &SendJob,
+    ) -> Result<(), StoreError> {
+        if self.fail {
+            return Err(StoreError::new("create schedule", "scheduler unavailable"));
+        }
+        self.schedules
+            .lock()
+            .await
+            .insert(name.to_string(), (at, job.clone()));
+        Ok(())
+    }
+    async fn unschedule(&self, name: &str) -> Result<(), StoreError> {
+        if self.fail {
+            return Err(StoreError::new("delete schedule", "scheduler unavailable"));
+        }
+        self.schedules.lock().await.remove(name);
+        Ok(())
     }
 }

@@ -215,6 +215,20 @@ pub enum Transition {
         /// When the carrier says it was delivered.
         at: DateTime<Utc>,
     },
+    /// `scheduled → queued`: its time has come.
+    Queue,
+    /// `scheduled → scheduled` at a new time (the office rescheduled it).
+    Reschedule {
+        /// The requested send time.
+        send_at: DateTime<Utc>,
+        /// The first instant it may go (after quiet hours).
+        not_before: DateTime<Utc>,
+    },
+    /// `scheduled | queued → canceled`, by the office.
+    Cancel {
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// `queued → skipped`: not sent, e.g. the number opted out after queueing.
     Skip {
         /// Why, in words the office understands.
@@ -378,6 +392,25 @@ impl Recipient {
                 next.carrier_message_id
                     .get_or_insert_with(|| carrier_message_id.clone());
                 next.sent_at.get_or_insert(*at);
+            }
+            Transition::Queue => {
+                if !self.status.can_move_to(Queued) {
+                    return None;
+                }
+                next.status = Queued;
+            }
+            Transition::Reschedule { not_before, .. } => {
+                if self.status != Scheduled {
+                    return None;
+                }
+                next.not_before = Some(*not_before);
+            }
+            Transition::Cancel { .. } => {
+                if !self.status.can_move_to(Canceled) {
+                    return None;
+                }
+                next.status = Canceled;
+                next.claimed_at = None;
             }
             Transition::Skip { reason } => {
                 if !self.status.can_move_to(Skipped) {

@@ -10,5 +10,6 @@ pub mod message;
 pub mod patient;
 pub mod phone;
 pub mod practice;
+pub mod quiet_hours;
 pub mod template;
 pub mod text;

@@ -27,7 +27,7 @@ pub enum StartError {
 
 /// The dispatcher function.
 pub struct DispatcherFn {
-    dispatcher: Dispatcher<DynamoStore, Bandwidth, SystemClock>,
+    dispatcher: Dispatcher<DynamoStore, Bandwidth, SystemClock, SqsSendQueue>,
     queue: SqsSendQueue,
 }
 
@@ -53,9 +53,11 @@ impl DispatcherFn {
             timeout: Duration::from_millis(config::optional_u64("CARRIER_TIMEOUT_MS", 10_000)),
         })?;
         let defaults = RetryPolicy::default();
+        let queue = SqsSendQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url);
         Ok(Self {
             dispatcher: Dispatcher {
                 store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+                queue: queue.clone(),
                 carrier,
                 clock: SystemClock,
                 retry: RetryPolicy {
@@ -71,7 +73,7 @@ impl DispatcherFn {
                     .unwrap_or(defaults.base_delay_seconds),
                 },
             },
-            queue: SqsSendQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
+            queue,
         })
     }
 

@@ -7,14 +7,14 @@ use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::sqs::SqsSendQueue;
 use crate::app::auth::check_basic_auth;
 use crate::app::callbacks::{self, CarrierEvent};
-use crate::app::messages::Messages;
+use crate::app::messages::{Messages, SendNowOnly};
 use crate::config::{self, ConfigError};
 use crate::domain::error::AppError;
 use crate::http;
 
 /// The carrier webhook function.
 pub struct Webhook {
-    messages: Messages<DynamoStore, DynamoStore, SqsSendQueue>,
+    messages: Messages<DynamoStore, DynamoStore, SqsSendQueue, SendNowOnly>,
     username: String,
     password: String,
 }
@@ -35,6 +35,8 @@ impl Webhook {
                 practices: store.clone(),
                 store,
                 queue: SqsSendQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
+                scheduler: SendNowOnly,
+                queue_delay_max: chrono::Duration::zero(),
             },
             username,
             password,
