@@ -4,7 +4,7 @@ VENV := .tools/venv
 EMULATOR := .tools/emulator
 PY := $(VENV)/bin/python
 
-.PHONY: dev test tools lint unit clean
+.PHONY: dev test deploy tools lint unit clean
 
 ## make dev: emulator + stack + demo practice + carrier simulator, in the foreground
 dev: tools
@@ -13,6 +13,10 @@ dev: tools
 ## make test: every test (unit, adapter, end-to-end), starting and stopping what it needs
 test: tools
 	$(PY) infra/local.py test
+
+## make deploy: rebuild and redeploy into the cloud `make dev` is running
+deploy: tools
+	$(PY) infra/local.py deploy
 
 ## make unit: the fast tests only (no local cloud)
 unit:

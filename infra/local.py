@@ -3,6 +3,7 @@
 
     python infra/local.py dev    # bring everything up, stay in the foreground (make dev)
     python infra/local.py test   # bring it up, run every test, tear it down (make test)
+    python infra/local.py deploy # rebuild and redeploy into the running `dev` cloud (make deploy)
 
 Runs under .tools/venv/bin/python (boto3 comes with aws-sam-cli there).
 
@@ -385,7 +386,7 @@ def up(procs: Processes) -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["dev", "test"])
+    parser.add_argument("command", choices=["dev", "test", "deploy"])
     args = parser.parse_args()
 
     procs = Processes()
@@ -398,6 +399,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
+        if args.command == "deploy":
+            started = time.monotonic()
+            wait_until("emulator (start `make dev` first)", lambda: http_ok(f"{AWS_URL}/_ministack/health"), 5)
+            build()
+            deploy(stage_template())
+            log(f"redeployed in {time.monotonic() - started:.1f} s")
+            return 0
         if args.command == "test":
             os.environ.setdefault("LOCAL_QUIET", "1")
             up(procs)
@@ -428,9 +436,10 @@ def main() -> int:
         log("stopping")
         return 130 if not stopping.is_set() else 0
     finally:
-        procs.stop()
-        (LOCAL / "endpoints.json").unlink(missing_ok=True)
-        log("stopped everything this run started")
+        if args.command != "deploy":
+            procs.stop()
+            (LOCAL / "endpoints.json").unlink(missing_ok=True)
+            log("stopped everything this run started")
 
 
 if __name__ == "__main__":

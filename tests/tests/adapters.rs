@@ -339,8 +339,13 @@ async fn dispatching_the_same_job_twice_sends_once() {
         .stored_recipient(&t.practice.practice_id, RecipientStatus::Queued)
         .await;
     let to = store.get_recipient(&job).await.unwrap().unwrap().to;
+    let queue = SqsSendQueue::new(
+        aws_sdk_sqs::Client::new(&local.aws().await),
+        &local.send_queue_url,
+    );
     let dispatcher = Dispatcher {
         store: store.clone(),
+        queue,
         carrier: bandwidth(&local, "sim-password", Duration::from_secs(5)),
         clock: SystemClock,
         retry: RetryPolicy::default(),

@@ -16,7 +16,9 @@
 //!    (a)–(d), with `ReturnConsumedCapacity::Total`, and reports the consumed
 //!    capacity the emulator returns, `ScannedCount` (items evaluated), and the
 //!    read units AWS would charge for those items (sum of item sizes rounded
-//!    up to 4 KB, × 0.5 for an eventually consistent read).
+//!    up to 4 KB, × 0.5 for an eventually consistent read), and times that
+//!    bare `Query`. A baseline route that reads nothing (`/v1/error-codes`)
+//!    shows the API and function overhead alone.
 //! 5. Prints a Markdown table, then deletes the seeded items (unless `--keep`).
 //!
 //! ```text
@@ -439,6 +441,8 @@ struct Cost {
     scanned: i32,
     count: i32,
     bytes: usize,
+    /// Median time of the bare `Query` against the emulator, in ms.
+    query_ms: f64,
 }
 
 impl Cost {
@@ -476,8 +480,30 @@ fn item_size(item: &Item) -> usize {
 }
 
 /// The `Query` `DynamoStore::communications` sends for one partition read,
-/// with `limit + 2` as `communications::list` asks.
+/// with `limit + 2` as `communications::list` asks; sent `samples` times
+/// (after the warm-up) to time it without the API and the function.
 async fn query_cost(
+    client: &Client,
+    table: &str,
+    practice_id: &str,
+    index: &TrackingIndex,
+    (low, high): (&str, &str),
+    samples: usize,
+) -> Cost {
+    let mut times = Vec::with_capacity(samples);
+    let mut cost = Cost::default();
+    for i in 0..WARM_UP + samples {
+        let started = Instant::now();
+        cost = query_once(client, table, practice_id, index, low, high).await;
+        if i >= WARM_UP {
+            times.push(started.elapsed());
+        }
+    }
+    cost.query_ms = stats(&times).median;
+    cost
+}
+
+async fn query_once(
     client: &Client,
     table: &str,
     practice_id: &str,
@@ -507,6 +533,7 @@ async fn query_cost(
         scanned: out.scanned_count(),
         count: out.count(),
         bytes: out.items().iter().map(item_size).sum(),
+        query_ms: 0.0,
     }
 }
 
@@ -571,6 +598,12 @@ async fn main() {
         }
     };
     let mut rows = Vec::new();
+
+    // The API and function overhead alone: an authenticated route that reads
+    // nothing from the table (the key lookup is cached in a warm function).
+    let (lat, _) = measure(api, "/v1/error-codes", a.samples, |_| {}).await;
+    let baseline = stats(&lat);
+    println!("baseline done: median {:.1} ms", baseline.median);
 
     let q_a = format!("limit={PAGE}");
     let (lat, body) = measure(
@@ -661,16 +694,26 @@ async fn main() {
 
     // Read cost: the adapter's query for each scenario's partition read.
     let table = &local.table_name;
-    rows[0].cost =
-        Some(query_cost(&client, table, &practice_id, &TrackingIndex::All, "0", "~").await);
+    let n = a.samples;
+    rows[0].cost = Some(
+        query_cost(
+            &client,
+            table,
+            &practice_id,
+            &TrackingIndex::All,
+            ("0", "~"),
+            n,
+        )
+        .await,
+    );
     rows[1].cost = Some(
         query_cost(
             &client,
             table,
             &practice_id,
             &TrackingIndex::TypeStatus(MessageType::DirectMessage, "failed".into()),
-            "0",
-            "~",
+            ("0", "~"),
+            n,
         )
         .await,
     );
@@ -680,8 +723,8 @@ async fn main() {
             table,
             &practice_id,
             &TrackingIndex::All,
-            &from,
-            &format!("{to}#~"),
+            (&from, &format!("{to}#~")),
+            n,
         )
         .await,
     );
@@ -693,8 +736,8 @@ async fn main() {
                 table,
                 &practice_id,
                 &TrackingIndex::All,
-                "0",
-                &position,
+                ("0", &position),
+                n,
             )
             .await,
         );
@@ -724,26 +767,31 @@ async fn main() {
     );
     println!();
     println!(
-        "| scenario | requests | median ms | p95 ms | max ms | items/page | Query Count / ScannedCount | ConsumedCapacity (emulator) | AWS RCU (est.) |"
+        "| scenario | requests | median ms | p95 ms | max ms | items/page | Query Count / ScannedCount | ConsumedCapacity (emulator) | AWS RCU (est.) | bare Query median ms |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in &rows {
-        let (scan, reported, est) = match r.cost {
+        let (scan, reported, est, bare) = match r.cost {
             Some(c) => (
                 format!("{} / {}", c.count, c.scanned),
                 c.reported.map_or("not reported".into(), |u| format!("{u}")),
                 format!("{} ({:.1} KB)", c.aws_rcu(), c.bytes as f64 / 1024.0),
+                format!("{:.1}", c.query_ms),
             ),
-            None => ("-".into(), "-".into(), "-".into()),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
         println!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {scan} | {reported} | {est} |",
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {scan} | {reported} | {est} | {bare} |",
             r.name, r.latency.n, r.latency.median, r.latency.p95, r.latency.max, r.items
         );
     }
     println!(
-        "| (d) whole walk, {DEPTH} pages | {} | {:.1} | {:.1} | {:.1} | {deep_items} | - | - | - |",
+        "| (d) whole walk, {DEPTH} pages | {} | {:.1} | {:.1} | {:.1} | {deep_items} | - | - | - | - |",
         walk_stats.n, walk_stats.median, walk_stats.p95, walk_stats.max
+    );
+    println!(
+        "| baseline: GET /v1/error-codes (reads no table) | {} | {:.1} | {:.1} | {:.1} | - | - | - | - | - |",
+        baseline.n, baseline.median, baseline.p95, baseline.max
     );
     println!();
     for r in &rows {
@@ -757,6 +805,11 @@ async fn main() {
     if !reported {
         println!("- The emulator reported no consumed capacity; see ScannedCount.");
     }
+    println!(
+        "- Bare Query: the same `Query` sent straight to the emulator (no API, no function), \
+         median of {} after {WARM_UP} warm-up.",
+        a.samples
+    );
 
     if a.keep {
         println!("\nkept the seeded items (--keep)");
