@@ -529,7 +529,7 @@ pub fn queued_recipient() -> Recipient {
 #[derive(Clone, Default)]
 pub struct MemoryScheduler {
     pub schedules: Arc<Mutex<HashMap<String, (DateTime<Utc>, SendJob)>>>,
-    pub fail: bool,
+    pub fail: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[async_trait]
@@ -540,7 +540,7 @@ impl SendScheduler for MemoryScheduler {
         at: DateTime<Utc>,
         job: &SendJob,
     ) -> Result<(), StoreError> {
-        if self.fail {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::new("create schedule", "scheduler unavailable"));
         }
         self.schedules
@@ -550,7 +550,7 @@ impl SendScheduler for MemoryScheduler {
         Ok(())
     }
     async fn unschedule(&self, name: &str) -> Result<(), StoreError> {
-        if self.fail {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::new("delete schedule", "scheduler unavailable"));
         }
         self.schedules.lock().await.remove(name);
