@@ -7,6 +7,9 @@
 //! - [`handlers`]: each function's HTTP or SQS entry, mapping to use cases.
 //! - [`http`], [`config`], [`telemetry`]: conventions shared by all functions.
 
+// Test code may unwrap: a panic is the failure report.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod adapters;
 pub mod app;
 pub mod config;

@@ -373,7 +373,7 @@ async fn duplicate_queue_delivery_through_the_deployed_dispatcher_sends_once() {
     let store = local.store().await;
     let to = store.get_recipient(&job).await.unwrap().unwrap().to;
     queue.enqueue(&[job.clone(), job.clone()]).await.unwrap();
-    queue.enqueue(&[job.clone()]).await.unwrap();
+    queue.enqueue(std::slice::from_ref(&job)).await.unwrap();
     let delivered = tests::poll(Duration::from_secs(30), || async {
         let r = store.get_recipient(&job).await.unwrap().unwrap();
         (r.status == RecipientStatus::Delivered).then_some(())

@@ -118,7 +118,7 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
             let id = o
                 .get("practice-id")
                 .cloned()
-                .unwrap_or_else(|| shared::app::messages::new_message_id());
+                .unwrap_or_else(shared::app::messages::new_message_id);
             shared::domain::patient::validate_id(&id, "practice-id").map_err(|e| e.message)?;
             if store
                 .get_practice(&id)

@@ -525,10 +525,13 @@ pub fn queued_recipient() -> Recipient {
     }
 }
 
+/// Schedule name → (fire time, job).
+pub type Schedules = Arc<Mutex<HashMap<String, (DateTime<Utc>, SendJob)>>>;
+
 /// Records schedules; can be told to fail.
 #[derive(Clone, Default)]
 pub struct MemoryScheduler {
-    pub schedules: Arc<Mutex<HashMap<String, (DateTime<Utc>, SendJob)>>>,
+    pub schedules: Schedules,
     pub fail: Arc<std::sync::atomic::AtomicBool>,
 }
 

@@ -685,7 +685,9 @@ mod tests {
     async fn scheduler_failure_at_create_leaves_nothing_and_says_so() {
         let store = MemoryStore::default();
         let failing = MemoryScheduler::default();
-        failing.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        failing
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let svc = scheduling(&store, MemoryQueue::default(), failing);
         let e = send_scheduled(&svc, &sample_practice("demo"), "2026-12-02T14:00:00Z")
             .await
@@ -767,16 +769,25 @@ mod tests {
         let scheduler = MemoryScheduler::default();
         let svc = scheduling(&store, MemoryQueue::default(), scheduler.clone());
         let practice = sample_practice("demo");
-        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z").await.unwrap();
+        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z")
+            .await
+            .unwrap();
         let id = m["id"].as_str().unwrap();
-        scheduler.fail.store(true, std::sync::atomic::Ordering::SeqCst);
-        let req = RescheduleRequest { send_at: "2026-12-05T14:00:00Z".into() };
+        scheduler
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let req = RescheduleRequest {
+            send_at: "2026-12-05T14:00:00Z".into(),
+        };
         let e = svc.reschedule(&practice, id, req, now()).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unavailable);
         // The record holds the new time, so the old schedule's firing is held
         // by the dispatcher until then (see dispatch tests): not early, not lost.
         let view = serde_json::to_value(svc.get(&practice, id).await.unwrap()).unwrap();
-        assert_eq!(view["recipients"][0]["not_before"], "2026-12-05T14:00:00.000Z");
+        assert_eq!(
+            view["recipients"][0]["not_before"],
+            "2026-12-05T14:00:00.000Z"
+        );
         assert_eq!(view["status"], "scheduled");
     }
 
@@ -786,10 +797,22 @@ mod tests {
         let scheduler = MemoryScheduler::default();
         let svc = scheduling(&store, MemoryQueue::default(), scheduler.clone());
         let practice = sample_practice("demo");
-        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z").await.unwrap();
-        scheduler.fail.store(true, std::sync::atomic::Ordering::SeqCst);
-        let view = serde_json::to_value(svc.cancel(&practice, m["id"].as_str().unwrap(), now()).await.unwrap()).unwrap();
-        assert_eq!(view["status"], "canceled", "a stray firing finds the record canceled");
+        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z")
+            .await
+            .unwrap();
+        scheduler
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let view = serde_json::to_value(
+            svc.cancel(&practice, m["id"].as_str().unwrap(), now())
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            view["status"], "canceled",
+            "a stray firing finds the record canceled"
+        );
     }
 
     #[tokio::test]
@@ -797,10 +820,17 @@ mod tests {
         let store = MemoryStore::default();
         let svc = service(&store, MemoryQueue::default());
         let practice = sample_practice("demo");
-        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z").await.unwrap();
+        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z")
+            .await
+            .unwrap();
         let id = m["id"].as_str().unwrap();
-        let req = RescheduleRequest { send_at: "2026-12-03T14:00:00Z".into() };
-        let (moved, canceled) = tokio::join!(svc.reschedule(&practice, id, req, now()), svc.cancel(&practice, id, now()));
+        let req = RescheduleRequest {
+            send_at: "2026-12-03T14:00:00Z".into(),
+        };
+        let (moved, canceled) = tokio::join!(
+            svc.reschedule(&practice, id, req, now()),
+            svc.cancel(&practice, id, now())
+        );
         assert!(canceled.is_ok());
         if let Err(e) = moved {
             assert_eq!(e.code, "not_scheduled");

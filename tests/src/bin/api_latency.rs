@@ -32,7 +32,13 @@ async fn main() {
         .unwrap_or(200);
     let local = Endpoints::load();
     let t = local.new_practice().await;
-    let first = t.api.post("/v1/messages", &json!({"to": random_phone().as_str(), "text": "warm-up"})).await;
+    let first = t
+        .api
+        .post(
+            "/v1/messages",
+            &json!({"to": random_phone().as_str(), "text": "warm-up"}),
+        )
+        .await;
     let id = first.body["id"].as_str().expect("message id").to_string();
     for _ in 0..5 {
         t.api.get("/v1/settings").await;

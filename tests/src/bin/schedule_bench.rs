@@ -33,12 +33,18 @@ async fn main() {
         assert_eq!(r.status, 202, "{:?}", r.body);
         sends.push((to, send_at));
     }
-    println!("scheduled {n} messages {:.0}–{:.0} s ahead; waiting for the carrier…", 40.0, 40.0 + (n as f64) * 2.037);
+    println!(
+        "scheduled {n} messages {:.0}–{:.0} s ahead; waiting for the carrier…",
+        40.0,
+        40.0 + (n as f64) * 2.037
+    );
     let mut lateness_ms: Vec<i64> = Vec::new();
     for (to, send_at) in &sends {
         let arrived = poll(Duration::from_secs(180), || async {
             let m = local.carrier_messages(to.as_str()).await;
-            m.first().and_then(|m| m["received_at"].as_str()).map(|s| s.parse::<DateTime<Utc>>().expect("time"))
+            m.first()
+                .and_then(|m| m["received_at"].as_str())
+                .map(|s| s.parse::<DateTime<Utc>>().expect("time"))
         })
         .await
         .expect("delivered to the carrier within 3 minutes");
@@ -52,5 +58,9 @@ async fn main() {
     println!("lateness per message (ms): {lateness_ms:?}");
     println!("| messages | early | median late | worst late |");
     println!("|---|---|---|---|");
-    println!("| {n} | {early} | {:.2} s | {:.2} s |", median as f64 / 1000.0, worst as f64 / 1000.0);
+    println!(
+        "| {n} | {early} | {:.2} s | {:.2} s |",
+        median as f64 / 1000.0,
+        worst as f64 / 1000.0
+    );
 }
