@@ -404,3 +404,45 @@ async fn duplicate_queue_delivery_through_the_deployed_dispatcher_sends_once() {
     assert!(drained.is_some(), "queue not drained");
     assert_eq!(local.carrier_messages(to.as_str()).await.len(), 1);
 }
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn rate_bucket_in_dynamodb_grants_exactly_the_cap_under_concurrency() {
+    use shared::app::rate_cap::take_token;
+    let local = Endpoints::load();
+    let store = local.store().await;
+    let t = local.new_practice().await;
+    let pid = t.practice.practice_id.clone();
+    let now = Utc::now();
+    let window = chrono::Duration::seconds(60);
+    let tries = (0..12).map(|_| {
+        let (store, pid) = (store.clone(), pid.clone());
+        tokio::spawn(async move {
+            take_token(&store, &pid, "bulk", now, 5, window)
+                .await
+                .unwrap()
+        })
+    });
+    let mut granted = 0;
+    let mut waits = Vec::new();
+    for t in tries {
+        match t.await.unwrap() {
+            None => granted += 1,
+            Some(until) => waits.push(until),
+        }
+    }
+    assert_eq!(granted, 5, "conditional writes let exactly the cap through");
+    // Times are kept to the millisecond.
+    let returns = now + window;
+    assert_eq!(waits.len(), 7);
+    assert!(
+        waits
+            .iter()
+            .all(|w| (*w - returns).num_milliseconds().abs() <= 1),
+        "capacity returns one window after the first grant: {waits:?} vs {returns}"
+    );
+    let later = take_token(&store, &pid, "bulk", now + window, 5, window)
+        .await
+        .unwrap();
+    assert_eq!(later, None, "a full window later there is room again");
+}

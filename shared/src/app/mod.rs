@@ -9,4 +9,5 @@ pub mod idempotency;
 #[cfg(test)]
 pub(crate) mod memory;
 pub mod messages;
+pub mod rate_cap;
 pub mod templates;

@@ -11,5 +11,6 @@ pub mod patient;
 pub mod phone;
 pub mod practice;
 pub mod quiet_hours;
+pub mod rate_limit;
 pub mod template;
 pub mod text;
