@@ -50,11 +50,7 @@ impl MemoryStore {
     }
 
     pub async fn insert_recipient(&self, r: Recipient) -> SendJob {
-        let job = SendJob {
-            practice_id: r.practice_id.clone(),
-            message_id: r.message_id.clone(),
-            recipient_id: r.recipient_id.clone(),
-        };
+        let job = r.job();
         self.0.lock().await.recipients.insert(rkey(&job), r);
         job
     }
@@ -74,6 +70,10 @@ impl MemoryStore {
             .patients
             .get(&(practice_id.to_string(), patient_id.to_string()))
             .cloned()
+    }
+
+    pub async fn template_count(&self) -> usize {
+        self.0.lock().await.templates.len()
     }
 
     pub async fn message_count(&self) -> usize {

@@ -372,14 +372,7 @@ impl<
             }
         }
 
-        let jobs: Vec<SendJob> = recipients
-            .iter()
-            .map(|r| SendJob {
-                practice_id: r.practice_id.clone(),
-                message_id: r.message_id.clone(),
-                recipient_id: r.recipient_id.clone(),
-            })
-            .collect();
+        let jobs: Vec<SendJob> = recipients.iter().map(Recipient::job).collect();
         let handed_over = match not_before {
             None => self.queue.enqueue(&jobs).await,
             Some(due) => self.plan(&message.id, due, &jobs[0], now).await,
@@ -476,11 +469,7 @@ impl<
             // Changed meanwhile (fired, canceled, rescheduled): look again.
             current = self.direct_recipient(practice, message_id).await?.1;
         }
-        let job = SendJob {
-            practice_id: current.practice_id.clone(),
-            message_id: current.message_id.clone(),
-            recipient_id: current.recipient_id.clone(),
-        };
+        let job = current.job();
         // The record now holds the new time. Should the schedule not follow,
         // an earlier firing is held by the dispatcher until the new time, so
         // the send is neither early nor lost.

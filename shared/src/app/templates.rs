@@ -146,93 +146,13 @@ pub async fn load_for_send<T: TemplateStore>(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
     use chrono::TimeZone;
 
     use super::*;
-    use crate::domain::error::{ErrorKind, StoreError};
+    use crate::domain::error::ErrorKind;
 
-    /// Templates by practice and id; ids sort as the table's sort keys do.
-    type Templates = BTreeMap<(String, String), QuickMessage>;
-
-    /// Templates in memory, for the use cases' and the handler's tests.
-    #[derive(Default)]
-    pub(crate) struct MemoryTemplates(Mutex<Templates>);
-
-    impl MemoryTemplates {
-        fn lock(&self) -> Result<std::sync::MutexGuard<'_, Templates>, StoreError> {
-            self.0
-                .lock()
-                .map_err(|e| StoreError::new("lock templates", e))
-        }
-
-        pub(crate) fn count(&self) -> usize {
-            self.0.lock().map(|m| m.len()).unwrap_or_default()
-        }
-    }
-
-    #[async_trait]
-    impl TemplateStore for MemoryTemplates {
-        async fn put_template(
-            &self,
-            practice_id: &str,
-            template: &QuickMessage,
-        ) -> Result<(), StoreError> {
-            self.lock()?.insert(
-                (practice_id.to_string(), template.id.clone()),
-                template.clone(),
-            );
-            Ok(())
-        }
-
-        async fn get_template(
-            &self,
-            practice_id: &str,
-            template_id: &str,
-        ) -> Result<Option<QuickMessage>, StoreError> {
-            Ok(self
-                .lock()?
-                .get(&(practice_id.to_string(), template_id.to_string()))
-                .cloned())
-        }
-
-        async fn delete_template(
-            &self,
-            practice_id: &str,
-            template_id: &str,
-        ) -> Result<bool, StoreError> {
-            Ok(self
-                .lock()?
-                .remove(&(practice_id.to_string(), template_id.to_string()))
-                .is_some())
-        }
-
-        async fn list_templates(
-            &self,
-            practice_id: &str,
-            limit: u32,
-            after: Option<&str>,
-        ) -> Result<(Vec<QuickMessage>, Option<String>), StoreError> {
-            let limit = limit as usize;
-            let mut page: Vec<QuickMessage> = self
-                .lock()?
-                .iter()
-                .filter(|((p, id), _)| p == practice_id && after.is_none_or(|a| id.as_str() > a))
-                .map(|(_, t)| t.clone())
-                .take(limit + 1)
-                .collect();
-            let next = if page.len() > limit {
-                page.truncate(limit);
-                page.last().map(|t| t.id.clone())
-            } else {
-                None
-            };
-            Ok((page, next))
-        }
-    }
+    /// The shared in-memory store stands in for DynamoDB here.
+    pub(crate) type MemoryTemplates = crate::app::memory::MemoryStore;
 
     fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 26, 15, minute, 0).unwrap()
@@ -270,7 +190,7 @@ pub(crate) mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, "unknown_merge_field");
-        assert_eq!(store.count(), 0);
+        assert_eq!(store.template_count().await, 0);
     }
 
     #[tokio::test]
@@ -346,7 +266,7 @@ pub(crate) mod tests {
         .await
         .unwrap_err();
         assert_eq!(e.code, "template_not_found");
-        assert_eq!(store.count(), 0);
+        assert_eq!(store.template_count().await, 0);
     }
 
     #[tokio::test]

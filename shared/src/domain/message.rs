@@ -345,6 +345,15 @@ fn direct() -> MessageType {
 }
 
 impl Recipient {
+    /// The queue job that sends to this recipient.
+    pub fn job(&self) -> SendJob {
+        SendJob {
+            practice_id: self.practice_id.clone(),
+            message_id: self.message_id.clone(),
+            recipient_id: self.recipient_id.clone(),
+        }
+    }
+
     /// The recipient after `t`, or `None` when `t` would not move it forward
     /// (or names another carrier message). The single definition of each
     /// transition's effect; adapters store what this returns.

@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(status, 400);
         assert_eq!(body["error"]["code"], "unknown_field");
         assert_eq!(body["error"]["field"], "tags");
-        assert_eq!(store.count(), 0);
+        assert_eq!(store.template_count().await, 0);
     }
 
     #[tokio::test]
