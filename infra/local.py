@@ -412,7 +412,7 @@ def main() -> int:
             env = dict(os.environ, ENDPOINTS_FILE=str(LOCAL / "endpoints.json"))
             log("running every test: unit, adapter (emulator) and end-to-end (deployed stack)", "test")
             return subprocess.run(
-                ["cargo", "test", "--profile", PROFILE, "--locked", "--workspace", "--", "--include-ignored"],
+                ["cargo", "test", "--profile", PROFILE, "--locked", "--workspace", "--no-fail-fast", "--", "--include-ignored"],
                 cwd=ROOT, env=env,
             ).returncode
         endpoints = up(procs)
