@@ -151,18 +151,18 @@ async fn tracking_list_pages_newest_first_and_filters_exactly() {
         json!([])
     );
 
-    // Inclusive bounds: from/to exactly at one message's time selects it alone.
+    // Inclusive bounds: from = to = one message's time selects exactly the
+    // messages sent at that millisecond (two may share it).
     let at = seen[2]["sent_at"].as_str().unwrap().to_string();
     let one = t
         .api
         .get(&format!("/v1/communications?sent_from={at}&sent_to={at}"))
         .await;
-    assert_eq!(
-        one.body["items"].as_array().unwrap().len(),
-        1,
-        "{:?}",
-        one.body
-    );
+    let selected = one.body["items"].as_array().unwrap();
+    let expected = seen.iter().filter(|i| i["sent_at"] == at.as_str()).count();
+    assert_eq!(selected.len(), expected, "{:?}", one.body);
+    assert!(selected.iter().all(|i| i["sent_at"] == at.as_str()));
+    assert!(selected.iter().any(|i| i["id"] == seen[2]["id"]));
     assert_eq!(one.body["items"][0]["id"], seen[2]["id"]);
 
     for (query, field) in [

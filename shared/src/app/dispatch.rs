@@ -52,6 +52,9 @@ pub enum Dispatched {
 /// treated as interrupted (the function timed out or crashed mid-send).
 pub const STALE_CLAIM: Duration = Duration::seconds(120);
 
+/// How soon a duplicate that found its recipient mid-send looks again.
+const RECHECK_SENDING_SECONDS: i64 = 10;
+
 /// Dispatches queued sends.
 pub struct Dispatcher<M, C, K, Q> {
     /// Recipients.
@@ -104,9 +107,13 @@ impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock, Q: SendQueue> Dispatch
                     .unwrap_or(recipient.sent_at.unwrap_or_default());
                 let age = self.clock.now() - claimed;
                 if age < STALE_CLAIM {
-                    // Another instance is sending it right now; look again later.
-                    let wait = (STALE_CLAIM - age).num_seconds().max(1);
-                    return Ok(Dispatched::RetryAfter(u32::try_from(wait).unwrap_or(120)));
+                    // Another instance is sending it right now (a duplicate
+                    // delivery): look again shortly, by when it has usually
+                    // recorded the outcome and this copy can be dropped.
+                    let wait = (STALE_CLAIM - age)
+                        .num_seconds()
+                        .clamp(1, RECHECK_SENDING_SECONDS);
+                    return Ok(Dispatched::RetryAfter(u32::try_from(wait).unwrap_or(1)));
                 }
                 // Whether the carrier got it is unknown; never risk a second text.
                 let failed = Transition::Failed {
