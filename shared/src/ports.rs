@@ -27,6 +27,14 @@ pub trait PracticeStore: Send + Sync {
     /// Creates or replaces a patient.
     async fn put_patient(&self, practice_id: &str, patient: &Patient) -> Result<(), StoreError>;
     /// A patient by the office's id.
+    /// A page of the practice's patients in id order, after the id `after`;
+    /// also the id to continue after, if DynamoDB has more.
+    async fn list_patients(
+        &self,
+        practice_id: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Patient>, Option<String>), StoreError>;
     /// Marks a patient's number as unable to receive texts, if the patient
     /// still has that number.
     async fn mark_undeliverable(
@@ -149,6 +157,11 @@ pub trait OptOutStore: Send + Sync {
     async fn is_opted_out(&self, practice_id: &str, phone: &str) -> Result<bool, StoreError>;
     /// Records an opt-out (`true`) or opt-in and its audit entry, atomically.
     async fn record_opt_out(&self, change: &OptOutChange) -> Result<(), StoreError>;
+    /// Every number currently opted out of this practice's texts.
+    async fn opted_out_numbers(
+        &self,
+        practice_id: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
     /// The practice that owns a sending number.
     async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError>;
 }

@@ -379,6 +379,44 @@ impl PracticeStore for DynamoStore {
         Ok(())
     }
 
+    async fn list_patients(
+        &self,
+        practice_id: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Patient>, Option<String>), StoreError> {
+        let pk = practice_pk(practice_id);
+        let start = after.map(|id| key(pk.clone(), format!("PATIENT#{id}")));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s("PATIENT#"))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(err("list patients"))?;
+        let more = out
+            .last_evaluated_key
+            .as_ref()
+            .is_some_and(|k| !k.is_empty());
+        let patients: Vec<Patient> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let next = if more {
+            patients.last().map(|p| p.patient_id.clone())
+        } else {
+            None
+        };
+        Ok((patients, next))
+    }
+
     async fn mark_undeliverable(
         &self,
         practice_id: &str,
@@ -730,6 +768,37 @@ impl OptOutStore for DynamoStore {
             .await
             .map_err(err("record opt-out"))?;
         Ok(())
+    }
+
+    async fn opted_out_numbers(
+        &self,
+        practice_id: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut numbers = std::collections::HashSet::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(practice_pk(practice_id)))
+                .expression_attribute_values(":prefix", s("OPTOUT#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(err("list opt-outs"))?;
+            for item in out.items.unwrap_or_default() {
+                let change: OptOutChange = from_item(item)?;
+                if change.opted_out {
+                    numbers.insert(change.phone);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(numbers),
+            }
+        }
     }
 
     async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError> {

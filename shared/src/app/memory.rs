@@ -114,6 +114,29 @@ impl PracticeStore for MemoryStore {
         );
         Ok(())
     }
+    async fn list_patients(
+        &self,
+        practice_id: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Patient>, Option<String>), StoreError> {
+        let s = self.0.lock().await;
+        let mut all: Vec<Patient> = s
+            .patients
+            .iter()
+            .filter(|((p, id), _)| p == practice_id && after.is_none_or(|a| id.as_str() > a))
+            .map(|(_, p)| p.clone())
+            .collect();
+        all.sort_by(|a, b| a.patient_id.cmp(&b.patient_id));
+        let more = all.len() > limit as usize;
+        all.truncate(limit as usize);
+        let next = if more {
+            all.last().map(|p| p.patient_id.clone())
+        } else {
+            None
+        };
+        Ok((all, next))
+    }
     async fn mark_undeliverable(
         &self,
         practice_id: &str,
@@ -330,6 +353,17 @@ impl OptOutStore for MemoryStore {
         );
         s.opt_audit.push(change.clone());
         Ok(())
+    }
+    async fn opted_out_numbers(
+        &self,
+        practice_id: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.opt_outs
+            .iter()
+            .filter(|((p, _), out)| p == practice_id && **out)
+            .map(|((_, phone), _)| phone.clone())
+            .collect())
     }
     async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError> {
         let s = self.0.lock().await;

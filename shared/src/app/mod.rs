@@ -9,5 +9,6 @@ pub mod idempotency;
 #[cfg(test)]
 pub(crate) mod memory;
 pub mod messages;
+pub mod patients;
 pub mod rate_cap;
 pub mod templates;

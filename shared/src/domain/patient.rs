@@ -209,3 +209,147 @@ mod tests {
         assert!(validate_id(&"x".repeat(65), "patient_id").is_err());
     }
 }
+
+/// Age in whole years on `today` (a birthday counts from its day; someone
+/// born on 29 February has their birthday on 1 March in common years).
+pub fn age_on(birth_date: NaiveDate, today: NaiveDate) -> Option<u32> {
+    use chrono::Datelike;
+    if birth_date > today {
+        return None;
+    }
+    let mut years = today.year() - birth_date.year();
+    let had_birthday = (today.month(), today.day()) >= (birth_date.month(), birth_date.day());
+    if !had_birthday {
+        years -= 1;
+    }
+    u32::try_from(years).ok()
+}
+
+/// `?min_age=&max_age=` of the patient list: whole years, inclusive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgeFilter {
+    /// Youngest age included.
+    pub min_age: Option<u32>,
+    /// Oldest age included.
+    pub max_age: Option<u32>,
+}
+
+impl AgeFilter {
+    /// Reads the two query values, refusing negative, non-numeric or
+    /// reversed bounds by name.
+    pub fn parse(min_age: Option<&str>, max_age: Option<&str>) -> Result<Self, AppError> {
+        let read = |name: &str, v: Option<&str>| -> Result<Option<u32>, AppError> {
+            match v.filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => s.parse::<u32>().map(Some).map_err(|_| {
+                    AppError::invalid(
+                        "invalid_field",
+                        format!("{name} must be a whole number of years, 0 or more"),
+                    )
+                    .at(name)
+                }),
+            }
+        };
+        let filter = Self {
+            min_age: read("min_age", min_age)?,
+            max_age: read("max_age", max_age)?,
+        };
+        if let (Some(lo), Some(hi)) = (filter.min_age, filter.max_age) {
+            if lo > hi {
+                return Err(AppError::invalid(
+                    "invalid_field",
+                    "min_age must not be more than max_age",
+                )
+                .at("min_age"));
+            }
+        }
+        Ok(filter)
+    }
+
+    /// Whether any bound is set.
+    pub fn is_set(&self) -> bool {
+        self.min_age.is_some() || self.max_age.is_some()
+    }
+
+    /// Whether `patient` matches on `today`. With a bound set, a patient
+    /// without a birth date never matches.
+    pub fn matches(&self, patient: &Patient, today: NaiveDate) -> bool {
+        if !self.is_set() {
+            return true;
+        }
+        let Some(age) = patient.birth_date.and_then(|b| age_on(b, today)) else {
+            return false;
+        };
+        self.min_age.is_none_or(|lo| age >= lo) && self.max_age.is_none_or(|hi| age <= hi)
+    }
+}
+
+#[cfg(test)]
+mod age_tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn age_counts_whole_years_from_the_birthday() {
+        assert_eq!(age_on(d("1990-04-02"), d("2026-04-01")), Some(35));
+        assert_eq!(age_on(d("1990-04-02"), d("2026-04-02")), Some(36));
+        assert_eq!(age_on(d("2008-02-29"), d("2026-02-28")), Some(17));
+        assert_eq!(age_on(d("2008-02-29"), d("2026-03-01")), Some(18));
+        assert_eq!(age_on(d("2030-01-01"), d("2026-01-01")), None);
+    }
+
+    #[test]
+    fn filter_bounds_are_inclusive_and_need_a_birth_date() {
+        let p = |birth: Option<&str>| Patient {
+            patient_id: "p".into(),
+            first_name: "A".into(),
+            last_name: None,
+            phone: crate::domain::phone::PhoneNumber::parse("+14155550142").unwrap(),
+            birth_date: birth.map(d),
+            sms_opted_out: false,
+            sms_undeliverable: None,
+        };
+        let today = d("2026-11-26");
+        let f = AgeFilter::parse(Some("18"), Some("64")).unwrap();
+        assert!(f.matches(&p(Some("2008-11-26")), today), "18 today");
+        assert!(
+            !f.matches(&p(Some("2008-11-27")), today),
+            "17 until tomorrow"
+        );
+        assert!(f.matches(&p(Some("1961-11-27")), today), "64");
+        assert!(!f.matches(&p(Some("1961-11-26")), today), "65 today");
+        assert!(!f.matches(&p(None), today));
+        assert!(
+            AgeFilter::default().matches(&p(None), today),
+            "no filter lists everyone"
+        );
+    }
+
+    #[test]
+    fn bad_bounds_are_named() {
+        assert_eq!(
+            AgeFilter::parse(Some("-1"), None)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("min_age")
+        );
+        assert_eq!(
+            AgeFilter::parse(None, Some("old"))
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("max_age")
+        );
+        assert_eq!(
+            AgeFilter::parse(Some("65"), Some("18"))
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("min_age")
+        );
+    }
+}

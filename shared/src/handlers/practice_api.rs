@@ -1,4 +1,4 @@
-//! `GET /v1/settings`, `PUT/GET /v1/patients/{id}`, `/v1/templates…`,
+//! `GET /v1/settings`, `GET /v1/patients`, `PUT/GET /v1/patients/{id}`, `/v1/templates…`,
 //! `GET /v1/error-codes`, `GET /v1/communications`.
 
 use lambda_http::http::StatusCode;
@@ -7,11 +7,12 @@ use lambda_http::{Body, Request, Response};
 use crate::adapters::dynamo::DynamoStore;
 use crate::app::auth::Authenticator;
 use crate::app::communications::{self, TrackingQuery};
+use crate::app::patients;
 use crate::config::{self, ConfigError};
 use crate::domain::carrier_errors;
 use crate::domain::error::AppError;
 use crate::domain::message::CARRIER;
-use crate::domain::patient::{validate_id, Patient, PatientInput};
+use crate::domain::patient::{validate_id, AgeFilter, Patient, PatientInput};
 use crate::domain::practice::Practice;
 use crate::http;
 use crate::ports::{OptOutStore, PracticeStore};
@@ -93,6 +94,24 @@ impl PracticeApi {
                     })?;
                 let patient = self.with_opt_out(&practice.practice_id, patient).await?;
                 Ok(http::json(StatusCode::OK, &patient))
+            }
+            "GET /v1/patients" => {
+                let (limit, cursor) = http::page_params(req)?;
+                let filter = AgeFilter::parse(
+                    http::query_param(req, "min_age").as_deref(),
+                    http::query_param(req, "max_age").as_deref(),
+                )?;
+                let today = practice_today(&practice);
+                let (items, next) = patients::list(
+                    &self.store,
+                    &practice.practice_id,
+                    &filter,
+                    today,
+                    limit,
+                    cursor.as_deref(),
+                )
+                .await?;
+                Ok(http::page(&items, next))
             }
             "GET /v1/error-codes" => {
                 let items: Vec<serde_json::Value> = carrier_errors::catalog()
