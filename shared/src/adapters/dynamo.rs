@@ -193,6 +193,48 @@ impl DynamoStore {
         out.item.map(from_item).transpose()
     }
 
+    /// Up to `limit` items of a practice whose sort key starts with `prefix`,
+    /// in sort-key order, after the sort key `after`; keeps reading past
+    /// DynamoDB's 1 MB pages until it has them. Also says whether more follow.
+    pub(crate) async fn query_prefix<T: DeserializeOwned>(
+        &self,
+        practice_id: &str,
+        prefix: &str,
+        limit: usize,
+        after: Option<String>,
+        op: &'static str,
+    ) -> Result<(Vec<T>, bool), StoreError> {
+        let pk = practice_pk(practice_id);
+        // One more than asked, to know whether another page follows.
+        let wanted = limit.saturating_add(1);
+        let mut found: Vec<T> = Vec::new();
+        let mut start: Option<Item> = after.map(|sk| key(pk.clone(), sk));
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix))
+                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(err(op))?;
+            for item in out.items.unwrap_or_default() {
+                found.push(from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && found.len() < wanted => start = Some(k),
+                _ => break,
+            }
+        }
+        let more = found.len() > limit;
+        found.truncate(limit);
+        Ok((found, more))
+    }
+
     fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
@@ -385,30 +427,11 @@ impl PracticeStore for DynamoStore {
         limit: u32,
         after: Option<&str>,
     ) -> Result<(Vec<Patient>, Option<String>), StoreError> {
-        let pk = practice_pk(practice_id);
-        let start = after.map(|id| key(pk.clone(), format!("PATIENT#{id}")));
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s("PATIENT#"))
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(err("list patients"))?;
-        let more = out
-            .last_evaluated_key
-            .as_ref()
-            .is_some_and(|k| !k.is_empty());
-        let patients: Vec<Patient> = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let after = after.map(|id| format!("PATIENT#{id}"));
+        let (patients, more): (Vec<Patient>, bool) = self
+            .query_prefix(practice_id, "PATIENT#", limit, after, "list patients")
+            .await?;
         let next = if more {
             patients.last().map(|p| p.patient_id.clone())
         } else {

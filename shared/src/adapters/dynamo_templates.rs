@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 
-use crate::adapters::dynamo::{err, from_item, key, practice_pk, s, to_item, DynamoStore, Item};
+use crate::adapters::dynamo::{err, from_item, key, practice_pk, to_item, DynamoStore};
 use crate::domain::error::StoreError;
 use crate::domain::template::QuickMessage;
 use crate::ports::TemplateStore;
@@ -84,38 +84,18 @@ impl TemplateStore for DynamoStore {
         limit: u32,
         after: Option<&str>,
     ) -> Result<(Vec<QuickMessage>, Option<String>), StoreError> {
-        let pk = practice_pk(practice_id);
         let page_size = usize::try_from(limit).unwrap_or(usize::MAX);
-        // One more than the page, so a full last page is not followed by a
-        // cursor that leads to an empty one.
-        let wanted = page_size.saturating_add(1);
-        let mut templates: Vec<QuickMessage> = Vec::new();
-        let mut start: Option<Item> = after.map(|id| key(pk.clone(), template_sk(id)));
-        loop {
-            let remaining = wanted - templates.len();
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(TEMPLATE_PREFIX))
-                .limit(i32::try_from(remaining).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(err("list templates"))?;
-            for item in out.items.unwrap_or_default() {
-                templates.push(from_item(item)?);
-            }
-            // DynamoDB also stops at 1 MB read; keep going until the page is full.
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && templates.len() < wanted => start = Some(k),
-                _ => break,
-            }
-        }
-        let next = if templates.len() > page_size {
-            templates.truncate(page_size);
+        let after = after.map(template_sk);
+        let (templates, more): (Vec<QuickMessage>, bool) = self
+            .query_prefix(
+                practice_id,
+                TEMPLATE_PREFIX,
+                page_size,
+                after,
+                "list templates",
+            )
+            .await?;
+        let next = if more {
             templates.last().map(|t| t.id.clone())
         } else {
             None
