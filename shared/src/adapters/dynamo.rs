@@ -50,6 +50,11 @@ pub struct DynamoStore {
     pub(crate) table: String,
 }
 
+fn patient_sk(patient_id: &str) -> String {
+    format!("{PATIENT_PREFIX}{patient_id}")
+}
+const PATIENT_PREFIX: &str = "PATIENT#";
+
 pub(crate) fn practice_pk(practice_id: &str) -> String {
     format!("PRACTICE#{practice_id}")
 }
@@ -235,6 +240,33 @@ impl DynamoStore {
         Ok((found, more))
     }
 
+    /// Writes one item unconditionally (create or replace).
+    pub(crate) async fn put_item(&self, item: Item, op: &'static str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(err(op))?;
+        Ok(())
+    }
+
+    /// The `practice_id` an index item (`APIKEY#…`, `NUMBER#…`) points to.
+    async fn practice_id_at(
+        &self,
+        pk: String,
+        sk: &str,
+        op: &'static str,
+    ) -> Result<Option<String>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Pointer {
+            practice_id: String,
+        }
+        let found: Option<Pointer> = self.get(pk, sk.into(), op).await?;
+        Ok(found.map(|p| p.practice_id))
+    }
+
     fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
@@ -283,19 +315,11 @@ impl DynamoStore {
 #[async_trait]
 impl PracticeStore for DynamoStore {
     async fn practice_for_key(&self, key_hash: &str) -> Result<Option<Practice>, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct KeyItem {
-            practice_id: String,
-        }
-        let found: Option<KeyItem> = self
-            .get(
-                format!("APIKEY#{key_hash}"),
-                APIKEY_SK.into(),
-                "look up API key",
-            )
-            .await?;
-        match found {
-            Some(k) => self.get_practice(&k.practice_id).await,
+        match self
+            .practice_id_at(format!("APIKEY#{key_hash}"), APIKEY_SK, "look up API key")
+            .await?
+        {
+            Some(practice_id) => self.get_practice(&practice_id).await,
             None => Ok(None),
         }
     }
@@ -409,16 +433,9 @@ impl PracticeStore for DynamoStore {
         let item = to_item(
             patient,
             practice_pk(practice_id),
-            format!("PATIENT#{}", patient.patient_id),
+            patient_sk(&patient.patient_id),
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(err("store patient"))?;
-        Ok(())
+        self.put_item(item, "store patient").await
     }
 
     async fn list_patients(
@@ -428,9 +445,9 @@ impl PracticeStore for DynamoStore {
         after: Option<&str>,
     ) -> Result<(Vec<Patient>, Option<String>), StoreError> {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let after = after.map(|id| format!("PATIENT#{id}"));
+        let after = after.map(patient_sk);
         let (patients, more): (Vec<Patient>, bool) = self
-            .query_prefix(practice_id, "PATIENT#", limit, after, "list patients")
+            .query_prefix(practice_id, PATIENT_PREFIX, limit, after, "list patients")
             .await?;
         let next = if more {
             patients.last().map(|p| p.patient_id.clone())
@@ -452,10 +469,7 @@ impl PracticeStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(
-                practice_pk(practice_id),
-                format!("PATIENT#{patient_id}"),
-            )))
+            .set_key(Some(key(practice_pk(practice_id), patient_sk(patient_id))))
             .update_expression("SET sms_undeliverable = :mark")
             .condition_expression("attribute_exists(pk) AND phone = :phone")
             .expression_attribute_values(":mark", value)
@@ -485,7 +499,7 @@ impl PracticeStore for DynamoStore {
     ) -> Result<Option<Patient>, StoreError> {
         self.get(
             practice_pk(practice_id),
-            format!("PATIENT#{patient_id}"),
+            patient_sk(patient_id),
             "read patient",
         )
         .await
@@ -825,17 +839,7 @@ impl OptOutStore for DynamoStore {
     }
 
     async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct NumberItem {
-            practice_id: String,
-        }
-        let found: Option<NumberItem> = self
-            .get(
-                format!("NUMBER#{number}"),
-                NUMBER_SK.into(),
-                "look up number",
-            )
-            .await?;
-        Ok(found.map(|n| n.practice_id))
+        self.practice_id_at(format!("NUMBER#{number}"), NUMBER_SK, "look up number")
+            .await
     }
 }

@@ -29,14 +29,7 @@ impl TemplateStore for DynamoStore {
             practice_pk(practice_id),
             template_sk(&template.id),
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(err("store template"))?;
-        Ok(())
+        self.put_item(item, "store template").await
     }
 
     async fn get_template(
