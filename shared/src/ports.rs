@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::error::StoreError;
 pub use crate::domain::message::Transition;
-use crate::domain::message::{Message, MessageType, Recipient, SendJob};
+use crate::domain::message::{Message, MessageType, Recipient, RecipientStatus, SendJob};
 use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::practice::Practice;
 use crate::domain::template::QuickMessage;
@@ -188,6 +188,9 @@ pub struct OptOutChange {
 pub trait SendQueue: Send + Sync {
     /// Enqueues sends (batched by the adapter).
     async fn enqueue(&self, jobs: &[SendJob]) -> Result<(), StoreError>;
+    /// Enqueues sends, each visible after its own delay in seconds (at most
+    /// 900): a bulk wave spaced to the sending number's pace.
+    async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError>;
     /// Enqueues one send to become visible after `delay_seconds` (at most 900).
     async fn enqueue_delayed(&self, job: &SendJob, delay_seconds: u32) -> Result<(), StoreError>;
     /// Makes a received queue message visible again after `delay_seconds`.
@@ -322,4 +325,91 @@ pub trait RateStore: Send + Sync {
         new: &crate::domain::rate_limit::RateBucket,
         expected_count: Option<u64>,
     ) -> Result<bool, StoreError>;
+}
+
+/// What bulk messages need beyond [`MessageStore`]: storing hundreds of
+/// recipients cheaply, reading the message without its recipients, paging
+/// recipients, and the pump's conditional progress.
+#[async_trait]
+pub trait BulkStore: Send + Sync {
+    /// The practice's patients with these ids (those that exist), read in
+    /// batches.
+    async fn get_patients(
+        &self,
+        practice_id: &str,
+        patient_ids: &[String],
+    ) -> Result<Vec<Patient>, StoreError>;
+    /// Stores a bulk message: its recipients in batches first, then the
+    /// message and the idempotency record together. The message is what
+    /// makes the bulk exist; should the idempotency key be taken, the
+    /// recipients written are removed again.
+    async fn create_bulk(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError>;
+    /// Removes what `create_bulk` stored (the queue refused the first pump job).
+    async fn remove_bulk(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
+    /// The message alone, read consistently.
+    async fn get_message_only(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Message>, StoreError>;
+    /// A page of a message's recipients in order, after recipient id
+    /// `after`, only those in `status` when given; also the recipient id to
+    /// continue after when more may follow.
+    async fn recipients_page(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        status: Option<RecipientStatus>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Recipient>, Option<String>), StoreError>;
+    /// Records a pump run: `released` recipients are now on the queue and
+    /// `next_pump` is the live pump job — only if the live pump is still
+    /// `pump` and the bulk is not canceled. `Ok(false)` otherwise.
+    async fn advance_pump(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        pump: &str,
+        released: u32,
+        next_pump: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Marks the bulk canceled and stops its pump (idempotent).
+    async fn stop_bulk(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Applies one transition to several recipients of the same message
+    /// (at most 99) and their message's counts, all or nothing: `Ok(false)`
+    /// when any of them changed since read. Recipients the transition does
+    /// not move are left out by the caller.
+    async fn transition_many(
+        &self,
+        current: &[Recipient],
+        transition: &Transition,
+    ) -> Result<bool, StoreError>;
+    /// Sets a bulk's stored status (and, when `sent_at` is given and none is
+    /// stored, when sending began) if it is still `from`. `Ok(false)` otherwise.
+    async fn set_bulk_status(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        from: &str,
+        to: &str,
+        sent_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError>;
+    /// The practice's bulks whose stored status is `sending`.
+    async fn sending_bulks(&self, practice_id: &str) -> Result<Vec<Message>, StoreError>;
 }

@@ -115,6 +115,7 @@ impl Endpoints {
             status: status.as_str().to_string(),
             counts: Counts::of([status].iter()),
             sent_at: None,
+            bulk: None,
         };
         let recipient = Recipient {
             practice_id: practice_id.to_string(),

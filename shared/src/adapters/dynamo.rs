@@ -50,7 +50,7 @@ pub struct DynamoStore {
     pub(crate) table: String,
 }
 
-fn patient_sk(patient_id: &str) -> String {
+pub(crate) fn patient_sk(patient_id: &str) -> String {
     format!("{PATIENT_PREFIX}{patient_id}")
 }
 const PATIENT_PREFIX: &str = "PATIENT#";
@@ -58,10 +58,10 @@ const PATIENT_PREFIX: &str = "PATIENT#";
 pub(crate) fn practice_pk(practice_id: &str) -> String {
     format!("PRACTICE#{practice_id}")
 }
-fn message_sk(message_id: &str) -> String {
+pub(crate) fn message_sk(message_id: &str) -> String {
     format!("MSG#{message_id}")
 }
-fn recipient_sk(message_id: &str, recipient_id: &str) -> String {
+pub(crate) fn recipient_sk(message_id: &str, recipient_id: &str) -> String {
     format!("MSG#{message_id}#R#{recipient_id}")
 }
 const PRACTICE_SK: &str = "#PRACTICE";
@@ -78,12 +78,12 @@ fn type_name(t: MessageType) -> &'static str {
     }
 }
 
-fn type_status_pk(practice_id: &str, t: MessageType, status: &str) -> String {
+pub(crate) fn type_status_pk(practice_id: &str, t: MessageType, status: &str) -> String {
     format!("PRACTICE#{practice_id}#{}#{status}", type_name(t))
 }
 
 /// A message item with its tracking-index keys.
-fn message_item(message: &Message) -> Result<Item, StoreError> {
+pub(crate) fn message_item(message: &Message) -> Result<Item, StoreError> {
     let pk = practice_pk(&message.practice_id);
     let mut item = to_item(message, pk.clone(), message_sk(&message.id))?;
     let sort = s(tracking_key(message));
@@ -180,7 +180,7 @@ impl DynamoStore {
         }
     }
 
-    async fn get<T: DeserializeOwned>(
+    pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         pk: String,
         sk: String,
@@ -267,7 +267,11 @@ impl DynamoStore {
         Ok(found.map(|p| p.practice_id))
     }
 
-    fn put(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn put(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -277,7 +281,7 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn delete(&self, pk: String, sk: String) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn delete(&self, pk: String, sk: String) -> Result<TransactWriteItem, StoreError> {
         let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
@@ -703,15 +707,18 @@ impl MessageStore for DynamoStore {
             .set_expression_attribute_values(Some(values))
             .build()
             .map_err(|e| StoreError::new("build update", e))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Some(next)),
+        let items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(update).build(),
+        ];
+        match self.transact_retrying_conflicts(items).await {
+            Ok(_) => {
+                if next.message_type == MessageType::BulkMessage && next.status.is_final() {
+                    self.complete_bulk_if_done(&next.practice_id, &next.message_id)
+                        .await?;
+                }
+                Ok(Some(next))
+            }
             Err(e) if cancelled_by_condition(&e, 0) => Ok(None),
             Err(e) => Err(StoreError::new("update recipient", DisplayErrorContext(e))),
         }
@@ -750,8 +757,58 @@ impl MessageStore for DynamoStore {
     }
 }
 
+/// Whether a transaction was cancelled because another transaction was
+/// writing one of its items at the same moment (worth repeating at once).
+fn transaction_conflict<R>(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict")),
+        _ => false,
+    }
+}
+
+impl DynamoStore {
+    /// Runs a transaction, repeating it (up to five times, with a short
+    /// random pause) while DynamoDB cancels it only because another
+    /// transaction touched the same item — a bulk's recipients all update
+    /// their message's counts, so the dispatcher and callbacks meet there.
+    pub(crate) async fn transact_retrying_conflicts(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput,
+        SdkError<
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    > {
+        let mut attempt = 0u64;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match result {
+                Err(e) if attempt < 5 && transaction_conflict(&e) => {
+                    let pause = rand::random_range(10..50) * attempt;
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 /// Whether a transaction was cancelled because item `index`'s condition failed.
-fn cancelled_by_condition<R>(
+pub(crate) fn cancelled_by_condition<R>(
     e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
     index: usize,
 ) -> bool {

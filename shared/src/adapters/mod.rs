@@ -3,6 +3,7 @@
 
 pub mod bandwidth;
 pub mod dynamo;
+pub mod dynamo_bulk;
 pub mod dynamo_rate;
 pub mod dynamo_templates;
 pub mod scheduler;

@@ -32,22 +32,28 @@ impl SqsSendQueue {
 #[async_trait]
 impl SendQueue for SqsSendQueue {
     async fn enqueue(&self, jobs: &[SendJob]) -> Result<(), StoreError> {
+        let jobs: Vec<(SendJob, u32)> = jobs.iter().map(|j| (j.clone(), 0)).collect();
+        self.enqueue_wave(&jobs).await
+    }
+
+    async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError> {
         for chunk in jobs.chunks(BATCH) {
-            let mut pending: Vec<(String, String)> = Vec::with_capacity(chunk.len());
-            for (i, job) in chunk.iter().enumerate() {
+            let mut pending: Vec<(String, String, u32)> = Vec::with_capacity(chunk.len());
+            for (i, (job, delay)) in chunk.iter().enumerate() {
                 let body = serde_json::to_string(job)
                     .map_err(|e| StoreError::new("encode send job", e))?;
-                pending.push((i.to_string(), body));
+                pending.push((i.to_string(), body, (*delay).min(900)));
             }
             let mut attempt = 0;
             while !pending.is_empty() {
                 attempt += 1;
                 let entries = pending
                     .iter()
-                    .map(|(id, body)| {
+                    .map(|(id, body, delay)| {
                         SendMessageBatchRequestEntry::builder()
                             .id(id)
                             .message_body(body)
+                            .delay_seconds(i32::try_from(*delay).unwrap_or(900))
                             .build()
                             .map_err(|e| StoreError::new("build queue entry", e))
                     })
@@ -63,7 +69,7 @@ impl SendQueue for SqsSendQueue {
                     Ok(out) => {
                         let failed: Vec<String> =
                             out.failed().iter().map(|f| f.id().to_string()).collect();
-                        pending.retain(|(id, _)| failed.contains(id));
+                        pending.retain(|(id, _, _)| failed.contains(id));
                         if !pending.is_empty() && attempt >= ATTEMPTS {
                             let first = out
                                 .failed()

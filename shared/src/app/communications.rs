@@ -326,6 +326,7 @@ mod paging_tests {
                 status: status.as_str().into(),
                 counts: Counts::of([status].iter()),
                 sent_at: None,
+                bulk: None,
             };
             store.create_message(&m, &[r], None).await.unwrap();
         }

@@ -5,11 +5,16 @@
 
 use chrono::Duration;
 
+use crate::app::bulk;
+use crate::app::rate_cap::{take_bulk_submission, BulkLimits};
 use crate::domain::clock::Clock;
 use crate::domain::error::StoreError;
+use crate::domain::message::MessageType;
 use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
+use crate::domain::quiet_hours::next_allowed;
 use crate::ports::{
-    Carrier, CarrierOutcome, MessageStore, OptOutStore, OutboundText, SendQueue, Transition,
+    BulkStore, Carrier, CarrierOutcome, MessageStore, OptOutStore, OutboundText, PracticeStore,
+    RateStore, SendQueue, Transition,
 };
 
 /// How retryable carrier failures are retried.
@@ -67,11 +72,30 @@ pub struct Dispatcher<M, C, K, Q> {
     pub clock: K,
     /// Retry behaviour.
     pub retry: RetryPolicy,
+    /// Bulk submissions per second through one sending number.
+    pub bulk_per_second: u32,
 }
 
-impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
-    /// Handles one queued send.
+/// The stores the dispatcher reads and writes.
+pub trait DispatchStore:
+    MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore
+{
+}
+impl<T: MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore> DispatchStore for T {}
+
+impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
+    /// Handles one queued send, or one run of a bulk's pump.
     pub async fn dispatch(&self, job: &SendJob) -> Result<Dispatched, StoreError> {
+        if bulk::is_pump(job) {
+            return bulk::run_pump(
+                &self.store,
+                &self.queue,
+                &self.clock,
+                job,
+                self.bulk_per_second,
+            )
+            .await;
+        }
         let Some(mut recipient) = self.store.get_recipient(job).await? else {
             tracing::warn!(%job, "send for an unknown recipient; dropped");
             return Ok(Dispatched::Done);
@@ -145,6 +169,20 @@ impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock, Q: SendQueue> Dispatch
             tracing::info!(%job, "recipient opted out; skipped");
             return Ok(Dispatched::Done);
         }
+        if recipient.message_type == MessageType::BulkMessage {
+            if let Some(at) = self.bulk_pacing(&recipient).await? {
+                // Not now: a fresh queue message for then. The received one
+                // is deleted, so waiting never counts toward the DLQ.
+                let now = self.clock.now();
+                let ms = (at - now).num_milliseconds().max(0);
+                let seconds = u32::try_from((ms + 999) / 1000)
+                    .unwrap_or(900)
+                    .clamp(1, 900);
+                self.queue.enqueue_delayed(job, seconds).await?;
+                tracing::info!(%job, seconds, "bulk send deferred by the cap, the number's pace or quiet hours");
+                return Ok(Dispatched::Done);
+            }
+        }
         let claim = Transition::Claim {
             at: self.clock.now(),
         };
@@ -204,7 +242,37 @@ impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock, Q: SendQueue> Dispatch
     }
 }
 
-impl<M: MessageStore + OptOutStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
+impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
+    /// Whether a bulk recipient may reach the carrier now: outside quiet
+    /// hours, with a token of the sending number's pace and one of the
+    /// practice's bulk cap (taken last, so the cap counts submissions).
+    /// `Some(at)`: not before `at`. Direct messages never come here.
+    async fn bulk_pacing(
+        &self,
+        recipient: &crate::domain::message::Recipient,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        let Some(practice) = self.store.get_practice(&recipient.practice_id).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let allowed = next_allowed(now, &practice.timezone, practice.quiet_hours.as_ref());
+        if allowed > now {
+            return Ok(Some(allowed));
+        }
+        let limits = BulkLimits {
+            number_per_second: self.bulk_per_second.max(1),
+            ..BulkLimits::for_practice(&practice)
+        };
+        take_bulk_submission(
+            &self.store,
+            &recipient.practice_id,
+            recipient.from.as_str(),
+            now,
+            &limits,
+        )
+        .await
+    }
+
     /// Records what happened to a send we claimed. Only a callback can have
     /// changed the recipient meanwhile; if it did, the callback's news wins.
     async fn record_outcome(
@@ -239,6 +307,7 @@ mod tests {
                 max_attempts: 3,
                 base_delay_seconds: 5,
             },
+            bulk_per_second: 1,
         }
     }
 

@@ -29,6 +29,7 @@ struct State {
     opt_outs: HashMap<(String, String), bool>,
     templates: HashMap<(String, String), QuickMessage>,
     opt_audit: Vec<OptOutChange>,
+    buckets: HashMap<(String, String), crate::domain::rate_limit::RateBucket>,
 }
 
 #[derive(Clone, Default)]
@@ -296,7 +297,14 @@ impl MessageStore for MemoryStore {
                 statuses[pos] = next.status;
             }
             m.counts = crate::domain::message::Counts::of(statuses.iter());
-            m.status = next.status.as_str().to_string();
+            m.status = match m.message_type {
+                crate::domain::message::MessageType::DirectMessage => {
+                    next.status.as_str().to_string()
+                }
+                crate::domain::message::MessageType::BulkMessage => {
+                    crate::domain::message::bulk_status_of(m).to_string()
+                }
+            };
             if matches!(t, Transition::Claim { .. }) && current.attempts == 0 {
                 m.sent_at = next.claimed_at;
             }
@@ -458,6 +466,13 @@ impl SendQueue for MemoryQueue {
     ) -> Result<(), StoreError> {
         Ok(())
     }
+    async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError> {
+        if self.refuse {
+            return Err(StoreError::new("enqueue sends", "queue unavailable"));
+        }
+        self.delayed.lock().await.extend_from_slice(jobs);
+        Ok(())
+    }
     async fn enqueue_delayed(&self, job: &SendJob, delay_seconds: u32) -> Result<(), StoreError> {
         if self.refuse {
             return Err(StoreError::new("enqueue sends", "queue unavailable"));
@@ -592,5 +607,202 @@ impl SendScheduler for MemoryScheduler {
         }
         self.schedules.lock().await.remove(name);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RateStore for MemoryStore {
+    async fn read_bucket(
+        &self,
+        practice_id: &str,
+        key: &str,
+    ) -> Result<(crate::domain::rate_limit::RateBucket, Option<u64>), StoreError> {
+        let s = self.0.lock().await;
+        let b = s
+            .buckets
+            .get(&(practice_id.to_string(), key.to_string()))
+            .cloned();
+        let count = b.as_ref().map(|b| b.count);
+        Ok((b.unwrap_or_default(), count))
+    }
+    async fn write_bucket(
+        &self,
+        practice_id: &str,
+        key: &str,
+        new: &crate::domain::rate_limit::RateBucket,
+        expected_count: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        let k = (practice_id.to_string(), key.to_string());
+        if s.buckets.get(&k).map(|b| b.count) != expected_count {
+            return Ok(false);
+        }
+        s.buckets.insert(k, new.clone());
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl BulkStore for MemoryStore {
+    async fn get_patients(
+        &self,
+        practice_id: &str,
+        patient_ids: &[String],
+    ) -> Result<Vec<Patient>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(patient_ids
+            .iter()
+            .filter_map(|id| {
+                s.patients
+                    .get(&(practice_id.to_string(), id.clone()))
+                    .cloned()
+            })
+            .collect())
+    }
+    async fn create_bulk(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create_message(message, recipients, idempotency).await
+    }
+    async fn remove_bulk(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        self.remove_message(message, recipients, idempotency).await
+    }
+    async fn get_message_only(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.messages
+            .get(&(practice_id.to_string(), message_id.to_string()))
+            .cloned())
+    }
+    async fn recipients_page(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        status: Option<RecipientStatus>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Recipient>, Option<String>), StoreError> {
+        let s = self.0.lock().await;
+        let mut all: Vec<Recipient> = s
+            .recipients
+            .values()
+            .filter(|r| r.practice_id == practice_id && r.message_id == message_id)
+            .filter(|r| after.is_none_or(|a| r.recipient_id.as_str() > a))
+            .filter(|r| status.is_none_or(|st| r.status == st))
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.recipient_id.cmp(&b.recipient_id));
+        let more = all.len() > limit as usize;
+        all.truncate(limit as usize);
+        let next = more
+            .then(|| all.last().map(|r| r.recipient_id.clone()))
+            .flatten();
+        Ok((all, next))
+    }
+    async fn advance_pump(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        pump: &str,
+        released: u32,
+        next_pump: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        let Some(b) = s
+            .messages
+            .get_mut(&(practice_id.to_string(), message_id.to_string()))
+            .and_then(|m| m.bulk.as_mut())
+        else {
+            return Ok(false);
+        };
+        if b.pump.as_deref() != Some(pump) || b.canceled_at.is_some() {
+            return Ok(false);
+        }
+        b.released = released;
+        b.pump = next_pump.map(str::to_string);
+        Ok(true)
+    }
+    async fn stop_bulk(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().await;
+        if let Some(b) = s
+            .messages
+            .get_mut(&(practice_id.to_string(), message_id.to_string()))
+            .and_then(|m| m.bulk.as_mut())
+        {
+            b.canceled_at.get_or_insert(at);
+            b.pump = None;
+        }
+        Ok(())
+    }
+    async fn transition_many(
+        &self,
+        current: &[Recipient],
+        transition: &Transition,
+    ) -> Result<bool, StoreError> {
+        {
+            let s = self.0.lock().await;
+            for r in current {
+                let stored = s.recipients.get(&rkey(&r.job()));
+                if stored.is_none_or(|x| x.version != r.version) || r.apply(transition).is_none() {
+                    return Ok(false);
+                }
+            }
+        }
+        for r in current {
+            self.transition(r, transition).await?;
+        }
+        Ok(true)
+    }
+    async fn set_bulk_status(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        from: &str,
+        to: &str,
+        sent_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        let Some(m) = s
+            .messages
+            .get_mut(&(practice_id.to_string(), message_id.to_string()))
+        else {
+            return Ok(false);
+        };
+        if m.status != from || (sent_at.is_some() && m.sent_at.is_some()) {
+            return Ok(false);
+        }
+        m.status = to.to_string();
+        if sent_at.is_some() {
+            m.sent_at = sent_at;
+        }
+        Ok(true)
+    }
+    async fn sending_bulks(&self, practice_id: &str) -> Result<Vec<Message>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.messages
+            .values()
+            .filter(|m| {
+                m.practice_id == practice_id
+                    && m.message_type == crate::domain::message::MessageType::BulkMessage
+                    && m.status == "sending"
+            })
+            .cloned()
+            .collect())
     }
 }

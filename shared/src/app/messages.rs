@@ -141,6 +141,68 @@ fn invalid_text(e: InvalidText) -> AppError {
     AppError::invalid("invalid_text", e.to_string()).at("text")
 }
 
+/// The channel asked for (default `sms_main`) and the practice's number on
+/// it; 422 `channel_unavailable` when the practice has none.
+pub(crate) fn resolve_channel(
+    practice: &Practice,
+    channel: Option<&str>,
+) -> Result<(Channel, PhoneNumber), AppError> {
+    let channel = match channel {
+        None => Channel::SmsMain,
+        Some(c) => Channel::parse(c).ok_or_else(|| {
+            AppError::invalid("invalid_field", "channel must be sms_main or sms_alt").at("channel")
+        })?,
+    };
+    let from = practice.channels.number(channel).cloned().ok_or_else(|| {
+        AppError::invalid(
+            "channel_unavailable",
+            format!(
+                "the practice has no {} number; choose another channel",
+                channel.as_str()
+            ),
+        )
+        .at("channel")
+    })?;
+    Ok((channel, from))
+}
+
+/// The text to send, as written or from a Quick Message, checked for
+/// length and merge fields; also the template's id when one was used.
+pub(crate) async fn resolve_text<T: TemplateStore>(
+    templates_store: &T,
+    practice_id: &str,
+    text: Option<String>,
+    template_id: Option<String>,
+) -> Result<(String, Option<String>), AppError> {
+    let (raw_text, template_id) = match (text, template_id) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::invalid(
+                "invalid_field",
+                "give either text or template_id, not both",
+            )
+            .at("template_id"))
+        }
+        (None, None) => {
+            return Err(
+                AppError::invalid("invalid_text", "text or template_id is required").at("text"),
+            )
+        }
+        (Some(text), None) => (text, None),
+        (None, Some(id)) => {
+            let template = templates::load_for_send(templates_store, practice_id, &id).await?;
+            (template.body, Some(template.id))
+        }
+    };
+    let text_field = if template_id.is_some() {
+        "template_id"
+    } else {
+        "text"
+    };
+    text::validate_text(&raw_text).map_err(invalid_text)?;
+    merge::check_fields(&raw_text, text_field)?;
+    Ok((raw_text, template_id))
+}
+
 /// A new, time-ordered message id.
 pub fn new_message_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -182,50 +244,14 @@ impl<
             .as_deref()
             .map(|v| parse_send_at(v, now))
             .transpose()?;
-        let channel = match request.channel.as_deref() {
-            None => Channel::SmsMain,
-            Some(c) => Channel::parse(c).ok_or_else(|| {
-                AppError::invalid("invalid_field", "channel must be sms_main or sms_alt")
-                    .at("channel")
-            })?,
-        };
-        let from = practice.channels.number(channel).cloned().ok_or_else(|| {
-            AppError::invalid(
-                "channel_unavailable",
-                format!(
-                    "the practice has no {} number; choose another channel",
-                    channel.as_str()
-                ),
-            )
-            .at("channel")
-        })?;
-        let (raw_text, template_id) = match (request.text, request.template_id) {
-            (Some(_), Some(_)) => {
-                return Err(AppError::invalid(
-                    "invalid_field",
-                    "give either text or template_id, not both",
-                )
-                .at("template_id"))
-            }
-            (None, None) => {
-                return Err(
-                    AppError::invalid("invalid_text", "text or template_id is required").at("text"),
-                )
-            }
-            (Some(text), None) => (text, None),
-            (None, Some(id)) => {
-                let template =
-                    templates::load_for_send(&self.practices, &practice.practice_id, &id).await?;
-                (template.body, Some(template.id))
-            }
-        };
-        let text_field = if template_id.is_some() {
-            "template_id"
-        } else {
-            "text"
-        };
-        text::validate_text(&raw_text).map_err(invalid_text)?;
-        merge::check_fields(&raw_text, text_field)?;
+        let (channel, from) = resolve_channel(practice, request.channel.as_deref())?;
+        let (raw_text, template_id) = resolve_text(
+            &self.practices,
+            &practice.practice_id,
+            request.text,
+            request.template_id,
+        )
+        .await?;
 
         let practice_phone = practice.channels.sms_main.to_string();
         let (patient_id, to, rendered) = match (request.patient_id, request.to) {
@@ -324,6 +350,7 @@ impl<
             status: initial.as_str().to_string(),
             counts: Counts::of([initial].iter()),
             sent_at: None,
+            bulk: None,
         };
         let recipient = Recipient {
             practice_id: practice.practice_id.clone(),
@@ -432,6 +459,8 @@ impl<
             .store
             .get_message(&practice.practice_id, message_id)
             .await?
+            // Bulk messages live under /v1/bulk-messages.
+            .filter(|(m, _)| m.message_type == MessageType::DirectMessage)
             .ok_or_else(not_found)?;
         let recipient = recipients.into_iter().next().ok_or_else(not_found)?;
         Ok((message, recipient))
@@ -544,6 +573,8 @@ impl<
             .store
             .get_message(&practice.practice_id, message_id)
             .await?
+            // Bulk messages live under /v1/bulk-messages.
+            .filter(|(m, _)| m.message_type == MessageType::DirectMessage)
             .ok_or_else(not_found)?;
         Ok(MessageView::new(&message, &recipients))
     }

@@ -2,6 +2,7 @@
 //! production and in memory in unit tests.
 
 pub mod auth;
+pub mod bulk;
 pub mod callbacks;
 pub mod communications;
 pub mod dispatch;

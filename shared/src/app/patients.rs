@@ -11,6 +11,15 @@ use crate::ports::{OptOutStore, PracticeStore};
 /// Patients read per query while filling a page.
 const READ_BATCH: u32 = 200;
 
+/// The practice's date at `now`, in its own time zone (ages are counted on it).
+pub fn practice_today(
+    practice: &crate::domain::practice::Practice,
+    now: chrono::DateTime<chrono::Utc>,
+) -> NaiveDate {
+    let tz: chrono_tz::Tz = practice.timezone.parse().unwrap_or(chrono_tz::UTC);
+    now.with_timezone(&tz).date_naive()
+}
+
 /// One page of the practice's patients matching `filter` on `today` (the
 /// practice's date), in id order, with `sms_opted_out` filled in. Reads
 /// the practice's patient records in id order until the page is full; the

@@ -286,6 +286,9 @@ pub struct Message {
     /// When sending began.
     #[serde(default)]
     pub sent_at: Option<DateTime<Utc>>,
+    /// A bulk message's progress through its waves (`None` for direct ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk: Option<super::bulk::BulkProgress>,
 }
 
 impl Message {
@@ -549,7 +552,8 @@ pub struct MessageView {
     created_at: String,
     target_count: u32,
     counts: Counts,
-    recipients: Vec<RecipientView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipients: Option<Vec<RecipientView>>,
 }
 
 impl MessageView {
@@ -574,9 +578,44 @@ impl MessageView {
             created_at: to_api_time(&message.created_at),
             target_count: message.target_count,
             counts,
-            recipients: recipients.iter().map(RecipientView::from).collect(),
+            recipients: Some(recipients.iter().map(RecipientView::from).collect()),
         }
     }
+
+    /// A bulk message without its recipients: counts and status as kept on
+    /// the message by every recipient transition.
+    pub fn summary(message: &Message) -> Self {
+        Self {
+            id: message.id.clone(),
+            message_type: message.message_type,
+            status: bulk_status_of(message),
+            channel: message.channel,
+            from: message.from.to_string(),
+            text: message.text.clone(),
+            template_id: message.template_id.clone(),
+            encoding: message.encoding,
+            segments: message.segments,
+            send_at: message.send_at.as_ref().map(to_api_time),
+            created_at: to_api_time(&message.created_at),
+            target_count: message.target_count,
+            counts: message.counts,
+            recipients: None,
+        }
+    }
+}
+
+/// A bulk message's status from its counts, `canceled` when the office
+/// canceled it before any recipient reached the carrier.
+pub fn bulk_status_of(message: &Message) -> &'static str {
+    let c = &message.counts;
+    let canceled = message
+        .bulk
+        .as_ref()
+        .is_some_and(|b| b.canceled_at.is_some());
+    if canceled && c.sent + c.delivered + c.failed == 0 && c.queued + c.scheduled + c.sending == 0 {
+        return "canceled";
+    }
+    bulk_status(c)
 }
 
 /// A bulk message's status: `scheduled`, `sending` (some not yet final),

@@ -57,6 +57,24 @@ pub fn next_allowed(
     local_instant(tz, tomorrow, window.start)
 }
 
+/// The first instant after `at` when sending stops being allowed (the
+/// window closes), or `None` when there are no quiet hours. Meaningful when
+/// `at` is inside the window ([`next_allowed`] returned `at`).
+pub fn window_closes(
+    at: DateTime<Utc>,
+    timezone: &str,
+    window: Option<&QuietHours>,
+) -> Option<DateTime<Utc>> {
+    let window = window?;
+    let tz: Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
+    let today = at.with_timezone(&tz).date_naive();
+    let tomorrow = today.succ_opt().unwrap_or(today);
+    [today, tomorrow]
+        .into_iter()
+        .map(|d| local_instant(tz, d, window.end))
+        .find(|t| *t > at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +88,23 @@ mod tests {
     }
 
     const NY: &str = "America/New_York";
+
+    #[test]
+    fn the_window_closes_at_its_end_in_local_time() {
+        let w = window("08:00-21:00");
+        // 10:00 EST → closes 21:00 EST = 02:00Z next day.
+        assert_eq!(
+            window_closes(utc("2026-12-01T15:00:00Z"), NY, Some(&w)),
+            Some(utc("2026-12-02T02:00:00Z"))
+        );
+        // Overnight window 21:00-06:00, at 23:00 local → 06:00 next day.
+        let night = window("21:00-06:00");
+        assert_eq!(
+            window_closes(utc("2026-12-02T04:00:00Z"), NY, Some(&night)),
+            Some(utc("2026-12-02T11:00:00Z"))
+        );
+        assert_eq!(window_closes(utc("2026-12-01T15:00:00Z"), NY, None), None);
+    }
 
     #[test]
     fn inside_the_window_is_sent_at_once() {

@@ -115,6 +115,20 @@ impl RateBucket {
         Decision::Take(RateBucket::from_ordered(next_count, ordered))
     }
 
+    /// How many submissions [`RateBucket::decide`] would allow at `now`,
+    /// one after another: `cap` minus the remembered submissions (the most
+    /// recent `cap` of them) still inside the window that ends at `now`.
+    pub fn room(&self, now: DateTime<Utc>, cap: u32, window: Duration) -> u32 {
+        let since = now
+            .timestamp_millis()
+            .saturating_sub(window.num_milliseconds().max(0));
+        let ordered = self.ordered();
+        let cap_len = usize::try_from(cap).unwrap_or(usize::MAX);
+        let recent = &ordered[ordered.len().saturating_sub(cap_len)..];
+        let inside = recent.iter().filter(|t| **t > since).count();
+        cap.saturating_sub(u32::try_from(inside).unwrap_or(u32::MAX))
+    }
+
     /// The remembered submission times, oldest first.
     pub fn ordered(&self) -> Vec<i64> {
         let len = self.slots.len();
@@ -163,6 +177,26 @@ mod tests {
             Decision::Take(_) => panic!("allowed at +{ms_after} ms"),
             Decision::WaitUntil(w) => w,
         }
+    }
+
+    #[test]
+    fn room_counts_what_decide_would_allow_in_a_row() {
+        let mut b = RateBucket::default();
+        assert_eq!(b.room(at(0), 3, Duration::milliseconds(1000)), 3);
+        b = take(&b, 0, 3, 1000);
+        b = take(&b, 500, 3, 1000);
+        assert_eq!(b.room(at(600), 3, Duration::milliseconds(1000)), 1);
+        // The first leaves the window at +1000 ms.
+        assert_eq!(b.room(at(1000), 3, Duration::milliseconds(1000)), 2);
+        assert_eq!(b.room(at(1500), 3, Duration::milliseconds(1000)), 3);
+        // A lowered cap only remembers the newest submissions.
+        assert_eq!(b.room(at(600), 1, Duration::milliseconds(1000)), 0);
+        // Checked against decide: exactly `room` takes succeed at one instant.
+        let mut probe = b.clone();
+        for _ in 0..b.room(at(600), 3, Duration::milliseconds(1000)) {
+            probe = take(&probe, 600, 3, 1000);
+        }
+        wait(&probe, 600, 3, 1000);
     }
 
     #[test]

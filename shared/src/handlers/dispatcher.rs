@@ -72,6 +72,11 @@ impl DispatcherFn {
                     ))
                     .unwrap_or(defaults.base_delay_seconds),
                 },
+                bulk_per_second: u32::try_from(config::optional_u64(
+                    "NUMBER_MESSAGES_PER_SECOND",
+                    crate::app::rate_cap::DEFAULT_NUMBER_PER_SECOND.into(),
+                ))
+                .unwrap_or(crate::app::rate_cap::DEFAULT_NUMBER_PER_SECOND),
             },
             queue,
         })

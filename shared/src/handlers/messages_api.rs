@@ -1,4 +1,6 @@
-//! `POST /v1/messages`, `GET/PATCH/DELETE /v1/messages/{id}`.
+//! `POST /v1/messages`, `GET/PATCH/DELETE /v1/messages/{id}`, and the bulk
+//! messages: `POST /v1/bulk-messages`, `GET/DELETE /v1/bulk-messages/{id}`,
+//! `GET /v1/bulk-messages/{id}/recipients`.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -7,6 +9,7 @@ use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::scheduler::{EventBridgeScheduler, SchedulerConfig};
 use crate::adapters::sqs::SqsSendQueue;
 use crate::app::auth::Authenticator;
+use crate::app::bulk::{BulkMessages, BulkRequest};
 use crate::app::messages::{Messages, RescheduleRequest, SendMessageRequest};
 use crate::config::{self, ConfigError};
 use crate::domain::clock::{Clock, SystemClock};
@@ -17,6 +20,7 @@ use crate::http;
 pub struct MessagesApi {
     auth: Authenticator<DynamoStore>,
     messages: Messages<DynamoStore, DynamoStore, SqsSendQueue, EventBridgeScheduler>,
+    bulk: BulkMessages<DynamoStore, SqsSendQueue, EventBridgeScheduler>,
     clock: SystemClock,
 }
 
@@ -43,17 +47,28 @@ impl MessagesApi {
                 dead_letter_arn,
             },
         );
+        let queue_delay_max = chrono::Duration::seconds(
+            i64::try_from(config::optional_u64("QUEUE_DELAY_MAX_SECONDS", 900)).unwrap_or(900),
+        );
         Ok(Self {
             auth: Authenticator::new(store.clone()),
+            bulk: BulkMessages {
+                store: store.clone(),
+                queue: queue.clone(),
+                scheduler: scheduler.clone(),
+                queue_delay_max,
+                per_second: u32::try_from(config::optional_u64(
+                    "NUMBER_MESSAGES_PER_SECOND",
+                    crate::app::rate_cap::DEFAULT_NUMBER_PER_SECOND.into(),
+                ))
+                .unwrap_or(crate::app::rate_cap::DEFAULT_NUMBER_PER_SECOND),
+            },
             messages: Messages {
                 practices: store.clone(),
                 store,
                 queue,
                 scheduler,
-                queue_delay_max: chrono::Duration::seconds(
-                    i64::try_from(config::optional_u64("QUEUE_DELAY_MAX_SECONDS", 900))
-                        .unwrap_or(900),
-                ),
+                queue_delay_max,
             },
             clock: SystemClock,
         })
@@ -98,6 +113,39 @@ impl MessagesApi {
                     .await?;
                 Ok(http::json(StatusCode::OK, &view))
             }
+            "POST /v1/bulk-messages" => {
+                let bytes = http::body_bytes(req)?;
+                let (body, value) = http::parse_json::<BulkRequest>(bytes)?;
+                let key = http::header(req.headers(), "idempotency-key");
+                let answer = self
+                    .bulk
+                    .accept(&practice, body, &value, key, self.clock.now())
+                    .await?;
+                Ok(http::raw_json(answer.status, answer.body))
+            }
+            "GET /v1/bulk-messages/{id}" => Ok(http::json(
+                StatusCode::OK,
+                &self.bulk.get(&practice, &id(), self.clock.now()).await?,
+            )),
+            "GET /v1/bulk-messages/{id}/recipients" => {
+                let (limit, cursor) = http::page_params(req)?;
+                let status = http::query_param(req, "status");
+                let (items, next) = self
+                    .bulk
+                    .recipients(
+                        &practice,
+                        &id(),
+                        status.as_deref(),
+                        limit,
+                        cursor.as_deref(),
+                    )
+                    .await?;
+                Ok(http::page(&items, next))
+            }
+            "DELETE /v1/bulk-messages/{id}" => Ok(http::json(
+                StatusCode::OK,
+                &self.bulk.cancel(&practice, &id(), self.clock.now()).await?,
+            )),
             _ => Err(http::no_route()),
         }
     }

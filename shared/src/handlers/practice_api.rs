@@ -13,7 +13,6 @@ use crate::domain::carrier_errors;
 use crate::domain::error::AppError;
 use crate::domain::message::CARRIER;
 use crate::domain::patient::{validate_id, AgeFilter, Patient, PatientInput};
-use crate::domain::practice::Practice;
 use crate::http;
 use crate::ports::{OptOutStore, PracticeStore};
 
@@ -22,12 +21,6 @@ use crate::ports::{OptOutStore, PracticeStore};
 pub struct PracticeApi {
     auth: Authenticator<DynamoStore>,
     store: DynamoStore,
-}
-
-/// Today's date in the practice's time zone.
-fn practice_today(practice: &Practice) -> chrono::NaiveDate {
-    let tz: chrono_tz::Tz = practice.timezone.parse().unwrap_or(chrono_tz::UTC);
-    chrono::Utc::now().with_timezone(&tz).date_naive()
 }
 
 impl PracticeApi {
@@ -75,8 +68,11 @@ impl PracticeApi {
                 validate_id(&id, "patient_id")?;
                 let (input, _) = http::parse_json::<PatientInput>(http::body_bytes(req)?)?;
                 let previous = self.store.get_patient(&practice.practice_id, &id).await?;
-                let patient =
-                    input.into_patient(&id, practice_today(&practice), previous.as_ref())?;
+                let patient = input.into_patient(
+                    &id,
+                    crate::app::patients::practice_today(&practice, chrono::Utc::now()),
+                    previous.as_ref(),
+                )?;
                 self.store
                     .put_patient(&practice.practice_id, &patient)
                     .await?;
@@ -101,7 +97,7 @@ impl PracticeApi {
                     http::query_param(req, "min_age").as_deref(),
                     http::query_param(req, "max_age").as_deref(),
                 )?;
-                let today = practice_today(&practice);
+                let today = crate::app::patients::practice_today(&practice, chrono::Utc::now());
                 let (items, next) = patients::list(
                     &self.store,
                     &practice.practice_id,

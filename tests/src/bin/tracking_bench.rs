@@ -138,6 +138,7 @@ fn seeded_message(
         status: status.as_str().to_string(),
         counts: Counts::of([status].iter()),
         sent_at,
+        bulk: None,
     };
     let recipient = Recipient {
         practice_id: practice_id.to_string(),

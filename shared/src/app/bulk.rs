@@ -1,0 +1,834 @@
+//! Bulk messages: accept a list (ids or an age audience), store it cheaply,
+//! and let one pump job per bulk release it in waves under the practice's
+//! hourly cap; read progress, page recipients, cancel.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::app::dispatch::Dispatched;
+use crate::app::idempotency;
+use crate::app::messages::{
+    new_message_id, parse_send_at, resolve_channel, resolve_text, schedule_name, Answer,
+    MAX_QUEUE_DELAY, SCHEDULE_LEAD,
+};
+use crate::app::rate_cap::BULK_KEY;
+use crate::domain::bulk::{estimate_completion, plan_wave, BulkProgress, Pace, PumpStep};
+use crate::domain::clock::{to_api_time, Clock};
+use crate::domain::error::{AppError, StoreError};
+use crate::domain::merge::{self, MergeData};
+use crate::domain::message::{
+    bulk_status_of, Counts, Message, MessageType, MessageView, Recipient, RecipientStatus,
+    RecipientView, SendJob,
+};
+use crate::domain::patient::{validate_id, AgeFilter, Patient};
+use crate::domain::practice::Practice;
+use crate::domain::text;
+use crate::http::{decode_cursor, encode_cursor};
+use crate::ports::{
+    BulkStore, CreateOutcome, MessageStore, OptOutStore, PracticeStore, RateStore, SendQueue,
+    SendScheduler, TemplateStore, Transition,
+};
+
+/// Body of `POST /v1/bulk-messages`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    /// The patients to text, or...
+    #[serde(default)]
+    pub patient_ids: Option<Vec<String>>,
+    /// ...everyone whose age is in a range.
+    #[serde(default)]
+    pub audience: Option<Audience>,
+    /// The text with optional merge fields, or...
+    #[serde(default)]
+    pub text: Option<String>,
+    /// ...a saved Quick Message.
+    #[serde(default)]
+    pub template_id: Option<String>,
+    /// `sms_main` (default) or `sms_alt`.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Start later, at this time.
+    #[serde(default)]
+    pub send_at: Option<String>,
+    /// The office confirms it knows bulk sends are capped per hour and meant
+    /// for patients who expect the message. Required, `true`.
+    #[serde(default)]
+    pub acknowledge_bulk_limit: Option<bool>,
+}
+
+/// An age range; whole years, inclusive, on the practice's date.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audience {
+    /// Youngest age included.
+    #[serde(default)]
+    pub min_age: Option<i64>,
+    /// Oldest age included.
+    #[serde(default)]
+    pub max_age: Option<i64>,
+}
+
+/// A bulk message as the API shows it: the message resource without its
+/// recipients, with the cap and when it should be done.
+#[derive(Debug, Clone, Serialize)]
+pub struct BulkView {
+    #[serde(flatten)]
+    message: MessageView,
+    hourly_cap: u32,
+    cap_window_seconds: u32,
+    estimated_completion_at: Option<String>,
+}
+
+/// One page of a bulk's recipients.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientItem {
+    recipient_id: String,
+    #[serde(flatten)]
+    recipient: RecipientView,
+}
+
+/// Everything the bulk use cases need.
+pub struct BulkMessages<S, Q, C> {
+    /// Practices, patients, opt-outs, templates, messages, rate buckets.
+    pub store: S,
+    /// The send queue.
+    pub queue: Q,
+    /// One-time schedules for bulks that start later.
+    pub scheduler: C,
+    /// Starts due within this much go on the queue with a delay instead of
+    /// a schedule.
+    pub queue_delay_max: Duration,
+    /// Carrier submissions per second through one sending number.
+    pub per_second: u32,
+}
+
+/// Why a recipient is kept but not sent to.
+pub mod skip {
+    /// The number replied STOP.
+    pub const OPTED_OUT: &str = "opted_out: the number replied STOP";
+}
+
+/// Position of the `n`-th recipient (1-based) as its id.
+pub fn recipient_id(n: u32) -> String {
+    format!("{n:05}")
+}
+
+/// A new pump token: pump jobs carry it as their recipient id.
+fn new_pump_token() -> String {
+    format!("*{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Whether a queued job is a bulk's pump rather than a recipient's send.
+pub fn is_pump(job: &SendJob) -> bool {
+    job.recipient_id.starts_with('*')
+}
+
+/// The pace the practice's bulks are held to.
+pub fn pace(practice: &Practice, per_second: u32) -> Pace {
+    Pace {
+        cap: practice.hourly_cap,
+        window: Duration::seconds(i64::from(practice.cap_window_seconds)),
+        per_second: per_second.max(1),
+    }
+}
+
+fn seconds_until(at: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
+    let ms = (at - now).num_milliseconds().max(0);
+    u32::try_from((ms + 999) / 1000).unwrap_or(900).min(900)
+}
+
+fn not_found(id: &str) -> AppError {
+    AppError::not_found("message_not_found", format!("no bulk message {id}"))
+}
+
+impl<S, Q, C> BulkMessages<S, Q, C>
+where
+    S: PracticeStore + OptOutStore + TemplateStore + MessageStore + BulkStore + RateStore,
+    Q: SendQueue,
+    C: SendScheduler,
+{
+    /// `POST /v1/bulk-messages`: validates, picks the recipients, stores the
+    /// bulk (recipients in batches, then message and idempotency record in
+    /// one transaction), hands its pump job to the queue or a schedule, and
+    /// answers 202 with the bulk, its cap and its estimated completion.
+    pub async fn accept(
+        &self,
+        practice: &Practice,
+        request: BulkRequest,
+        request_value: &serde_json::Value,
+        idempotency_key: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Answer, AppError> {
+        let pid = &practice.practice_id;
+        let hash = idempotency::request_hash("POST /v1/bulk-messages", request_value);
+        if let Some(key) = idempotency_key {
+            idempotency::validate_key(key)?;
+            if let Some(rec) = self.store.get_idempotency(pid, key).await? {
+                let (status, body) = idempotency::replay(&rec, &hash)?;
+                return Ok(Answer { status, body });
+            }
+        }
+        if request.acknowledge_bulk_limit != Some(true) {
+            return Err(AppError::invalid(
+                "bulk_acknowledgment_required",
+                format!(
+                    "set acknowledge_bulk_limit to true to confirm that bulk messages go out at most {} per hour and only to patients who expect them",
+                    practice.hourly_cap
+                ),
+            )
+            .at("acknowledge_bulk_limit"));
+        }
+        let send_at = request
+            .send_at
+            .as_deref()
+            .map(|v| parse_send_at(v, now))
+            .transpose()?;
+        let (channel, from) = resolve_channel(practice, request.channel.as_deref())?;
+        let (raw_text, template_id) =
+            resolve_text(&self.store, pid, request.text, request.template_id).await?;
+        let patients = self
+            .select(practice, request.patient_ids, request.audience, now)
+            .await?;
+
+        // Sendable recipients first (`1..=sendable`), skipped ones after.
+        let opted_out = self.store.opted_out_numbers(pid).await?;
+        let practice_phone = practice.channels.sms_main.to_string();
+        let mut sendable: Vec<(Patient, String)> = Vec::new();
+        let mut skipped: Vec<(Patient, String, String)> = Vec::new();
+        for patient in patients {
+            let data = MergeData {
+                first_name: Some(&patient.first_name),
+                last_name: patient.last_name.as_deref(),
+                practice_name: Some(&practice.name),
+                practice_phone: Some(&practice_phone),
+            };
+            let rendered = merge::render(&raw_text, &data);
+            let reason = if opted_out.contains(patient.phone.as_str()) {
+                Some(skip::OPTED_OUT.to_string())
+            } else if let Some(mark) = patient
+                .sms_undeliverable
+                .as_ref()
+                .filter(|m| m.phone == patient.phone)
+            {
+                Some(format!(
+                    "invalid_phone: the carrier reported {} ({}); {}",
+                    mark.code, mark.title, mark.resolution
+                ))
+            } else {
+                match &rendered {
+                    Err(e) => Some(format!("missing_merge_data: {}", e.message)),
+                    Ok(r) => text::validate_text(r)
+                        .err()
+                        .map(|e| format!("invalid_text: {e}")),
+                }
+            };
+            let rendered = rendered.unwrap_or_else(|_| raw_text.clone());
+            match reason {
+                None => sendable.push((patient, rendered)),
+                Some(reason) => skipped.push((patient, rendered, reason)),
+            }
+        }
+        let stats = sendable
+            .iter()
+            .map(|(_, t)| text::analyze(t))
+            .max_by_key(|s| s.segments)
+            .unwrap_or_else(|| text::analyze(&raw_text));
+
+        let due = send_at.map(|t| {
+            crate::domain::quiet_hours::next_allowed(
+                t,
+                &practice.timezone,
+                practice.quiet_hours.as_ref(),
+            )
+        });
+        let waiting = if send_at.is_some() {
+            RecipientStatus::Scheduled
+        } else {
+            RecipientStatus::Queued
+        };
+        let message_id = new_message_id();
+        let sendable_count = u32::try_from(sendable.len()).unwrap_or(u32::MAX);
+        let recipient = |n: usize, patient: Patient, text: String, status, skip_reason| Recipient {
+            practice_id: pid.clone(),
+            message_id: message_id.clone(),
+            recipient_id: recipient_id(u32::try_from(n + 1).unwrap_or(u32::MAX)),
+            patient_id: Some(patient.patient_id),
+            to: patient.phone,
+            from: from.clone(),
+            text,
+            status,
+            not_before: if status == RecipientStatus::Scheduled {
+                due
+            } else {
+                None
+            },
+            carrier_message_id: None,
+            sent_at: None,
+            delivered_at: None,
+            error: None,
+            skip_reason,
+            attempts: 0,
+            claimed_at: None,
+            message_type: MessageType::BulkMessage,
+            version: 0,
+        };
+        let mut recipients = Vec::with_capacity(sendable.len() + skipped.len());
+        for (patient, text) in sendable {
+            recipients.push(recipient(recipients.len(), patient, text, waiting, None));
+        }
+        for (patient, text, reason) in skipped {
+            recipients.push(recipient(
+                recipients.len(),
+                patient,
+                text,
+                RecipientStatus::Skipped,
+                Some(reason),
+            ));
+        }
+        let counts = Counts::of(recipients.iter().map(|r| &r.status));
+        let pump = (sendable_count > 0).then(new_pump_token);
+        let mut message = Message {
+            id: message_id.clone(),
+            practice_id: pid.clone(),
+            message_type: MessageType::BulkMessage,
+            channel,
+            from,
+            text: raw_text,
+            template_id,
+            encoding: stats.encoding,
+            segments: stats.segments,
+            send_at,
+            created_at: now,
+            target_count: u32::try_from(recipients.len()).unwrap_or(u32::MAX),
+            status: String::new(),
+            counts,
+            sent_at: None,
+            bulk: Some(BulkProgress {
+                sendable: sendable_count,
+                released: 0,
+                pump: pump.clone(),
+                due: due.unwrap_or(now),
+                canceled_at: None,
+            }),
+        };
+        message.status = bulk_status_of(&message).to_string();
+
+        let view = self.view(practice, &message, now).await?;
+        let body = serde_json::to_string(&view)
+            .map_err(|e| AppError::unavailable(format!("could not encode the answer: {e}")))?;
+        let record = idempotency_key.map(|k| idempotency::record(pid, k, &hash, 202, &body, now));
+        match self
+            .store
+            .create_bulk(&message, &recipients, record.as_ref())
+            .await?
+        {
+            CreateOutcome::Created => {}
+            CreateOutcome::IdempotencyKeyTaken => {
+                let key = idempotency_key.unwrap_or_default();
+                let rec = self.store.get_idempotency(pid, key).await?.ok_or_else(|| {
+                    AppError::conflict("idempotency_key_reused", "retry the request")
+                })?;
+                let (status, body) = idempotency::replay(&rec, &hash)?;
+                return Ok(Answer { status, body });
+            }
+        }
+        if let Some(token) = pump {
+            let job = SendJob {
+                practice_id: pid.clone(),
+                message_id: message_id.clone(),
+                recipient_id: token,
+            };
+            if let Err(e) = self.start_pump(&message_id, &job, due, now).await {
+                tracing::error!(error = %e, %message_id, "pump not queued; removing the bulk");
+                if let Err(undo) = self
+                    .store
+                    .remove_bulk(&message, &recipients, record.as_ref())
+                    .await
+                {
+                    tracing::error!(error = %undo, %message_id, "could not remove unqueued bulk");
+                }
+                return Err(AppError::unavailable(
+                    "The bulk message could not be queued or scheduled; nothing was stored or sent. Retry shortly.",
+                ));
+            }
+        }
+        tracing::info!(%message_id, practice_id = %pid, target = message.target_count, sendable = sendable_count, "bulk message accepted");
+        Ok(Answer { status: 202, body })
+    }
+
+    /// The patients a request names, checked: ids (deduplicated, all known)
+    /// or an age audience (non-empty), at most `max_bulk_recipients`.
+    async fn select(
+        &self,
+        practice: &Practice,
+        patient_ids: Option<Vec<String>>,
+        audience: Option<Audience>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Patient>, AppError> {
+        let max = practice.max_bulk_recipients as usize;
+        let too_many = |n: usize, field: &str, hint: &str| {
+            AppError::invalid(
+                "too_many_recipients",
+                format!(
+                    "{n} recipients is more than this practice's limit of {max} per bulk message; {hint}"
+                ),
+            )
+            .at(field)
+        };
+        match (patient_ids, audience) {
+            (Some(_), Some(_)) => Err(AppError::invalid(
+                "invalid_field",
+                "give either patient_ids or audience, not both",
+            )
+            .at("audience")),
+            (None, None) => Err(AppError::invalid(
+                "invalid_field",
+                "patient_ids or audience is required",
+            )
+            .at("patient_ids")),
+            (Some(ids), None) => {
+                if ids.is_empty() {
+                    return Err(AppError::invalid(
+                        "invalid_field",
+                        "patient_ids must list at least one patient",
+                    )
+                    .at("patient_ids"));
+                }
+                let mut seen = HashSet::new();
+                let mut unique = Vec::new();
+                for (i, id) in ids.into_iter().enumerate() {
+                    validate_id(&id, &format!("patient_ids[{i}]"))?;
+                    if seen.insert(id.clone()) {
+                        unique.push(id);
+                    }
+                }
+                if unique.len() > max {
+                    return Err(too_many(
+                        unique.len(),
+                        "patient_ids",
+                        "split the list or use a narrower age filter",
+                    ));
+                }
+                let found = self
+                    .store
+                    .get_patients(&practice.practice_id, &unique)
+                    .await?;
+                let known: HashSet<&str> = found.iter().map(|p| p.patient_id.as_str()).collect();
+                let unknown: Vec<&str> = unique
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|id| !known.contains(id))
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(AppError::not_found(
+                        "unknown_patients",
+                        format!(
+                            "no patients with these ids: {}; sync them with PUT /v1/patients/{{id}} first",
+                            unknown.join(", ")
+                        ),
+                    )
+                    .at("patient_ids"));
+                }
+                // In the order the office listed them.
+                let mut by_id: std::collections::HashMap<String, Patient> = found
+                    .into_iter()
+                    .map(|p| (p.patient_id.clone(), p))
+                    .collect();
+                Ok(unique.iter().filter_map(|id| by_id.remove(id)).collect())
+            }
+            (None, Some(audience)) => {
+                let bound = |v: Option<i64>, name: &str| -> Result<Option<u32>, AppError> {
+                    v.map(|n| {
+                        u32::try_from(n).map_err(|_| {
+                            AppError::invalid(
+                                "invalid_field",
+                                format!("{name} must be a whole number of years, 0 or more"),
+                            )
+                            .at(format!("audience.{name}"))
+                        })
+                    })
+                    .transpose()
+                };
+                let filter = AgeFilter {
+                    min_age: bound(audience.min_age, "min_age")?,
+                    max_age: bound(audience.max_age, "max_age")?,
+                };
+                match (filter.min_age, filter.max_age) {
+                    (None, None) => {
+                        return Err(AppError::invalid(
+                            "invalid_field",
+                            "audience needs min_age, max_age or both",
+                        )
+                        .at("audience"))
+                    }
+                    (Some(lo), Some(hi)) if lo > hi => {
+                        return Err(AppError::invalid(
+                            "invalid_field",
+                            "min_age must not be more than max_age",
+                        )
+                        .at("audience.min_age"))
+                    }
+                    _ => {}
+                }
+                let today = crate::app::patients::practice_today(practice, now);
+                let mut matched = Vec::new();
+                let mut after: Option<String> = None;
+                loop {
+                    let (batch, next) = self
+                        .store
+                        .list_patients(&practice.practice_id, 1000, after.as_deref())
+                        .await?;
+                    for p in batch {
+                        if filter.matches(&p, today) {
+                            matched.push(p);
+                        }
+                    }
+                    match next {
+                        Some(n) => after = Some(n),
+                        None => break,
+                    }
+                }
+                if matched.is_empty() {
+                    return Err(AppError::invalid(
+                        "empty_audience",
+                        "no patients with a birth date on file match this age range",
+                    )
+                    .at("audience"));
+                }
+                if matched.len() > max {
+                    return Err(too_many(
+                        matched.len(),
+                        "audience",
+                        "try a narrower age filter",
+                    ));
+                }
+                Ok(matched)
+            }
+        }
+    }
+
+    /// Puts the first pump job on its way: now, with a queue delay, or with
+    /// a schedule that fires a minute early (the pump holds until due).
+    async fn start_pump(
+        &self,
+        message_id: &str,
+        job: &SendJob,
+        due: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(due) = due else {
+            return self.queue.enqueue(std::slice::from_ref(job)).await;
+        };
+        let wait = due - now;
+        if wait <= self.queue_delay_max.min(MAX_QUEUE_DELAY) {
+            self.queue
+                .enqueue_delayed(job, seconds_until(due, now))
+                .await
+        } else {
+            let fire_at = (due - SCHEDULE_LEAD).max(now + Duration::seconds(1));
+            self.scheduler
+                .schedule(&schedule_name(message_id), fire_at, job)
+                .await
+        }
+    }
+
+    async fn load(&self, practice: &Practice, message_id: &str) -> Result<Message, AppError> {
+        if message_id.is_empty() || message_id.len() > 64 {
+            return Err(not_found(message_id));
+        }
+        self.store
+            .get_message_only(&practice.practice_id, message_id)
+            .await?
+            .filter(|m| m.message_type == MessageType::BulkMessage)
+            .ok_or_else(|| not_found(message_id))
+    }
+
+    /// The resource with a fresh estimate: what this bulk still has to send
+    /// behind what the practice's other sending bulks still have, under the
+    /// cap as it stands, the number's pace and quiet hours.
+    async fn view(
+        &self,
+        practice: &Practice,
+        message: &Message,
+        now: DateTime<Utc>,
+    ) -> Result<BulkView, AppError> {
+        let c = &message.counts;
+        let own = c.scheduled + c.queued + c.sending;
+        let canceled = message
+            .bulk
+            .as_ref()
+            .is_some_and(|b| b.canceled_at.is_some());
+        let estimate = if own == 0 || canceled {
+            None
+        } else {
+            let start = message.bulk.as_ref().map_or(now, |b| b.due.max(now));
+            let mut ahead = 0u32;
+            if start <= now {
+                for other in self.store.sending_bulks(&practice.practice_id).await? {
+                    if other.id < message.id {
+                        ahead += other.counts.queued + other.counts.sending;
+                    }
+                }
+            }
+            let (bucket, _) = self
+                .store
+                .read_bucket(&practice.practice_id, BULK_KEY)
+                .await?;
+            estimate_completion(
+                &bucket,
+                start,
+                ahead,
+                own,
+                &pace(practice, self.per_second),
+                &practice.timezone,
+                practice.quiet_hours.as_ref(),
+            )
+        };
+        Ok(BulkView {
+            message: MessageView::summary(message),
+            hourly_cap: practice.hourly_cap,
+            cap_window_seconds: practice.cap_window_seconds,
+            estimated_completion_at: estimate.as_ref().map(to_api_time),
+        })
+    }
+
+    /// `GET /v1/bulk-messages/{id}`.
+    pub async fn get(
+        &self,
+        practice: &Practice,
+        message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BulkView, AppError> {
+        let message = self.load(practice, message_id).await?;
+        self.view(practice, &message, now).await
+    }
+
+    /// `GET /v1/bulk-messages/{id}/recipients?status=`: a page in list order.
+    pub async fn recipients(
+        &self,
+        practice: &Practice,
+        message_id: &str,
+        status: Option<&str>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<RecipientItem>, Option<String>), AppError> {
+        let status = status
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                RecipientStatus::parse(s).ok_or_else(|| {
+                    AppError::invalid(
+                        "invalid_field",
+                        format!("status {s:?} is not a recipient status"),
+                    )
+                    .at("status")
+                })
+            })
+            .transpose()?;
+        self.load(practice, message_id).await?;
+        let after = cursor.map(decode_cursor).transpose()?;
+        let (page, next) = self
+            .store
+            .recipients_page(
+                &practice.practice_id,
+                message_id,
+                status,
+                limit,
+                after.as_deref(),
+            )
+            .await?;
+        let items = page
+            .iter()
+            .map(|r| RecipientItem {
+                recipient_id: r.recipient_id.clone(),
+                recipient: RecipientView::from(r),
+            })
+            .collect();
+        Ok((items, next.as_deref().map(encode_cursor)))
+    }
+
+    /// `DELETE /v1/bulk-messages/{id}`: stops the pump and cancels every
+    /// recipient not yet `sending`, in transactions of up to 99 recipients
+    /// conditioned on each being unchanged; a recipient the dispatcher
+    /// claims meanwhile is read again and left to finish. Idempotent.
+    pub async fn cancel(
+        &self,
+        practice: &Practice,
+        message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BulkView, AppError> {
+        let pid = &practice.practice_id;
+        let message = self.load(practice, message_id).await?;
+        self.store.stop_bulk(pid, message_id, now).await?;
+        if message.send_at.is_some() {
+            if let Err(e) = self.scheduler.unschedule(&schedule_name(message_id)).await {
+                // Harmless: a firing pump finds the bulk canceled.
+                tracing::warn!(message_id, error = %e, "schedule not deleted");
+            }
+        }
+        let cancel = Transition::Cancel { at: now };
+        for round in 0..5 {
+            let mut waiting = Vec::new();
+            for status in [RecipientStatus::Queued, RecipientStatus::Scheduled] {
+                let mut after: Option<String> = None;
+                loop {
+                    let (page, next) = self
+                        .store
+                        .recipients_page(pid, message_id, Some(status), 200, after.as_deref())
+                        .await?;
+                    waiting.extend(page);
+                    match next {
+                        Some(n) => after = Some(n),
+                        None => break,
+                    }
+                }
+            }
+            if waiting.is_empty() {
+                break;
+            }
+            let mut conflicts = 0;
+            for chunk in waiting.chunks(99) {
+                if !self.store.transition_many(chunk, &cancel).await? {
+                    conflicts += 1;
+                }
+            }
+            if conflicts == 0 {
+                break;
+            }
+            tracing::info!(
+                message_id,
+                round,
+                conflicts,
+                "recipients moved during cancel; reading again"
+            );
+        }
+        let message = self.load(practice, message_id).await?;
+        let status = bulk_status_of(&message);
+        if status != message.status {
+            self.store
+                .set_bulk_status(pid, message_id, &message.status, status, None)
+                .await?;
+        }
+        tracing::info!(message_id, "bulk canceled");
+        let message = self.load(practice, message_id).await?;
+        self.view(practice, &message, now).await
+    }
+}
+
+/// One run of a bulk's pump (a queue job whose recipient id is its token):
+/// releases the next wave or waits, then hands the pump on to a new job.
+///
+/// Never lost, never twice: the wave and the next pump job are enqueued
+/// before the progress is recorded with a write conditioned on this job's
+/// token. If the write fails (a duplicate of this job got there first, or
+/// the bulk was canceled) the enqueued copies are harmless duplicates — the
+/// dispatcher's claim lets one send through, and the orphaned pump job finds
+/// a token that is not its own and stops. If this run dies before the write,
+/// the queue delivers it again and it releases the same wave again.
+pub async fn run_pump<S, Q, K>(
+    store: &S,
+    queue: &Q,
+    clock: &K,
+    job: &SendJob,
+    per_second: u32,
+) -> Result<Dispatched, StoreError>
+where
+    S: BulkStore + PracticeStore + RateStore,
+    Q: SendQueue,
+    K: Clock,
+{
+    let (pid, mid) = (&job.practice_id, &job.message_id);
+    let Some(message) = store.get_message_only(pid, mid).await? else {
+        tracing::warn!(%job, "pump for an unknown bulk; dropped");
+        return Ok(Dispatched::Done);
+    };
+    let Some(progress) = message.bulk.clone() else {
+        return Ok(Dispatched::Done);
+    };
+    if progress.pump.as_deref() != Some(job.recipient_id.as_str()) || progress.canceled_at.is_some()
+    {
+        tracing::info!(%job, "stale pump job (canceled, finished or duplicated); dropped");
+        return Ok(Dispatched::Done);
+    }
+    let Some(practice) = store.get_practice(pid).await? else {
+        return Ok(Dispatched::Done);
+    };
+    let (bucket, _) = store.read_bucket(pid, BULK_KEY).await?;
+    let now = clock.now();
+    let step = plan_wave(
+        &bucket,
+        now,
+        progress.due,
+        progress.sendable.saturating_sub(progress.released),
+        &pace(&practice, per_second),
+        &practice.timezone,
+        practice.quiet_hours.as_ref(),
+    );
+    let pump_job = |token: &str| SendJob {
+        practice_id: pid.clone(),
+        message_id: mid.clone(),
+        recipient_id: token.to_string(),
+    };
+    let (released, next) = match step {
+        PumpStep::Finished => (progress.released, None),
+        PumpStep::Wait { until } => {
+            let token = new_pump_token();
+            queue
+                .enqueue_delayed(&pump_job(&token), seconds_until(until, now).max(1))
+                .await?;
+            tracing::info!(%job, until = %to_api_time(&until), "bulk waits");
+            (progress.released, Some(token))
+        }
+        PumpStep::Release {
+            count,
+            spacing,
+            next_run,
+        } => {
+            let wave: Vec<(SendJob, u32)> = (0..count)
+                .map(|i| {
+                    let delay = spacing * i32::try_from(i).unwrap_or(i32::MAX);
+                    let job = SendJob {
+                        practice_id: pid.clone(),
+                        message_id: mid.clone(),
+                        recipient_id: recipient_id(progress.released + i + 1),
+                    };
+                    (job, u32::try_from(delay.num_seconds()).unwrap_or(900))
+                })
+                .collect();
+            queue.enqueue_wave(&wave).await?;
+            let released = progress.released + count;
+            let next = if released < progress.sendable {
+                let token = new_pump_token();
+                queue
+                    .enqueue_delayed(&pump_job(&token), seconds_until(next_run, now).max(1))
+                    .await?;
+                Some(token)
+            } else {
+                None
+            };
+            tracing::info!(%job, count, released, sendable = progress.sendable, "bulk wave released");
+            (released, next)
+        }
+    };
+    if !store
+        .advance_pump(pid, mid, &job.recipient_id, released, next.as_deref())
+        .await?
+    {
+        tracing::info!(%job, "pump moved on or bulk canceled meanwhile; this run's copies are duplicates");
+        return Ok(Dispatched::Done);
+    }
+    if progress.released == 0 && released > 0 {
+        // Sending begins: the tracking list shows it from now on as sending.
+        for from in ["scheduled", "sending"] {
+            if store
+                .set_bulk_status(pid, mid, from, "sending", Some(now))
+                .await?
+            {
+                break;
+            }
+        }
+    }
+    Ok(Dispatched::Done)
+}

@@ -1,0 +1,349 @@
+//! Bulk messages: how a list goes out in waves under the practice's cap, the
+//! per-number throughput and quiet hours, and when it should be done.
+//!
+//! A bulk's recipients are numbered `1..=target_count`; the ones that can be
+//! sent come first (`1..=sendable`), the ones skipped at acceptance after.
+//! One *pump* job per bulk walks `1..=sendable`: each run releases the next
+//! wave (as many as the cap has room for now), each recipient with a queue
+//! delay of its place in the wave ÷ the number's messages per second, and
+//! comes back when capacity returns. The dispatcher still takes a cap token
+//! and a number token before every carrier submission, so the cap holds
+//! whatever the pump does; the pump only keeps deferrals rare.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::practice::QuietHours;
+use super::quiet_hours::{next_allowed, window_closes};
+use super::rate_limit::{Decision, RateBucket};
+
+/// A bulk message's sending progress, stored on the message item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkProgress {
+    /// Recipients `1..=sendable` are to be sent; the rest were skipped.
+    pub sendable: u32,
+    /// How many of them the pump has put on the send queue.
+    pub released: u32,
+    /// Token of the one live pump job (`None` once all are released, or
+    /// after a cancel). A pump job with another token is a stale duplicate.
+    #[serde(default)]
+    pub pump: Option<String>,
+    /// The first instant the bulk may go: `send_at` moved past quiet hours,
+    /// or acceptance.
+    pub due: DateTime<Utc>,
+    /// When the office canceled it.
+    #[serde(default)]
+    pub canceled_at: Option<DateTime<Utc>>,
+}
+
+/// The pace a practice's bulk sends are held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// Bulk submissions per rolling window, all bulks of the practice together.
+    pub cap: u32,
+    /// The window.
+    pub window: Duration,
+    /// Carrier submissions per second through one sending number.
+    pub per_second: u32,
+}
+
+impl Pace {
+    /// Time between two submissions through one number.
+    pub fn spacing(&self) -> Duration {
+        Duration::milliseconds(1000 / i64::from(self.per_second.max(1)))
+    }
+}
+
+/// Longest SQS delivery delay: a wave is never planned further ahead.
+pub const MAX_WAVE_SECONDS: i64 = 900;
+
+/// What one pump run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PumpStep {
+    /// Put the next `count` recipients on the queue, the `i`-th (0-based)
+    /// delayed by `i × spacing`, and run again at `next_run`.
+    Release {
+        /// How many.
+        count: u32,
+        /// Gap between two recipients of the wave.
+        spacing: Duration,
+        /// When the pump looks again (just after the wave's last send).
+        next_run: DateTime<Utc>,
+    },
+    /// Nothing can go now (cap used up, quiet hours, not due): look again then.
+    Wait {
+        /// When.
+        until: DateTime<Utc>,
+    },
+    /// Everything is released.
+    Finished,
+}
+
+/// Plans one pump run at `now` for a bulk with `remaining` recipients not yet
+/// released, given the practice's bulk bucket as read.
+pub fn plan_wave(
+    bucket: &RateBucket,
+    now: DateTime<Utc>,
+    due: DateTime<Utc>,
+    remaining: u32,
+    pace: &Pace,
+    timezone: &str,
+    quiet: Option<&QuietHours>,
+) -> PumpStep {
+    if remaining == 0 {
+        return PumpStep::Finished;
+    }
+    if now < due {
+        return PumpStep::Wait { until: due };
+    }
+    let allowed = next_allowed(now, timezone, quiet);
+    if allowed > now {
+        return PumpStep::Wait { until: allowed };
+    }
+    let spacing = pace.spacing();
+    let room = bucket.room(now, pace.cap, pace.window);
+    if room == 0 {
+        let until = match bucket.decide(now, pace.cap, pace.window) {
+            Decision::WaitUntil(at) => at,
+            Decision::Take(_) => now + Duration::seconds(1),
+        };
+        return PumpStep::Wait { until };
+    }
+    // The wave ends before quiet hours begin and within SQS's delay limit.
+    let horizon = window_closes(now, timezone, quiet)
+        .map(|closes| closes - now)
+        .unwrap_or(Duration::seconds(MAX_WAVE_SECONDS))
+        .min(Duration::seconds(MAX_WAVE_SECONDS));
+    let fits = horizon.num_milliseconds() / spacing.num_milliseconds().max(1);
+    let count = room
+        .min(remaining)
+        .min(u32::try_from(fits).unwrap_or(u32::MAX));
+    if count == 0 {
+        let closes = now + horizon;
+        return PumpStep::Wait {
+            until: next_allowed(closes, timezone, quiet),
+        };
+    }
+    PumpStep::Release {
+        count,
+        spacing,
+        next_run: now + spacing * i32::try_from(count).unwrap_or(i32::MAX) + Duration::seconds(1),
+    }
+}
+
+/// When the last of `own` more bulk submissions is expected, starting at
+/// `start`, behind `ahead` submissions the practice already has in flight,
+/// under the cap (from the bucket as read), the number's pace and quiet
+/// hours. `None` when `own` is 0.
+pub fn estimate_completion(
+    bucket: &RateBucket,
+    start: DateTime<Utc>,
+    ahead: u32,
+    own: u32,
+    pace: &Pace,
+    timezone: &str,
+    quiet: Option<&QuietHours>,
+) -> Option<DateTime<Utc>> {
+    if own == 0 {
+        return None;
+    }
+    let spacing = pace.spacing();
+    let mut ring = bucket.clone();
+    let mut t = start;
+    let mut last = None;
+    for _ in 0..ahead.saturating_add(own) {
+        if let Some(prev) = last {
+            t = t.max(prev + spacing);
+        }
+        loop {
+            t = next_allowed(t, timezone, quiet);
+            match ring.decide(t, pace.cap, pace.window) {
+                Decision::Take(next) => {
+                    ring = next;
+                    break;
+                }
+                Decision::WaitUntil(at) => t = at.max(t + Duration::milliseconds(1)),
+            }
+        }
+        last = Some(t);
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    const NY: &str = "America/New_York";
+
+    fn pace(cap: u32, window_s: i64) -> Pace {
+        Pace {
+            cap,
+            window: Duration::seconds(window_s),
+            per_second: 1,
+        }
+    }
+
+    fn bucket_with(times: &[DateTime<Utc>], cap: u32, window: Duration) -> RateBucket {
+        let mut b = RateBucket::default();
+        for t in times {
+            match b.decide(*t, cap, window) {
+                Decision::Take(n) => b = n,
+                Decision::WaitUntil(_) => panic!("setup over the cap"),
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn first_wave_is_the_whole_cap_spaced_by_the_number_pace() {
+        let now = utc("2026-12-01T15:00:00Z");
+        let step = plan_wave(
+            &RateBucket::default(),
+            now,
+            now,
+            1000,
+            &pace(250, 3600),
+            NY,
+            None,
+        );
+        assert_eq!(
+            step,
+            PumpStep::Release {
+                count: 250,
+                spacing: Duration::seconds(1),
+                next_run: now + Duration::seconds(251),
+            }
+        );
+    }
+
+    #[test]
+    fn a_used_up_cap_waits_for_the_oldest_submission_to_leave_the_window() {
+        let t0 = utc("2026-12-01T15:00:00Z");
+        let p = pace(5, 30);
+        let times: Vec<_> = (0..5).map(|i| t0 + Duration::seconds(i)).collect();
+        let b = bucket_with(&times, 5, p.window);
+        let step = plan_wave(&b, t0 + Duration::seconds(6), t0, 7, &p, NY, None);
+        assert_eq!(
+            step,
+            PumpStep::Wait {
+                until: t0 + Duration::seconds(30)
+            }
+        );
+        // Partly free: only the room is released.
+        let step = plan_wave(&b, t0 + Duration::seconds(31), t0, 7, &p, NY, None);
+        assert!(
+            matches!(step, PumpStep::Release { count: 2, .. }),
+            "{step:?}"
+        );
+    }
+
+    #[test]
+    fn waves_stop_before_quiet_hours_and_resume_when_the_window_opens() {
+        let quiet = crate::domain::practice::QuietHours::parse_setting("08:00-21:00")
+            .unwrap()
+            .unwrap();
+        // 20:58 EST: two minutes left → 120 recipients at 1/s.
+        let now = utc("2026-12-02T01:58:00Z");
+        let step = plan_wave(
+            &RateBucket::default(),
+            now,
+            now,
+            250,
+            &pace(250, 3600),
+            NY,
+            Some(&quiet),
+        );
+        assert!(
+            matches!(step, PumpStep::Release { count: 120, .. }),
+            "{step:?}"
+        );
+        // 22:00 EST: wait for 08:00 EST.
+        let late = utc("2026-12-02T03:00:00Z");
+        let step = plan_wave(
+            &RateBucket::default(),
+            late,
+            late,
+            250,
+            &pace(250, 3600),
+            NY,
+            Some(&quiet),
+        );
+        assert_eq!(
+            step,
+            PumpStep::Wait {
+                until: utc("2026-12-02T13:00:00Z")
+            }
+        );
+    }
+
+    #[test]
+    fn not_due_yet_and_nothing_left() {
+        let now = utc("2026-12-01T15:00:00Z");
+        let due = now + Duration::minutes(5);
+        let p = pace(250, 3600);
+        assert_eq!(
+            plan_wave(&RateBucket::default(), now, due, 3, &p, NY, None),
+            PumpStep::Wait { until: due }
+        );
+        assert_eq!(
+            plan_wave(&RateBucket::default(), now, now, 0, &p, NY, None),
+            PumpStep::Finished
+        );
+    }
+
+    #[test]
+    fn estimate_counts_whole_windows_and_what_is_ahead() {
+        let now = utc("2026-12-01T15:00:00Z");
+        let p = pace(250, 3600);
+        // 250 fit in the first window at 1/s: the last at +249 s.
+        assert_eq!(
+            estimate_completion(&RateBucket::default(), now, 0, 250, &p, NY, None),
+            Some(now + Duration::seconds(249))
+        );
+        // The 251st waits one window after the first.
+        assert_eq!(
+            estimate_completion(&RateBucket::default(), now, 0, 251, &p, NY, None),
+            Some(now + Duration::seconds(3600))
+        );
+        // 1000 = four windows: the last at 3 h + 249 s.
+        assert_eq!(
+            estimate_completion(&RateBucket::default(), now, 0, 1000, &p, NY, None),
+            Some(now + Duration::seconds(3 * 3600 + 249))
+        );
+        // Behind another bulk's 250 still in flight, 10 more wait a window.
+        assert_eq!(
+            estimate_completion(&RateBucket::default(), now, 250, 10, &p, NY, None),
+            Some(now + Duration::seconds(3609))
+        );
+        assert_eq!(
+            estimate_completion(&RateBucket::default(), now, 0, 0, &p, NY, None),
+            None
+        );
+    }
+
+    #[test]
+    fn estimate_skips_quiet_hours() {
+        let quiet = crate::domain::practice::QuietHours::parse_setting("08:00-21:00")
+            .unwrap()
+            .unwrap();
+        // 20:59:58 EST, three to send at 1/s: two now, the third at 08:00.
+        let now = utc("2026-12-02T01:59:58Z");
+        assert_eq!(
+            estimate_completion(
+                &RateBucket::default(),
+                now,
+                0,
+                3,
+                &pace(250, 3600),
+                NY,
+                Some(&quiet)
+            ),
+            Some(utc("2026-12-02T13:00:00Z"))
+        );
+    }
+}
