@@ -155,6 +155,12 @@ impl Endpoints {
     /// A fresh practice of its own for one test, created through the
     /// repository (as the admin command does), so tests never share state.
     pub async fn new_practice(&self) -> TestPractice {
+        self.new_practice_with(|_| {}).await
+    }
+
+    /// A fresh practice whose settings `adjust` changes first (a small cap
+    /// and window for bulk tests, quiet hours...).
+    pub async fn new_practice_with(&self, adjust: impl FnOnce(&mut Practice)) -> TestPractice {
         let id = format!("t-{}", uuid::Uuid::new_v4().simple());
         let practice = Practice {
             practice_id: id.clone(),
@@ -170,6 +176,8 @@ impl Endpoints {
             quiet_hours: None,
             help_text: None,
         };
+        let mut practice = practice;
+        adjust(&mut practice);
         let store = self.store().await;
         store
             .put_practice(&practice)
@@ -299,6 +307,11 @@ impl Api {
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
         self.call("POST", path, Some(body.to_string().into_bytes()), &[])
             .await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call("DELETE", path, None, &[]).await
     }
 
     /// PUT a JSON value.

@@ -364,14 +364,15 @@ impl BulkStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
-            .condition_expression("bulk.pump = :pump AND attribute_not_exists(bulk.canceled_at)")
+            .condition_expression("#bulk.pump = :pump AND attribute_not_exists(#bulk.canceled_at)")
             .expression_attribute_values(":pump", s(pump))
+            .expression_attribute_names("#bulk", "bulk")
             .expression_attribute_values(":released", n(released));
         update = match next_pump {
             Some(next) => update
-                .update_expression("SET bulk.released = :released, bulk.pump = :next")
+                .update_expression("SET #bulk.released = :released, #bulk.pump = :next")
                 .expression_attribute_values(":next", s(next)),
-            None => update.update_expression("SET bulk.released = :released REMOVE bulk.pump"),
+            None => update.update_expression("SET #bulk.released = :released REMOVE #bulk.pump"),
         };
         match update.send().await {
             Ok(_) => Ok(true),
@@ -396,9 +397,10 @@ impl BulkStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
             .update_expression(
-                "SET bulk.canceled_at = if_not_exists(bulk.canceled_at, :at) REMOVE bulk.pump",
+                "SET #bulk.canceled_at = if_not_exists(#bulk.canceled_at, :at) REMOVE #bulk.pump",
             )
-            .condition_expression("attribute_exists(bulk)")
+            .condition_expression("attribute_exists(#bulk)")
+            .expression_attribute_names("#bulk", "bulk")
             .expression_attribute_values(":at", s(to_api_time(&at)))
             .send()
             .await

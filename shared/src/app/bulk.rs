@@ -832,3 +832,514 @@ where
     }
     Ok(Dispatched::Done)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex as StdMutex};
+
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::app::dispatch::{Dispatcher, RetryPolicy};
+    use crate::app::memory::{
+        sample_practice, MemoryQueue, MemoryScheduler, MemoryStore, ScriptedCarrier,
+    };
+    use crate::domain::patient::UndeliverableNumber;
+    use crate::domain::phone::PhoneNumber;
+    use crate::ports::OptOutChange;
+
+    const T0: &str = "2026-12-01T15:00:00Z";
+
+    /// A clock the test moves.
+    #[derive(Clone)]
+    struct TestClock(Arc<StdMutex<DateTime<Utc>>>);
+    impl TestClock {
+        fn new() -> Self {
+            Self(Arc::new(StdMutex::new(T0.parse().unwrap())))
+        }
+        fn set(&self, t: DateTime<Utc>) {
+            *self.0.lock().unwrap() = t;
+        }
+    }
+    impl Clock for TestClock {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn phone(i: u32) -> PhoneNumber {
+        PhoneNumber::parse(&format!("+1415555{:04}", 2000 + i)).unwrap()
+    }
+
+    async fn setup(practice: &Practice, patients: u32) -> MemoryStore {
+        let store = MemoryStore::default();
+        store.add_practice(practice.clone(), "key").await;
+        for i in 0..patients {
+            let p = Patient {
+                patient_id: format!("p-{i:03}"),
+                first_name: format!("Pat{i}"),
+                last_name: (i % 2 == 0).then(|| "Diaz".to_string()),
+                phone: phone(i),
+                // ages 20, 21, ... on 2026-12-01
+                birth_date: Some(NaiveDate::from_ymd_opt(2006 - i as i32, 1, 1).unwrap()),
+                sms_opted_out: false,
+                sms_undeliverable: None,
+            };
+            store.put_patient(&practice.practice_id, &p).await.unwrap();
+        }
+        store
+    }
+
+    fn bulk_app(
+        store: &MemoryStore,
+        queue: &MemoryQueue,
+    ) -> BulkMessages<MemoryStore, MemoryQueue, MemoryScheduler> {
+        BulkMessages {
+            store: store.clone(),
+            queue: queue.clone(),
+            scheduler: MemoryScheduler::default(),
+            queue_delay_max: Duration::seconds(900),
+            per_second: 1,
+        }
+    }
+
+    async fn accept(
+        app: &BulkMessages<MemoryStore, MemoryQueue, MemoryScheduler>,
+        practice: &Practice,
+        body: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Value, AppError> {
+        let request: BulkRequest = serde_json::from_value(body.clone()).unwrap();
+        let answer = app.accept(practice, request, &body, None, now).await?;
+        assert_eq!(answer.status, 202);
+        Ok(serde_json::from_str(&answer.body).unwrap())
+    }
+
+    fn ids(n: u32) -> Vec<String> {
+        (0..n).map(|i| format!("p-{i:03}")).collect()
+    }
+
+    async fn stored_messages(store: &MemoryStore, practice: &Practice) -> usize {
+        store
+            .sending_bulks(&practice.practice_id)
+            .await
+            .unwrap()
+            .len()
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_refused_by_field_and_store_nothing() {
+        let practice = sample_practice("demo");
+        let store = setup(&practice, 5).await;
+        let queue = MemoryQueue::default();
+        let app = bulk_app(&store, &queue);
+        let now: DateTime<Utc> = T0.parse().unwrap();
+        let cases = [
+            (
+                serde_json::json!({"patient_ids": ["p-000"], "text": "Hi"}),
+                "bulk_acknowledgment_required",
+                "acknowledge_bulk_limit",
+            ),
+            (
+                serde_json::json!({"patient_ids": ["p-000"], "text": "Hi", "acknowledge_bulk_limit": false}),
+                "bulk_acknowledgment_required",
+                "acknowledge_bulk_limit",
+            ),
+            (
+                serde_json::json!({"patient_ids": [], "text": "Hi", "acknowledge_bulk_limit": true}),
+                "invalid_field",
+                "patient_ids",
+            ),
+            (
+                serde_json::json!({"text": "Hi", "acknowledge_bulk_limit": true}),
+                "invalid_field",
+                "patient_ids",
+            ),
+            (
+                serde_json::json!({"patient_ids": ["p-000"], "audience": {"min_age": 1}, "text": "Hi", "acknowledge_bulk_limit": true}),
+                "invalid_field",
+                "audience",
+            ),
+            (
+                serde_json::json!({"patient_ids": ["p-000", "nobody", "p-001", "ghost"], "text": "Hi", "acknowledge_bulk_limit": true}),
+                "unknown_patients",
+                "patient_ids",
+            ),
+            (
+                serde_json::json!({"audience": {"min_age": 30, "max_age": 20}, "text": "Hi", "acknowledge_bulk_limit": true}),
+                "invalid_field",
+                "audience.min_age",
+            ),
+            (
+                serde_json::json!({"audience": {"min_age": -1}, "text": "Hi", "acknowledge_bulk_limit": true}),
+                "invalid_field",
+                "audience.min_age",
+            ),
+            (
+                serde_json::json!({"audience": {"max_age": -3}, "text": "Hi", "acknowledge_bulk_limit": true}),
+                "invalid_field",
+                "audience.max_age",
+            ),
+            (
+                serde_json::json!({"audience": {"min_age": 90}, "text": "Hi", "acknowledge_bulk_limit": true}),
+                "empty_audience",
+                "audience",
+            ),
+            (
+                serde_json::json!({"audience": {}, "text": "Hi", "acknowledge_bulk_limit": true}),
+                "invalid_field",
+                "audience",
+            ),
+            (
+                serde_json::json!({"patient_ids": ["p-000"], "acknowledge_bulk_limit": true}),
+                "invalid_text",
+                "text",
+            ),
+        ];
+        for (body, code, field) in cases {
+            let e = accept(&app, &practice, body.clone(), now)
+                .await
+                .unwrap_err();
+            assert_eq!((e.code, e.field.as_deref()), (code, Some(field)), "{body}");
+            if code == "unknown_patients" {
+                assert!(e.message.contains("nobody, ghost"), "{}", e.message);
+            }
+        }
+        let mut small = practice.clone();
+        small.max_bulk_recipients = 3;
+        let e = accept(&app, &small, serde_json::json!({"audience": {"min_age": 0}, "text": "Hi", "acknowledge_bulk_limit": true}), now).await.unwrap_err();
+        assert_eq!(e.code, "too_many_recipients");
+        assert!(e.message.contains("narrower age filter"), "{}", e.message);
+        assert_eq!(stored_messages(&store, &practice).await, 0);
+        assert!(queue.jobs.lock().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn duplicates_go_once_and_unsendable_recipients_are_kept_as_skipped() {
+        let practice = sample_practice("demo");
+        let store = setup(&practice, 4).await;
+        store
+            .record_opt_out(&OptOutChange {
+                practice_id: "demo".into(),
+                phone: phone(1).to_string(),
+                opted_out: true,
+                keyword: "STOP".into(),
+                source: "sms".into(),
+                at: T0.parse().unwrap(),
+            })
+            .await
+            .unwrap();
+        let mut bad = store.get_patient("demo", "p-002").await.unwrap().unwrap();
+        bad.sms_undeliverable = Some(UndeliverableNumber {
+            phone: bad.phone.clone(),
+            code: "4720".into(),
+            title: "Carrier rejected as invalid destination address".into(),
+            resolution: "Update the number.".into(),
+            since: T0.parse().unwrap(),
+        });
+        store.put_patient("demo", &bad).await.unwrap();
+        let queue = MemoryQueue::default();
+        let app = bulk_app(&store, &queue);
+        let now: DateTime<Utc> = T0.parse().unwrap();
+        // p-003 has no last name: the text needs one.
+        let body = serde_json::json!({
+            "patient_ids": ["p-000", "p-001", "p-000", "p-002", "p-003"],
+            "text": "Hi {first_name} {last_name}",
+            "acknowledge_bulk_limit": true,
+        });
+        let view = accept(&app, &practice, body, now).await.unwrap();
+        assert_eq!(view["type"], "bulk_message");
+        assert_eq!(view["target_count"], 4);
+        assert_eq!(view["counts"]["queued"], 1);
+        assert_eq!(view["counts"]["skipped"], 3);
+        assert_eq!(view["hourly_cap"], 250);
+        assert_eq!(view["estimated_completion_at"], "2026-12-01T15:00:00.000Z");
+        assert!(view.get("recipients").is_none());
+        let id = view["id"].as_str().unwrap();
+        let (page, next) = app
+            .recipients(&practice, id, Some("skipped"), 50, None)
+            .await
+            .unwrap();
+        assert!(next.is_none());
+        let page = serde_json::to_value(&page).unwrap();
+        let reasons: Vec<&str> = page
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["skip_reason"].as_str().unwrap())
+            .collect();
+        assert!(reasons[0].starts_with("opted_out"), "{reasons:?}");
+        assert!(
+            reasons[1].starts_with("invalid_phone") && reasons[1].contains("4720"),
+            "{reasons:?}"
+        );
+        assert!(reasons[2].starts_with("missing_merge_data"), "{reasons:?}");
+        // The sendable one is first and carries the rendered text.
+        let (queued, _) = app
+            .recipients(&practice, id, Some("queued"), 50, None)
+            .await
+            .unwrap();
+        let queued = serde_json::to_value(&queued).unwrap();
+        assert_eq!(queued[0]["recipient_id"], "00001");
+        assert_eq!(queued[0]["patient_id"], "p-000");
+        // One pump job went on the queue, not the recipients themselves.
+        let jobs = queue.jobs.lock().await.clone();
+        assert_eq!(jobs.len(), 1);
+        assert!(is_pump(&jobs[0]));
+    }
+
+    /// Runs queue jobs in visibility order through a real dispatcher until
+    /// the queue is empty or `until`, recording how often each job was
+    /// received. Returns the receive count per recipient job.
+    struct Sim {
+        store: MemoryStore,
+        queue: MemoryQueue,
+        clock: TestClock,
+        pending: Vec<(DateTime<Utc>, u64, SendJob)>,
+        seq: u64,
+        receives: std::collections::HashMap<String, u32>,
+        pump_runs: u32,
+    }
+
+    impl Sim {
+        fn new(store: &MemoryStore, queue: &MemoryQueue, clock: &TestClock) -> Self {
+            Self {
+                store: store.clone(),
+                queue: queue.clone(),
+                clock: clock.clone(),
+                pending: Vec::new(),
+                seq: 0,
+                receives: Default::default(),
+                pump_runs: 0,
+            }
+        }
+
+        async fn collect(&mut self) {
+            let now = self.clock.now();
+            for job in self.queue.jobs.lock().await.drain(..) {
+                self.seq += 1;
+                self.pending.push((now, self.seq, job));
+            }
+            for (job, delay) in self.queue.delayed.lock().await.drain(..) {
+                self.seq += 1;
+                self.pending
+                    .push((now + Duration::seconds(i64::from(delay)), self.seq, job));
+            }
+        }
+
+        async fn run_until(&mut self, until: DateTime<Utc>) {
+            let d = Dispatcher {
+                store: self.store.clone(),
+                queue: self.queue.clone(),
+                carrier: ScriptedCarrier::accepting(),
+                clock: self.clock.clone(),
+                retry: RetryPolicy::default(),
+                bulk_per_second: 1,
+            };
+            loop {
+                self.collect().await;
+                self.pending.sort_by_key(|(t, s, _)| (*t, *s));
+                if self.pending.is_empty() || self.pending[0].0 > until {
+                    return;
+                }
+                let (t, _, job) = self.pending.remove(0);
+                self.clock.set(t.max(self.clock.now()));
+                if is_pump(&job) {
+                    self.pump_runs += 1;
+                } else {
+                    *self.receives.entry(job.to_tag()).or_default() += 1;
+                }
+                match d.dispatch(&job).await.unwrap() {
+                    Dispatched::Done => {}
+                    Dispatched::RetryAfter(s) => {
+                        self.seq += 1;
+                        self.pending.push((
+                            self.clock.now() + Duration::seconds(i64::from(s)),
+                            self.seq,
+                            job,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn sent_times(
+        store: &MemoryStore,
+        practice_id: &str,
+        message_id: &str,
+    ) -> Vec<DateTime<Utc>> {
+        let (all, _) = store
+            .recipients_page(practice_id, message_id, None, 10_000, None)
+            .await
+            .unwrap();
+        let mut t: Vec<_> = all.iter().filter_map(|r| r.sent_at).collect();
+        t.sort();
+        t
+    }
+
+    fn max_in_window(times: &[DateTime<Utc>], window: Duration) -> usize {
+        times
+            .iter()
+            .map(|a| {
+                times
+                    .iter()
+                    .filter(|b| **b >= *a && **b < *a + window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_bulk_goes_out_in_waves_within_the_cap_and_finishes_on_time() {
+        let mut practice = sample_practice("demo");
+        practice.hourly_cap = 5;
+        practice.cap_window_seconds = 30;
+        let store = setup(&practice, 12).await;
+        let queue = MemoryQueue::default();
+        let clock = TestClock::new();
+        let app = bulk_app(&store, &queue);
+        let body = serde_json::json!({"patient_ids": ids(12), "text": "Hi {first_name}", "acknowledge_bulk_limit": true});
+        let view = accept(&app, &practice, body, clock.now()).await.unwrap();
+        let id = view["id"].as_str().unwrap().to_string();
+        // 12 at 5 per 30 s: the 11th and 12th go in the third window.
+        assert_eq!(view["estimated_completion_at"], "2026-12-01T15:01:01.000Z");
+
+        let mut sim = Sim::new(&store, &queue, &clock);
+        sim.run_until(clock.now() + Duration::hours(1)).await;
+        let times = sent_times(&store, "demo", &id).await;
+        assert_eq!(times.len(), 12, "all sent");
+        assert!(max_in_window(&times, Duration::seconds(30)) <= 5);
+        // Within ceil(12/5) = 3 windows plus 5 minutes of the start.
+        let start: DateTime<Utc> = T0.parse().unwrap();
+        assert!(*times.last().unwrap() <= start + Duration::seconds(3 * 30 + 300));
+        // Waves: 1/s inside a wave.
+        assert!(times
+            .windows(2)
+            .all(|w| w[1] - w[0] >= Duration::seconds(1)));
+        let receives: u32 = sim.receives.values().sum();
+        assert!(receives <= 2 * 12, "{receives} receives for 12 recipients");
+        let message = store.get_message_only("demo", &id).await.unwrap().unwrap();
+        assert_eq!(message.counts.sent, 12);
+        assert_eq!(message.bulk.unwrap().pump, None, "pump finished");
+        assert!(message.sent_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_direct_message_is_not_held_behind_a_bulk() {
+        let mut practice = sample_practice("demo");
+        practice.hourly_cap = 2;
+        practice.cap_window_seconds = 600;
+        let store = setup(&practice, 6).await;
+        let queue = MemoryQueue::default();
+        let clock = TestClock::new();
+        let app = bulk_app(&store, &queue);
+        let body = serde_json::json!({"patient_ids": ids(6), "text": "Hi", "acknowledge_bulk_limit": true});
+        accept(&app, &practice, body, clock.now()).await.unwrap();
+        let mut sim = Sim::new(&store, &queue, &clock);
+        sim.run_until(clock.now() + Duration::seconds(30)).await;
+        // The cap is used up for ten minutes; a direct message goes now.
+        let mut direct = crate::app::memory::queued_recipient();
+        direct.practice_id = "demo".into();
+        let job = store.insert_recipient(direct).await;
+        queue.jobs.lock().await.push(job.clone());
+        sim.run_until(clock.now()).await;
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Sent);
+    }
+
+    #[tokio::test]
+    async fn cancel_mid_way_stops_the_rest_and_stop_mid_way_skips_that_number() {
+        let mut practice = sample_practice("demo");
+        practice.hourly_cap = 4;
+        practice.cap_window_seconds = 60;
+        let store = setup(&practice, 10).await;
+        let queue = MemoryQueue::default();
+        let clock = TestClock::new();
+        let app = bulk_app(&store, &queue);
+        let body = serde_json::json!({"patient_ids": ids(10), "text": "Hi", "acknowledge_bulk_limit": true});
+        let view = accept(&app, &practice, body, clock.now()).await.unwrap();
+        let id = view["id"].as_str().unwrap().to_string();
+        // Patient 2 texts STOP before its turn.
+        store
+            .record_opt_out(&OptOutChange {
+                practice_id: "demo".into(),
+                phone: phone(2).to_string(),
+                opted_out: true,
+                keyword: "STOP".into(),
+                source: "sms".into(),
+                at: clock.now(),
+            })
+            .await
+            .unwrap();
+        let mut sim = Sim::new(&store, &queue, &clock);
+        sim.run_until(clock.now() + Duration::seconds(20)).await;
+        let first_wave = sent_times(&store, "demo", &id).await.len();
+        assert_eq!(first_wave, 4, "one wave of 4 (the STOP did not use a slot)");
+        let view = app.cancel(&practice, &id, clock.now()).await.unwrap();
+        let view = serde_json::to_value(&view).unwrap();
+        assert_eq!(view["counts"]["canceled"], 5);
+        assert_eq!(view["counts"]["skipped"], 1);
+        // Four reached the carrier and await their delivery reports.
+        assert_eq!(view["status"], "sending");
+        assert!(view["estimated_completion_at"].is_null());
+        // Idempotent, and nothing more is sent.
+        app.cancel(&practice, &id, clock.now()).await.unwrap();
+        sim.run_until(clock.now() + Duration::hours(2)).await;
+        assert_eq!(sent_times(&store, "demo", &id).await.len(), 4);
+        let (skipped, _) = store
+            .recipients_page("demo", &id, Some(RecipientStatus::Skipped), 50, None)
+            .await
+            .unwrap();
+        assert_eq!(skipped[0].to, phone(2));
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_bulk_waits_for_its_time_and_canceling_before_it_cancels_all() {
+        let practice = sample_practice("demo");
+        let store = setup(&practice, 3).await;
+        let queue = MemoryQueue::default();
+        let clock = TestClock::new();
+        let app = bulk_app(&store, &queue);
+        let body = serde_json::json!({"patient_ids": ids(3), "text": "Hi", "acknowledge_bulk_limit": true, "send_at": "2026-12-01T10:10:00-05:00"});
+        let view = accept(&app, &practice, body, clock.now()).await.unwrap();
+        assert_eq!(view["status"], "scheduled");
+        assert_eq!(view["estimated_completion_at"], "2026-12-01T15:10:02.000Z");
+        let id = view["id"].as_str().unwrap().to_string();
+        let mut sim = Sim::new(&store, &queue, &clock);
+        let start: DateTime<Utc> = T0.parse().unwrap();
+        sim.run_until(start + Duration::minutes(9)).await;
+        assert!(sent_times(&store, "demo", &id).await.is_empty());
+        sim.run_until(start + Duration::minutes(14)).await;
+        let times = sent_times(&store, "demo", &id).await;
+        assert_eq!(times.len(), 3);
+        assert!(times[0] >= "2026-12-01T15:10:00Z".parse::<DateTime<Utc>>().unwrap());
+
+        let body = serde_json::json!({"patient_ids": ids(3), "text": "Later", "acknowledge_bulk_limit": true, "send_at": "2026-12-02T10:00:00-05:00"});
+        let view = accept(&app, &practice, body, clock.now()).await.unwrap();
+        let id = view["id"].as_str().unwrap().to_string();
+        let view =
+            serde_json::to_value(app.cancel(&practice, &id, clock.now()).await.unwrap()).unwrap();
+        assert_eq!(view["status"], "canceled");
+        assert_eq!(view["counts"]["canceled"], 3);
+    }
+
+    #[tokio::test]
+    async fn a_stale_pump_job_does_nothing() {
+        let practice = sample_practice("demo");
+        let store = setup(&practice, 3).await;
+        let queue = MemoryQueue::default();
+        let clock = TestClock::new();
+        let app = bulk_app(&store, &queue);
+        let body = serde_json::json!({"patient_ids": ids(3), "text": "Hi", "acknowledge_bulk_limit": true});
+        accept(&app, &practice, body, clock.now()).await.unwrap();
+        let pump = queue.jobs.lock().await[0].clone();
+        // The pump runs once, then a duplicate of the same job arrives.
+        run_pump(&store, &queue, &clock, &pump, 1).await.unwrap();
+        let released = queue.delayed.lock().await.len();
+        assert_eq!(released, 3, "three recipients; the pump is finished");
+        run_pump(&store, &queue, &clock, &pump, 1).await.unwrap();
+        assert_eq!(queue.delayed.lock().await.len(), released);
+    }
+}

@@ -17,7 +17,9 @@ use super::practice::QuietHours;
 use super::quiet_hours::{next_allowed, window_closes};
 use super::rate_limit::{Decision, RateBucket};
 
-/// A bulk message's sending progress, stored on the message item.
+/// A bulk message's sending progress, stored on the message item. Unset
+/// options are left out (not stored as NULL), so the adapter's
+/// `attribute_not_exists` conditions read as "unset".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkProgress {
     /// Recipients `1..=sendable` are to be sent; the rest were skipped.
@@ -26,13 +28,13 @@ pub struct BulkProgress {
     pub released: u32,
     /// Token of the one live pump job (`None` once all are released, or
     /// after a cancel). A pump job with another token is a stale duplicate.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pump: Option<String>,
     /// The first instant the bulk may go: `send_at` moved past quiet hours,
     /// or acceptance.
     pub due: DateTime<Utc>,
     /// When the office canceled it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canceled_at: Option<DateTime<Utc>>,
 }
 
