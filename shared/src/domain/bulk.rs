@@ -62,17 +62,17 @@ pub const MAX_WAVE_SECONDS: i64 = 900;
 /// What one pump run does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PumpStep {
-    /// Put the next `count` recipients on the queue, the `i`-th (0-based)
-    /// delayed by `i × spacing`, and run again at `next_run`.
+    /// Put the next `delays.len()` recipients on the queue, the `i`-th
+    /// delayed by `delays[i]` (when the cap and the number's pace have room
+    /// for it), and run again at `next_run`.
     Release {
-        /// How many.
-        count: u32,
-        /// Gap between two recipients of the wave.
-        spacing: Duration,
+        /// Queue delay of each recipient of the wave, in order.
+        delays: Vec<Duration>,
         /// When the pump looks again (just after the wave's last send).
         next_run: DateTime<Utc>,
     },
-    /// Nothing can go now (cap used up, quiet hours, not due): look again then.
+    /// Nothing can go within the planning horizon (cap used up, quiet
+    /// hours, not due): look again then.
     Wait {
         /// When.
         until: DateTime<Utc>,
@@ -83,6 +83,13 @@ pub enum PumpStep {
 
 /// Plans one pump run at `now` for a bulk with `remaining` recipients not yet
 /// released, given the practice's bulk bucket as read.
+///
+/// The wave is planned on a copy of the bucket: recipient after recipient,
+/// at the number's pace, each at the first instant the cap has room for it,
+/// for as long as those instants fall within the next 15 minutes (SQS's
+/// longest delay) and before quiet hours begin. Each recipient is then
+/// queued with the delay to its instant, so it arrives when capacity is
+/// there and is rarely deferred; the dispatcher still takes the real tokens.
 pub fn plan_wave(
     bucket: &RateBucket,
     now: DateTime<Utc>,
@@ -103,33 +110,41 @@ pub fn plan_wave(
         return PumpStep::Wait { until: allowed };
     }
     let spacing = pace.spacing();
-    let room = bucket.room(now, pace.cap, pace.window);
-    if room == 0 {
-        let until = match bucket.decide(now, pace.cap, pace.window) {
-            Decision::WaitUntil(at) => at,
-            Decision::Take(_) => now + Duration::seconds(1),
+    let closes = window_closes(now, timezone, quiet);
+    let horizon = now + Duration::seconds(MAX_WAVE_SECONDS);
+    let end = closes.map_or(horizon, |c| c.min(horizon));
+    let mut ring = bucket.clone();
+    let mut delays = Vec::new();
+    let mut t = now;
+    while delays.len() < remaining as usize {
+        let at = match ring.decide(t, pace.cap, pace.window) {
+            Decision::Take(next) => {
+                ring = next;
+                t
+            }
+            Decision::WaitUntil(at) => {
+                t = at.max(t + Duration::milliseconds(1));
+                if t >= end {
+                    break;
+                }
+                continue;
+            }
         };
-        return PumpStep::Wait { until };
+        if at >= end {
+            break;
+        }
+        delays.push(at - now);
+        t = at + spacing;
     }
-    // The wave ends before quiet hours begin and within SQS's delay limit.
-    let horizon = window_closes(now, timezone, quiet)
-        .map(|closes| closes - now)
-        .unwrap_or(Duration::seconds(MAX_WAVE_SECONDS))
-        .min(Duration::seconds(MAX_WAVE_SECONDS));
-    let fits = horizon.num_milliseconds() / spacing.num_milliseconds().max(1);
-    let count = room
-        .min(remaining)
-        .min(u32::try_from(fits).unwrap_or(u32::MAX));
-    if count == 0 {
-        let closes = now + horizon;
-        return PumpStep::Wait {
-            until: next_allowed(closes, timezone, quiet),
-        };
-    }
-    PumpStep::Release {
-        count,
-        spacing,
-        next_run: now + spacing * i32::try_from(count).unwrap_or(i32::MAX) + Duration::seconds(1),
+    match delays.last() {
+        Some(last) => PumpStep::Release {
+            next_run: now + *last + Duration::seconds(1),
+            delays,
+        },
+        None if closes.is_some_and(|c| t >= c) => PumpStep::Wait {
+            until: next_allowed(end, timezone, quiet),
+        },
+        None => PumpStep::Wait { until: t },
     }
 }
 
@@ -201,6 +216,13 @@ mod tests {
         b
     }
 
+    fn secs(step: &PumpStep) -> Vec<i64> {
+        match step {
+            PumpStep::Release { delays, .. } => delays.iter().map(|d| d.num_seconds()).collect(),
+            other => panic!("not a release: {other:?}"),
+        }
+    }
+
     #[test]
     fn first_wave_is_the_whole_cap_spaced_by_the_number_pace() {
         let now = utc("2026-12-01T15:00:00Z");
@@ -213,35 +235,41 @@ mod tests {
             NY,
             None,
         );
-        assert_eq!(
-            step,
-            PumpStep::Release {
-                count: 250,
-                spacing: Duration::seconds(1),
-                next_run: now + Duration::seconds(251),
-            }
+        // The 251st would wait an hour, beyond the 15-minute horizon.
+        assert_eq!(secs(&step), (0..250).collect::<Vec<_>>());
+        assert!(
+            matches!(step, PumpStep::Release { next_run, .. } if next_run == now + Duration::seconds(250))
         );
     }
 
     #[test]
-    fn a_used_up_cap_waits_for_the_oldest_submission_to_leave_the_window() {
+    fn a_short_window_is_planned_across_its_refills() {
         let t0 = utc("2026-12-01T15:00:00Z");
         let p = pace(5, 30);
         let times: Vec<_> = (0..5).map(|i| t0 + Duration::seconds(i)).collect();
         let b = bucket_with(&times, 5, p.window);
+        // At +6 s the cap is used up: the next 7 go when the first five
+        // leave the window (+30..+34 s), then the 6th and 7th at +60, +61 s.
         let step = plan_wave(&b, t0 + Duration::seconds(6), t0, 7, &p, NY, None);
+        assert_eq!(secs(&step), vec![24, 25, 26, 27, 28, 54, 55]);
+    }
+
+    #[test]
+    fn a_used_up_hourly_cap_waits_beyond_the_horizon() {
+        let t0 = utc("2026-12-01T15:00:00Z");
+        let p = pace(3, 3600);
+        let times: Vec<_> = (0..3).map(|i| t0 + Duration::seconds(i)).collect();
+        let b = bucket_with(&times, 3, p.window);
+        let step = plan_wave(&b, t0 + Duration::seconds(5), t0, 2, &p, NY, None);
         assert_eq!(
             step,
             PumpStep::Wait {
-                until: t0 + Duration::seconds(30)
+                until: t0 + Duration::seconds(3600)
             }
         );
-        // Partly free: only the room is released.
-        let step = plan_wave(&b, t0 + Duration::seconds(31), t0, 7, &p, NY, None);
-        assert!(
-            matches!(step, PumpStep::Release { count: 2, .. }),
-            "{step:?}"
-        );
+        // Within 15 minutes of the oldest leaving the window, it is planned.
+        let step = plan_wave(&b, t0 + Duration::seconds(3000), t0, 2, &p, NY, None);
+        assert_eq!(secs(&step), vec![600, 601]);
     }
 
     #[test]
@@ -260,10 +288,7 @@ mod tests {
             NY,
             Some(&quiet),
         );
-        assert!(
-            matches!(step, PumpStep::Release { count: 120, .. }),
-            "{step:?}"
-        );
+        assert_eq!(secs(&step).len(), 120);
         // 22:00 EST: wait for 08:00 EST.
         let late = utc("2026-12-02T03:00:00Z");
         let step = plan_wave(
