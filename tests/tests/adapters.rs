@@ -349,6 +349,7 @@ async fn dispatching_the_same_job_twice_sends_once() {
         carrier: bandwidth(&local, "sim-password", Duration::from_secs(5)),
         clock: SystemClock,
         retry: RetryPolicy::default(),
+        bulk_per_second: shared::app::rate_cap::DEFAULT_NUMBER_PER_SECOND,
     };
     let (a, b) = tokio::join!(dispatcher.dispatch(&job), dispatcher.dispatch(&job));
     assert_eq!(a.unwrap(), Dispatched::Done);
@@ -445,4 +446,443 @@ async fn rate_bucket_in_dynamodb_grants_exactly_the_cap_under_concurrency() {
         .await
         .unwrap();
     assert_eq!(later, None, "a full window later there is room again");
+}
+
+/// A bulk message of `n` queued recipients as the API would build it, not
+/// yet stored (and never queued: the deployed dispatcher does not see it).
+fn bulk_fixture(
+    practice_id: &str,
+    n: u32,
+) -> (
+    shared::domain::message::Message,
+    Vec<shared::domain::message::Recipient>,
+) {
+    use shared::domain::message::{Counts, Message, MessageType, Recipient};
+    let now = Utc::now();
+    let message_id = shared::app::messages::new_message_id();
+    let from = random_phone();
+    let recipients: Vec<Recipient> = (1..=n)
+        .map(|i| Recipient {
+            practice_id: practice_id.to_string(),
+            message_id: message_id.clone(),
+            recipient_id: shared::app::bulk::recipient_id(i),
+            patient_id: Some(format!("p-{i:03}")),
+            to: random_phone(),
+            from: from.clone(),
+            text: format!("Hello {i}"),
+            status: RecipientStatus::Queued,
+            not_before: None,
+            carrier_message_id: None,
+            sent_at: None,
+            delivered_at: None,
+            error: None,
+            skip_reason: None,
+            attempts: 0,
+            claimed_at: None,
+            message_type: MessageType::BulkMessage,
+            version: 0,
+        })
+        .collect();
+    let message = Message {
+        id: message_id,
+        practice_id: practice_id.to_string(),
+        message_type: MessageType::BulkMessage,
+        channel: shared::domain::practice::Channel::SmsMain,
+        from,
+        text: "Hello {first_name}".into(),
+        template_id: None,
+        encoding: shared::domain::text::Encoding::Gsm7,
+        segments: 1,
+        send_at: None,
+        created_at: now,
+        target_count: n,
+        status: "sending".into(),
+        counts: Counts::of(recipients.iter().map(|r| &r.status)),
+        sent_at: None,
+        bulk: Some(shared::domain::bulk::BulkProgress {
+            sendable: n,
+            released: 0,
+            pump: Some("*tok".into()),
+            due: now,
+            canceled_at: None,
+        }),
+    };
+    (message, recipients)
+}
+
+/// Every recipient of a message, walked `limit` at a time through the cursor.
+async fn all_recipients(
+    store: &shared::adapters::dynamo::DynamoStore,
+    practice_id: &str,
+    message_id: &str,
+    status: Option<RecipientStatus>,
+    limit: u32,
+) -> Vec<shared::domain::message::Recipient> {
+    use shared::ports::BulkStore;
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..1000 {
+        let (page, next) = store
+            .recipients_page(practice_id, message_id, status, limit, after.as_deref())
+            .await
+            .unwrap();
+        assert!(page.len() <= limit as usize, "a page holds at most the limit");
+        out.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => return out,
+        }
+    }
+    panic!("the cursor never ended");
+}
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn create_bulk_stores_recipients_in_batches_and_pages_them_in_order() {
+    use shared::ports::BulkStore;
+    let local = Endpoints::load();
+    let store = local.store().await;
+    let t = local.new_practice().await;
+    let pid = t.practice.practice_id.clone();
+    let (mut message, mut recipients) = bulk_fixture(&pid, 60);
+    // A few in other statuses, for the filter.
+    for i in [4usize, 17, 33, 59] {
+        recipients[i].status = RecipientStatus::Skipped;
+        recipients[i].skip_reason = Some("opted_out: the number replied STOP".into());
+    }
+    message.counts =
+        shared::domain::message::Counts::of(recipients.iter().map(|r| &r.status));
+    let record = shared::app::idempotency::record(&pid, "bulk-k-1", "hash", 202, "{}", Utc::now());
+    assert_eq!(
+        store
+            .create_bulk(&message, &recipients, Some(&record))
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+
+    let stored = store
+        .get_message_only(&pid, &message.id)
+        .await
+        .unwrap()
+        .expect("the bulk exists");
+    assert_eq!(stored.target_count, 60);
+    assert_eq!((stored.counts.queued, stored.counts.skipped), (56, 4));
+    assert_eq!(stored.bulk, message.bulk);
+    assert_eq!(
+        store
+            .get_idempotency(&pid, "bulk-k-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .request_hash,
+        "hash"
+    );
+
+    // Pages of 25 walk all 60 in order, each exactly as stored.
+    let walked = all_recipients(&store, &pid, &message.id, None, 25).await;
+    assert_eq!(walked, recipients);
+    let (first, next) = store
+        .recipients_page(&pid, &message.id, None, 25, None)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 25);
+    assert_eq!(next.as_deref(), Some("00025"));
+    let (last, next) = store
+        .recipients_page(&pid, &message.id, None, 25, Some("00050"))
+        .await
+        .unwrap();
+    assert_eq!(last.len(), 10);
+    assert_eq!(next, None, "no cursor after the last page");
+
+    // The status filter returns only matching ones, in order, across pages.
+    let skipped = all_recipients(&store, &pid, &message.id, Some(RecipientStatus::Skipped), 3).await;
+    let ids: Vec<&str> = skipped.iter().map(|r| r.recipient_id.as_str()).collect();
+    assert_eq!(ids, ["00005", "00018", "00034", "00060"]);
+    let queued = all_recipients(&store, &pid, &message.id, Some(RecipientStatus::Queued), 25).await;
+    assert_eq!(queued.len(), 56);
+    assert!(queued.iter().all(|r| r.status == RecipientStatus::Queued));
+    assert!(all_recipients(&store, &pid, &message.id, Some(RecipientStatus::Sent), 25)
+        .await
+        .is_empty());
+
+    // Another bulk with the same idempotency key is refused and leaves no
+    // recipients behind.
+    let (second, second_recipients) = bulk_fixture(&pid, 60);
+    assert_eq!(
+        store
+            .create_bulk(&second, &second_recipients, Some(&record))
+            .await
+            .unwrap(),
+        CreateOutcome::IdempotencyKeyTaken
+    );
+    assert!(store
+        .get_message_only(&pid, &second.id)
+        .await
+        .unwrap()
+        .is_none());
+    let (left, next) = store
+        .recipients_page(&pid, &second.id, None, 200, None)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{} recipients left behind", left.len());
+    assert_eq!(next, None);
+    // The first bulk is untouched.
+    assert_eq!(
+        all_recipients(&store, &pid, &message.id, None, 200).await.len(),
+        60
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn advance_pump_needs_the_live_token_and_a_bulk_not_canceled() {
+    use shared::ports::BulkStore;
+    let local = Endpoints::load();
+    let store = local.store().await;
+    let t = local.new_practice().await;
+    let pid = t.practice.practice_id.clone();
+    let (message, recipients) = bulk_fixture(&pid, 5);
+    store.create_bulk(&message, &recipients, None).await.unwrap();
+    let progress = || async {
+        store
+            .get_message_only(&pid, &message.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .bulk
+            .unwrap()
+    };
+
+    assert!(store
+        .advance_pump(&pid, &message.id, "*tok", 3, Some("*tok2"))
+        .await
+        .unwrap());
+    let p = progress().await;
+    assert_eq!((p.released, p.pump.as_deref()), (3, Some("*tok2")));
+
+    // The old token is stale now: nothing changes.
+    assert!(!store
+        .advance_pump(&pid, &message.id, "*tok", 5, Some("*tok3"))
+        .await
+        .unwrap());
+    let p = progress().await;
+    assert_eq!((p.released, p.pump.as_deref()), (3, Some("*tok2")));
+
+    // An unknown bulk is refused too.
+    assert!(!store
+        .advance_pump(&pid, "no-such-bulk", "*tok2", 5, None)
+        .await
+        .unwrap());
+
+    // After stop_bulk even the live token is refused.
+    let at = Utc::now();
+    store.stop_bulk(&pid, &message.id, at).await.unwrap();
+    assert!(!store
+        .advance_pump(&pid, &message.id, "*tok2", 5, None)
+        .await
+        .unwrap());
+    let p = progress().await;
+    assert_eq!(p.pump, None, "the pump is stopped");
+    assert_eq!(p.released, 3);
+    let canceled_at = p.canceled_at.expect("canceled_at set");
+    assert!((canceled_at - at).num_milliseconds().abs() <= 1, "{canceled_at} vs {at}");
+    // Idempotent: a second stop keeps the first time.
+    store
+        .stop_bulk(&pid, &message.id, at + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(progress().await.canceled_at, Some(canceled_at));
+}
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn transition_many_moves_all_or_none_with_the_counts() {
+    use shared::ports::BulkStore;
+    let local = Endpoints::load();
+    let store = local.store().await;
+    let t = local.new_practice().await;
+    let pid = t.practice.practice_id.clone();
+    let (message, recipients) = bulk_fixture(&pid, 40);
+    store.create_bulk(&message, &recipients, None).await.unwrap();
+    let counts = || async {
+        store
+            .get_message_only(&pid, &message.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .counts
+    };
+
+    // 30 canceled in one call; the message's counts follow.
+    let read = all_recipients(&store, &pid, &message.id, None, 200).await;
+    let cancel = Transition::Cancel { at: Utc::now() };
+    assert!(store.transition_many(&read[..30], &cancel).await.unwrap());
+    let c = counts().await;
+    assert_eq!((c.queued, c.canceled), (10, 30));
+    let now = all_recipients(&store, &pid, &message.id, None, 200).await;
+    assert!(now[..30]
+        .iter()
+        .all(|r| r.status == RecipientStatus::Canceled && r.version == 1));
+    assert!(now[30..].iter().all(|r| r.status == RecipientStatus::Queued));
+
+    // One of the next three changes after it was read: the whole call is refused.
+    let stale = now[30..33].to_vec();
+    store
+        .transition(&stale[1], &Transition::Claim { at: Utc::now() })
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert!(!store.transition_many(&stale, &cancel).await.unwrap());
+    let after = all_recipients(&store, &pid, &message.id, None, 200).await;
+    assert_eq!(after[30].status, RecipientStatus::Queued);
+    assert_eq!(after[30].version, 0);
+    assert_eq!(after[31].status, RecipientStatus::Sending);
+    assert_eq!(after[32].status, RecipientStatus::Queued);
+    assert_eq!(after[32].version, 0);
+    let c = counts().await;
+    assert_eq!(
+        (c.queued, c.sending, c.canceled),
+        (9, 1, 30),
+        "only the claim moved the counts"
+    );
+
+    // A transition that does not move one of them forward is refused as a whole.
+    assert!(!store
+        .transition_many(&[after[30].clone(), after[0].clone()], &cancel)
+        .await
+        .unwrap());
+    assert_eq!(counts().await, c);
+}
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn bulk_status_changes_only_from_the_expected_one_and_sending_bulks_follow() {
+    use shared::ports::BulkStore;
+    let local = Endpoints::load();
+    let store = local.store().await;
+    let t = local.new_practice().await;
+    let pid = t.practice.practice_id.clone();
+    let (message, recipients) = bulk_fixture(&pid, 2);
+    store.create_bulk(&message, &recipients, None).await.unwrap();
+    let (other, other_recipients) = bulk_fixture(&pid, 1);
+    store
+        .create_bulk(&other, &other_recipients, None)
+        .await
+        .unwrap();
+    let sending_ids = || async {
+        let mut ids: Vec<String> = store
+            .sending_bulks(&pid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut both = vec![message.id.clone(), other.id.clone()];
+    both.sort();
+    let listed = tests::poll(Duration::from_secs(10), || async {
+        let ids = sending_ids().await;
+        (ids == both).then_some(ids)
+    })
+    .await;
+    assert!(listed.is_some(), "both listed: {:?}", sending_ids().await);
+
+    assert!(!store
+        .set_bulk_status(&pid, &message.id, "scheduled", "completed", None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .get_message_only(&pid, &message.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "sending"
+    );
+    assert!(store
+        .set_bulk_status(&pid, &message.id, "sending", "completed", None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .get_message_only(&pid, &message.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "completed"
+    );
+    assert!(
+        !store
+            .set_bulk_status(&pid, &message.id, "sending", "completed", None)
+            .await
+            .unwrap(),
+        "no longer sending"
+    );
+    let only_other = tests::poll(Duration::from_secs(10), || async {
+        let ids = sending_ids().await;
+        (ids == [other.id.clone()]).then_some(ids)
+    })
+    .await;
+    assert!(
+        only_other.is_some(),
+        "a completed bulk is not listed: {:?}",
+        sending_ids().await
+    );
+    // An unknown bulk is refused.
+    assert!(!store
+        .set_bulk_status(&pid, "no-such-bulk", "sending", "completed", None)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn get_patients_reads_the_existing_ones_in_batches() {
+    use shared::domain::patient::Patient;
+    use shared::ports::{BulkStore, PracticeStore};
+    let local = Endpoints::load();
+    let store = local.store().await;
+    let t = local.new_practice().await;
+    let pid = t.practice.practice_id.clone();
+    // 150 ids asked for; every third does not exist.
+    let ids: Vec<String> = (0..150).map(|i| format!("gp-{i:03}")).collect();
+    let mut expected = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        if i % 3 == 2 {
+            continue;
+        }
+        let p = Patient {
+            patient_id: id.clone(),
+            first_name: format!("Pat{i}"),
+            last_name: None,
+            phone: random_phone(),
+            birth_date: None,
+            sms_opted_out: false,
+            sms_undeliverable: None,
+        };
+        store.put_patient(&pid, &p).await.unwrap();
+        expected.push(p);
+    }
+    let found = store.get_patients(&pid, &ids).await.unwrap();
+    assert_eq!(found.len(), 100);
+    let mut found_ids: Vec<&str> = found.iter().map(|p| p.patient_id.as_str()).collect();
+    found_ids.sort();
+    let expected_ids: Vec<&str> = expected.iter().map(|p| p.patient_id.as_str()).collect();
+    assert_eq!(found_ids, expected_ids);
+    for p in &expected {
+        let got = found.iter().find(|f| f.patient_id == p.patient_id).unwrap();
+        assert_eq!((&got.first_name, &got.phone), (&p.first_name, &p.phone));
+    }
+    // Another practice's patients are not found.
+    let other = local.new_practice().await;
+    assert!(store
+        .get_patients(&other.practice.practice_id, &ids)
+        .await
+        .unwrap()
+        .is_empty());
 }
