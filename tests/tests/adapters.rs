@@ -526,7 +526,10 @@ async fn all_recipients(
             .recipients_page(practice_id, message_id, status, limit, after.as_deref())
             .await
             .unwrap();
-        assert!(page.len() <= limit as usize, "a page holds at most the limit");
+        assert!(
+            page.len() <= limit as usize,
+            "a page holds at most the limit"
+        );
         out.extend(page);
         match next {
             Some(n) => after = Some(n),
@@ -550,8 +553,7 @@ async fn create_bulk_stores_recipients_in_batches_and_pages_them_in_order() {
         recipients[i].status = RecipientStatus::Skipped;
         recipients[i].skip_reason = Some("opted_out: the number replied STOP".into());
     }
-    message.counts =
-        shared::domain::message::Counts::of(recipients.iter().map(|r| &r.status));
+    message.counts = shared::domain::message::Counts::of(recipients.iter().map(|r| &r.status));
     let record = shared::app::idempotency::record(&pid, "bulk-k-1", "hash", 202, "{}", Utc::now());
     assert_eq!(
         store
@@ -596,15 +598,18 @@ async fn create_bulk_stores_recipients_in_batches_and_pages_them_in_order() {
     assert_eq!(next, None, "no cursor after the last page");
 
     // The status filter returns only matching ones, in order, across pages.
-    let skipped = all_recipients(&store, &pid, &message.id, Some(RecipientStatus::Skipped), 3).await;
+    let skipped =
+        all_recipients(&store, &pid, &message.id, Some(RecipientStatus::Skipped), 3).await;
     let ids: Vec<&str> = skipped.iter().map(|r| r.recipient_id.as_str()).collect();
     assert_eq!(ids, ["00005", "00018", "00034", "00060"]);
     let queued = all_recipients(&store, &pid, &message.id, Some(RecipientStatus::Queued), 25).await;
     assert_eq!(queued.len(), 56);
     assert!(queued.iter().all(|r| r.status == RecipientStatus::Queued));
-    assert!(all_recipients(&store, &pid, &message.id, Some(RecipientStatus::Sent), 25)
-        .await
-        .is_empty());
+    assert!(
+        all_recipients(&store, &pid, &message.id, Some(RecipientStatus::Sent), 25)
+            .await
+            .is_empty()
+    );
 
     // Another bulk with the same idempotency key is refused and leaves no
     // recipients behind.
@@ -629,7 +634,9 @@ async fn create_bulk_stores_recipients_in_batches_and_pages_them_in_order() {
     assert_eq!(next, None);
     // The first bulk is untouched.
     assert_eq!(
-        all_recipients(&store, &pid, &message.id, None, 200).await.len(),
+        all_recipients(&store, &pid, &message.id, None, 200)
+            .await
+            .len(),
         60
     );
 }
@@ -643,7 +650,10 @@ async fn advance_pump_needs_the_live_token_and_a_bulk_not_canceled() {
     let t = local.new_practice().await;
     let pid = t.practice.practice_id.clone();
     let (message, recipients) = bulk_fixture(&pid, 5);
-    store.create_bulk(&message, &recipients, None).await.unwrap();
+    store
+        .create_bulk(&message, &recipients, None)
+        .await
+        .unwrap();
     let progress = || async {
         store
             .get_message_only(&pid, &message.id)
@@ -686,7 +696,10 @@ async fn advance_pump_needs_the_live_token_and_a_bulk_not_canceled() {
     assert_eq!(p.pump, None, "the pump is stopped");
     assert_eq!(p.released, 3);
     let canceled_at = p.canceled_at.expect("canceled_at set");
-    assert!((canceled_at - at).num_milliseconds().abs() <= 1, "{canceled_at} vs {at}");
+    assert!(
+        (canceled_at - at).num_milliseconds().abs() <= 1,
+        "{canceled_at} vs {at}"
+    );
     // Idempotent: a second stop keeps the first time.
     store
         .stop_bulk(&pid, &message.id, at + chrono::Duration::seconds(30))
@@ -704,7 +717,10 @@ async fn transition_many_moves_all_or_none_with_the_counts() {
     let t = local.new_practice().await;
     let pid = t.practice.practice_id.clone();
     let (message, recipients) = bulk_fixture(&pid, 40);
-    store.create_bulk(&message, &recipients, None).await.unwrap();
+    store
+        .create_bulk(&message, &recipients, None)
+        .await
+        .unwrap();
     let counts = || async {
         store
             .get_message_only(&pid, &message.id)
@@ -724,7 +740,9 @@ async fn transition_many_moves_all_or_none_with_the_counts() {
     assert!(now[..30]
         .iter()
         .all(|r| r.status == RecipientStatus::Canceled && r.version == 1));
-    assert!(now[30..].iter().all(|r| r.status == RecipientStatus::Queued));
+    assert!(now[30..]
+        .iter()
+        .all(|r| r.status == RecipientStatus::Queued));
 
     // One of the next three changes after it was read: the whole call is refused.
     let stale = now[30..33].to_vec();
@@ -764,7 +782,10 @@ async fn bulk_status_changes_only_from_the_expected_one_and_sending_bulks_follow
     let t = local.new_practice().await;
     let pid = t.practice.practice_id.clone();
     let (message, recipients) = bulk_fixture(&pid, 2);
-    store.create_bulk(&message, &recipients, None).await.unwrap();
+    store
+        .create_bulk(&message, &recipients, None)
+        .await
+        .unwrap();
     let (other, other_recipients) = bulk_fixture(&pid, 1);
     store
         .create_bulk(&other, &other_recipients, None)

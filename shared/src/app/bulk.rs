@@ -1222,10 +1222,10 @@ mod tests {
             .windows(2)
             .all(|w| w[1] - w[0] >= Duration::seconds(1)));
         // Each recipient arrives when there is room for it: received once,
-        // never deferred; one pump run planned all three windows.
+        // never deferred; the pump runs about twice per wave.
         let receives: u32 = sim.receives.values().sum();
         assert_eq!(receives, 12);
-        assert_eq!(sim.pump_runs, 1);
+        assert!(sim.pump_runs <= 6, "{} pump runs", sim.pump_runs);
         let message = store.get_message_only("demo", &id).await.unwrap().unwrap();
         assert_eq!(message.counts.sent, 12);
         assert_eq!(message.bulk.unwrap().pump, None, "pump finished");
@@ -1282,12 +1282,11 @@ mod tests {
         let mut sim = Sim::new(&store, &queue, &clock);
         sim.run_until(clock.now() + Duration::seconds(20)).await;
         let first_wave = sent_times(&store, "demo", &id).await.len();
-        // The first window's four slots went to recipients 1, 2, 4 (3 is
-        // the STOP); the rest are planned for the next windows.
-        assert_eq!(first_wave, 3);
+        // Recipients 1, 2, 4 and 5: the STOP (3) did not use a slot.
+        assert_eq!(first_wave, 4);
         let view = app.cancel(&practice, &id, clock.now()).await.unwrap();
         let view = serde_json::to_value(&view).unwrap();
-        assert_eq!(view["counts"]["canceled"], 6);
+        assert_eq!(view["counts"]["canceled"], 5);
         assert_eq!(view["counts"]["skipped"], 1);
         // Four reached the carrier and await their delivery reports.
         assert_eq!(view["status"], "sending");
@@ -1295,7 +1294,7 @@ mod tests {
         // Idempotent, and nothing more is sent.
         app.cancel(&practice, &id, clock.now()).await.unwrap();
         sim.run_until(clock.now() + Duration::hours(2)).await;
-        assert_eq!(sent_times(&store, "demo", &id).await.len(), 3);
+        assert_eq!(sent_times(&store, "demo", &id).await.len(), 4);
         let (skipped, _) = store
             .recipients_page("demo", &id, Some(RecipientStatus::Skipped), 50, None)
             .await

@@ -59,6 +59,11 @@ impl Pace {
 /// Longest SQS delivery delay: a wave is never planned further ahead.
 pub const MAX_WAVE_SECONDS: i64 = 900;
 
+/// A wait for the cap longer than this ends a wave. Shorter ones are the
+/// previous wave's submissions leaving the window one by one, a little
+/// slower than planned; they are planned through.
+pub const MAX_GAP: Duration = Duration::seconds(2);
+
 /// What one pump run does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PumpStep {
@@ -86,8 +91,9 @@ pub enum PumpStep {
 ///
 /// The wave is planned on a copy of the bucket: recipient after recipient,
 /// at the number's pace, each at the first instant the cap has room for it,
-/// for as long as those instants fall within the next 15 minutes (SQS's
-/// longest delay) and before quiet hours begin. Each recipient is then
+/// until the cap would make it wait longer than [`MAX_GAP`] (the window is
+/// full), and within the next 15 minutes (SQS's longest delay) and before
+/// quiet hours begin. Each recipient is then
 /// queued with the delay to its instant, so it arrives when capacity is
 /// there and is rarely deferred; the dispatcher still takes the real tokens.
 pub fn plan_wave(
@@ -123,10 +129,14 @@ pub fn plan_wave(
                 t
             }
             Decision::WaitUntil(at) => {
-                t = at.max(t + Duration::milliseconds(1));
-                if t >= end {
+                let at = at.max(t + Duration::milliseconds(1));
+                // A wave ends where the cap makes it wait: the next one is
+                // planned from the submissions as they really happened.
+                if at >= end || (!delays.is_empty() && at - t > MAX_GAP) {
+                    t = at;
                     break;
                 }
+                t = at;
                 continue;
             }
         };
@@ -243,15 +253,24 @@ mod tests {
     }
 
     #[test]
-    fn a_short_window_is_planned_across_its_refills() {
+    fn a_wave_ends_where_the_cap_makes_it_wait() {
         let t0 = utc("2026-12-01T15:00:00Z");
         let p = pace(5, 30);
         let times: Vec<_> = (0..5).map(|i| t0 + Duration::seconds(i)).collect();
         let b = bucket_with(&times, 5, p.window);
-        // At +6 s the cap is used up: the next 7 go when the first five
-        // leave the window (+30..+34 s), then the 6th and 7th at +60, +61 s.
+        // At +6 s the cap is used up: the next five go as the first five
+        // leave the window (+30..+34 s); the sixth would wait until +60 s,
+        // so it is left for the next run, planned from real submissions.
         let step = plan_wave(&b, t0 + Duration::seconds(6), t0, 7, &p, NY, None);
-        assert_eq!(secs(&step), vec![24, 25, 26, 27, 28, 54, 55]);
+        assert_eq!(secs(&step), vec![24, 25, 26, 27, 28]);
+        // Submissions that left the window slower than planned (1.5 s
+        // apart) are followed, not cut into waves of one.
+        let slow: Vec<_> = (0..5)
+            .map(|i| t0 + Duration::milliseconds(1500 * i))
+            .collect();
+        let b = bucket_with(&slow, 5, p.window);
+        let step = plan_wave(&b, t0 + Duration::seconds(30), t0, 5, &p, NY, None);
+        assert_eq!(secs(&step), vec![0, 1, 3, 4, 6]);
     }
 
     #[test]

@@ -193,7 +193,10 @@ async fn costs(local: &Endpoints, size: usize, cap: u32, window: u32, per_second
         .sqs
         .create_queue()
         .queue_name(format!("bulk-bench-{}", uuid::Uuid::new_v4().simple()))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "60")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "60",
+        )
         .send()
         .await
         .expect("queue")
