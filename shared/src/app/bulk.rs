@@ -1333,6 +1333,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn canceling_a_bulk_with_nothing_left_leaves_it_completed() {
+        let practice = sample_practice("demo");
+        let store = setup(&practice, 2).await;
+        for i in 0..2 {
+            store
+                .record_opt_out(&OptOutChange {
+                    practice_id: "demo".into(),
+                    phone: phone(i).to_string(),
+                    opted_out: true,
+                    keyword: "STOP".into(),
+                    source: "sms".into(),
+                    at: T0.parse().unwrap(),
+                })
+                .await
+                .unwrap();
+        }
+        let queue = MemoryQueue::default();
+        let app = bulk_app(&store, &queue);
+        let now: DateTime<Utc> = T0.parse().unwrap();
+        let body = serde_json::json!({"patient_ids": ids(2), "text": "Hi", "acknowledge_bulk_limit": true});
+        let view = accept(&app, &practice, body, now).await.unwrap();
+        assert_eq!(view["status"], "completed");
+        assert!(
+            queue.jobs.lock().await.is_empty(),
+            "no pump for nothing to send"
+        );
+        let id = view["id"].as_str().unwrap();
+        let view = serde_json::to_value(app.cancel(&practice, id, now).await.unwrap()).unwrap();
+        assert_eq!(view["status"], "completed");
+        assert_eq!(view["counts"]["skipped"], 2);
+    }
+
+    #[tokio::test]
     async fn a_stale_pump_job_does_nothing() {
         let practice = sample_practice("demo");
         let store = setup(&practice, 3).await;

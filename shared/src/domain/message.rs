@@ -612,7 +612,11 @@ pub fn bulk_status_of(message: &Message) -> &'static str {
         .bulk
         .as_ref()
         .is_some_and(|b| b.canceled_at.is_some());
-    if canceled && c.sent + c.delivered + c.failed == 0 && c.queued + c.scheduled + c.sending == 0 {
+    if canceled
+        && c.canceled > 0
+        && c.sent + c.delivered + c.failed == 0
+        && c.queued + c.scheduled + c.sending == 0
+    {
         return "canceled";
     }
     bulk_status(c)

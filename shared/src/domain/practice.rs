@@ -108,6 +108,9 @@ pub const DEFAULT_HOURLY_CAP: u32 = 250;
 pub const DEFAULT_CAP_WINDOW_SECONDS: u32 = 3600;
 /// Default largest bulk list.
 pub const DEFAULT_MAX_BULK_RECIPIENTS: u32 = 1000;
+/// Largest `max_bulk_recipients` a practice may set: recipients are numbered
+/// with five digits (`00001`), which keeps them in list order in the table.
+pub const MAX_BULK_RECIPIENTS_LIMIT: u32 = 99_999;
 
 /// A practice as stored, and as `GET /v1/settings` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,8 +154,10 @@ impl Practice {
         if self.cap_window_seconds == 0 {
             return Err("cap window must be at least 1 second".into());
         }
-        if self.max_bulk_recipients == 0 {
-            return Err("max bulk recipients must be at least 1".into());
+        if self.max_bulk_recipients == 0 || self.max_bulk_recipients > MAX_BULK_RECIPIENTS_LIMIT {
+            return Err(format!(
+                "max bulk recipients must be from 1 to {MAX_BULK_RECIPIENTS_LIMIT}"
+            ));
         }
         Ok(())
     }
