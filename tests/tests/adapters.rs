@@ -350,6 +350,7 @@ async fn dispatching_the_same_job_twice_sends_once() {
         clock: SystemClock,
         retry: RetryPolicy::default(),
         bulk_per_second: shared::app::rate_cap::DEFAULT_NUMBER_PER_SECOND,
+        inline_wait: shared::app::dispatch::INLINE_WAIT,
     };
     let (a, b) = tokio::join!(dispatcher.dispatch(&job), dispatcher.dispatch(&job));
     assert_eq!(a.unwrap(), Dispatched::Done);

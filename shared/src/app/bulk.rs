@@ -1138,6 +1138,7 @@ mod tests {
                 clock: self.clock.clone(),
                 retry: RetryPolicy::default(),
                 bulk_per_second: 1,
+                inline_wait: Duration::zero(),
             };
             loop {
                 self.collect().await;
@@ -1363,6 +1364,54 @@ mod tests {
         let view = serde_json::to_value(app.cancel(&practice, id, now).await.unwrap()).unwrap();
         assert_eq!(view["status"], "completed");
         assert_eq!(view["counts"]["skipped"], 2);
+    }
+
+    #[tokio::test]
+    async fn a_short_wait_for_the_number_is_spent_in_the_function_not_the_queue() {
+        let practice = sample_practice("demo");
+        let store = setup(&practice, 3).await;
+        let queue = MemoryQueue::default();
+        let app = bulk_app(&store, &queue);
+        let clock = crate::domain::clock::SystemClock;
+        let body = serde_json::json!({"patient_ids": ids(3), "text": "Hi", "acknowledge_bulk_limit": true});
+        let view = accept(&app, &practice, body, clock.now()).await.unwrap();
+        let id = view["id"].as_str().unwrap().to_string();
+        let pump = queue.jobs.lock().await[0].clone();
+        run_pump(&store, &queue, &clock, &pump, 1).await.unwrap();
+        let wave: Vec<SendJob> = queue
+            .delayed
+            .lock()
+            .await
+            .drain(..)
+            .map(|(j, _)| j)
+            .collect();
+        assert_eq!(wave.len(), 3);
+        let dispatcher = |inline_wait| Dispatcher {
+            store: store.clone(),
+            queue: queue.clone(),
+            carrier: ScriptedCarrier::accepting(),
+            clock,
+            retry: RetryPolicy::default(),
+            bulk_per_second: 1,
+            inline_wait,
+        };
+        // Delivered all at once (as if SQS were early): the second waits
+        // for the number's next second in the function...
+        let patient = dispatcher(Duration::milliseconds(1500));
+        assert_eq!(patient.dispatch(&wave[0]).await.unwrap(), Dispatched::Done);
+        assert_eq!(patient.dispatch(&wave[1]).await.unwrap(), Dispatched::Done);
+        assert!(
+            queue.delayed.lock().await.is_empty(),
+            "nothing went back to the queue"
+        );
+        let times = sent_times(&store, "demo", &id).await;
+        assert_eq!(times.len(), 2);
+        assert!(times[1] - times[0] >= Duration::seconds(1), "{times:?}");
+        // ...while without an inline wait it goes back to the queue.
+        let hasty = dispatcher(Duration::zero());
+        assert_eq!(hasty.dispatch(&wave[2]).await.unwrap(), Dispatched::Done);
+        assert_eq!(queue.delayed.lock().await.len(), 1);
+        assert_eq!(sent_times(&store, "demo", &id).await.len(), 2);
     }
 
     #[tokio::test]

@@ -77,6 +77,7 @@ impl DispatcherFn {
                     crate::app::rate_cap::DEFAULT_NUMBER_PER_SECOND.into(),
                 ))
                 .unwrap_or(crate::app::rate_cap::DEFAULT_NUMBER_PER_SECOND),
+                inline_wait: crate::app::dispatch::INLINE_WAIT,
             },
             queue,
         })

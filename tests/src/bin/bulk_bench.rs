@@ -252,6 +252,7 @@ async fn costs(local: &Endpoints, size: usize, cap: u32, window: u32, per_second
         clock: SystemClock,
         retry: RetryPolicy::default(),
         bulk_per_second: per_second,
+        inline_wait: shared::app::dispatch::INLINE_WAIT,
     });
     let receives: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let started = Instant::now();
