@@ -349,13 +349,6 @@ pub trait BulkStore: Send + Sync {
         recipients: &[Recipient],
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<CreateOutcome, StoreError>;
-    /// Removes what `create_bulk` stored (the queue refused the first pump job).
-    async fn remove_bulk(
-        &self,
-        message: &Message,
-        recipients: &[Recipient],
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<(), StoreError>;
     /// The message alone, read consistently.
     async fn get_message_only(
         &self,

@@ -281,6 +281,48 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// The recipient `next` (as computed by the domain from `current`),
+    /// stored only if nobody changed it since `current` was read.
+    pub(crate) fn versioned_put(
+        &self,
+        current: &Recipient,
+        next: &Recipient,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(
+                next,
+                practice_pk(&next.practice_id),
+                recipient_sk(&next.message_id, &next.recipient_id),
+            )?))
+            .condition_expression("attribute_exists(pk) AND version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(current.version.to_string()))
+            .build()
+            .map_err(|e| StoreError::new("build put", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// `SET sets` on an existing message item (its counts, status, times).
+    pub(crate) fn message_update(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        sets: &[String],
+        names: HashMap<String, String>,
+        values: Item,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| StoreError::new("build update", e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     pub(crate) fn delete(&self, pk: String, sk: String) -> Result<TransactWriteItem, StoreError> {
         let delete = Delete::builder()
             .table_name(&self.table)
@@ -645,20 +687,7 @@ impl MessageStore for DynamoStore {
         let Some(next) = current.apply(transition) else {
             return Ok(None);
         };
-        let pk = practice_pk(&current.practice_id);
-        // The recipient as computed by the domain, stored only if nobody
-        // changed it since `current` was read.
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(
-                &next,
-                pk.clone(),
-                recipient_sk(&next.message_id, &next.recipient_id),
-            )?))
-            .condition_expression("attribute_exists(pk) AND version = :v")
-            .expression_attribute_values(":v", AttributeValue::N(current.version.to_string()))
-            .build()
-            .map_err(|e| StoreError::new("build put", e))?;
+        let put = self.versioned_put(current, &next)?;
         // The message's counts (and, for a direct message, its status) follow.
         let mut sets: Vec<String> = Vec::new();
         let mut names: HashMap<String, String> = HashMap::new();
@@ -698,19 +727,9 @@ impl MessageStore for DynamoStore {
                 values.insert(":sk".into(), s(format!("{at_text}#{}", next.message_id)));
             }
         }
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, message_sk(&next.message_id))))
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .condition_expression("attribute_exists(pk)")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(|e| StoreError::new("build update", e))?;
-        let items = vec![
-            TransactWriteItem::builder().put(put).build(),
-            TransactWriteItem::builder().update(update).build(),
-        ];
+        let update =
+            self.message_update(&next.practice_id, &next.message_id, &sets, names, values)?;
+        let items = vec![put, update];
         match self.transact_retrying_conflicts(items).await {
             Ok(_) => {
                 if next.message_type == MessageType::BulkMessage && next.status.is_final() {

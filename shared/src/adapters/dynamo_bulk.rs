@@ -10,10 +10,11 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, TransactWriteItem, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 
@@ -40,6 +41,24 @@ fn backoff(attempt: u32) -> std::time::Duration {
 
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+/// `Ok(true)` when a conditional update went through, `Ok(false)` when its
+/// condition did not hold, else the error.
+fn conditional<T>(
+    result: Result<T, SdkError<UpdateItemError, HttpResponse>>,
+    op: &'static str,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::new(op, DisplayErrorContext(e))),
+    }
 }
 
 impl DynamoStore {
@@ -149,19 +168,10 @@ impl DynamoStore {
             )
             .send()
             .await;
-        match result {
-            Ok(_) => {
-                tracing::info!(message_id, "bulk completed");
-                Ok(())
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::new("complete bulk", DisplayErrorContext(e))),
+        if conditional(result, "complete bulk")? {
+            tracing::info!(message_id, "bulk completed");
         }
+        Ok(())
     }
 
     fn idempotency_put(&self, rec: &IdempotencyRecord) -> Result<TransactWriteItem, StoreError> {
@@ -270,26 +280,6 @@ impl BulkStore for DynamoStore {
         }
     }
 
-    async fn remove_bulk(
-        &self,
-        message: &Message,
-        recipients: &[Recipient],
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<(), StoreError> {
-        let pk = practice_pk(&message.practice_id);
-        let mut writes = vec![self.delete(pk.clone(), message_sk(&message.id))?];
-        if let Some(rec) = idempotency {
-            writes.push(self.delete(pk, format!("IDEM#{}", rec.key))?);
-        }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .map_err(err("remove bulk message"))?;
-        self.batch_write(Self::recipient_deletes(recipients)?).await
-    }
-
     async fn get_message_only(
         &self,
         practice_id: &str,
@@ -374,16 +364,7 @@ impl BulkStore for DynamoStore {
                 .expression_attribute_values(":next", s(next)),
             None => update.update_expression("SET #bulk.released = :released REMOVE #bulk.pump"),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::new("record pump", DisplayErrorContext(e))),
-        }
+        conditional(update.send().await, "record pump")
     }
 
     async fn stop_bulk(
@@ -416,7 +397,6 @@ impl BulkStore for DynamoStore {
         let Some(first) = current.first() else {
             return Ok(true);
         };
-        let pk = practice_pk(&first.practice_id);
         let mut writes = Vec::with_capacity(current.len() + 1);
         let mut delta: HashMap<&'static str, i64> = HashMap::new();
         for r in current {
@@ -425,18 +405,7 @@ impl BulkStore for DynamoStore {
             };
             *delta.entry(r.status.as_str()).or_default() -= 1;
             *delta.entry(next.status.as_str()).or_default() += 1;
-            let put = aws_sdk_dynamodb::types::Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(to_item(
-                    &next,
-                    pk.clone(),
-                    recipient_sk(&next.message_id, &next.recipient_id),
-                )?))
-                .condition_expression("attribute_exists(pk) AND version = :v")
-                .expression_attribute_values(":v", n(r.version))
-                .build()
-                .map_err(|e| StoreError::new("build put", e))?;
-            writes.push(TransactWriteItem::builder().put(put).build());
+            writes.push(self.versioned_put(r, &next)?);
         }
         let mut sets = Vec::new();
         let mut names = HashMap::new();
@@ -447,16 +416,13 @@ impl BulkStore for DynamoStore {
             values.insert(format!(":d{i}"), n(d));
         }
         if !sets.is_empty() {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(pk, message_sk(&first.message_id))))
-                .update_expression(format!("SET {}", sets.join(", ")))
-                .condition_expression("attribute_exists(pk)")
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .build()
-                .map_err(|e| StoreError::new("build update", e))?;
-            writes.push(TransactWriteItem::builder().update(update).build());
+            writes.push(self.message_update(
+                &first.practice_id,
+                &first.message_id,
+                &sets,
+                names,
+                values,
+            )?);
         }
         match self.transact_retrying_conflicts(writes).await {
             Ok(_) => Ok(true),
@@ -507,16 +473,7 @@ impl BulkStore for DynamoStore {
                     .expression_attribute_values(":sk", s(format!("{at_text}#{message_id}")))
             }
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::new("set bulk status", DisplayErrorContext(e))),
-        }
+        conditional(update.send().await, "set bulk status")
     }
 
     async fn sending_bulks(&self, practice_id: &str) -> Result<Vec<Message>, StoreError> {

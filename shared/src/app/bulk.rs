@@ -116,10 +116,30 @@ pub fn recipient_id(n: u32) -> String {
     format!("{n:05}")
 }
 
-/// A new pump token: pump jobs carry it as their recipient id.
-fn new_pump_token() -> String {
-    format!("*{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+/// A new pump token: pump jobs carry it as their recipient id. It holds
+/// its creation time (`*{epoch ms}-{random}`), so a pump that finds no bulk
+/// knows whether the bulk may still be being stored.
+fn new_pump_token(now: DateTime<Utc>) -> String {
+    format!(
+        "*{}-{}",
+        now.timestamp_millis(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
+
+/// When a pump token was made, if it says.
+fn pump_token_made(token: &str) -> Option<DateTime<Utc>> {
+    let ms = token.strip_prefix('*')?.split('-').next()?.parse().ok()?;
+    DateTime::<Utc>::from_timestamp_millis(ms)
+}
+
+/// The first pump job is queued this long before the bulk is stored
+/// (normally it is stored within milliseconds).
+pub const PUMP_HEAD_START_SECONDS: u32 = 1;
+
+/// How long a pump keeps looking for a bulk that is not stored yet before it
+/// concludes that storing failed and stops.
+pub const PUMP_GRACE: Duration = Duration::seconds(60);
 
 /// Whether a queued job is a bulk's pump rather than a recipient's send.
 pub fn is_pump(job: &SendJob) -> bool {
@@ -289,7 +309,7 @@ where
             ));
         }
         let counts = Counts::of(recipients.iter().map(|r| &r.status));
-        let pump = (sendable_count > 0).then(new_pump_token);
+        let pump = (sendable_count > 0).then(|| new_pump_token(now));
         let mut message = Message {
             id: message_id.clone(),
             practice_id: pid.clone(),
@@ -320,11 +340,33 @@ where
         let body = serde_json::to_string(&view)
             .map_err(|e| AppError::unavailable(format!("could not encode the answer: {e}")))?;
         let record = idempotency_key.map(|k| idempotency::record(pid, k, &hash, 202, &body, now));
-        match self
+        // The pump job goes out first, a moment ahead of the bulk it drives:
+        // once the bulk is stored nothing can leave it without a pump. If
+        // storing fails, the pump finds no bulk and stops (see `run_pump`).
+        let pump_job = pump.map(|token| SendJob {
+            practice_id: pid.clone(),
+            message_id: message_id.clone(),
+            recipient_id: token,
+        });
+        if let Some(job) = &pump_job {
+            if let Err(e) = self.start_pump(&message_id, job, due, now).await {
+                tracing::error!(error = %e, %message_id, "pump not queued; nothing stored");
+                return Err(AppError::unavailable(
+                    "The bulk message could not be queued or scheduled; nothing was stored or sent. Retry shortly.",
+                ));
+            }
+        }
+        let stored = self
             .store
             .create_bulk(&message, &recipients, record.as_ref())
-            .await?
-        {
+            .await;
+        if !matches!(stored, Ok(CreateOutcome::Created)) && due.is_some() && pump_job.is_some() {
+            // Harmless if it stays (the pump would find no bulk), but tidy.
+            if let Err(e) = self.scheduler.unschedule(&schedule_name(&message_id)).await {
+                tracing::warn!(error = %e, %message_id, "schedule of an unstored bulk not deleted");
+            }
+        }
+        match stored? {
             CreateOutcome::Created => {}
             CreateOutcome::IdempotencyKeyTaken => {
                 let key = idempotency_key.unwrap_or_default();
@@ -333,26 +375,6 @@ where
                 })?;
                 let (status, body) = idempotency::replay(&rec, &hash)?;
                 return Ok(Answer { status, body });
-            }
-        }
-        if let Some(token) = pump {
-            let job = SendJob {
-                practice_id: pid.clone(),
-                message_id: message_id.clone(),
-                recipient_id: token,
-            };
-            if let Err(e) = self.start_pump(&message_id, &job, due, now).await {
-                tracing::error!(error = %e, %message_id, "pump not queued; removing the bulk");
-                if let Err(undo) = self
-                    .store
-                    .remove_bulk(&message, &recipients, record.as_ref())
-                    .await
-                {
-                    tracing::error!(error = %undo, %message_id, "could not remove unqueued bulk");
-                }
-                return Err(AppError::unavailable(
-                    "The bulk message could not be queued or scheduled; nothing was stored or sent. Retry shortly.",
-                ));
             }
         }
         tracing::info!(%message_id, practice_id = %pid, target = message.target_count, sendable = sendable_count, "bulk message accepted");
@@ -520,7 +542,10 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let Some(due) = due else {
-            return self.queue.enqueue(std::slice::from_ref(job)).await;
+            return self
+                .queue
+                .enqueue_delayed(job, PUMP_HEAD_START_SECONDS)
+                .await;
         };
         let wait = due - now;
         if wait <= self.queue_delay_max.min(MAX_QUEUE_DELAY) {
@@ -741,7 +766,14 @@ where
 {
     let (pid, mid) = (&job.practice_id, &job.message_id);
     let Some(message) = store.get_message_only(pid, mid).await? else {
-        tracing::warn!(%job, "pump for an unknown bulk; dropped");
+        let now = clock.now();
+        if pump_token_made(&job.recipient_id).is_some_and(|made| now - made < PUMP_GRACE) {
+            // Queued just ahead of its bulk, which is still being stored.
+            queue.enqueue_delayed(job, 2).await?;
+            tracing::info!(%job, "pump ahead of its bulk; looking again");
+        } else {
+            tracing::warn!(%job, "pump for a bulk that was never stored; dropped");
+        }
         return Ok(Dispatched::Done);
     };
     let Some(progress) = message.bulk.clone() else {
@@ -774,7 +806,7 @@ where
     let (released, next) = match step {
         PumpStep::Finished => (progress.released, None),
         PumpStep::Wait { until } => {
-            let token = new_pump_token();
+            let token = new_pump_token(now);
             queue
                 .enqueue_delayed(&pump_job(&token), seconds_until(until, now).max(1))
                 .await?;
@@ -803,7 +835,7 @@ where
             queue.enqueue_wave(&wave).await?;
             let released = progress.released + count;
             let next = if released < progress.sendable {
-                let token = new_pump_token();
+                let token = new_pump_token(now);
                 queue
                     .enqueue_delayed(&pump_job(&token), seconds_until(next_run, now).max(1))
                     .await?;
@@ -1014,7 +1046,7 @@ mod tests {
         assert_eq!(e.code, "too_many_recipients");
         assert!(e.message.contains("narrower age filter"), "{}", e.message);
         assert_eq!(stored_messages(&store, &practice).await, 0);
-        assert!(queue.jobs.lock().await.is_empty());
+        assert!(queue.delayed.lock().await.is_empty());
     }
 
     #[tokio::test]
@@ -1086,9 +1118,10 @@ mod tests {
         assert_eq!(queued[0]["recipient_id"], "00001");
         assert_eq!(queued[0]["patient_id"], "p-000");
         // One pump job went on the queue, not the recipients themselves.
-        let jobs = queue.jobs.lock().await.clone();
+        let jobs = queue.delayed.lock().await.clone();
         assert_eq!(jobs.len(), 1);
-        assert!(is_pump(&jobs[0]));
+        assert!(is_pump(&jobs[0].0));
+        assert_eq!(jobs[0].1, PUMP_HEAD_START_SECONDS);
     }
 
     /// Runs queue jobs in visibility order through a real dispatcher until
@@ -1357,7 +1390,7 @@ mod tests {
         let view = accept(&app, &practice, body, now).await.unwrap();
         assert_eq!(view["status"], "completed");
         assert!(
-            queue.jobs.lock().await.is_empty(),
+            queue.delayed.lock().await.is_empty(),
             "no pump for nothing to send"
         );
         let id = view["id"].as_str().unwrap();
@@ -1376,7 +1409,7 @@ mod tests {
         let body = serde_json::json!({"patient_ids": ids(3), "text": "Hi", "acknowledge_bulk_limit": true});
         let view = accept(&app, &practice, body, clock.now()).await.unwrap();
         let id = view["id"].as_str().unwrap().to_string();
-        let pump = queue.jobs.lock().await[0].clone();
+        let pump = queue.delayed.lock().await.remove(0).0;
         run_pump(&store, &queue, &clock, &pump, 1).await.unwrap();
         let wave: Vec<SendJob> = queue
             .delayed
@@ -1415,6 +1448,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refused_pump_job_stores_nothing_and_a_pump_ahead_of_its_bulk_waits() {
+        let practice = sample_practice("demo");
+        let store = setup(&practice, 2).await;
+        let refusing = MemoryQueue {
+            refuse: true,
+            ..MemoryQueue::default()
+        };
+        let app = bulk_app(&store, &refusing);
+        let now: DateTime<Utc> = T0.parse().unwrap();
+        let body = serde_json::json!({"patient_ids": ids(2), "text": "Hi", "acknowledge_bulk_limit": true});
+        let e = accept(&app, &practice, body, now).await.unwrap_err();
+        assert_eq!(e.kind, crate::domain::error::ErrorKind::Unavailable);
+        assert!(
+            store.sending_bulks("demo").await.unwrap().is_empty(),
+            "nothing stored"
+        );
+
+        // A pump that arrives before its bulk is stored looks again; one
+        // whose bulk never appeared within the grace period stops.
+        let queue = MemoryQueue::default();
+        let clock = TestClock::new();
+        let early = SendJob {
+            practice_id: "demo".into(),
+            message_id: "not-yet".into(),
+            recipient_id: new_pump_token(clock.now()),
+        };
+        run_pump(&store, &queue, &clock, &early, 1).await.unwrap();
+        assert_eq!(queue.delayed.lock().await.len(), 1);
+        clock.set(clock.now() + PUMP_GRACE);
+        run_pump(&store, &queue, &clock, &early, 1).await.unwrap();
+        assert_eq!(queue.delayed.lock().await.len(), 1, "given up");
+    }
+
+    #[tokio::test]
     async fn a_stale_pump_job_does_nothing() {
         let practice = sample_practice("demo");
         let store = setup(&practice, 3).await;
@@ -1423,7 +1490,7 @@ mod tests {
         let app = bulk_app(&store, &queue);
         let body = serde_json::json!({"patient_ids": ids(3), "text": "Hi", "acknowledge_bulk_limit": true});
         accept(&app, &practice, body, clock.now()).await.unwrap();
-        let pump = queue.jobs.lock().await[0].clone();
+        let pump = queue.delayed.lock().await.remove(0).0;
         // The pump runs once, then a duplicate of the same job arrives.
         run_pump(&store, &queue, &clock, &pump, 1).await.unwrap();
         let released = queue.delayed.lock().await.len();

@@ -667,14 +667,6 @@ impl BulkStore for MemoryStore {
     ) -> Result<CreateOutcome, StoreError> {
         self.create_message(message, recipients, idempotency).await
     }
-    async fn remove_bulk(
-        &self,
-        message: &Message,
-        recipients: &[Recipient],
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<(), StoreError> {
-        self.remove_message(message, recipients, idempotency).await
-    }
     async fn get_message_only(
         &self,
         practice_id: &str,

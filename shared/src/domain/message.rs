@@ -565,25 +565,15 @@ impl MessageView {
             _ => bulk_status(&counts),
         };
         Self {
-            id: message.id.clone(),
-            message_type: message.message_type,
             status,
-            channel: message.channel,
-            from: message.from.to_string(),
-            text: message.text.clone(),
-            template_id: message.template_id.clone(),
-            encoding: message.encoding,
-            segments: message.segments,
-            send_at: message.send_at.as_ref().map(to_api_time),
-            created_at: to_api_time(&message.created_at),
-            target_count: message.target_count,
             counts,
             recipients: Some(recipients.iter().map(RecipientView::from).collect()),
+            ..Self::summary(message)
         }
     }
 
-    /// A bulk message without its recipients: counts and status as kept on
-    /// the message by every recipient transition.
+    /// A message without its recipients: counts and status as kept on the
+    /// message by every recipient transition (how bulk messages are shown).
     pub fn summary(message: &Message) -> Self {
         Self {
             id: message.id.clone(),
