@@ -15,7 +15,7 @@ use crate::app::messages::{
 };
 use crate::app::rate_cap::BULK_KEY;
 use crate::domain::bulk::{estimate_completion, plan_wave, BulkProgress, Pace, PumpStep};
-use crate::domain::clock::{to_api_time, Clock};
+use crate::domain::clock::{queue_delay, to_api_time, Clock};
 use crate::domain::error::{AppError, StoreError};
 use crate::domain::merge::{self, MergeData};
 use crate::domain::message::{
@@ -155,9 +155,19 @@ pub fn pace(practice: &Practice, per_second: u32) -> Pace {
     }
 }
 
-fn seconds_until(at: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
-    let ms = (at - now).num_milliseconds().max(0);
-    u32::try_from((ms + 999) / 1000).unwrap_or(900).min(900)
+/// 422 `too_many_recipients` above the practice's `max_bulk_recipients`.
+fn check_size(practice: &Practice, n: usize, field: &str, hint: &str) -> Result<(), AppError> {
+    let max = practice.max_bulk_recipients;
+    if n > max as usize {
+        return Err(AppError::invalid(
+            "too_many_recipients",
+            format!(
+                "{n} recipients is more than this practice's limit of {max} per bulk message; {hint}"
+            ),
+        )
+        .at(field));
+    }
+    Ok(())
 }
 
 fn not_found(id: &str) -> AppError {
@@ -390,17 +400,9 @@ where
         audience: Option<Audience>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Patient>, AppError> {
-        let max = practice.max_bulk_recipients as usize;
-        let too_many = |n: usize, field: &str, hint: &str| {
-            AppError::invalid(
-                "too_many_recipients",
-                format!(
-                    "{n} recipients is more than this practice's limit of {max} per bulk message; {hint}"
-                ),
-            )
-            .at(field)
-        };
         match (patient_ids, audience) {
+            (Some(ids), None) => self.select_ids(practice, ids).await,
+            (None, Some(audience)) => self.select_audience(practice, &audience, now).await,
             (Some(_), Some(_)) => Err(AppError::invalid(
                 "invalid_field",
                 "give either patient_ids or audience, not both",
@@ -411,125 +413,107 @@ where
                 "patient_ids or audience is required",
             )
             .at("patient_ids")),
-            (Some(ids), None) => {
-                if ids.is_empty() {
-                    return Err(AppError::invalid(
-                        "invalid_field",
-                        "patient_ids must list at least one patient",
-                    )
-                    .at("patient_ids"));
-                }
-                let mut seen = HashSet::new();
-                let mut unique = Vec::new();
-                for (i, id) in ids.into_iter().enumerate() {
-                    validate_id(&id, &format!("patient_ids[{i}]"))?;
-                    if seen.insert(id.clone()) {
-                        unique.push(id);
-                    }
-                }
-                if unique.len() > max {
-                    return Err(too_many(
-                        unique.len(),
-                        "patient_ids",
-                        "split the list or use a narrower age filter",
-                    ));
-                }
-                let found = self
-                    .store
-                    .get_patients(&practice.practice_id, &unique)
-                    .await?;
-                let known: HashSet<&str> = found.iter().map(|p| p.patient_id.as_str()).collect();
-                let unknown: Vec<&str> = unique
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|id| !known.contains(id))
-                    .collect();
-                if !unknown.is_empty() {
-                    return Err(AppError::not_found(
-                        "unknown_patients",
-                        format!(
-                            "no patients with these ids: {}; sync them with PUT /v1/patients/{{id}} first",
-                            unknown.join(", ")
-                        ),
-                    )
-                    .at("patient_ids"));
-                }
-                // In the order the office listed them.
-                let mut by_id: std::collections::HashMap<String, Patient> = found
-                    .into_iter()
-                    .map(|p| (p.patient_id.clone(), p))
-                    .collect();
-                Ok(unique.iter().filter_map(|id| by_id.remove(id)).collect())
-            }
-            (None, Some(audience)) => {
-                let bound = |v: Option<i64>, name: &str| -> Result<Option<u32>, AppError> {
-                    v.map(|n| {
-                        u32::try_from(n).map_err(|_| {
-                            AppError::invalid(
-                                "invalid_field",
-                                format!("{name} must be a whole number of years, 0 or more"),
-                            )
-                            .at(format!("audience.{name}"))
-                        })
-                    })
-                    .transpose()
-                };
-                let filter = AgeFilter {
-                    min_age: bound(audience.min_age, "min_age")?,
-                    max_age: bound(audience.max_age, "max_age")?,
-                };
-                match (filter.min_age, filter.max_age) {
-                    (None, None) => {
-                        return Err(AppError::invalid(
-                            "invalid_field",
-                            "audience needs min_age, max_age or both",
-                        )
-                        .at("audience"))
-                    }
-                    (Some(lo), Some(hi)) if lo > hi => {
-                        return Err(AppError::invalid(
-                            "invalid_field",
-                            "min_age must not be more than max_age",
-                        )
-                        .at("audience.min_age"))
-                    }
-                    _ => {}
-                }
-                let today = crate::app::patients::practice_today(practice, now);
-                let mut matched = Vec::new();
-                let mut after: Option<String> = None;
-                loop {
-                    let (batch, next) = self
-                        .store
-                        .list_patients(&practice.practice_id, 1000, after.as_deref())
-                        .await?;
-                    for p in batch {
-                        if filter.matches(&p, today) {
-                            matched.push(p);
-                        }
-                    }
-                    match next {
-                        Some(n) => after = Some(n),
-                        None => break,
-                    }
-                }
-                if matched.is_empty() {
-                    return Err(AppError::invalid(
-                        "empty_audience",
-                        "no patients with a birth date on file match this age range",
-                    )
-                    .at("audience"));
-                }
-                if matched.len() > max {
-                    return Err(too_many(
-                        matched.len(),
-                        "audience",
-                        "try a narrower age filter",
-                    ));
-                }
-                Ok(matched)
+        }
+    }
+
+    /// The listed patients, once each, in the order listed; 404
+    /// `unknown_patients` naming every id not synced.
+    async fn select_ids(
+        &self,
+        practice: &Practice,
+        ids: Vec<String>,
+    ) -> Result<Vec<Patient>, AppError> {
+        if ids.is_empty() {
+            return Err(AppError::invalid(
+                "invalid_field",
+                "patient_ids must list at least one patient",
+            )
+            .at("patient_ids"));
+        }
+        let mut seen = HashSet::new();
+        let mut unique = Vec::new();
+        for (i, id) in ids.into_iter().enumerate() {
+            validate_id(&id, &format!("patient_ids[{i}]"))?;
+            if seen.insert(id.clone()) {
+                unique.push(id);
             }
         }
+        check_size(
+            practice,
+            unique.len(),
+            "patient_ids",
+            "split the list or use a narrower age filter",
+        )?;
+        let found = self
+            .store
+            .get_patients(&practice.practice_id, &unique)
+            .await?;
+        let mut by_id: std::collections::HashMap<String, Patient> = found
+            .into_iter()
+            .map(|p| (p.patient_id.clone(), p))
+            .collect();
+        let unknown: Vec<&str> = unique
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !by_id.contains_key(*id))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(AppError::not_found(
+                "unknown_patients",
+                format!(
+                    "no patients with these ids: {}; sync them with PUT /v1/patients/{{id}} first",
+                    unknown.join(", ")
+                ),
+            )
+            .at("patient_ids"));
+        }
+        Ok(unique.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    /// Every patient whose age on the practice's date is in range; 422
+    /// `empty_audience` when nobody is.
+    async fn select_audience(
+        &self,
+        practice: &Practice,
+        audience: &Audience,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Patient>, AppError> {
+        let filter = AgeFilter::from_years(audience.min_age, audience.max_age, "audience.")?;
+        if !filter.is_set() {
+            return Err(AppError::invalid(
+                "invalid_field",
+                "audience needs min_age, max_age or both",
+            )
+            .at("audience"));
+        }
+        let today = crate::app::patients::practice_today(practice, now);
+        let mut matched = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (batch, next) = self
+                .store
+                .list_patients(&practice.practice_id, 1000, after.as_deref())
+                .await?;
+            matched.extend(batch.into_iter().filter(|p| filter.matches(p, today)));
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        if matched.is_empty() {
+            return Err(AppError::invalid(
+                "empty_audience",
+                "no patients with a birth date on file match this age range",
+            )
+            .at("audience"));
+        }
+        check_size(
+            practice,
+            matched.len(),
+            "audience",
+            "try a narrower age filter",
+        )?;
+        Ok(matched)
     }
 
     /// Puts the first pump job on its way: now, with a queue delay, or with
@@ -550,7 +534,7 @@ where
         let wait = due - now;
         if wait <= self.queue_delay_max.min(MAX_QUEUE_DELAY) {
             self.queue
-                .enqueue_delayed(job, seconds_until(due, now))
+                .enqueue_delayed(job, queue_delay(due - now))
                 .await
         } else {
             let fire_at = (due - SCHEDULE_LEAD).max(now + Duration::seconds(1));
@@ -808,7 +792,7 @@ where
         PumpStep::Wait { until } => {
             let token = new_pump_token(now);
             queue
-                .enqueue_delayed(&pump_job(&token), seconds_until(until, now).max(1))
+                .enqueue_delayed(&pump_job(&token), queue_delay(until - now).max(1))
                 .await?;
             tracing::info!(%job, until = %to_api_time(&until), "bulk waits");
             (progress.released, Some(token))
@@ -825,11 +809,7 @@ where
                         recipient_id: recipient_id(n),
                     };
                     // Rounded up: never before the instant planned for it.
-                    let ms = delay.num_milliseconds().max(0);
-                    (
-                        job,
-                        u32::try_from((ms + 999) / 1000).unwrap_or(900).min(900),
-                    )
+                    (job, queue_delay(*delay))
                 })
                 .collect();
             queue.enqueue_wave(&wave).await?;
@@ -837,7 +817,7 @@ where
             let next = if released < progress.sendable {
                 let token = new_pump_token(now);
                 queue
-                    .enqueue_delayed(&pump_job(&token), seconds_until(next_run, now).max(1))
+                    .enqueue_delayed(&pump_job(&token), queue_delay(next_run - now).max(1))
                     .await?;
                 Some(token)
             } else {

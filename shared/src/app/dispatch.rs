@@ -7,7 +7,7 @@ use chrono::Duration;
 
 use crate::app::bulk;
 use crate::app::rate_cap::{take_bulk_submission, BulkLimits};
-use crate::domain::clock::Clock;
+use crate::domain::clock::{queue_delay, Clock};
 use crate::domain::error::StoreError;
 use crate::domain::message::MessageType;
 use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
@@ -118,8 +118,7 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
                 if now < due {
                     // Early (the schedule fires ahead of time, or was moved
                     // later): hold it with a queue delay until its second.
-                    let millis = (due - now).num_milliseconds();
-                    let seconds = u32::try_from((millis + 999) / 1000).unwrap_or(900).min(900);
+                    let seconds = queue_delay(due - now);
                     self.queue.enqueue_delayed(job, seconds).await?;
                     tracing::info!(%job, seconds, "not due yet; held");
                     return Ok(Dispatched::Done);
@@ -179,30 +178,10 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
             tracing::info!(%job, "recipient opted out; skipped");
             return Ok(Dispatched::Done);
         }
-        if recipient.message_type == MessageType::BulkMessage {
-            let mut pacing = self.bulk_pacing(&recipient).await?;
-            while let Some(at) = pacing {
-                let wait = at - self.clock.now();
-                if wait > self.inline_wait {
-                    break;
-                }
-                if let Ok(pause) = wait.to_std() {
-                    tokio::time::sleep(pause).await;
-                }
-                pacing = self.bulk_pacing(&recipient).await?;
-            }
-            if let Some(at) = pacing {
-                // Not now: a fresh queue message for then. The received one
-                // is deleted, so waiting never counts toward the DLQ.
-                let now = self.clock.now();
-                let ms = (at - now).num_milliseconds().max(0);
-                let seconds = u32::try_from((ms + 999) / 1000)
-                    .unwrap_or(900)
-                    .clamp(1, 900);
-                self.queue.enqueue_delayed(job, seconds).await?;
-                tracing::info!(%job, seconds, "bulk send deferred by the cap, the number's pace or quiet hours");
-                return Ok(Dispatched::Done);
-            }
+        if recipient.message_type == MessageType::BulkMessage
+            && self.defer_bulk(job, &recipient).await?
+        {
+            return Ok(Dispatched::Done);
         }
         let claim = Transition::Claim {
             at: self.clock.now(),
@@ -264,34 +243,54 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
 }
 
 impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
-    /// Whether a bulk recipient may reach the carrier now: outside quiet
-    /// hours, with a token of the sending number's pace and one of the
-    /// practice's bulk cap (taken last, so the cap counts submissions).
-    /// `Some(at)`: not before `at`. Direct messages never come here.
-    async fn bulk_pacing(
+    /// Holds a bulk recipient to the practice's sending window, the
+    /// number's pace and the practice's cap: takes the number's token, then
+    /// the cap's (last, so the cap counts submissions). A wait of at most
+    /// `inline_wait` is slept through; a longer one defers the recipient
+    /// with a fresh queue message for then (the received one is deleted, so
+    /// waiting never counts toward the DLQ) and answers `true`. Direct
+    /// messages never come here.
+    async fn defer_bulk(
         &self,
+        job: &SendJob,
         recipient: &crate::domain::message::Recipient,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    ) -> Result<bool, StoreError> {
         let Some(practice) = self.store.get_practice(&recipient.practice_id).await? else {
-            return Ok(None);
+            return Ok(false);
         };
-        let now = self.clock.now();
-        let allowed = next_allowed(now, &practice.timezone, practice.quiet_hours.as_ref());
-        if allowed > now {
-            return Ok(Some(allowed));
-        }
         let limits = BulkLimits {
             number_per_second: self.bulk_per_second.max(1),
             ..BulkLimits::for_practice(&practice)
         };
-        take_bulk_submission(
-            &self.store,
-            &recipient.practice_id,
-            recipient.from.as_str(),
-            now,
-            &limits,
-        )
-        .await
+        loop {
+            let now = self.clock.now();
+            let allowed = next_allowed(now, &practice.timezone, practice.quiet_hours.as_ref());
+            let not_before = if allowed > now {
+                Some(allowed)
+            } else {
+                take_bulk_submission(
+                    &self.store,
+                    &recipient.practice_id,
+                    recipient.from.as_str(),
+                    now,
+                    &limits,
+                )
+                .await?
+            };
+            let Some(at) = not_before else {
+                return Ok(false);
+            };
+            let wait = at - now;
+            if wait > self.inline_wait {
+                let seconds = queue_delay(wait).max(1);
+                self.queue.enqueue_delayed(job, seconds).await?;
+                tracing::info!(%job, seconds, "bulk send deferred by the cap, the number's pace or quiet hours");
+                return Ok(true);
+            }
+            if let Ok(pause) = wait.to_std() {
+                tokio::time::sleep(pause).await;
+            }
+        }
     }
 
     /// Records what happened to a send we claimed. Only a callback can have

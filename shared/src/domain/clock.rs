@@ -1,6 +1,6 @@
 //! Time as a dependency, so decisions that hinge on "now" are testable.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 /// Where "now" comes from. Production uses [`SystemClock`]; tests pass their own.
 pub trait Clock: Send + Sync {
@@ -21,4 +21,32 @@ impl Clock for SystemClock {
 /// Formats an instant the way the API answers: RFC 3339, UTC, `Z`, milliseconds.
 pub fn to_api_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Longest delivery delay of the send queue (SQS: 15 minutes).
+pub const MAX_QUEUE_DELAY_SECONDS: u32 = 900;
+
+/// A wait as a queue delivery delay: whole seconds rounded up (a message
+/// is never delivered before its instant), at most
+/// [`MAX_QUEUE_DELAY_SECONDS`] (longer waits are held again on arrival).
+pub fn queue_delay(wait: Duration) -> u32 {
+    let ms = wait.num_milliseconds().max(0);
+    u32::try_from((ms + 999) / 1000)
+        .unwrap_or(MAX_QUEUE_DELAY_SECONDS)
+        .min(MAX_QUEUE_DELAY_SECONDS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_delay_rounds_up_and_caps_at_fifteen_minutes() {
+        assert_eq!(queue_delay(Duration::milliseconds(-5)), 0);
+        assert_eq!(queue_delay(Duration::zero()), 0);
+        assert_eq!(queue_delay(Duration::milliseconds(1)), 1);
+        assert_eq!(queue_delay(Duration::milliseconds(1000)), 1);
+        assert_eq!(queue_delay(Duration::milliseconds(1001)), 2);
+        assert_eq!(queue_delay(Duration::hours(2)), 900);
+    }
 }

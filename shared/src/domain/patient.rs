@@ -225,6 +225,16 @@ pub fn age_on(birth_date: NaiveDate, today: NaiveDate) -> Option<u32> {
     u32::try_from(years).ok()
 }
 
+/// An age bound that is not a whole number of years, 0 or more.
+fn bad_bound(field: &str) -> AppError {
+    let name = field.rsplit('.').next().unwrap_or(field);
+    AppError::invalid(
+        "invalid_field",
+        format!("{name} must be a whole number of years, 0 or more"),
+    )
+    .at(field)
+}
+
 /// `?min_age=&max_age=` of the patient list: whole years, inclusive.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AgeFilter {
@@ -238,21 +248,29 @@ impl AgeFilter {
     /// Reads the two query values, refusing negative, non-numeric or
     /// reversed bounds by name.
     pub fn parse(min_age: Option<&str>, max_age: Option<&str>) -> Result<Self, AppError> {
-        let read = |name: &str, v: Option<&str>| -> Result<Option<u32>, AppError> {
-            match v.filter(|s| !s.is_empty()) {
-                None => Ok(None),
-                Some(s) => s.parse::<u32>().map(Some).map_err(|_| {
-                    AppError::invalid(
-                        "invalid_field",
-                        format!("{name} must be a whole number of years, 0 or more"),
-                    )
-                    .at(name)
-                }),
-            }
+        let read = |name: &str, v: Option<&str>| -> Result<Option<i64>, AppError> {
+            v.filter(|s| !s.is_empty())
+                .map(|s| s.parse::<i64>().map_err(|_| bad_bound(name)))
+                .transpose()
+        };
+        Self::from_years(read("min_age", min_age)?, read("max_age", max_age)?, "")
+    }
+
+    /// The filter from bounds in whole years, refusing negative or reversed
+    /// ones; errors name the field `{path}min_age` or `{path}max_age`
+    /// (`audience.` in a bulk request, nothing in a query string).
+    pub fn from_years(
+        min_age: Option<i64>,
+        max_age: Option<i64>,
+        path: &str,
+    ) -> Result<Self, AppError> {
+        let years = |v: Option<i64>, name: &str| {
+            v.map(|n| u32::try_from(n).map_err(|_| bad_bound(&format!("{path}{name}"))))
+                .transpose()
         };
         let filter = Self {
-            min_age: read("min_age", min_age)?,
-            max_age: read("max_age", max_age)?,
+            min_age: years(min_age, "min_age")?,
+            max_age: years(max_age, "max_age")?,
         };
         if let (Some(lo), Some(hi)) = (filter.min_age, filter.max_age) {
             if lo > hi {
@@ -260,7 +278,7 @@ impl AgeFilter {
                     "invalid_field",
                     "min_age must not be more than max_age",
                 )
-                .at("min_age"));
+                .at(format!("{path}min_age")));
             }
         }
         Ok(filter)
