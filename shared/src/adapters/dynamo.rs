@@ -198,8 +198,9 @@ impl DynamoStore {
         out.item.map(from_item).transpose()
     }
 
-    /// Up to `limit` items of a practice whose sort key starts with `prefix`,
-    /// in sort-key order, after the sort key `after`; keeps reading past
+    /// Up to `limit` items of a practice whose sort key starts with `prefix`
+    /// (and, when `only_status` is given, whose `status` is that), in
+    /// sort-key order, after the sort key `after`; read consistently, past
     /// DynamoDB's 1 MB pages until it has them. Also says whether more follow.
     pub(crate) async fn query_prefix<T: DeserializeOwned>(
         &self,
@@ -207,6 +208,7 @@ impl DynamoStore {
         prefix: &str,
         limit: usize,
         after: Option<String>,
+        only_status: Option<&str>,
         op: &'static str,
     ) -> Result<(Vec<T>, bool), StoreError> {
         let pk = practice_pk(practice_id);
@@ -215,18 +217,23 @@ impl DynamoStore {
         let mut found: Vec<T> = Vec::new();
         let mut start: Option<Item> = after.map(|sk| key(pk.clone(), sk));
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .expression_attribute_values(":pk", s(pk.clone()))
                 .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
                 .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(err(op))?;
+                .set_exclusive_start_key(start.take());
+            if let Some(status) = only_status {
+                query = query
+                    .filter_expression("#status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", s(status));
+            }
+            let out = query.send().await.map_err(err(op))?;
             for item in out.items.unwrap_or_default() {
                 found.push(from_item(item)?);
             }
@@ -332,6 +339,40 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    /// The idempotency record as a conditional put: taken unless an earlier
+    /// record for the key exists and has not expired at `now` (TTL deletion
+    /// lags). Kept with a `ttl` for DynamoDB to delete it.
+    pub(crate) fn idempotency_put(
+        &self,
+        rec: &IdempotencyRecord,
+        now: &chrono::DateTime<chrono::Utc>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let (_, _, item) = self.idempotency_item(rec)?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", s(to_api_time(now)))
+            .build()
+            .map_err(|e| StoreError::new("build put", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn idempotency_item(
+        &self,
+        rec: &IdempotencyRecord,
+    ) -> Result<(String, String, Item), StoreError> {
+        let pk = practice_pk(&rec.practice_id);
+        let sk = format!("IDEM#{}", rec.key);
+        let mut item = to_item(rec, pk.clone(), sk.clone())?;
+        // DynamoDB's TTL deletes expired records; reads also ignore them.
+        item.insert(
+            "ttl".into(),
+            AttributeValue::N(rec.expires_at.timestamp().to_string()),
+        );
+        Ok((pk, sk, item))
+    }
+
     fn message_items(
         &self,
         message: &Message,
@@ -345,14 +386,7 @@ impl DynamoStore {
             items.push((pk.clone(), sk.clone(), to_item(r, pk.clone(), sk)?));
         }
         if let Some(rec) = idempotency {
-            let sk = format!("IDEM#{}", rec.key);
-            let mut item = to_item(rec, pk.clone(), sk.clone())?;
-            // DynamoDB's TTL deletes expired records; reads also ignore them.
-            item.insert(
-                "ttl".into(),
-                AttributeValue::N(rec.expires_at.timestamp().to_string()),
-            );
-            items.push((pk.clone(), sk, item));
+            items.push(self.idempotency_item(rec)?);
         }
         Ok(items)
     }
@@ -493,7 +527,14 @@ impl PracticeStore for DynamoStore {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let after = after.map(patient_sk);
         let (patients, more): (Vec<Patient>, bool) = self
-            .query_prefix(practice_id, PATIENT_PREFIX, limit, after, "list patients")
+            .query_prefix(
+                practice_id,
+                PATIENT_PREFIX,
+                limit,
+                after,
+                None,
+                "list patients",
+            )
             .await?;
         let next = if more {
             patients.last().map(|p| p.patient_id.clone())
@@ -560,26 +601,15 @@ impl MessageStore for DynamoStore {
         recipients: &[Recipient],
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<CreateOutcome, StoreError> {
-        let now = to_api_time(&message.created_at);
-        let mut writes = Vec::new();
-        let items = self.message_items(message, recipients, idempotency)?;
-        let idem_index = idempotency.map(|_| items.len() - 1);
-        for (i, (_, _, item)) in items.into_iter().enumerate() {
-            let write = if Some(i) == idem_index {
-                // Taken unless the earlier record has expired (TTL deletion lags).
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
-                    .expression_attribute_values(":now", s(now.clone()))
-                    .build()
-                    .map_err(|e| StoreError::new("build put", e))?;
-                TransactWriteItem::builder().put(put).build()
-            } else {
-                self.put(item, Some("attribute_not_exists(pk)"))?
-            };
-            writes.push(write);
+        let mut writes = self
+            .message_items(message, recipients, None)?
+            .into_iter()
+            .map(|(_, _, item)| self.put(item, Some("attribute_not_exists(pk)")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(rec) = idempotency {
+            writes.push(self.idempotency_put(rec, &message.created_at)?);
         }
+        let idem_index = idempotency.map(|_| writes.len() - 1);
         let result = self
             .client
             .transact_write_items()

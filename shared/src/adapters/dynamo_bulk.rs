@@ -14,13 +14,14 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, TransactWriteItem, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 
 use crate::adapters::dynamo::{
-    cancelled_by_condition, err, from_item, key, message_item, message_sk, patient_sk, practice_pk,
-    recipient_sk, s, to_item, type_status_pk, DynamoStore, Item, TRACKING_BY_TYPE_STATUS,
+    cancelled_by_condition, encode_recipient_item, err, from_item, key, message_item, message_sk,
+    patient_sk, practice_pk, recipient_sk, s, type_status_pk, DynamoStore, Item,
+    TRACKING_BY_TYPE_STATUS,
 };
 use crate::domain::clock::to_api_time;
 use crate::domain::error::StoreError;
@@ -108,10 +109,8 @@ impl DynamoStore {
         recipients
             .iter()
             .map(|r| {
-                let pk = practice_pk(&r.practice_id);
-                let item = to_item(r, pk, recipient_sk(&r.message_id, &r.recipient_id))?;
                 let put = PutRequest::builder()
-                    .set_item(Some(item))
+                    .set_item(Some(encode_recipient_item(r)?))
                     .build()
                     .map_err(|e| StoreError::new("build put", e))?;
                 Ok(WriteRequest::builder().put_request(put).build())
@@ -172,23 +171,6 @@ impl DynamoStore {
             tracing::info!(message_id, "bulk completed");
         }
         Ok(())
-    }
-
-    fn idempotency_put(&self, rec: &IdempotencyRecord) -> Result<TransactWriteItem, StoreError> {
-        let pk = practice_pk(&rec.practice_id);
-        let mut item = to_item(rec, pk, format!("IDEM#{}", rec.key))?;
-        item.insert(
-            "ttl".into(),
-            AttributeValue::N(rec.expires_at.timestamp().to_string()),
-        );
-        let put = aws_sdk_dynamodb::types::Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
-            .expression_attribute_values(":now", s(to_api_time(&Utc::now())))
-            .build()
-            .map_err(|e| StoreError::new("build put", e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
     }
 }
 
@@ -253,7 +235,7 @@ impl BulkStore for DynamoStore {
         self.batch_write(Self::recipient_puts(recipients)?).await?;
         let mut writes = vec![self.put(message_item(message)?, Some("attribute_not_exists(pk)"))?];
         if let Some(rec) = idempotency {
-            writes.push(self.idempotency_put(rec)?);
+            writes.push(self.idempotency_put(rec, &message.created_at)?);
         }
         let result = self
             .client
@@ -301,44 +283,23 @@ impl BulkStore for DynamoStore {
         limit: u32,
         after: Option<&str>,
     ) -> Result<(Vec<Recipient>, Option<String>), StoreError> {
-        let pk = practice_pk(practice_id);
-        let limit = limit as usize;
-        let wanted = limit.saturating_add(1);
         let prefix = format!("{}#R#", message_sk(message_id));
-        let mut start: Option<Item> = after.map(|id| key(pk.clone(), recipient_sk(message_id, id)));
-        let mut found: Vec<Recipient> = Vec::new();
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix.clone()))
-                .consistent_read(true)
-                .limit(i32::try_from(wanted.max(100)).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            if let Some(st) = status {
-                query = query
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", s(st.as_str()));
-            }
-            let out = query.send().await.map_err(err("read recipients"))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && found.len() < wanted => start = Some(k),
-                _ => break,
-            }
-        }
-        if found.len() > limit {
-            found.truncate(limit);
-            let next = found.last().map(|r| r.recipient_id.clone());
-            return Ok((found, next));
-        }
-        Ok((found, None))
+        let (page, more) = self
+            .query_prefix::<Recipient>(
+                practice_id,
+                &prefix,
+                limit as usize,
+                after.map(|id| recipient_sk(message_id, id)),
+                status.map(|s| s.as_str()),
+                "read recipients",
+            )
+            .await?;
+        let next = if more {
+            page.last().map(|r| r.recipient_id.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
     }
 
     async fn advance_pump(

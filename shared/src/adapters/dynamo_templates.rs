@@ -85,6 +85,7 @@ impl TemplateStore for DynamoStore {
                 TEMPLATE_PREFIX,
                 page_size,
                 after,
+                None,
                 "list templates",
             )
             .await?;
