@@ -1462,6 +1462,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_estimate_counts_what_the_practices_other_bulks_still_have_to_send() {
+        let mut practice = sample_practice("demo");
+        practice.hourly_cap = 2;
+        let store = setup(&practice, 3).await;
+        let queue = MemoryQueue::default();
+        let app = bulk_app(&store, &queue);
+        let now: DateTime<Utc> = T0.parse().unwrap();
+        let first = serde_json::json!({"patient_ids": ["p-000", "p-001"], "text": "Hi", "acknowledge_bulk_limit": true});
+        let view = accept(&app, &practice, first, now).await.unwrap();
+        assert_eq!(view["estimated_completion_at"], "2026-12-01T15:00:01.000Z");
+        // Five seconds later the first bulk's two (not sent yet) are ahead
+        // and fill the cap from then: the next goes an hour after them.
+        let second = serde_json::json!({"patient_ids": ["p-002"], "text": "Hi", "acknowledge_bulk_limit": true});
+        let view = accept(&app, &practice, second, now + Duration::seconds(5))
+            .await
+            .unwrap();
+        assert_eq!(view["estimated_completion_at"], "2026-12-01T16:00:05.000Z");
+    }
+
+    #[tokio::test]
     async fn a_stale_pump_job_does_nothing() {
         let practice = sample_practice("demo");
         let store = setup(&practice, 3).await;

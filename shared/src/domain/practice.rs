@@ -187,6 +187,27 @@ mod tests {
     }
 
     #[test]
+    fn bulk_list_limit_fits_five_digit_recipient_ids() {
+        let mut p = Practice {
+            practice_id: "p".into(),
+            name: "Bright Smiles".into(),
+            timezone: "America/New_York".into(),
+            channels: Channels {
+                sms_main: PhoneNumber::parse("+14155550100").unwrap(),
+                sms_alt: None,
+            },
+            hourly_cap: 250,
+            cap_window_seconds: 3600,
+            max_bulk_recipients: MAX_BULK_RECIPIENTS_LIMIT,
+            quiet_hours: None,
+            help_text: None,
+        };
+        assert!(p.validate().is_ok());
+        p.max_bulk_recipients = MAX_BULK_RECIPIENTS_LIMIT + 1;
+        assert!(p.validate().unwrap_err().contains("max bulk recipients"));
+    }
+
+    #[test]
     fn alt_channel_without_number_is_unavailable() {
         let channels = Channels {
             sms_main: PhoneNumber::parse("+14155550100").unwrap(),
