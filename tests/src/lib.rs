@@ -9,14 +9,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use messaging_adapters::dynamo::DynamoStore;
+use messaging_core::app::auth::{generate_key, hash_key};
+use messaging_core::domain::phone::PhoneNumber;
+use messaging_core::domain::practice::{Channels, Practice};
+use messaging_core::ports::PracticeStore;
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::Value;
-use shared::adapters::dynamo::DynamoStore;
-use shared::app::auth::{generate_key, hash_key};
-use shared::domain::phone::PhoneNumber;
-use shared::domain::practice::{Channels, Practice};
-use shared::ports::PracticeStore;
 
 /// Why a test is ignored by default.
 pub const NEEDS_LOCAL_CLOUD: &str = "needs the local cloud: run `make test`";
@@ -91,23 +91,23 @@ impl Endpoints {
     pub async fn stored_recipient(
         &self,
         practice_id: &str,
-        status: shared::domain::message::RecipientStatus,
-    ) -> shared::domain::message::SendJob {
-        use shared::domain::message::*;
-        use shared::ports::MessageStore;
+        status: messaging_core::domain::message::RecipientStatus,
+    ) -> messaging_core::domain::message::SendJob {
+        use messaging_core::domain::message::*;
+        use messaging_core::ports::MessageStore;
         let now = chrono::Utc::now();
-        let message_id = shared::app::messages::new_message_id();
+        let message_id = messaging_core::app::messages::new_message_id();
         let to = random_phone();
         let from = random_phone();
         let message = Message {
             id: message_id.clone(),
             practice_id: practice_id.to_string(),
             message_type: MessageType::DirectMessage,
-            channel: shared::domain::practice::Channel::SmsMain,
+            channel: messaging_core::domain::practice::Channel::SmsMain,
             from: from.clone(),
             text: "Stored directly".into(),
             template_id: None,
-            encoding: shared::domain::text::Encoding::Gsm7,
+            encoding: messaging_core::domain::text::Encoding::Gsm7,
             segments: 1,
             send_at: None,
             created_at: now,
@@ -144,7 +144,7 @@ impl Endpoints {
             .create_message(&message, &[recipient], None)
             .await
             .expect("store");
-        assert_eq!(outcome, shared::ports::CreateOutcome::Created);
+        assert_eq!(outcome, messaging_core::ports::CreateOutcome::Created);
         SendJob {
             practice_id: practice_id.to_string(),
             message_id,

@@ -6,12 +6,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
-use shared::adapters::bandwidth::{Bandwidth, BandwidthConfig};
-use shared::adapters::sqs::SqsSendQueue;
-use shared::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
-use shared::domain::clock::SystemClock;
-use shared::domain::message::{RecipientError, RecipientStatus, SendJob, Transition};
-use shared::ports::{
+use messaging_adapters::bandwidth::{Bandwidth, BandwidthConfig};
+use messaging_adapters::sqs::SqsSendQueue;
+use messaging_core::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
+use messaging_core::domain::clock::SystemClock;
+use messaging_core::domain::message::{RecipientError, RecipientStatus, SendJob, Transition};
+use messaging_core::ports::{
     Carrier, CarrierOutcome, CreateOutcome, MessageStore, OutboundText, SendQueue,
 };
 use tests::{random_phone, Endpoints};
@@ -195,7 +195,8 @@ async fn second_message_with_a_taken_idempotency_key_stores_nothing() {
         .await
         .unwrap()
         .unwrap();
-    let record = shared::app::idempotency::record(&pid, "k-1", "hash", 202, "{}", Utc::now());
+    let record =
+        messaging_core::app::idempotency::record(&pid, "k-1", "hash", 202, "{}", Utc::now());
     let mut m1 = message.clone();
     m1.id = "idem-1".into();
     let mut r1 = recipients.clone();
@@ -349,8 +350,8 @@ async fn dispatching_the_same_job_twice_sends_once() {
         carrier: bandwidth(&local, "sim-password", Duration::from_secs(5)),
         clock: SystemClock,
         retry: RetryPolicy::default(),
-        bulk_per_second: shared::app::rate_cap::DEFAULT_NUMBER_PER_SECOND,
-        inline_wait: shared::app::dispatch::INLINE_WAIT,
+        bulk_per_second: messaging_core::app::rate_cap::DEFAULT_NUMBER_PER_SECOND,
+        inline_wait: messaging_core::app::dispatch::INLINE_WAIT,
     };
     let (a, b) = tokio::join!(dispatcher.dispatch(&job), dispatcher.dispatch(&job));
     assert_eq!(a.unwrap(), Dispatched::Done);
@@ -410,7 +411,7 @@ async fn duplicate_queue_delivery_through_the_deployed_dispatcher_sends_once() {
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]
 async fn rate_bucket_in_dynamodb_grants_exactly_the_cap_under_concurrency() {
-    use shared::app::rate_cap::take_token;
+    use messaging_core::app::rate_cap::take_token;
     let local = Endpoints::load();
     let store = local.store().await;
     let t = local.new_practice().await;
@@ -455,18 +456,18 @@ fn bulk_fixture(
     practice_id: &str,
     n: u32,
 ) -> (
-    shared::domain::message::Message,
-    Vec<shared::domain::message::Recipient>,
+    messaging_core::domain::message::Message,
+    Vec<messaging_core::domain::message::Recipient>,
 ) {
-    use shared::domain::message::{Counts, Message, MessageType, Recipient};
+    use messaging_core::domain::message::{Counts, Message, MessageType, Recipient};
     let now = Utc::now();
-    let message_id = shared::app::messages::new_message_id();
+    let message_id = messaging_core::app::messages::new_message_id();
     let from = random_phone();
     let recipients: Vec<Recipient> = (1..=n)
         .map(|i| Recipient {
             practice_id: practice_id.to_string(),
             message_id: message_id.clone(),
-            recipient_id: shared::app::bulk::recipient_id(i),
+            recipient_id: messaging_core::app::bulk::recipient_id(i),
             patient_id: Some(format!("p-{i:03}")),
             to: random_phone(),
             from: from.clone(),
@@ -488,11 +489,11 @@ fn bulk_fixture(
         id: message_id,
         practice_id: practice_id.to_string(),
         message_type: MessageType::BulkMessage,
-        channel: shared::domain::practice::Channel::SmsMain,
+        channel: messaging_core::domain::practice::Channel::SmsMain,
         from,
         text: "Hello {first_name}".into(),
         template_id: None,
-        encoding: shared::domain::text::Encoding::Gsm7,
+        encoding: messaging_core::domain::text::Encoding::Gsm7,
         segments: 1,
         send_at: None,
         created_at: now,
@@ -500,7 +501,7 @@ fn bulk_fixture(
         status: "sending".into(),
         counts: Counts::of(recipients.iter().map(|r| &r.status)),
         sent_at: None,
-        bulk: Some(shared::domain::bulk::BulkProgress {
+        bulk: Some(messaging_core::domain::bulk::BulkProgress {
             sendable: n,
             released: 0,
             pump: Some("*tok".into()),
@@ -513,13 +514,13 @@ fn bulk_fixture(
 
 /// Every recipient of a message, walked `limit` at a time through the cursor.
 async fn all_recipients(
-    store: &shared::adapters::dynamo::DynamoStore,
+    store: &messaging_adapters::dynamo::DynamoStore,
     practice_id: &str,
     message_id: &str,
     status: Option<RecipientStatus>,
     limit: u32,
-) -> Vec<shared::domain::message::Recipient> {
-    use shared::ports::BulkStore;
+) -> Vec<messaging_core::domain::message::Recipient> {
+    use messaging_core::ports::BulkStore;
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..1000 {
@@ -543,7 +544,7 @@ async fn all_recipients(
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]
 async fn create_bulk_stores_recipients_in_batches_and_pages_them_in_order() {
-    use shared::ports::BulkStore;
+    use messaging_core::ports::BulkStore;
     let local = Endpoints::load();
     let store = local.store().await;
     let t = local.new_practice().await;
@@ -554,8 +555,10 @@ async fn create_bulk_stores_recipients_in_batches_and_pages_them_in_order() {
         recipients[i].status = RecipientStatus::Skipped;
         recipients[i].skip_reason = Some("opted_out: the number replied STOP".into());
     }
-    message.counts = shared::domain::message::Counts::of(recipients.iter().map(|r| &r.status));
-    let record = shared::app::idempotency::record(&pid, "bulk-k-1", "hash", 202, "{}", Utc::now());
+    message.counts =
+        messaging_core::domain::message::Counts::of(recipients.iter().map(|r| &r.status));
+    let record =
+        messaging_core::app::idempotency::record(&pid, "bulk-k-1", "hash", 202, "{}", Utc::now());
     assert_eq!(
         store
             .create_bulk(&message, &recipients, Some(&record))
@@ -645,7 +648,7 @@ async fn create_bulk_stores_recipients_in_batches_and_pages_them_in_order() {
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]
 async fn advance_pump_needs_the_live_token_and_a_bulk_not_canceled() {
-    use shared::ports::BulkStore;
+    use messaging_core::ports::BulkStore;
     let local = Endpoints::load();
     let store = local.store().await;
     let t = local.new_practice().await;
@@ -712,7 +715,7 @@ async fn advance_pump_needs_the_live_token_and_a_bulk_not_canceled() {
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]
 async fn transition_many_moves_all_or_none_with_the_counts() {
-    use shared::ports::BulkStore;
+    use messaging_core::ports::BulkStore;
     let local = Endpoints::load();
     let store = local.store().await;
     let t = local.new_practice().await;
@@ -777,7 +780,7 @@ async fn transition_many_moves_all_or_none_with_the_counts() {
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]
 async fn bulk_status_changes_only_from_the_expected_one_and_sending_bulks_follow() {
-    use shared::ports::BulkStore;
+    use messaging_core::ports::BulkStore;
     let local = Endpoints::load();
     let store = local.store().await;
     let t = local.new_practice().await;
@@ -865,8 +868,8 @@ async fn bulk_status_changes_only_from_the_expected_one_and_sending_bulks_follow
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]
 async fn get_patients_reads_the_existing_ones_in_batches() {
-    use shared::domain::patient::Patient;
-    use shared::ports::{BulkStore, PracticeStore};
+    use messaging_core::domain::patient::Patient;
+    use messaging_core::ports::{BulkStore, PracticeStore};
     let local = Endpoints::load();
     let store = local.store().await;
     let t = local.new_practice().await;

@@ -707,7 +707,7 @@ async fn an_age_audience_selects_patients_by_their_age_today() {
     use chrono::Datelike;
     let local = Endpoints::load();
     let t = local.new_practice().await;
-    let today = shared::app::patients::practice_today(&t.practice, Utc::now());
+    let today = messaging_core::app::patients::practice_today(&t.practice, Utc::now());
     // Turning `years` today (29 February falls back to the 28th, when the
     // birthday has passed as well).
     let born = |years: i32| {

@@ -431,7 +431,7 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
             assert_eq!(reply.field(), *field, "case {i}");
         }
     }
-    use shared::ports::MessageStore;
+    use messaging_core::ports::MessageStore;
     // Nothing was stored for this practice: no message item exists at all.
     let none = store
         .get_message(&t.practice.practice_id, "anything")

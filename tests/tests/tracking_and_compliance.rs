@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use messaging_adapters::sqs::SqsSendQueue;
+use messaging_core::domain::message::RecipientStatus;
+use messaging_core::ports::{MessageStore, SendQueue};
 use serde_json::{json, Value};
-use shared::adapters::sqs::SqsSendQueue;
-use shared::domain::message::RecipientStatus;
-use shared::ports::{MessageStore, SendQueue};
 use tests::{phone_ending, poll, random_phone, Api, Endpoints};
 
 const DELIVERY: Duration = Duration::from_secs(30);

@@ -2,9 +2,9 @@
 //! callbacks for messages we do not know. Bodies come from `events/`, the
 //! same files `sam local invoke -e` and `cargo lambda invoke` use.
 
+use messaging_core::domain::message::RecipientStatus;
+use messaging_core::ports::MessageStore;
 use serde_json::{json, Value};
-use shared::domain::message::RecipientStatus;
-use shared::ports::MessageStore;
 use tests::Endpoints;
 
 /// The callback body of a sample API Gateway event in `events/carrier-webhook/`,

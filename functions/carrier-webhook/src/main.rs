@@ -1,11 +1,11 @@
 //! Lambda: carrier callbacks (`POST /v1/webhooks/bandwidth`).
 
 use lambda_http::{run, service_fn, Error};
-use shared::handlers::webhook::Webhook;
+use messaging_lambda::handlers::webhook::Webhook;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    messaging_lambda::telemetry::init();
     let webhook = Webhook::from_env().await?;
     run(service_fn(|req| webhook.handle(req))).await
 }

@@ -1,11 +1,11 @@
 //! Lambda: direct messages (`POST /v1/messages`, `GET /v1/messages/{id}`).
 
 use lambda_http::{run, service_fn, Error};
-use shared::handlers::messages_api::MessagesApi;
+use messaging_lambda::handlers::messages_api::MessagesApi;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    messaging_lambda::telemetry::init();
     let api = MessagesApi::from_env().await?;
     run(service_fn(|req| api.handle(req))).await
 }

@@ -1,11 +1,11 @@
 //! Lambda: practice settings and patients (`/v1/settings`, `/v1/patients/{id}`).
 
 use lambda_http::{run, service_fn, Error};
-use shared::handlers::practice_api::PracticeApi;
+use messaging_lambda::handlers::practice_api::PracticeApi;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    messaging_lambda::telemetry::init();
     let api = PracticeApi::from_env().await?;
     run(service_fn(|req| api.handle(req))).await
 }

@@ -14,14 +14,14 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use shared::adapters::dynamo::DynamoStore;
-use shared::app::auth::{generate_key, hash_key};
-use shared::domain::phone::PhoneNumber;
-use shared::domain::practice::{
+use messaging_adapters::dynamo::DynamoStore;
+use messaging_core::app::auth::{generate_key, hash_key};
+use messaging_core::domain::phone::PhoneNumber;
+use messaging_core::domain::practice::{
     Channels, Practice, QuietHours, DEFAULT_CAP_WINDOW_SECONDS, DEFAULT_HOURLY_CAP,
     DEFAULT_MAX_BULK_RECIPIENTS,
 };
-use shared::ports::PracticeStore;
+use messaging_core::ports::PracticeStore;
 
 const USAGE: &str = "usage: practice-admin <create|update|rotate-key|show> [--option value]... (see the source header or README)";
 
@@ -86,7 +86,7 @@ fn apply_options(mut practice: Practice, o: &HashMap<String, String>) -> Result<
     practice.cap_window_seconds = number(o, "cap-window-seconds", practice.cap_window_seconds)?;
     practice.max_bulk_recipients = number(o, "max-bulk-recipients", practice.max_bulk_recipients)?;
     if let Some(v) = o.get("help-text") {
-        shared::domain::merge::check_fields(v, "help-text").map_err(|e| e.message)?;
+        messaging_core::domain::merge::check_fields(v, "help-text").map_err(|e| e.message)?;
         practice.help_text = Some(v.clone());
     }
     if let Some(v) = o.get("quiet-hours") {
@@ -118,8 +118,9 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
             let id = o
                 .get("practice-id")
                 .cloned()
-                .unwrap_or_else(shared::app::messages::new_message_id);
-            shared::domain::patient::validate_id(&id, "practice-id").map_err(|e| e.message)?;
+                .unwrap_or_else(messaging_core::app::messages::new_message_id);
+            messaging_core::domain::patient::validate_id(&id, "practice-id")
+                .map_err(|e| e.message)?;
             if store
                 .get_practice(&id)
                 .await
@@ -196,14 +197,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let table = match shared::config::require(["TABLE_NAME"]) {
+    let table = match messaging_lambda::config::require(["TABLE_NAME"]) {
         Ok([t]) => t,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
-    let aws = shared::adapters::aws_config().await;
+    let aws = messaging_adapters::aws_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     match run(args, store).await {
         Ok(out) => {

@@ -28,18 +28,18 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use chrono::Utc;
+use messaging_adapters::bandwidth::{Bandwidth, BandwidthConfig};
+use messaging_adapters::dynamo::DynamoStore;
+use messaging_adapters::sqs::SqsSendQueue;
+use messaging_core::app::bulk::{BulkMessages, BulkRequest};
+use messaging_core::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
+use messaging_core::app::messages::SendNowOnly;
+use messaging_core::domain::clock::SystemClock;
+use messaging_core::domain::message::SendJob;
+use messaging_core::domain::patient::Patient;
+use messaging_core::domain::practice::Practice;
+use messaging_core::ports::{BulkStore, PracticeStore};
 use serde_json::json;
-use shared::adapters::bandwidth::{Bandwidth, BandwidthConfig};
-use shared::adapters::dynamo::DynamoStore;
-use shared::adapters::sqs::SqsSendQueue;
-use shared::app::bulk::{BulkMessages, BulkRequest};
-use shared::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
-use shared::app::messages::SendNowOnly;
-use shared::domain::clock::SystemClock;
-use shared::domain::message::SendJob;
-use shared::domain::patient::Patient;
-use shared::domain::practice::Practice;
-use shared::ports::{BulkStore, PracticeStore};
 use tests::{random_phone, Endpoints};
 
 /// Counts HTTP requests by operation (`X-Amz-Target`), retries included.
@@ -252,7 +252,7 @@ async fn costs(local: &Endpoints, size: usize, cap: u32, window: u32, per_second
         clock: SystemClock,
         retry: RetryPolicy::default(),
         bulk_per_second: per_second,
-        inline_wait: shared::app::dispatch::INLINE_WAIT,
+        inline_wait: messaging_core::app::dispatch::INLINE_WAIT,
     });
     let receives: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let started = Instant::now();

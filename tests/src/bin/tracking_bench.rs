@@ -34,16 +34,16 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeDelta, Utc};
-use rand::{Rng, SeedableRng};
-use serde_json::Value;
-use shared::adapters::dynamo::{encode_message_item, encode_recipient_item, tracking_index_keys};
-use shared::domain::clock::to_api_time;
-use shared::domain::message::{
+use messaging_adapters::dynamo::{encode_message_item, encode_recipient_item, tracking_index_keys};
+use messaging_core::domain::clock::to_api_time;
+use messaging_core::domain::message::{
     Counts, Message, MessageType, Recipient, RecipientError, RecipientStatus,
 };
-use shared::domain::practice::Channel;
-use shared::domain::text::Encoding;
-use shared::ports::TrackingIndex;
+use messaging_core::domain::practice::Channel;
+use messaging_core::domain::text::Encoding;
+use messaging_core::ports::TrackingIndex;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
 use tests::{random_phone, Api, Endpoints};
 
 type Item = HashMap<String, AttributeValue>;
@@ -730,7 +730,8 @@ async fn main() {
         .await,
     );
     if !walk.last_cursor.is_empty() {
-        let position = shared::http::decode_cursor(&walk.last_cursor).expect("our cursor");
+        let position =
+            messaging_core::paging::decode_cursor(&walk.last_cursor).expect("our cursor");
         rows[3].cost = Some(
             query_cost(
                 &client,

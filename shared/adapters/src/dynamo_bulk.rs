@@ -1,0 +1,473 @@
+//! Bulk messages on the one table: the message item (`MSG#{id}`, with its
+//! `bulk` progress map) and its recipients (`MSG#{id}#R#{00001…}`).
+//!
+//! Acceptance writes recipients with `BatchWriteItem` (25 per request,
+//! unprocessed items retried with backoff) and then the message and the
+//! idempotency record in one transaction: ~1 write request per 25
+//! recipients. Until that transaction commits no message exists, nothing
+//! points at the recipients and nothing sends them.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+};
+use chrono::{DateTime, Utc};
+
+use crate::dynamo::{
+    cancelled_by_condition, encode_recipient_item, err, from_item, key, message_item, message_sk,
+    patient_sk, practice_pk, recipient_sk, s, type_status_pk, DynamoStore, Item,
+    TRACKING_BY_TYPE_STATUS,
+};
+use messaging_core::domain::clock::to_api_time;
+use messaging_core::domain::error::StoreError;
+use messaging_core::domain::message::{
+    Message, MessageType, Recipient, RecipientStatus, Transition,
+};
+use messaging_core::domain::patient::Patient;
+use messaging_core::ports::{BulkStore, CreateOutcome, IdempotencyRecord};
+
+/// `BatchWriteItem` takes at most 25 requests.
+const WRITE_BATCH: usize = 25;
+/// `BatchGetItem` takes at most 100 keys.
+const GET_BATCH: usize = 100;
+/// Rounds of retrying unprocessed items before giving up.
+const BATCH_ATTEMPTS: u32 = 8;
+
+fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(25 * 2u64.pow(attempt.min(6)) + rand::random_range(0..25))
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// `Ok(true)` when a conditional update went through, `Ok(false)` when its
+/// condition did not hold, else the error.
+fn conditional<T>(
+    result: Result<T, SdkError<UpdateItemError, HttpResponse>>,
+    op: &'static str,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::new(op, DisplayErrorContext(e))),
+    }
+}
+
+impl DynamoStore {
+    /// Writes (or deletes) items with `BatchWriteItem`, 25 per request,
+    /// retrying what DynamoDB leaves unprocessed with backoff.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(WRITE_BATCH) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending.clone())
+                    .send()
+                    .await;
+                match out {
+                    Ok(out) => {
+                        pending = out
+                            .unprocessed_items
+                            .and_then(|mut m| m.remove(&self.table))
+                            .unwrap_or_default();
+                    }
+                    Err(e) if attempt >= BATCH_ATTEMPTS => {
+                        return Err(StoreError::new("write recipients", DisplayErrorContext(e)))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %DisplayErrorContext(e), attempt, "batch write failed; retrying");
+                    }
+                }
+                if !pending.is_empty() {
+                    if attempt >= BATCH_ATTEMPTS {
+                        return Err(StoreError::new(
+                            "write recipients",
+                            format!("{} items still unprocessed", pending.len()),
+                        ));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn recipient_puts(recipients: &[Recipient]) -> Result<Vec<WriteRequest>, StoreError> {
+        recipients
+            .iter()
+            .map(|r| {
+                let put = PutRequest::builder()
+                    .set_item(Some(encode_recipient_item(r)?))
+                    .build()
+                    .map_err(|e| StoreError::new("build put", e))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect()
+    }
+
+    fn recipient_deletes(recipients: &[Recipient]) -> Result<Vec<WriteRequest>, StoreError> {
+        recipients
+            .iter()
+            .map(|r| {
+                let del = DeleteRequest::builder()
+                    .set_key(Some(key(
+                        practice_pk(&r.practice_id),
+                        recipient_sk(&r.message_id, &r.recipient_id),
+                    )))
+                    .build()
+                    .map_err(|e| StoreError::new("build delete", e))?;
+                Ok(WriteRequest::builder().delete_request(del).build())
+            })
+            .collect()
+    }
+
+    /// After a bulk recipient reached a final status: marks the bulk
+    /// `completed` when none of its recipients is still waiting or in
+    /// flight. One conditional update; refused (and ignored) otherwise.
+    pub(crate) async fn complete_bulk_if_done(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+    ) -> Result<(), StoreError> {
+        let zero = n(0);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
+            .update_expression("SET #status = :done, gsi2pk = :g2pk")
+            .condition_expression(
+                "#status = :sending AND counts.scheduled = :zero AND counts.queued = :zero \
+                 AND counts.sending = :zero AND counts.sent = :zero",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":done", s("completed"))
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":zero", zero)
+            .expression_attribute_values(
+                ":g2pk",
+                s(type_status_pk(
+                    practice_id,
+                    MessageType::BulkMessage,
+                    "completed",
+                )),
+            )
+            .send()
+            .await;
+        if conditional(result, "complete bulk")? {
+            tracing::info!(message_id, "bulk completed");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BulkStore for DynamoStore {
+    async fn get_patients(
+        &self,
+        practice_id: &str,
+        patient_ids: &[String],
+    ) -> Result<Vec<Patient>, StoreError> {
+        let mut found = Vec::with_capacity(patient_ids.len());
+        for chunk in patient_ids.chunks(GET_BATCH) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| key(practice_pk(practice_id), patient_sk(id)))
+                .collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::new("build batch get", e))?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                attempt += 1;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(err("read patients"))?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    found.push(from_item::<Patient>(item)?);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
+                if pending.is_some() {
+                    if attempt >= BATCH_ATTEMPTS {
+                        return Err(StoreError::new("read patients", "keys left unprocessed"));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn create_bulk(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.batch_write(Self::recipient_puts(recipients)?).await?;
+        let mut writes = vec![self.put(message_item(message)?, Some("attribute_not_exists(pk)"))?];
+        if let Some(rec) = idempotency {
+            writes.push(self.idempotency_put(rec, &message.created_at)?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(e) => {
+                let taken = idempotency.is_some() && cancelled_by_condition(&e, 1);
+                // Nothing refers to the recipients written: take them back.
+                self.batch_write(Self::recipient_deletes(recipients)?)
+                    .await?;
+                if taken {
+                    Ok(CreateOutcome::IdempotencyKeyTaken)
+                } else {
+                    Err(StoreError::new(
+                        "store bulk message",
+                        DisplayErrorContext(e),
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn get_message_only(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        self.get(
+            practice_pk(practice_id),
+            message_sk(message_id),
+            "read message",
+        )
+        .await
+    }
+
+    async fn recipients_page(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        status: Option<RecipientStatus>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Recipient>, Option<String>), StoreError> {
+        let prefix = format!("{}#R#", message_sk(message_id));
+        let (page, more) = self
+            .query_prefix::<Recipient>(
+                practice_id,
+                &prefix,
+                limit as usize,
+                after.map(|id| recipient_sk(message_id, id)),
+                status.map(|s| s.as_str()),
+                "read recipients",
+            )
+            .await?;
+        let next = if more {
+            page.last().map(|r| r.recipient_id.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+
+    async fn advance_pump(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        pump: &str,
+        released: u32,
+        next_pump: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
+            .condition_expression("#bulk.pump = :pump AND attribute_not_exists(#bulk.canceled_at)")
+            .expression_attribute_values(":pump", s(pump))
+            .expression_attribute_names("#bulk", "bulk")
+            .expression_attribute_values(":released", n(released));
+        update = match next_pump {
+            Some(next) => update
+                .update_expression("SET #bulk.released = :released, #bulk.pump = :next")
+                .expression_attribute_values(":next", s(next)),
+            None => update.update_expression("SET #bulk.released = :released REMOVE #bulk.pump"),
+        };
+        conditional(update.send().await, "record pump")
+    }
+
+    async fn stop_bulk(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
+            .update_expression(
+                "SET #bulk.canceled_at = if_not_exists(#bulk.canceled_at, :at) REMOVE #bulk.pump",
+            )
+            .condition_expression("attribute_exists(#bulk)")
+            .expression_attribute_names("#bulk", "bulk")
+            .expression_attribute_values(":at", s(to_api_time(&at)))
+            .send()
+            .await
+            .map_err(err("cancel bulk"))?;
+        Ok(())
+    }
+
+    async fn transition_many(
+        &self,
+        current: &[Recipient],
+        transition: &Transition,
+    ) -> Result<bool, StoreError> {
+        let Some(first) = current.first() else {
+            return Ok(true);
+        };
+        let mut writes = Vec::with_capacity(current.len() + 1);
+        let mut delta: HashMap<&'static str, i64> = HashMap::new();
+        for r in current {
+            let Some(next) = r.apply(transition) else {
+                return Ok(false);
+            };
+            *delta.entry(r.status.as_str()).or_default() -= 1;
+            *delta.entry(next.status.as_str()).or_default() += 1;
+            writes.push(self.versioned_put(r, &next)?);
+        }
+        let mut sets = Vec::new();
+        let mut names = HashMap::new();
+        let mut values: Item = HashMap::new();
+        for (i, (status, d)) in delta.iter().filter(|(_, d)| **d != 0).enumerate() {
+            sets.push(format!("counts.#s{i} = counts.#s{i} + :d{i}"));
+            names.insert(format!("#s{i}"), status.to_string());
+            values.insert(format!(":d{i}"), n(d));
+        }
+        if !sets.is_empty() {
+            writes.push(self.message_update(
+                &first.practice_id,
+                &first.message_id,
+                &sets,
+                names,
+                values,
+            )?);
+        }
+        match self.transact_retrying_conflicts(writes).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let refused = (0..current.len()).any(|i| cancelled_by_condition(&e, i));
+                if refused {
+                    Ok(false)
+                } else {
+                    Err(StoreError::new("update recipients", DisplayErrorContext(e)))
+                }
+            }
+        }
+    }
+
+    async fn set_bulk_status(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        from: &str,
+        to: &str,
+        sent_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .expression_attribute_values(
+                ":g2pk",
+                s(type_status_pk(practice_id, MessageType::BulkMessage, to)),
+            );
+        update = match sent_at {
+            None => update
+                .update_expression("SET #status = :to, gsi2pk = :g2pk")
+                .condition_expression("#status = :from"),
+            Some(at) => {
+                // Sending begins: the tracking list sorts it by this time.
+                let at_text = to_api_time(&at);
+                update
+                    .update_expression(
+                        "SET #status = :to, gsi2pk = :g2pk, sent_at = :at, gsi1sk = :sk, gsi2sk = :sk",
+                    )
+                    .condition_expression("#status = :from AND attribute_not_exists(sent_at)")
+                    .expression_attribute_values(":at", s(at_text.clone()))
+                    .expression_attribute_values(":sk", s(format!("{at_text}#{message_id}")))
+            }
+        };
+        conditional(update.send().await, "set bulk status")
+    }
+
+    async fn sending_bulks(&self, practice_id: &str) -> Result<Vec<Message>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(TRACKING_BY_TYPE_STATUS)
+                .key_condition_expression("gsi2pk = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    s(type_status_pk(
+                        practice_id,
+                        MessageType::BulkMessage,
+                        "sending",
+                    )),
+                )
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(err("list sending bulks"))?;
+            for item in out.items.unwrap_or_default() {
+                found.push(from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(found),
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Adapters at the edge: translate between the domain and DynamoDB, SQS and the carrier.
+//! Nothing else lives here.
+
+pub mod bandwidth;
+pub mod dynamo;
+pub mod dynamo_bulk;
+pub mod dynamo_rate;
+pub mod dynamo_templates;
+pub mod scheduler;
+pub mod sqs;
+
+/// Loads the AWS SDK configuration once per process. Endpoints come from the
+/// standard `AWS_ENDPOINT_URL` variable when it is set (the local cloud).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

@@ -1,0 +1,142 @@
+//! The send queue on SQS.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+use messaging_core::domain::error::StoreError;
+use messaging_core::domain::message::SendJob;
+use messaging_core::ports::SendQueue;
+
+/// SQS allows at most 10 entries per `SendMessageBatch`.
+const BATCH: usize = 10;
+/// Tries per batch before giving up on the entries SQS keeps refusing.
+const ATTEMPTS: u32 = 3;
+
+/// The send queue.
+#[derive(Debug, Clone)]
+pub struct SqsSendQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsSendQueue {
+    /// Wraps a client and the queue's URL.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl SendQueue for SqsSendQueue {
+    async fn enqueue(&self, jobs: &[SendJob]) -> Result<(), StoreError> {
+        let jobs: Vec<(SendJob, u32)> = jobs.iter().map(|j| (j.clone(), 0)).collect();
+        self.enqueue_wave(&jobs).await
+    }
+
+    async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError> {
+        for chunk in jobs.chunks(BATCH) {
+            let mut pending: Vec<(String, String, u32)> = Vec::with_capacity(chunk.len());
+            for (i, (job, delay)) in chunk.iter().enumerate() {
+                let body = serde_json::to_string(job)
+                    .map_err(|e| StoreError::new("encode send job", e))?;
+                pending.push((i.to_string(), body, (*delay).min(900)));
+            }
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let entries = pending
+                    .iter()
+                    .map(|(id, body, delay)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(id)
+                            .message_body(body)
+                            .delay_seconds(i32::try_from(*delay).unwrap_or(900))
+                            .build()
+                            .map_err(|e| StoreError::new("build queue entry", e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await;
+                match out {
+                    Ok(out) => {
+                        let failed: Vec<String> =
+                            out.failed().iter().map(|f| f.id().to_string()).collect();
+                        pending.retain(|(id, _, _)| failed.contains(id));
+                        if !pending.is_empty() && attempt >= ATTEMPTS {
+                            let first = out
+                                .failed()
+                                .first()
+                                .map(|f| f.message().unwrap_or_default().to_string());
+                            return Err(StoreError::new(
+                                "enqueue sends",
+                                format!(
+                                    "{} entries refused: {}",
+                                    pending.len(),
+                                    first.unwrap_or_default()
+                                ),
+                            ));
+                        }
+                    }
+                    Err(e) if attempt >= ATTEMPTS => {
+                        return Err(StoreError::new(
+                            "enqueue sends",
+                            aws_sdk_sqs::error::DisplayErrorContext(e),
+                        ))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), attempt, "enqueue failed; retrying");
+                    }
+                }
+                if !pending.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * 2u64.pow(attempt)))
+                        .await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn enqueue_delayed(&self, job: &SendJob, delay_seconds: u32) -> Result<(), StoreError> {
+        let body = serde_json::to_string(job).map_err(|e| StoreError::new("encode send job", e))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(i32::try_from(delay_seconds.min(900)).unwrap_or(900))
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::new(
+                    "enqueue delayed send",
+                    aws_sdk_sqs::error::DisplayErrorContext(e),
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        receipt_handle: &str,
+        delay_seconds: u32,
+    ) -> Result<(), StoreError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(delay_seconds).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::new("delay retry", aws_sdk_sqs::error::DisplayErrorContext(e))
+            })?;
+        Ok(())
+    }
+}

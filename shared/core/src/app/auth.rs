@@ -1,0 +1,163 @@
+//! API keys: `Authorization: Bearer <key>` → the practice it belongs to.
+//! Keys are stored only as SHA-256 digests; a warm function caches the
+//! lookup briefly so a burst of requests costs one read.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+use crate::domain::error::AppError;
+use crate::domain::practice::Practice;
+use crate::ports::PracticeStore;
+
+/// How long a warm function trusts a cached key lookup. A rotated key stops
+/// working everywhere within this time.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// SHA-256 hex digest of an API key, as stored.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new random API key (256 bits), shown to the office once.
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "pmk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Resolves bearer keys to practices.
+pub struct Authenticator<S> {
+    store: S,
+    cache: Mutex<HashMap<String, (Practice, Instant)>>,
+}
+
+impl<S: PracticeStore> Authenticator<S> {
+    /// Wraps the store that holds the keys.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The practice for an `Authorization` header value; 401 when missing,
+    /// malformed or unknown.
+    pub async fn practice(&self, authorization: Option<&str>) -> Result<Practice, AppError> {
+        let key = authorization
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                AppError::unauthorized(
+                    "Send the practice's API key as 'Authorization: Bearer <key>'.",
+                )
+            })?;
+        let hash = hash_key(key);
+        {
+            let cache = self.cache.lock().await;
+            if let Some((practice, at)) = cache.get(&hash) {
+                if at.elapsed() < CACHE_TTL {
+                    return Ok(practice.clone());
+                }
+            }
+        }
+        let practice = self.store.practice_for_key(&hash).await?.ok_or_else(|| {
+            AppError::unauthorized("The API key is not valid; check it or ask for a new one.")
+        })?;
+        self.cache
+            .lock()
+            .await
+            .insert(hash, (practice.clone(), Instant::now()));
+        Ok(practice)
+    }
+}
+
+/// Checks HTTP Basic credentials (the carrier webhook), in constant time.
+pub fn check_basic_auth(
+    authorization: Option<&str>,
+    user: &str,
+    password: &str,
+) -> Result<(), AppError> {
+    let denied = || AppError::unauthorized("Webhook credentials are missing or wrong.");
+    let encoded = authorization
+        .and_then(|h| {
+            h.strip_prefix("Basic ")
+                .or_else(|| h.strip_prefix("basic "))
+        })
+        .ok_or_else(denied)?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| denied())?;
+    let expected = format!("{user}:{password}");
+    // Compare digests so the time taken does not depend on where they differ.
+    if Sha256::digest(&decoded) == Sha256::digest(expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(denied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{sample_practice, MemoryStore};
+
+    #[tokio::test]
+    async fn known_key_resolves_to_its_practice() {
+        let store = MemoryStore::default();
+        let key = generate_key();
+        store.add_practice(sample_practice("demo"), &key).await;
+        let auth = Authenticator::new(store);
+        let p = auth.practice(Some(&format!("Bearer {key}"))).await.unwrap();
+        assert_eq!(p.practice_id, "demo");
+    }
+
+    #[tokio::test]
+    async fn missing_or_wrong_key_is_unauthorized() {
+        let auth = Authenticator::new(MemoryStore::default());
+        for header in [
+            None,
+            Some("Bearer "),
+            Some("Basic abc"),
+            Some("Bearer nope"),
+        ] {
+            let e = auth.practice(header).await.unwrap_err();
+            assert_eq!(e.code, "unauthorized", "{header:?}");
+        }
+    }
+
+    #[test]
+    fn keys_are_random_and_hashed() {
+        let (a, b) = (generate_key(), generate_key());
+        assert_ne!(a, b);
+        assert_eq!(hash_key(&a).len(), 64);
+        assert_ne!(hash_key(&a), a);
+    }
+
+    #[test]
+    fn basic_auth_accepts_only_the_configured_pair() {
+        let ok = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("u:p")
+        );
+        let bad = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("u:x")
+        );
+        assert!(check_basic_auth(Some(&ok), "u", "p").is_ok());
+        assert!(check_basic_auth(Some(&bad), "u", "p").is_err());
+        assert!(check_basic_auth(None, "u", "p").is_err());
+        assert!(check_basic_auth(Some("Basic !!!"), "u", "p").is_err());
+    }
+}

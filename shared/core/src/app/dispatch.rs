@@ -1,0 +1,584 @@
+//! The dispatcher's decision for one queued send: re-read, claim, call the
+//! carrier, record the outcome. Safe under duplicate queue deliveries and
+//! concurrent dispatchers: only the instance whose conditional claim wins
+//! calls the carrier.
+
+use chrono::Duration;
+
+use crate::app::bulk;
+use crate::app::rate_cap::{take_bulk_submission, BulkLimits};
+use crate::domain::clock::{queue_delay, Clock};
+use crate::domain::error::StoreError;
+use crate::domain::message::MessageType;
+use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
+use crate::domain::quiet_hours::next_allowed;
+use crate::ports::{
+    BulkStore, Carrier, CarrierOutcome, MessageStore, OptOutStore, OutboundText, PracticeStore,
+    RateStore, SendQueue, Transition,
+};
+
+/// How retryable carrier failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Carrier attempts before a recipient is marked failed.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles on each further one.
+    pub base_delay_seconds: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay_seconds: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay after the `attempt`-th failed attempt (1-based): base, 2×, 4×...
+    pub fn delay_after(&self, attempt: u32) -> u32 {
+        self.base_delay_seconds
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(900)
+    }
+}
+
+/// What to do with the queue message after dispatching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatched {
+    /// Finished with (sent, failed, or nothing to do): delete it.
+    Done,
+    /// Deliver it again after this many seconds.
+    RetryAfter(u32),
+}
+
+/// A claim older than this whose instance never recorded an outcome is
+/// treated as interrupted (the function timed out or crashed mid-send).
+pub const STALE_CLAIM: Duration = Duration::seconds(120);
+
+/// How soon a duplicate that found its recipient mid-send looks again.
+const RECHECK_SENDING_SECONDS: i64 = 10;
+
+/// Dispatches queued sends.
+pub struct Dispatcher<M, C, K, Q> {
+    /// Recipients.
+    pub store: M,
+    /// The send queue (to hold a send until its time).
+    pub queue: Q,
+    /// The carrier.
+    pub carrier: C,
+    /// Time.
+    pub clock: K,
+    /// Retry behaviour.
+    pub retry: RetryPolicy,
+    /// Bulk submissions per second through one sending number.
+    pub bulk_per_second: u32,
+    /// A bulk recipient told to wait at most this long for a token waits
+    /// in the function instead of going back to the queue (zero: never).
+    pub inline_wait: Duration,
+}
+
+/// The dispatcher's default [`Dispatcher::inline_wait`]: a sub-second wait
+/// for the number's pace is slept through — another trip through the
+/// queue would cost a receive and usually collide with the next recipient
+/// planned for the next second. Ten such waits fit a batch well inside the
+/// function's timeout.
+pub const INLINE_WAIT: Duration = Duration::milliseconds(1500);
+
+/// The stores the dispatcher reads and writes.
+pub trait DispatchStore:
+    MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore
+{
+}
+impl<T: MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore> DispatchStore for T {}
+
+impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
+    /// Handles one queued send, or one run of a bulk's pump.
+    pub async fn dispatch(&self, job: &SendJob) -> Result<Dispatched, StoreError> {
+        if bulk::is_pump(job) {
+            return bulk::run_pump(
+                &self.store,
+                &self.queue,
+                &self.clock,
+                job,
+                self.bulk_per_second,
+            )
+            .await;
+        }
+        let Some(mut recipient) = self.store.get_recipient(job).await? else {
+            tracing::warn!(%job, "send for an unknown recipient; dropped");
+            return Ok(Dispatched::Done);
+        };
+        match recipient.status {
+            RecipientStatus::Queued => {}
+            RecipientStatus::Scheduled => {
+                let now = self.clock.now();
+                let due = recipient.not_before.unwrap_or(now);
+                if now < due {
+                    // Early (the schedule fires ahead of time, or was moved
+                    // later): hold it with a queue delay until its second.
+                    let seconds = queue_delay(due - now);
+                    self.queue.enqueue_delayed(job, seconds).await?;
+                    tracing::info!(%job, seconds, "not due yet; held");
+                    return Ok(Dispatched::Done);
+                }
+                let Some(queued) = self
+                    .store
+                    .transition(&recipient, &Transition::Queue)
+                    .await?
+                else {
+                    // Canceled or rescheduled meanwhile, or another firing won.
+                    tracing::info!(%job, "schedule fired but the message moved on");
+                    return Ok(Dispatched::Done);
+                };
+                recipient = queued;
+            }
+            RecipientStatus::Sending => {
+                let claimed = recipient
+                    .claimed_at
+                    .unwrap_or(recipient.sent_at.unwrap_or_default());
+                let age = self.clock.now() - claimed;
+                if age < STALE_CLAIM {
+                    // Another instance is sending it right now (a duplicate
+                    // delivery): look again shortly, by when it has usually
+                    // recorded the outcome and this copy can be dropped.
+                    let wait = (STALE_CLAIM - age)
+                        .num_seconds()
+                        .clamp(1, RECHECK_SENDING_SECONDS);
+                    return Ok(Dispatched::RetryAfter(u32::try_from(wait).unwrap_or(1)));
+                }
+                // Whether the carrier got it is unknown; never risk a second text.
+                let failed = Transition::Failed {
+                    carrier_message_id: None,
+                    error: RecipientError::send_interrupted(),
+                    at: self.clock.now(),
+                };
+                self.store.transition(&recipient, &failed).await?;
+                tracing::warn!(%job, "interrupted send marked failed");
+                return Ok(Dispatched::Done);
+            }
+            other => {
+                tracing::info!(%job, status = other.as_str(), "nothing to send");
+                return Ok(Dispatched::Done);
+            }
+        }
+
+        // Re-checked here so a number that texted STOP after its message was
+        // queued is not sent to.
+        if self
+            .store
+            .is_opted_out(&job.practice_id, recipient.to.as_str())
+            .await?
+        {
+            let skip = Transition::Skip {
+                reason: "opted_out: the number replied STOP".into(),
+            };
+            self.store.transition(&recipient, &skip).await?;
+            tracing::info!(%job, "recipient opted out; skipped");
+            return Ok(Dispatched::Done);
+        }
+        if recipient.message_type == MessageType::BulkMessage
+            && self.defer_bulk(job, &recipient).await?
+        {
+            return Ok(Dispatched::Done);
+        }
+        let claim = Transition::Claim {
+            at: self.clock.now(),
+        };
+        let Some(claimed) = self.store.transition(&recipient, &claim).await? else {
+            tracing::info!(%job, "claimed by another dispatcher");
+            return Ok(Dispatched::Done);
+        };
+        let outbound = OutboundText {
+            from: claimed.from.to_string(),
+            to: claimed.to.to_string(),
+            text: claimed.text.clone(),
+            tag: job.to_tag(),
+        };
+        match self.carrier.send(&outbound).await {
+            CarrierOutcome::Accepted { carrier_message_id } => {
+                let sent = Transition::Sent {
+                    carrier_message_id: carrier_message_id.clone(),
+                    at: self.clock.now(),
+                };
+                if self.store.transition(&claimed, &sent).await?.is_none() {
+                    // A delivery callback overtook us and already recorded it.
+                    tracing::info!(%job, %carrier_message_id, "callback arrived before the sent record");
+                }
+                tracing::info!(%job, %carrier_message_id, "sent");
+                Ok(Dispatched::Done)
+            }
+            CarrierOutcome::Rejected { status, detail } => {
+                let failed = Transition::Failed {
+                    carrier_message_id: None,
+                    error: RecipientError::carrier_rejected(status, &detail),
+                    at: self.clock.now(),
+                };
+                self.record_outcome(&claimed, &failed).await?;
+                tracing::warn!(%job, status, %detail, "carrier rejected the send");
+                Ok(Dispatched::Done)
+            }
+            CarrierOutcome::Retryable { reason } => {
+                if claimed.attempts >= self.retry.max_attempts {
+                    let failed = Transition::Failed {
+                        carrier_message_id: None,
+                        error: RecipientError::retries_exhausted(claimed.attempts, &reason),
+                        at: self.clock.now(),
+                    };
+                    self.record_outcome(&claimed, &failed).await?;
+                    tracing::error!(%job, attempts = claimed.attempts, %reason, "retries exhausted; marked failed");
+                    return Ok(Dispatched::Done);
+                }
+                let release = Transition::Release {
+                    reason: reason.clone(),
+                };
+                self.record_outcome(&claimed, &release).await?;
+                let delay = self.retry.delay_after(claimed.attempts);
+                tracing::warn!(%job, attempts = claimed.attempts, delay, %reason, "carrier failed; will retry");
+                Ok(Dispatched::RetryAfter(delay))
+            }
+        }
+    }
+}
+
+impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
+    /// Holds a bulk recipient to the practice's sending window, the
+    /// number's pace and the practice's cap: takes the number's token, then
+    /// the cap's (last, so the cap counts submissions). A wait of at most
+    /// `inline_wait` is slept through; a longer one defers the recipient
+    /// with a fresh queue message for then (the received one is deleted, so
+    /// waiting never counts toward the DLQ) and answers `true`. Direct
+    /// messages never come here.
+    async fn defer_bulk(
+        &self,
+        job: &SendJob,
+        recipient: &crate::domain::message::Recipient,
+    ) -> Result<bool, StoreError> {
+        let Some(practice) = self.store.get_practice(&recipient.practice_id).await? else {
+            return Ok(false);
+        };
+        let limits = BulkLimits {
+            number_per_second: self.bulk_per_second.max(1),
+            ..BulkLimits::for_practice(&practice)
+        };
+        loop {
+            let now = self.clock.now();
+            let allowed = next_allowed(now, &practice.timezone, practice.quiet_hours.as_ref());
+            let not_before = if allowed > now {
+                Some(allowed)
+            } else {
+                take_bulk_submission(
+                    &self.store,
+                    &recipient.practice_id,
+                    recipient.from.as_str(),
+                    now,
+                    &limits,
+                )
+                .await?
+            };
+            let Some(at) = not_before else {
+                return Ok(false);
+            };
+            let wait = at - now;
+            if wait > self.inline_wait {
+                let seconds = queue_delay(wait).max(1);
+                self.queue.enqueue_delayed(job, seconds).await?;
+                tracing::info!(%job, seconds, "bulk send deferred by the cap, the number's pace or quiet hours");
+                return Ok(true);
+            }
+            if let Ok(pause) = wait.to_std() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+
+    /// Records what happened to a send we claimed. Only a callback can have
+    /// changed the recipient meanwhile; if it did, the callback's news wins.
+    async fn record_outcome(
+        &self,
+        claimed: &crate::domain::message::Recipient,
+        t: &Transition,
+    ) -> Result<(), StoreError> {
+        if self.store.transition(claimed, t).await?.is_none() {
+            tracing::info!(message_id = %claimed.message_id, "recipient moved on before the outcome was recorded");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{queued_recipient, FixedClock, MemoryQueue, MemoryStore, ScriptedCarrier};
+
+    fn dispatcher(
+        store: MemoryStore,
+        carrier: ScriptedCarrier,
+    ) -> Dispatcher<MemoryStore, ScriptedCarrier, FixedClock, MemoryQueue> {
+        Dispatcher {
+            store,
+            queue: MemoryQueue::default(),
+            carrier,
+            clock: FixedClock::at("2026-11-26T15:00:00Z"),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base_delay_seconds: 5,
+            },
+            bulk_per_second: 1,
+            inline_wait: Duration::zero(),
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_recipient_is_sent_once_even_if_delivered_twice() {
+        let store = MemoryStore::default();
+        let job = store.insert_recipient(queued_recipient()).await;
+        let carrier = ScriptedCarrier::accepting();
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(carrier.calls().await, 1);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Sent);
+        assert_eq!(r.carrier_message_id.as_deref(), Some("carrier-1"));
+    }
+
+    #[tokio::test]
+    async fn carrier_5xx_releases_for_retry_with_backoff() {
+        let store = MemoryStore::default();
+        let job = store.insert_recipient(queued_recipient()).await;
+        let carrier = ScriptedCarrier::with(vec![
+            CarrierOutcome::Retryable {
+                reason: "HTTP 500".into(),
+            },
+            CarrierOutcome::Retryable {
+                reason: "HTTP 500".into(),
+            },
+        ]);
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::RetryAfter(5));
+        assert_eq!(
+            store.recipient(&job).await.unwrap().status,
+            RecipientStatus::Queued
+        );
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::RetryAfter(10));
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Sent);
+        assert_eq!(carrier.calls().await, 3);
+    }
+
+    #[tokio::test]
+    async fn exhausted_retries_leave_a_visible_failure() {
+        let store = MemoryStore::default();
+        let job = store.insert_recipient(queued_recipient()).await;
+        let carrier = ScriptedCarrier::with(vec![
+            CarrierOutcome::Retryable {
+                reason: "timeout".into()
+            };
+            3
+        ]);
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert!(matches!(
+            d.dispatch(&job).await.unwrap(),
+            Dispatched::RetryAfter(_)
+        ));
+        assert!(matches!(
+            d.dispatch(&job).await.unwrap(),
+            Dispatched::RetryAfter(_)
+        ));
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Failed);
+        assert_eq!(r.error.unwrap().code, "retries_exhausted");
+    }
+
+    #[tokio::test]
+    async fn carrier_4xx_fails_permanently_without_retry() {
+        let store = MemoryStore::default();
+        let job = store.insert_recipient(queued_recipient()).await;
+        let carrier = ScriptedCarrier::with(vec![CarrierOutcome::Rejected {
+            status: 400,
+            detail: "bad from".into(),
+        }]);
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Failed);
+        let e = r.error.unwrap();
+        assert_eq!((e.code.as_str(), e.permanent), ("http_400", true));
+    }
+
+    #[tokio::test]
+    async fn number_that_opted_out_after_queueing_is_skipped_not_sent() {
+        use crate::ports::{OptOutChange, OptOutStore};
+        let store = MemoryStore::default();
+        let r = queued_recipient();
+        store
+            .record_opt_out(&OptOutChange {
+                practice_id: r.practice_id.clone(),
+                phone: r.to.to_string(),
+                opted_out: true,
+                keyword: "STOP".into(),
+                source: "sms".into(),
+                at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        let job = store.insert_recipient(r).await;
+        let carrier = ScriptedCarrier::accepting();
+        assert_eq!(
+            dispatcher(store.clone(), carrier.clone())
+                .dispatch(&job)
+                .await
+                .unwrap(),
+            Dispatched::Done
+        );
+        assert_eq!(carrier.calls().await, 0);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Skipped);
+        assert!(r.skip_reason.unwrap().starts_with("opted_out"));
+    }
+
+    fn scheduled_for(not_before: &str) -> crate::domain::message::Recipient {
+        let mut r = queued_recipient();
+        r.status = RecipientStatus::Scheduled;
+        r.not_before = Some(not_before.parse().unwrap());
+        r
+    }
+
+    #[tokio::test]
+    async fn early_firing_is_held_until_the_second_it_is_due() {
+        let store = MemoryStore::default();
+        // The clock says 15:00:00; due at 15:00:42.5 → held 43 s, nothing sent.
+        let job = store
+            .insert_recipient(scheduled_for("2026-11-26T15:00:42.500Z"))
+            .await;
+        let carrier = ScriptedCarrier::accepting();
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(carrier.calls().await, 0);
+        assert_eq!(
+            d.queue.delayed.lock().await.clone(),
+            vec![(job.clone(), 43)]
+        );
+        assert_eq!(
+            store.recipient(&job).await.unwrap().status,
+            RecipientStatus::Scheduled
+        );
+    }
+
+    #[tokio::test]
+    async fn far_early_firing_is_held_in_fifteen_minute_steps() {
+        let store = MemoryStore::default();
+        let job = store
+            .insert_recipient(scheduled_for("2026-11-26T18:00:00Z"))
+            .await;
+        let d = dispatcher(store.clone(), ScriptedCarrier::accepting());
+        d.dispatch(&job).await.unwrap();
+        assert_eq!(d.queue.delayed.lock().await[0].1, 900);
+    }
+
+    #[tokio::test]
+    async fn due_schedule_fired_twice_sends_once() {
+        let store = MemoryStore::default();
+        let job = store
+            .insert_recipient(scheduled_for("2026-11-26T14:59:59Z"))
+            .await;
+        let carrier = ScriptedCarrier::accepting();
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(carrier.calls().await, 1);
+        assert_eq!(
+            store.recipient(&job).await.unwrap().status,
+            RecipientStatus::Sent
+        );
+    }
+
+    #[tokio::test]
+    async fn schedule_firing_after_cancel_sends_nothing() {
+        let store = MemoryStore::default();
+        let job = store
+            .insert_recipient(scheduled_for("2026-11-26T14:59:59Z"))
+            .await;
+        let current = store.recipient(&job).await.unwrap();
+        store
+            .transition(
+                &current,
+                &Transition::Cancel {
+                    at: chrono::Utc::now(),
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let carrier = ScriptedCarrier::accepting();
+        assert_eq!(
+            dispatcher(store.clone(), carrier.clone())
+                .dispatch(&job)
+                .await
+                .unwrap(),
+            Dispatched::Done
+        );
+        assert_eq!(carrier.calls().await, 0);
+        assert_eq!(
+            store.recipient(&job).await.unwrap().status,
+            RecipientStatus::Canceled
+        );
+    }
+
+    #[tokio::test]
+    async fn canceled_recipient_is_not_sent() {
+        let store = MemoryStore::default();
+        let mut r = queued_recipient();
+        r.status = RecipientStatus::Canceled;
+        let job = store.insert_recipient(r).await;
+        let carrier = ScriptedCarrier::accepting();
+        assert_eq!(
+            dispatcher(store, carrier.clone())
+                .dispatch(&job)
+                .await
+                .unwrap(),
+            Dispatched::Done
+        );
+        assert_eq!(carrier.calls().await, 0);
+    }
+
+    #[tokio::test]
+    async fn fresh_claim_by_another_instance_is_waited_on_and_stale_one_fails() {
+        let store = MemoryStore::default();
+        let mut r = queued_recipient();
+        r.status = RecipientStatus::Sending;
+        r.claimed_at = Some("2026-11-26T14:59:30Z".parse().unwrap());
+        let job = store.insert_recipient(r.clone()).await;
+        let carrier = ScriptedCarrier::accepting();
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert!(matches!(
+            d.dispatch(&job).await.unwrap(),
+            Dispatched::RetryAfter(_)
+        ));
+        r.claimed_at = Some("2026-11-26T14:50:00Z".parse().unwrap());
+        let job = store.insert_recipient(r).await;
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        assert_eq!(
+            store.recipient(&job).await.unwrap().error.unwrap().code,
+            "send_interrupted"
+        );
+        assert_eq!(carrier.calls().await, 0);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay_seconds: 10,
+        };
+        assert_eq!(
+            (p.delay_after(1), p.delay_after(2), p.delay_after(3)),
+            (10, 20, 40)
+        );
+        assert_eq!(p.delay_after(30), 900);
+    }
+}

@@ -1,0 +1,968 @@
+//! Direct messages: accept, store, enqueue; read back.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use crate::app::idempotency;
+use crate::app::templates;
+use crate::domain::error::AppError;
+use crate::domain::error::StoreError;
+use crate::domain::merge::{self, MergeData};
+use crate::domain::message::Transition;
+use crate::domain::message::{
+    Counts, Message, MessageType, MessageView, Recipient, RecipientStatus, SendJob,
+};
+use crate::domain::patient::validate_id;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::practice::{Channel, Practice};
+use crate::domain::quiet_hours::next_allowed;
+use crate::domain::text::{self, InvalidText};
+use crate::ports::{
+    CreateOutcome, MessageStore, OptOutStore, PracticeStore, SendQueue, SendScheduler,
+    TemplateStore,
+};
+
+/// Body of `POST /v1/messages`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    /// A synced patient, or...
+    #[serde(default)]
+    pub patient_id: Option<String>,
+    /// ...an ad-hoc number.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Merge data for an ad-hoc `to`.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Merge data for an ad-hoc `to`.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// The text, with optional merge fields, or...
+    #[serde(default)]
+    pub text: Option<String>,
+    /// ...a saved Quick Message.
+    #[serde(default)]
+    pub template_id: Option<String>,
+    /// `sms_main` (default) or `sms_alt`.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Send later, at this time (RFC 3339 with offset); absent = now.
+    #[serde(default)]
+    pub send_at: Option<String>,
+}
+
+/// An answer to return as-is: status and JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: String,
+}
+
+/// Everything the messages use cases need.
+pub struct Messages<P, M, Q, S> {
+    /// Practices and patients.
+    pub practices: P,
+    /// Messages and recipients.
+    pub store: M,
+    /// The send queue.
+    pub queue: Q,
+    /// One-time schedules for sends in the future.
+    pub scheduler: S,
+    /// Sends due within this much go on the queue with a delivery delay
+    /// instead of a schedule (at most [`MAX_QUEUE_DELAY`]).
+    pub queue_delay_max: Duration,
+}
+
+/// How far ahead of `send_at` a schedule fires. Scheduler fires within the
+/// minute of its time; the dispatcher then holds the send until its second.
+pub const SCHEDULE_LEAD: Duration = Duration::seconds(60);
+/// Longest SQS delivery delay (15 minutes): sends due sooner than this can be
+/// put on the queue with a delay instead of a schedule.
+pub const MAX_QUEUE_DELAY: Duration = Duration::seconds(900);
+/// Furthest ahead a send may be scheduled.
+pub const MAX_SCHEDULE_AHEAD: Duration = Duration::days(365);
+
+/// A sender that never schedules (HELP replies are always sent now).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendNowOnly;
+
+#[async_trait::async_trait]
+impl SendScheduler for SendNowOnly {
+    async fn schedule(
+        &self,
+        _name: &str,
+        _at: DateTime<Utc>,
+        _job: &SendJob,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::new("schedule", "this function only sends now"))
+    }
+    async fn unschedule(&self, _name: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The schedule of a message's send.
+pub fn schedule_name(message_id: &str) -> String {
+    format!("msg-{message_id}")
+}
+
+/// Reads and checks a requested send time: RFC 3339 with an offset, in the
+/// future, at most 365 days ahead.
+pub fn parse_send_at(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
+    let invalid = |m: &str| AppError::invalid("invalid_send_at", m.to_string()).at("send_at");
+    let t = DateTime::parse_from_rfc3339(value)
+        .map_err(|_| {
+            invalid("send_at must be a time with an offset, such as 2026-12-01T15:00:00-05:00")
+        })?
+        .with_timezone(&Utc);
+    if t <= now {
+        return Err(invalid(
+            "send_at is in the past; choose a future time or leave it out to send now",
+        ));
+    }
+    if t > now + MAX_SCHEDULE_AHEAD {
+        return Err(invalid("send_at is more than 365 days ahead"));
+    }
+    Ok(t)
+}
+
+/// Body of `PATCH /v1/messages/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleRequest {
+    /// The new send time.
+    pub send_at: String,
+}
+
+fn invalid_text(e: InvalidText) -> AppError {
+    AppError::invalid("invalid_text", e.to_string()).at("text")
+}
+
+/// The channel asked for (default `sms_main`) and the practice's number on
+/// it; 422 `channel_unavailable` when the practice has none.
+pub(crate) fn resolve_channel(
+    practice: &Practice,
+    channel: Option<&str>,
+) -> Result<(Channel, PhoneNumber), AppError> {
+    let channel = match channel {
+        None => Channel::SmsMain,
+        Some(c) => Channel::parse(c).ok_or_else(|| {
+            AppError::invalid("invalid_field", "channel must be sms_main or sms_alt").at("channel")
+        })?,
+    };
+    let from = practice.channels.number(channel).cloned().ok_or_else(|| {
+        AppError::invalid(
+            "channel_unavailable",
+            format!(
+                "the practice has no {} number; choose another channel",
+                channel.as_str()
+            ),
+        )
+        .at("channel")
+    })?;
+    Ok((channel, from))
+}
+
+/// The text to send, as written or from a Quick Message, checked for
+/// length and merge fields; also the template's id when one was used.
+pub(crate) async fn resolve_text<T: TemplateStore>(
+    templates_store: &T,
+    practice_id: &str,
+    text: Option<String>,
+    template_id: Option<String>,
+) -> Result<(String, Option<String>), AppError> {
+    let (raw_text, template_id) = match (text, template_id) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::invalid(
+                "invalid_field",
+                "give either text or template_id, not both",
+            )
+            .at("template_id"))
+        }
+        (None, None) => {
+            return Err(
+                AppError::invalid("invalid_text", "text or template_id is required").at("text"),
+            )
+        }
+        (Some(text), None) => (text, None),
+        (None, Some(id)) => {
+            let template = templates::load_for_send(templates_store, practice_id, &id).await?;
+            (template.body, Some(template.id))
+        }
+    };
+    let text_field = if template_id.is_some() {
+        "template_id"
+    } else {
+        "text"
+    };
+    text::validate_text(&raw_text).map_err(invalid_text)?;
+    merge::check_fields(&raw_text, text_field)?;
+    Ok((raw_text, template_id))
+}
+
+/// A new, time-ordered message id.
+pub fn new_message_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl<
+        P: PracticeStore + OptOutStore + TemplateStore,
+        M: MessageStore,
+        Q: SendQueue,
+        S: SendScheduler,
+    > Messages<P, M, Q, S>
+{
+    /// `POST /v1/messages`: validates, stores the message and its recipient
+    /// (with the idempotency record, atomically), enqueues the send, and
+    /// answers 202 with the message resource.
+    pub async fn send_direct(
+        &self,
+        practice: &Practice,
+        request: SendMessageRequest,
+        request_value: &serde_json::Value,
+        idempotency_key: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Answer, AppError> {
+        let hash = idempotency::request_hash("POST /v1/messages", request_value);
+        if let Some(key) = idempotency_key {
+            idempotency::validate_key(key)?;
+            if let Some(rec) = self
+                .store
+                .get_idempotency(&practice.practice_id, key)
+                .await?
+            {
+                let (status, body) = idempotency::replay(&rec, &hash)?;
+                return Ok(Answer { status, body });
+            }
+        }
+
+        let send_at = request
+            .send_at
+            .as_deref()
+            .map(|v| parse_send_at(v, now))
+            .transpose()?;
+        let (channel, from) = resolve_channel(practice, request.channel.as_deref())?;
+        let (raw_text, template_id) = resolve_text(
+            &self.practices,
+            &practice.practice_id,
+            request.text,
+            request.template_id,
+        )
+        .await?;
+
+        let practice_phone = practice.channels.sms_main.to_string();
+        let (patient_id, to, rendered) = match (request.patient_id, request.to) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::invalid(
+                    "invalid_field",
+                    "give either patient_id or to, not both",
+                )
+                .at("to"))
+            }
+            (None, None) => {
+                return Err(
+                    AppError::invalid("invalid_field", "patient_id or to is required")
+                        .at("patient_id"),
+                )
+            }
+            (Some(patient_id), None) => {
+                validate_id(&patient_id, "patient_id")?;
+                if request.first_name.is_some() || request.last_name.is_some() {
+                    return Err(AppError::invalid(
+                        "invalid_field",
+                        "first_name and last_name go with an ad-hoc 'to'; a patient's own names are used",
+                    )
+                    .at("first_name"));
+                }
+                let patient = self
+                    .practices
+                    .get_patient(&practice.practice_id, &patient_id)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::not_found("patient_not_found", format!("no patient {patient_id}"))
+                            .at("patient_id")
+                    })?;
+                let data = MergeData {
+                    first_name: Some(&patient.first_name),
+                    last_name: patient.last_name.as_deref(),
+                    practice_name: Some(&practice.name),
+                    practice_phone: Some(&practice_phone),
+                };
+                let rendered = merge::render(&raw_text, &data)?;
+                (Some(patient_id), patient.phone, rendered)
+            }
+            (None, Some(to)) => {
+                let phone = PhoneNumber::parse(&to)
+                    .map_err(|e| AppError::invalid("invalid_phone", format!("to {e}")).at("to"))?;
+                let data = MergeData {
+                    first_name: request.first_name.as_deref(),
+                    last_name: request.last_name.as_deref(),
+                    practice_name: Some(&practice.name),
+                    practice_phone: Some(&practice_phone),
+                };
+                let rendered = merge::render(&raw_text, &data)?;
+                (None, phone, rendered)
+            }
+        };
+        text::validate_text(&rendered).map_err(invalid_text)?;
+        let stats = text::analyze(&rendered);
+        if self
+            .practices
+            .is_opted_out(&practice.practice_id, to.as_str())
+            .await?
+        {
+            let field = if patient_id.is_some() {
+                "patient_id"
+            } else {
+                "to"
+            };
+            return Err(AppError::invalid(
+                "recipient_opted_out",
+                "this number replied STOP to the practice; it receives no texts until it replies START",
+            )
+            .at(field));
+        }
+
+        // A scheduled send waits for quiet hours too; a send "now" by staff does not.
+        let not_before =
+            send_at.map(|t| next_allowed(t, &practice.timezone, practice.quiet_hours.as_ref()));
+        let initial = if send_at.is_some() {
+            RecipientStatus::Scheduled
+        } else {
+            RecipientStatus::Queued
+        };
+        let message = Message {
+            id: new_message_id(),
+            practice_id: practice.practice_id.clone(),
+            message_type: MessageType::DirectMessage,
+            channel,
+            from: from.clone(),
+            text: rendered.clone(),
+            template_id,
+            encoding: stats.encoding,
+            segments: stats.segments,
+            send_at,
+            created_at: now,
+            target_count: 1,
+            status: initial.as_str().to_string(),
+            counts: Counts::of([initial].iter()),
+            sent_at: None,
+            bulk: None,
+        };
+        let recipient = Recipient {
+            practice_id: practice.practice_id.clone(),
+            message_id: message.id.clone(),
+            recipient_id: "00001".into(),
+            patient_id,
+            to,
+            from,
+            text: rendered,
+            status: initial,
+            not_before,
+            carrier_message_id: None,
+            sent_at: None,
+            delivered_at: None,
+            error: None,
+            skip_reason: None,
+            attempts: 0,
+            claimed_at: None,
+            message_type: MessageType::DirectMessage,
+            version: 0,
+        };
+        let recipients = [recipient];
+        let body = serde_json::to_string(&MessageView::new(&message, &recipients))
+            .map_err(|e| AppError::unavailable(format!("could not encode the answer: {e}")))?;
+        let record = idempotency_key
+            .map(|k| idempotency::record(&practice.practice_id, k, &hash, 202, &body, now));
+
+        match self
+            .store
+            .create_message(&message, &recipients, record.as_ref())
+            .await?
+        {
+            CreateOutcome::Created => {}
+            CreateOutcome::IdempotencyKeyTaken => {
+                // A concurrent request with the same key won; answer as it did.
+                let key = idempotency_key.unwrap_or_default();
+                let rec = self
+                    .store
+                    .get_idempotency(&practice.practice_id, key)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::conflict("idempotency_key_reused", "retry the request")
+                    })?;
+                let (status, body) = idempotency::replay(&rec, &hash)?;
+                return Ok(Answer { status, body });
+            }
+        }
+
+        let jobs: Vec<SendJob> = recipients.iter().map(Recipient::job).collect();
+        let handed_over = match not_before {
+            None => self.queue.enqueue(&jobs).await,
+            Some(due) => self.plan(&message.id, due, &jobs[0], now).await,
+        };
+        if let Err(e) = handed_over {
+            // Not queued (or scheduled) means not accepted: take the record
+            // back so the refused request leaves nothing behind, and say so.
+            tracing::error!(error = %e, message_id = %message.id, "enqueue failed; removing the message");
+            if let Err(undo) = self
+                .store
+                .remove_message(&message, &recipients, record.as_ref())
+                .await
+            {
+                tracing::error!(error = %undo, message_id = %message.id, "could not remove unqueued message");
+            }
+            return Err(AppError::unavailable(
+                "The message could not be queued or scheduled; nothing was stored or sent. Retry shortly.",
+            ));
+        }
+        tracing::info!(message_id = %message.id, practice_id = %practice.practice_id, "direct message accepted");
+        Ok(Answer { status: 202, body })
+    }
+
+    /// Arranges for `job` to reach the queue in time for `due`: with a queue
+    /// delay when it is close, else with a schedule that fires a minute early
+    /// (the dispatcher holds it until `due`).
+    async fn plan(
+        &self,
+        message_id: &str,
+        due: DateTime<Utc>,
+        job: &SendJob,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let wait = due - now;
+        if wait <= self.queue_delay_max.min(MAX_QUEUE_DELAY) {
+            let seconds = u32::try_from(wait.num_seconds().max(0)).unwrap_or(0);
+            self.queue.enqueue_delayed(job, seconds).await
+        } else {
+            let fire_at = (due - SCHEDULE_LEAD).max(now + Duration::seconds(1));
+            self.scheduler
+                .schedule(&schedule_name(message_id), fire_at, job)
+                .await
+        }
+    }
+
+    async fn direct_recipient(
+        &self,
+        practice: &Practice,
+        message_id: &str,
+    ) -> Result<(Message, Recipient), AppError> {
+        let not_found =
+            || AppError::not_found("message_not_found", format!("no message {message_id}"));
+        if message_id.is_empty() || message_id.len() > 64 {
+            return Err(not_found());
+        }
+        let (message, recipients) = self
+            .store
+            .get_message(&practice.practice_id, message_id)
+            .await?
+            // Bulk messages live under /v1/bulk-messages.
+            .filter(|(m, _)| m.message_type == MessageType::DirectMessage)
+            .ok_or_else(not_found)?;
+        let recipient = recipients.into_iter().next().ok_or_else(not_found)?;
+        Ok((message, recipient))
+    }
+
+    /// `PATCH /v1/messages/{id}`: moves a scheduled message to a new time;
+    /// 409 `not_scheduled` once it is no longer waiting for its time.
+    pub async fn reschedule(
+        &self,
+        practice: &Practice,
+        message_id: &str,
+        request: RescheduleRequest,
+        now: DateTime<Utc>,
+    ) -> Result<MessageView, AppError> {
+        let send_at = parse_send_at(&request.send_at, now)?;
+        let not_before = next_allowed(send_at, &practice.timezone, practice.quiet_hours.as_ref());
+        let (_, mut current) = self.direct_recipient(practice, message_id).await?;
+        let change = Transition::Reschedule {
+            send_at,
+            not_before,
+        };
+        loop {
+            if current.status != RecipientStatus::Scheduled {
+                return Err(AppError::conflict(
+                    "not_scheduled",
+                    format!(
+                        "the message is {} and can no longer be rescheduled",
+                        current.status.as_str()
+                    ),
+                ));
+            }
+            if self.store.transition(&current, &change).await?.is_some() {
+                break;
+            }
+            // Changed meanwhile (fired, canceled, rescheduled): look again.
+            current = self.direct_recipient(practice, message_id).await?.1;
+        }
+        let job = current.job();
+        // The record now holds the new time. Should the schedule not follow,
+        // an earlier firing is held by the dispatcher until the new time, so
+        // the send is neither early nor lost.
+        self.plan(message_id, not_before, &job, now).await?;
+        if not_before - now <= self.queue_delay_max.min(MAX_QUEUE_DELAY) {
+            self.scheduler
+                .unschedule(&schedule_name(message_id))
+                .await?;
+        }
+        tracing::info!(message_id, send_at = %send_at, "rescheduled");
+        self.get(practice, message_id).await
+    }
+
+    /// `DELETE /v1/messages/{id}`: cancels while scheduled or queued (200,
+    /// also when already canceled); 409 `already_sent` once sending began.
+    /// The dispatcher claims with a conditional write on the same record, so
+    /// a cancel that races a firing schedule either wins or gets the 409.
+    pub async fn cancel(
+        &self,
+        practice: &Practice,
+        message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<MessageView, AppError> {
+        let (_, mut current) = self.direct_recipient(practice, message_id).await?;
+        loop {
+            match current.status {
+                RecipientStatus::Canceled => break,
+                RecipientStatus::Scheduled | RecipientStatus::Queued => {
+                    if self
+                        .store
+                        .transition(&current, &Transition::Cancel { at: now })
+                        .await?
+                        .is_some()
+                    {
+                        if let Err(e) = self.scheduler.unschedule(&schedule_name(message_id)).await
+                        {
+                            // Harmless: a firing finds the record canceled.
+                            tracing::warn!(message_id, error = %e, "schedule not deleted");
+                        }
+                        tracing::info!(message_id, "canceled");
+                        break;
+                    }
+                    current = self.direct_recipient(practice, message_id).await?.1;
+                }
+                other => {
+                    return Err(AppError::conflict(
+                        "already_sent",
+                        format!(
+                            "the message is {} and can no longer be canceled",
+                            other.as_str()
+                        ),
+                    ))
+                }
+            }
+        }
+        self.get(practice, message_id).await
+    }
+
+    /// `GET /v1/messages/{id}`: the message with its recipients; 404 when it
+    /// does not exist for this practice.
+    pub async fn get(
+        &self,
+        practice: &Practice,
+        message_id: &str,
+    ) -> Result<MessageView, AppError> {
+        let not_found =
+            || AppError::not_found("message_not_found", format!("no message {message_id}"));
+        if message_id.is_empty() || message_id.len() > 64 {
+            return Err(not_found());
+        }
+        let (message, recipients) = self
+            .store
+            .get_message(&practice.practice_id, message_id)
+            .await?
+            // Bulk messages live under /v1/bulk-messages.
+            .filter(|(m, _)| m.message_type == MessageType::DirectMessage)
+            .ok_or_else(not_found)?;
+        Ok(MessageView::new(&message, &recipients))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::error::ErrorKind;
+    use crate::ports::{OptOutChange, OptOutStore};
+    use crate::testing::{sample_practice, MemoryQueue, MemoryScheduler, MemoryStore};
+
+    fn service(
+        store: &MemoryStore,
+        queue: MemoryQueue,
+    ) -> Messages<MemoryStore, MemoryStore, MemoryQueue, MemoryScheduler> {
+        scheduling(store, queue, MemoryScheduler::default())
+    }
+
+    fn scheduling(
+        store: &MemoryStore,
+        queue: MemoryQueue,
+        scheduler: MemoryScheduler,
+    ) -> Messages<MemoryStore, MemoryStore, MemoryQueue, MemoryScheduler> {
+        Messages {
+            practices: store.clone(),
+            store: store.clone(),
+            queue,
+            scheduler,
+            queue_delay_max: MAX_QUEUE_DELAY,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-12-01T14:00:00Z".parse().unwrap()
+    }
+
+    fn scheduled(send_at: &str) -> (SendMessageRequest, serde_json::Value) {
+        let value =
+            serde_json::json!({"to": "+14155550142", "text": "Reminder", "send_at": send_at});
+        (serde_json::from_value(value.clone()).unwrap(), value)
+    }
+
+    async fn send_scheduled(
+        svc: &Messages<MemoryStore, MemoryStore, MemoryQueue, MemoryScheduler>,
+        practice: &Practice,
+        send_at: &str,
+    ) -> Result<serde_json::Value, AppError> {
+        let (req, value) = scheduled(send_at);
+        let a = svc.send_direct(practice, req, &value, None, now()).await?;
+        Ok(serde_json::from_str(&a.body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn far_send_at_gets_a_schedule_a_minute_early_stored_in_utc() {
+        let store = MemoryStore::default();
+        let scheduler = MemoryScheduler::default();
+        let svc = scheduling(&store, MemoryQueue::default(), scheduler.clone());
+        // 12:00 EST = 17:00Z, inside quiet hours 08:00-21:00.
+        let mut practice = sample_practice("demo");
+        practice.quiet_hours =
+            crate::domain::practice::QuietHours::parse_setting("08:00-21:00").unwrap();
+        let m = send_scheduled(&svc, &practice, "2026-12-01T12:00:00-05:00")
+            .await
+            .unwrap();
+        assert_eq!(m["status"], "scheduled");
+        assert_eq!(m["send_at"], "2026-12-01T17:00:00.000Z");
+        assert_eq!(m["recipients"][0]["not_before"], "2026-12-01T17:00:00.000Z");
+        let schedules = scheduler.schedules.lock().await.clone();
+        let (at, _) = schedules
+            .get(&schedule_name(m["id"].as_str().unwrap()))
+            .unwrap();
+        assert_eq!(
+            *at,
+            "2026-12-01T16:59:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert!(svc.queue.jobs.lock().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn scheduled_send_outside_quiet_hours_waits_for_the_window() {
+        let store = MemoryStore::default();
+        let svc = service(&store, MemoryQueue::default());
+        let mut practice = sample_practice("demo");
+        practice.quiet_hours =
+            crate::domain::practice::QuietHours::parse_setting("08:00-21:00").unwrap();
+        // 23:00 EST → next day 08:00 EST = 13:00Z.
+        let m = send_scheduled(&svc, &practice, "2026-12-01T23:00:00-05:00")
+            .await
+            .unwrap();
+        assert_eq!(m["send_at"], "2026-12-02T04:00:00.000Z");
+        assert_eq!(m["recipients"][0]["not_before"], "2026-12-02T13:00:00.000Z");
+    }
+
+    #[tokio::test]
+    async fn near_send_at_goes_on_the_queue_with_a_delay() {
+        let store = MemoryStore::default();
+        let svc = service(&store, MemoryQueue::default());
+        send_scheduled(&svc, &sample_practice("demo"), "2026-12-01T14:05:00Z")
+            .await
+            .unwrap();
+        assert_eq!(svc.queue.delayed.lock().await[0].1, 300);
+    }
+
+    #[tokio::test]
+    async fn send_at_in_the_past_or_beyond_a_year_is_refused_and_stores_nothing() {
+        let store = MemoryStore::default();
+        let svc = service(&store, MemoryQueue::default());
+        for bad in [
+            "2026-12-01T13:59:59Z",
+            "2027-12-02T14:00:00Z",
+            "tomorrow",
+            "2026-12-01T15:00:00",
+        ] {
+            let e = send_scheduled(&svc, &sample_practice("demo"), bad)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (e.code, e.field.as_deref()),
+                ("invalid_send_at", Some("send_at")),
+                "{bad}"
+            );
+        }
+        assert_eq!(store.message_count().await, 0);
+    }
+
+    #[tokio::test]
+    async fn scheduler_failure_at_create_leaves_nothing_and_says_so() {
+        let store = MemoryStore::default();
+        let failing = MemoryScheduler::default();
+        failing
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let svc = scheduling(&store, MemoryQueue::default(), failing);
+        let e = send_scheduled(&svc, &sample_practice("demo"), "2026-12-02T14:00:00Z")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_eq!(store.message_count().await, 0);
+    }
+
+    #[tokio::test]
+    async fn reschedule_moves_the_time_and_the_schedule() {
+        let store = MemoryStore::default();
+        let scheduler = MemoryScheduler::default();
+        let svc = scheduling(&store, MemoryQueue::default(), scheduler.clone());
+        let practice = sample_practice("demo");
+        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z")
+            .await
+            .unwrap();
+        let id = m["id"].as_str().unwrap();
+        let req = RescheduleRequest {
+            send_at: "2026-12-03T09:30:00-05:00".into(),
+        };
+        let view =
+            serde_json::to_value(svc.reschedule(&practice, id, req, now()).await.unwrap()).unwrap();
+        assert_eq!(view["send_at"], "2026-12-03T14:30:00.000Z");
+        assert_eq!(
+            view["recipients"][0]["not_before"],
+            "2026-12-03T14:30:00.000Z"
+        );
+        let (at, _) = scheduler
+            .schedules
+            .lock()
+            .await
+            .get(&schedule_name(id))
+            .cloned()
+            .unwrap();
+        assert_eq!(at, "2026-12-03T14:29:00Z".parse::<DateTime<Utc>>().unwrap());
+        let past = RescheduleRequest {
+            send_at: "2026-11-30T00:00:00Z".into(),
+        };
+        assert_eq!(
+            svc.reschedule(&practice, id, past, now())
+                .await
+                .unwrap_err()
+                .code,
+            "invalid_send_at"
+        );
+    }
+
+    #[tokio::test]
+    async fn cancel_deletes_the_schedule_is_idempotent_and_blocks_reschedule() {
+        let store = MemoryStore::default();
+        let scheduler = MemoryScheduler::default();
+        let svc = scheduling(&store, MemoryQueue::default(), scheduler.clone());
+        let practice = sample_practice("demo");
+        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z")
+            .await
+            .unwrap();
+        let id = m["id"].as_str().unwrap();
+        let first = serde_json::to_value(svc.cancel(&practice, id, now()).await.unwrap()).unwrap();
+        assert_eq!(first["status"], "canceled");
+        assert!(scheduler.schedules.lock().await.is_empty());
+        let again = serde_json::to_value(svc.cancel(&practice, id, now()).await.unwrap()).unwrap();
+        assert_eq!(again["status"], "canceled");
+        let req = RescheduleRequest {
+            send_at: "2026-12-03T00:00:00Z".into(),
+        };
+        assert_eq!(
+            svc.reschedule(&practice, id, req, now())
+                .await
+                .unwrap_err()
+                .code,
+            "not_scheduled"
+        );
+    }
+
+    #[tokio::test]
+    async fn scheduler_failure_at_update_keeps_the_new_time_and_reports_it() {
+        let store = MemoryStore::default();
+        let scheduler = MemoryScheduler::default();
+        let svc = scheduling(&store, MemoryQueue::default(), scheduler.clone());
+        let practice = sample_practice("demo");
+        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z")
+            .await
+            .unwrap();
+        let id = m["id"].as_str().unwrap();
+        scheduler
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let req = RescheduleRequest {
+            send_at: "2026-12-05T14:00:00Z".into(),
+        };
+        let e = svc.reschedule(&practice, id, req, now()).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        // The record holds the new time, so the old schedule's firing is held
+        // by the dispatcher until then (see dispatch tests): not early, not lost.
+        let view = serde_json::to_value(svc.get(&practice, id).await.unwrap()).unwrap();
+        assert_eq!(
+            view["recipients"][0]["not_before"],
+            "2026-12-05T14:00:00.000Z"
+        );
+        assert_eq!(view["status"], "scheduled");
+    }
+
+    #[tokio::test]
+    async fn scheduler_failure_at_delete_still_cancels() {
+        let store = MemoryStore::default();
+        let scheduler = MemoryScheduler::default();
+        let svc = scheduling(&store, MemoryQueue::default(), scheduler.clone());
+        let practice = sample_practice("demo");
+        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z")
+            .await
+            .unwrap();
+        scheduler
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let view = serde_json::to_value(
+            svc.cancel(&practice, m["id"].as_str().unwrap(), now())
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            view["status"], "canceled",
+            "a stray firing finds the record canceled"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_cancel_and_reschedule_end_canceled() {
+        let store = MemoryStore::default();
+        let svc = service(&store, MemoryQueue::default());
+        let practice = sample_practice("demo");
+        let m = send_scheduled(&svc, &practice, "2026-12-02T14:00:00Z")
+            .await
+            .unwrap();
+        let id = m["id"].as_str().unwrap();
+        let req = RescheduleRequest {
+            send_at: "2026-12-03T14:00:00Z".into(),
+        };
+        let (moved, canceled) = tokio::join!(
+            svc.reschedule(&practice, id, req, now()),
+            svc.cancel(&practice, id, now())
+        );
+        assert!(canceled.is_ok());
+        if let Err(e) = moved {
+            assert_eq!(e.code, "not_scheduled");
+        }
+        let view = serde_json::to_value(svc.get(&practice, id).await.unwrap()).unwrap();
+        assert_eq!(view["status"], "canceled");
+    }
+
+    #[tokio::test]
+    async fn cancel_after_sending_started_is_refused() {
+        let store = MemoryStore::default();
+        let svc = service(&store, MemoryQueue::default());
+        let practice = sample_practice("demo");
+        let (req, value) = request("+14155550142", "Now");
+        let a = svc
+            .send_direct(&practice, req, &value, None, now())
+            .await
+            .unwrap();
+        let id = serde_json::from_str::<serde_json::Value>(&a.body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let job = svc.queue.jobs.lock().await[0].clone();
+        let current = store.recipient(&job).await.unwrap();
+        store
+            .transition(&current, &Transition::Claim { at: now() })
+            .await
+            .unwrap()
+            .unwrap();
+        let e = svc.cancel(&practice, &id, now()).await.unwrap_err();
+        assert_eq!((e.kind, e.code), (ErrorKind::Conflict, "already_sent"));
+        let r = RescheduleRequest {
+            send_at: "2026-12-03T00:00:00Z".into(),
+        };
+        assert_eq!(
+            svc.reschedule(&practice, &id, r, now())
+                .await
+                .unwrap_err()
+                .code,
+            "not_scheduled"
+        );
+    }
+
+    fn request(to: &str, text: &str) -> (SendMessageRequest, serde_json::Value) {
+        let value = serde_json::json!({"to": to, "text": text});
+        (serde_json::from_value(value.clone()).unwrap(), value)
+    }
+
+    #[tokio::test]
+    async fn unqueued_message_is_removed_and_refused() {
+        let store = MemoryStore::default();
+        let queue = MemoryQueue {
+            refuse: true,
+            ..MemoryQueue::default()
+        };
+        let (req, value) = request("+14155550142", "Hi");
+        let e = service(&store, queue)
+            .send_direct(&sample_practice("demo"), req, &value, Some("k"), Utc::now())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        assert_eq!(store.message_count().await, 0, "nothing left behind");
+        assert!(
+            store.get_idempotency("demo", "k").await.unwrap().is_none(),
+            "refusal not remembered"
+        );
+    }
+
+    #[tokio::test]
+    async fn accepted_message_is_queued_once_per_idempotency_key() {
+        let store = MemoryStore::default();
+        let queue = MemoryQueue::default();
+        let svc = service(&store, queue.clone());
+        let practice = sample_practice("demo");
+        let (req, value) = request("4155550142", "Hi");
+        let first = svc
+            .send_direct(&practice, req.clone(), &value, Some("k"), Utc::now())
+            .await
+            .unwrap();
+        let again = svc
+            .send_direct(&practice, req, &value, Some("k"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(first, again);
+        assert_eq!(first.status, 202);
+        assert_eq!(queue.jobs.lock().await.len(), 1);
+        assert_eq!(store.message_count().await, 1);
+    }
+
+    #[tokio::test]
+    async fn opted_out_number_is_refused() {
+        let store = MemoryStore::default();
+        store
+            .record_opt_out(&OptOutChange {
+                practice_id: "demo".into(),
+                phone: "+14155550142".into(),
+                opted_out: true,
+                keyword: "STOP".into(),
+                source: "sms".into(),
+                at: Utc::now(),
+            })
+            .await
+            .unwrap();
+        let (req, value) = request("(415) 555-0142", "Hi");
+        let e = service(&store, MemoryQueue::default())
+            .send_direct(&sample_practice("demo"), req, &value, None, Utc::now())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("recipient_opted_out", Some("to"))
+        );
+        assert_eq!(store.message_count().await, 0);
+    }
+}

@@ -1,0 +1,13 @@
+//! Use cases, generic over the ports so they run against DynamoDB in
+//! production and in memory in unit tests.
+
+pub mod auth;
+pub mod bulk;
+pub mod callbacks;
+pub mod communications;
+pub mod dispatch;
+pub mod idempotency;
+pub mod messages;
+pub mod patients;
+pub mod rate_cap;
+pub mod templates;

@@ -1,0 +1,408 @@
+//! The small traits the application layer needs from the outside world.
+//! Adapters in `the adapters crate (`messaging_adapters`)` implement them for DynamoDB, SQS and the
+//! carrier's HTTP API; unit tests implement them in memory.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::error::StoreError;
+pub use crate::domain::message::Transition;
+use crate::domain::message::{Message, MessageType, Recipient, RecipientStatus, SendJob};
+use crate::domain::patient::{Patient, UndeliverableNumber};
+use crate::domain::practice::Practice;
+use crate::domain::template::QuickMessage;
+
+/// Practices, their API keys and their patients.
+#[async_trait]
+pub trait PracticeStore: Send + Sync {
+    /// The practice an API key (by its SHA-256 hex digest) belongs to.
+    async fn practice_for_key(&self, key_hash: &str) -> Result<Option<Practice>, StoreError>;
+    /// A practice by id.
+    async fn get_practice(&self, practice_id: &str) -> Result<Option<Practice>, StoreError>;
+    /// Creates or replaces a practice's settings.
+    async fn put_practice(&self, practice: &Practice) -> Result<(), StoreError>;
+    /// Makes `key_hash` the practice's only API key.
+    async fn set_api_key(&self, practice_id: &str, key_hash: &str) -> Result<(), StoreError>;
+    /// Creates or replaces a patient.
+    async fn put_patient(&self, practice_id: &str, patient: &Patient) -> Result<(), StoreError>;
+    /// A patient by the office's id.
+    /// A page of the practice's patients in id order, after the id `after`;
+    /// also the id to continue after, if DynamoDB has more.
+    async fn list_patients(
+        &self,
+        practice_id: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Patient>, Option<String>), StoreError>;
+    /// Marks a patient's number as unable to receive texts, if the patient
+    /// still has that number.
+    async fn mark_undeliverable(
+        &self,
+        practice_id: &str,
+        patient_id: &str,
+        mark: &UndeliverableNumber,
+    ) -> Result<(), StoreError>;
+    /// A patient by the office's id.
+    async fn get_patient(
+        &self,
+        practice_id: &str,
+        patient_id: &str,
+    ) -> Result<Option<Patient>, StoreError>;
+}
+
+/// A remembered answer to a POST carrying an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// Owner.
+    pub practice_id: String,
+    /// The client's key.
+    pub key: String,
+    /// SHA-256 of the method, path and canonical JSON body.
+    pub request_hash: String,
+    /// The HTTP status first answered.
+    pub status: u16,
+    /// The body first answered.
+    pub response_body: String,
+    /// Forgotten after this instant (24 h).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How storing a new message went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Stored, together with the idempotency record if any.
+    Created,
+    /// Another request with the same idempotency key won the race; nothing stored.
+    IdempotencyKeyTaken,
+}
+
+/// Messages, recipients and idempotency records.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Stores a new message, its recipients and (when given) the idempotency
+    /// record, all or nothing.
+    async fn create_message(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError>;
+    /// Removes what `create_message` stored; used when the send queue refused
+    /// the message so that the refused request leaves nothing behind.
+    async fn remove_message(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
+    /// A message and all its recipients.
+    async fn get_message(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+    ) -> Result<Option<(Message, Vec<Recipient>)>, StoreError>;
+    /// One recipient.
+    async fn get_recipient(&self, job: &SendJob) -> Result<Option<Recipient>, StoreError>;
+    /// The remembered answer for an idempotency key, if not expired.
+    async fn get_idempotency(
+        &self,
+        practice_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Applies `transition` to `current` (as last read) and stores the result
+    /// together with the message's counts, in one conditional write: refused
+    /// (`None`) when the transition does not move `current` forward or the
+    /// recipient changed since it was read.
+    async fn transition(
+        &self,
+        current: &Recipient,
+        transition: &Transition,
+    ) -> Result<Option<Recipient>, StoreError>;
+    /// One page of the tracking list, newest first: messages whose tracking
+    /// key lies in `[low, high]` (see [`tracking_key`]) in `index`.
+    async fn communications(
+        &self,
+        practice_id: &str,
+        index: &TrackingIndex,
+        low: &str,
+        high: &str,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
+}
+
+/// Which index partition of the tracking list to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackingIndex {
+    /// Every message of the practice.
+    All,
+    /// Messages of one type currently in one status.
+    TypeStatus(MessageType, String),
+}
+
+/// Sort key of a message in the tracking indexes: its tracking time then its
+/// id, so keys are unique and sort by time.
+pub fn tracking_key(message: &Message) -> String {
+    format!(
+        "{}#{}",
+        crate::domain::clock::to_api_time(&message.tracking_time()),
+        message.id
+    )
+}
+
+/// Opt-outs (STOP/START) per practice and number, with their audit trail.
+#[async_trait]
+pub trait OptOutStore: Send + Sync {
+    /// Whether `phone` has opted out of this practice's texts.
+    async fn is_opted_out(&self, practice_id: &str, phone: &str) -> Result<bool, StoreError>;
+    /// Records an opt-out (`true`) or opt-in and its audit entry, atomically.
+    async fn record_opt_out(&self, change: &OptOutChange) -> Result<(), StoreError>;
+    /// Every number currently opted out of this practice's texts.
+    async fn opted_out_numbers(
+        &self,
+        practice_id: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
+    /// The practice that owns a sending number.
+    async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// One opt-out or opt-in, as kept in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOutChange {
+    /// Practice.
+    pub practice_id: String,
+    /// The patient's number, E.164.
+    pub phone: String,
+    /// `true` = opted out.
+    pub opted_out: bool,
+    /// What the patient texted (`STOP`), or who changed it.
+    pub keyword: String,
+    /// Where it came from (`sms`).
+    pub source: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// The queue the dispatcher consumes.
+#[async_trait]
+pub trait SendQueue: Send + Sync {
+    /// Enqueues sends (batched by the adapter).
+    async fn enqueue(&self, jobs: &[SendJob]) -> Result<(), StoreError>;
+    /// Enqueues sends, each visible after its own delay in seconds (at most
+    /// 900): a bulk wave spaced to the sending number's pace.
+    async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError>;
+    /// Enqueues one send to become visible after `delay_seconds` (at most 900).
+    async fn enqueue_delayed(&self, job: &SendJob, delay_seconds: u32) -> Result<(), StoreError>;
+    /// Makes a received queue message visible again after `delay_seconds`.
+    async fn retry_later(&self, receipt_handle: &str, delay_seconds: u32)
+        -> Result<(), StoreError>;
+}
+
+/// A text ready for the carrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundText {
+    /// Sending number, E.164.
+    pub from: String,
+    /// Destination, E.164.
+    pub to: String,
+    /// What the patient gets.
+    pub text: String,
+    /// Our ids, echoed back in callbacks.
+    pub tag: String,
+}
+
+/// What the carrier said to a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CarrierOutcome {
+    /// Accepted for delivery.
+    Accepted {
+        /// The carrier's message id.
+        carrier_message_id: String,
+    },
+    /// Refused for good (HTTP 4xx other than 429).
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The carrier's description.
+        detail: String,
+    },
+    /// Worth trying again later (5xx, 429, timeout, connection failure).
+    Retryable {
+        /// What happened, for the record.
+        reason: String,
+    },
+}
+
+/// Sends texts through a carrier.
+#[async_trait]
+pub trait Carrier: Send + Sync {
+    /// Submits one text.
+    async fn send(&self, text: &OutboundText) -> CarrierOutcome;
+}
+
+/// Saved Quick Messages of a practice.
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
+    /// Creates or replaces a template.
+    async fn put_template(
+        &self,
+        practice_id: &str,
+        template: &QuickMessage,
+    ) -> Result<(), StoreError>;
+    /// A template by id.
+    async fn get_template(
+        &self,
+        practice_id: &str,
+        template_id: &str,
+    ) -> Result<Option<QuickMessage>, StoreError>;
+    /// Deletes a template; `false` when there was none.
+    async fn delete_template(
+        &self,
+        practice_id: &str,
+        template_id: &str,
+    ) -> Result<bool, StoreError>;
+    /// A page of templates in id order, after the position `after` (an id).
+    /// Returns the page and the position to continue from, if any.
+    async fn list_templates(
+        &self,
+        practice_id: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<QuickMessage>, Option<String>), StoreError>;
+}
+
+/// One-time schedules that put a send on the queue at a given time
+/// (EventBridge Scheduler `at()` schedules on AWS).
+#[async_trait]
+pub trait SendScheduler: Send + Sync {
+    /// Creates, or replaces, the schedule `name` to enqueue `job` at `at`.
+    async fn schedule(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        job: &SendJob,
+    ) -> Result<(), StoreError>;
+    /// Deletes the schedule `name`; a schedule that no longer exists is fine.
+    async fn unschedule(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// The rolling-window rate caps the dispatcher applies before each carrier
+/// submission: a practice's bulk cap (key `bulk`) and each sending number's
+/// throughput (key `number#{e164}`). Implemented for every [`RateStore`] by
+/// `crate::app::rate_cap`.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Takes one submission from the practice's bucket `key` at `now`, at most
+    /// `cap` per rolling `window`: `None` when taken (submit now), or the
+    /// instant capacity returns (nothing was taken; ask again then).
+    async fn try_take(
+        &self,
+        practice_id: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        cap: u32,
+        window: chrono::Duration,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+}
+
+/// Storage of rate buckets with optimistic concurrency: the write succeeds
+/// only if the bucket's `count` is still the one read.
+#[async_trait]
+pub trait RateStore: Send + Sync {
+    /// The bucket `key` of a practice, read consistently, and its stored
+    /// `count` (`None` when no bucket is stored yet; the bucket is then empty).
+    async fn read_bucket(
+        &self,
+        practice_id: &str,
+        key: &str,
+    ) -> Result<(crate::domain::rate_limit::RateBucket, Option<u64>), StoreError>;
+    /// Stores `new` if the stored `count` is still `expected_count` (`None`:
+    /// no bucket stored). `Ok(false)` when another writer got there first.
+    async fn write_bucket(
+        &self,
+        practice_id: &str,
+        key: &str,
+        new: &crate::domain::rate_limit::RateBucket,
+        expected_count: Option<u64>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// What bulk messages need beyond [`MessageStore`]: storing hundreds of
+/// recipients cheaply, reading the message without its recipients, paging
+/// recipients, and the pump's conditional progress.
+#[async_trait]
+pub trait BulkStore: Send + Sync {
+    /// The practice's patients with these ids (those that exist), read in
+    /// batches.
+    async fn get_patients(
+        &self,
+        practice_id: &str,
+        patient_ids: &[String],
+    ) -> Result<Vec<Patient>, StoreError>;
+    /// Stores a bulk message: its recipients in batches first, then the
+    /// message and the idempotency record together. The message is what
+    /// makes the bulk exist; should the idempotency key be taken, the
+    /// recipients written are removed again.
+    async fn create_bulk(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError>;
+    /// The message alone, read consistently.
+    async fn get_message_only(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Message>, StoreError>;
+    /// A page of a message's recipients in order, after recipient id
+    /// `after`, only those in `status` when given; also the recipient id to
+    /// continue after when more may follow.
+    async fn recipients_page(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        status: Option<RecipientStatus>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Recipient>, Option<String>), StoreError>;
+    /// Records a pump run: `released` recipients are now on the queue and
+    /// `next_pump` is the live pump job — only if the live pump is still
+    /// `pump` and the bulk is not canceled. `Ok(false)` otherwise.
+    async fn advance_pump(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        pump: &str,
+        released: u32,
+        next_pump: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Marks the bulk canceled and stops its pump (idempotent).
+    async fn stop_bulk(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Applies one transition to several recipients of the same message
+    /// (at most 99) and their message's counts, all or nothing: `Ok(false)`
+    /// when any of them changed since read. Recipients the transition does
+    /// not move are left out by the caller.
+    async fn transition_many(
+        &self,
+        current: &[Recipient],
+        transition: &Transition,
+    ) -> Result<bool, StoreError>;
+    /// Sets a bulk's stored status (and, when `sent_at` is given and none is
+    /// stored, when sending began) if it is still `from`. `Ok(false)` otherwise.
+    async fn set_bulk_status(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        from: &str,
+        to: &str,
+        sent_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError>;
+    /// The practice's bulks whose stored status is `sending`.
+    async fn sending_bulks(&self, practice_id: &str) -> Result<Vec<Message>, StoreError>;
+}

@@ -1,0 +1,800 @@
+//! In-memory ports for unit tests of the use cases (feature `testing`).
+//! Adapters are tested against the emulator; these only stand in for them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::Mutex;
+
+use crate::app::auth::hash_key;
+use crate::domain::clock::Clock;
+use crate::domain::error::StoreError;
+use crate::domain::message::{Message, Recipient, RecipientStatus, SendJob};
+use crate::domain::patient::{Patient, UndeliverableNumber};
+use crate::domain::phone::PhoneNumber;
+use crate::domain::practice::{Channels, Practice};
+use crate::domain::template::QuickMessage;
+use crate::ports::*;
+
+#[derive(Default)]
+struct State {
+    practices: HashMap<String, Practice>,
+    keys: HashMap<String, String>,
+    patients: HashMap<(String, String), Patient>,
+    messages: HashMap<(String, String), Message>,
+    recipients: HashMap<(String, String, String), Recipient>,
+    idempotency: HashMap<(String, String), IdempotencyRecord>,
+    opt_outs: HashMap<(String, String), bool>,
+    templates: HashMap<(String, String), QuickMessage>,
+    opt_audit: Vec<OptOutChange>,
+    buckets: HashMap<(String, String), crate::domain::rate_limit::RateBucket>,
+}
+
+#[derive(Clone, Default)]
+pub struct MemoryStore(Arc<Mutex<State>>);
+
+fn rkey(job: &SendJob) -> (String, String, String) {
+    (
+        job.practice_id.clone(),
+        job.message_id.clone(),
+        job.recipient_id.clone(),
+    )
+}
+
+impl MemoryStore {
+    pub async fn add_practice(&self, p: Practice, key: &str) {
+        let mut s = self.0.lock().await;
+        s.keys.insert(hash_key(key), p.practice_id.clone());
+        s.practices.insert(p.practice_id.clone(), p);
+    }
+
+    pub async fn insert_recipient(&self, r: Recipient) -> SendJob {
+        let job = r.job();
+        self.0.lock().await.recipients.insert(rkey(&job), r);
+        job
+    }
+
+    pub async fn recipient(&self, job: &SendJob) -> Option<Recipient> {
+        self.0.lock().await.recipients.get(&rkey(job)).cloned()
+    }
+
+    pub async fn opt_audit(&self) -> Vec<OptOutChange> {
+        self.0.lock().await.opt_audit.clone()
+    }
+
+    pub async fn patient(&self, practice_id: &str, patient_id: &str) -> Option<Patient> {
+        self.0
+            .lock()
+            .await
+            .patients
+            .get(&(practice_id.to_string(), patient_id.to_string()))
+            .cloned()
+    }
+
+    pub async fn template_count(&self) -> usize {
+        self.0.lock().await.templates.len()
+    }
+
+    pub async fn message_count(&self) -> usize {
+        self.0.lock().await.messages.len()
+    }
+}
+
+#[async_trait]
+impl PracticeStore for MemoryStore {
+    async fn practice_for_key(&self, key_hash: &str) -> Result<Option<Practice>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.keys
+            .get(key_hash)
+            .and_then(|id| s.practices.get(id))
+            .cloned())
+    }
+    async fn get_practice(&self, practice_id: &str) -> Result<Option<Practice>, StoreError> {
+        Ok(self.0.lock().await.practices.get(practice_id).cloned())
+    }
+    async fn put_practice(&self, practice: &Practice) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .await
+            .practices
+            .insert(practice.practice_id.clone(), practice.clone());
+        Ok(())
+    }
+    async fn set_api_key(&self, practice_id: &str, key_hash: &str) -> Result<(), StoreError> {
+        let mut s = self.0.lock().await;
+        s.keys.retain(|_, p| p != practice_id);
+        s.keys.insert(key_hash.to_string(), practice_id.to_string());
+        Ok(())
+    }
+    async fn put_patient(&self, practice_id: &str, patient: &Patient) -> Result<(), StoreError> {
+        self.0.lock().await.patients.insert(
+            (practice_id.to_string(), patient.patient_id.clone()),
+            patient.clone(),
+        );
+        Ok(())
+    }
+    async fn list_patients(
+        &self,
+        practice_id: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Patient>, Option<String>), StoreError> {
+        let s = self.0.lock().await;
+        let mut all: Vec<Patient> = s
+            .patients
+            .iter()
+            .filter(|((p, id), _)| p == practice_id && after.is_none_or(|a| id.as_str() > a))
+            .map(|(_, p)| p.clone())
+            .collect();
+        all.sort_by(|a, b| a.patient_id.cmp(&b.patient_id));
+        let more = all.len() > limit as usize;
+        all.truncate(limit as usize);
+        let next = if more {
+            all.last().map(|p| p.patient_id.clone())
+        } else {
+            None
+        };
+        Ok((all, next))
+    }
+    async fn mark_undeliverable(
+        &self,
+        practice_id: &str,
+        patient_id: &str,
+        mark: &UndeliverableNumber,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().await;
+        if let Some(p) = s
+            .patients
+            .get_mut(&(practice_id.to_string(), patient_id.to_string()))
+        {
+            if p.phone == mark.phone {
+                p.sms_undeliverable = Some(mark.clone());
+            }
+        }
+        Ok(())
+    }
+    async fn get_patient(
+        &self,
+        practice_id: &str,
+        patient_id: &str,
+    ) -> Result<Option<Patient>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .await
+            .patients
+            .get(&(practice_id.to_string(), patient_id.to_string()))
+            .cloned())
+    }
+}
+
+#[async_trait]
+impl MessageStore for MemoryStore {
+    async fn create_message(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let mut s = self.0.lock().await;
+        if let Some(rec) = idempotency {
+            let k = (rec.practice_id.clone(), rec.key.clone());
+            if s.idempotency
+                .get(&k)
+                .is_some_and(|r| r.expires_at > message.created_at)
+            {
+                return Ok(CreateOutcome::IdempotencyKeyTaken);
+            }
+            s.idempotency.insert(k, rec.clone());
+        }
+        s.messages.insert(
+            (message.practice_id.clone(), message.id.clone()),
+            message.clone(),
+        );
+        for r in recipients {
+            s.recipients.insert(
+                (
+                    r.practice_id.clone(),
+                    r.message_id.clone(),
+                    r.recipient_id.clone(),
+                ),
+                r.clone(),
+            );
+        }
+        Ok(CreateOutcome::Created)
+    }
+    async fn remove_message(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().await;
+        s.messages
+            .remove(&(message.practice_id.clone(), message.id.clone()));
+        for r in recipients {
+            s.recipients.remove(&(
+                r.practice_id.clone(),
+                r.message_id.clone(),
+                r.recipient_id.clone(),
+            ));
+        }
+        if let Some(rec) = idempotency {
+            s.idempotency
+                .remove(&(rec.practice_id.clone(), rec.key.clone()));
+        }
+        Ok(())
+    }
+    async fn get_message(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+    ) -> Result<Option<(Message, Vec<Recipient>)>, StoreError> {
+        let s = self.0.lock().await;
+        let Some(m) = s
+            .messages
+            .get(&(practice_id.to_string(), message_id.to_string()))
+        else {
+            return Ok(None);
+        };
+        let mut rs: Vec<Recipient> = s
+            .recipients
+            .values()
+            .filter(|r| r.practice_id == practice_id && r.message_id == message_id)
+            .cloned()
+            .collect();
+        rs.sort_by(|a, b| a.recipient_id.cmp(&b.recipient_id));
+        Ok(Some((m.clone(), rs)))
+    }
+    async fn get_recipient(&self, job: &SendJob) -> Result<Option<Recipient>, StoreError> {
+        Ok(self.recipient(job).await)
+    }
+    async fn get_idempotency(
+        &self,
+        practice_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .await
+            .idempotency
+            .get(&(practice_id.to_string(), key.to_string()))
+            .cloned())
+    }
+    async fn transition(
+        &self,
+        current: &Recipient,
+        t: &Transition,
+    ) -> Result<Option<Recipient>, StoreError> {
+        let Some(next) = current.apply(t) else {
+            return Ok(None);
+        };
+        let mut s = self.0.lock().await;
+        let k = (
+            current.practice_id.clone(),
+            current.message_id.clone(),
+            current.recipient_id.clone(),
+        );
+        match s.recipients.get(&k) {
+            Some(stored) if stored.version == current.version => {}
+            _ => return Ok(None),
+        }
+        s.recipients.insert(k, next.clone());
+        if let Some(m) = s
+            .messages
+            .get_mut(&(current.practice_id.clone(), current.message_id.clone()))
+        {
+            let mut statuses: Vec<RecipientStatus> = Vec::new();
+            for st in RecipientStatus::ALL {
+                for _ in 0..m.counts.get(st) {
+                    statuses.push(st);
+                }
+            }
+            if let Some(pos) = statuses.iter().position(|st| *st == current.status) {
+                statuses[pos] = next.status;
+            }
+            m.counts = crate::domain::message::Counts::of(statuses.iter());
+            m.status = match m.message_type {
+                crate::domain::message::MessageType::DirectMessage => {
+                    next.status.as_str().to_string()
+                }
+                crate::domain::message::MessageType::BulkMessage => {
+                    crate::domain::message::bulk_status_of(m).to_string()
+                }
+            };
+            if matches!(t, Transition::Claim { .. }) && current.attempts == 0 {
+                m.sent_at = next.claimed_at;
+            }
+            if let Transition::Reschedule { send_at, .. } = t {
+                m.send_at = Some(*send_at);
+            }
+        }
+        Ok(Some(next))
+    }
+
+    async fn communications(
+        &self,
+        practice_id: &str,
+        index: &TrackingIndex,
+        low: &str,
+        high: &str,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let s = self.0.lock().await;
+        let mut found: Vec<(String, Message)> = s
+            .messages
+            .values()
+            .filter(|m| m.practice_id == practice_id)
+            .filter(|m| match index {
+                TrackingIndex::All => true,
+                TrackingIndex::TypeStatus(t, st) => m.message_type == *t && &m.status == st,
+            })
+            .map(|m| (tracking_key(m), m.clone()))
+            .filter(|(k, _)| k.as_str() >= low && k.as_str() <= high)
+            .collect();
+        found.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(found
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, m)| m)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl OptOutStore for MemoryStore {
+    async fn is_opted_out(&self, practice_id: &str, phone: &str) -> Result<bool, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.opt_outs
+            .get(&(practice_id.to_string(), phone.to_string()))
+            .copied()
+            .unwrap_or(false))
+    }
+    async fn record_opt_out(&self, change: &OptOutChange) -> Result<(), StoreError> {
+        let mut s = self.0.lock().await;
+        s.opt_outs.insert(
+            (change.practice_id.clone(), change.phone.clone()),
+            change.opted_out,
+        );
+        s.opt_audit.push(change.clone());
+        Ok(())
+    }
+    async fn opted_out_numbers(
+        &self,
+        practice_id: &str,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.opt_outs
+            .iter()
+            .filter(|((p, _), out)| p == practice_id && **out)
+            .map(|((_, phone), _)| phone.clone())
+            .collect())
+    }
+    async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.practices
+            .values()
+            .find(|p| {
+                p.channels.sms_main.as_str() == number
+                    || p.channels
+                        .sms_alt
+                        .as_ref()
+                        .is_some_and(|a| a.as_str() == number)
+            })
+            .map(|p| p.practice_id.clone()))
+    }
+}
+
+#[async_trait]
+impl TemplateStore for MemoryStore {
+    async fn put_template(
+        &self,
+        practice_id: &str,
+        template: &QuickMessage,
+    ) -> Result<(), StoreError> {
+        self.0.lock().await.templates.insert(
+            (practice_id.to_string(), template.id.clone()),
+            template.clone(),
+        );
+        Ok(())
+    }
+    async fn get_template(
+        &self,
+        practice_id: &str,
+        template_id: &str,
+    ) -> Result<Option<QuickMessage>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.templates
+            .get(&(practice_id.to_string(), template_id.to_string()))
+            .cloned())
+    }
+    async fn delete_template(
+        &self,
+        practice_id: &str,
+        template_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        Ok(s.templates
+            .remove(&(practice_id.to_string(), template_id.to_string()))
+            .is_some())
+    }
+    async fn list_templates(
+        &self,
+        practice_id: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<QuickMessage>, Option<String>), StoreError> {
+        let s = self.0.lock().await;
+        let mut all: Vec<QuickMessage> = s
+            .templates
+            .iter()
+            .filter(|((p, id), _)| p == practice_id && after.is_none_or(|a| id.as_str() > a))
+            .map(|(_, t)| t.clone())
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        let more = all.len() > limit as usize;
+        all.truncate(limit as usize);
+        let next = more.then(|| all.last().map(|t| t.id.clone())).flatten();
+        Ok((all, next))
+    }
+}
+
+/// Records enqueued jobs; can be told to refuse.
+#[derive(Clone, Default)]
+pub struct MemoryQueue {
+    pub jobs: Arc<Mutex<Vec<SendJob>>>,
+    pub delayed: Arc<Mutex<Vec<(SendJob, u32)>>>,
+    pub refuse: bool,
+}
+
+#[async_trait]
+impl SendQueue for MemoryQueue {
+    async fn enqueue(&self, jobs: &[SendJob]) -> Result<(), StoreError> {
+        if self.refuse {
+            return Err(StoreError::new("enqueue sends", "queue unavailable"));
+        }
+        self.jobs.lock().await.extend_from_slice(jobs);
+        Ok(())
+    }
+    async fn retry_later(
+        &self,
+        _receipt_handle: &str,
+        _delay_seconds: u32,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError> {
+        if self.refuse {
+            return Err(StoreError::new("enqueue sends", "queue unavailable"));
+        }
+        self.delayed.lock().await.extend_from_slice(jobs);
+        Ok(())
+    }
+    async fn enqueue_delayed(&self, job: &SendJob, delay_seconds: u32) -> Result<(), StoreError> {
+        if self.refuse {
+            return Err(StoreError::new("enqueue sends", "queue unavailable"));
+        }
+        self.delayed.lock().await.push((job.clone(), delay_seconds));
+        Ok(())
+    }
+}
+
+/// A carrier that answers from a script, then accepts.
+#[derive(Clone, Default)]
+pub struct ScriptedCarrier {
+    script: Arc<Mutex<VecDeque<CarrierOutcome>>>,
+    calls: Arc<Mutex<u32>>,
+}
+
+impl ScriptedCarrier {
+    pub fn accepting() -> Self {
+        Self::default()
+    }
+    pub fn with(outcomes: Vec<CarrierOutcome>) -> Self {
+        Self {
+            script: Arc::new(Mutex::new(outcomes.into())),
+            calls: Arc::default(),
+        }
+    }
+    pub async fn calls(&self) -> u32 {
+        *self.calls.lock().await
+    }
+}
+
+#[async_trait]
+impl Carrier for ScriptedCarrier {
+    async fn send(&self, _text: &OutboundText) -> CarrierOutcome {
+        let mut calls = self.calls.lock().await;
+        *calls += 1;
+        self.script
+            .lock()
+            .await
+            .pop_front()
+            .unwrap_or_else(|| CarrierOutcome::Accepted {
+                carrier_message_id: format!("carrier-{calls}"),
+            })
+    }
+}
+
+/// A clock stopped at one instant.
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl FixedClock {
+    pub fn at(rfc3339: &str) -> Self {
+        Self(rfc3339.parse().expect("test time"))
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+pub fn sample_practice(id: &str) -> Practice {
+    Practice {
+        practice_id: id.to_string(),
+        name: "Bright Smiles Dental".into(),
+        timezone: "America/New_York".into(),
+        channels: Channels {
+            sms_main: PhoneNumber::parse("+14155550100").expect("valid"),
+            sms_alt: None,
+        },
+        hourly_cap: 250,
+        cap_window_seconds: 3600,
+        max_bulk_recipients: 1000,
+        quiet_hours: None,
+        help_text: None,
+    }
+}
+
+pub fn queued_recipient() -> Recipient {
+    Recipient {
+        practice_id: "demo".into(),
+        message_id: "m-1".into(),
+        recipient_id: "00001".into(),
+        patient_id: None,
+        to: PhoneNumber::parse("+14155550142").expect("valid"),
+        from: PhoneNumber::parse("+14155550100").expect("valid"),
+        text: "Hi".into(),
+        status: RecipientStatus::Queued,
+        not_before: None,
+        carrier_message_id: None,
+        sent_at: None,
+        delivered_at: None,
+        error: None,
+        skip_reason: None,
+        attempts: 0,
+        claimed_at: None,
+        message_type: crate::domain::message::MessageType::DirectMessage,
+        version: 0,
+    }
+}
+
+/// Schedule name → (fire time, job).
+pub type Schedules = Arc<Mutex<HashMap<String, (DateTime<Utc>, SendJob)>>>;
+
+/// Records schedules; can be told to fail.
+#[derive(Clone, Default)]
+pub struct MemoryScheduler {
+    pub schedules: Schedules,
+    pub fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl SendScheduler for MemoryScheduler {
+    async fn schedule(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        job: &SendJob,
+    ) -> Result<(), StoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::new("create schedule", "scheduler unavailable"));
+        }
+        self.schedules
+            .lock()
+            .await
+            .insert(name.to_string(), (at, job.clone()));
+        Ok(())
+    }
+    async fn unschedule(&self, name: &str) -> Result<(), StoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::new("delete schedule", "scheduler unavailable"));
+        }
+        self.schedules.lock().await.remove(name);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RateStore for MemoryStore {
+    async fn read_bucket(
+        &self,
+        practice_id: &str,
+        key: &str,
+    ) -> Result<(crate::domain::rate_limit::RateBucket, Option<u64>), StoreError> {
+        let s = self.0.lock().await;
+        let b = s
+            .buckets
+            .get(&(practice_id.to_string(), key.to_string()))
+            .cloned();
+        let count = b.as_ref().map(|b| b.count);
+        Ok((b.unwrap_or_default(), count))
+    }
+    async fn write_bucket(
+        &self,
+        practice_id: &str,
+        key: &str,
+        new: &crate::domain::rate_limit::RateBucket,
+        expected_count: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        let k = (practice_id.to_string(), key.to_string());
+        if s.buckets.get(&k).map(|b| b.count) != expected_count {
+            return Ok(false);
+        }
+        s.buckets.insert(k, new.clone());
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl BulkStore for MemoryStore {
+    async fn get_patients(
+        &self,
+        practice_id: &str,
+        patient_ids: &[String],
+    ) -> Result<Vec<Patient>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(patient_ids
+            .iter()
+            .filter_map(|id| {
+                s.patients
+                    .get(&(practice_id.to_string(), id.clone()))
+                    .cloned()
+            })
+            .collect())
+    }
+    async fn create_bulk(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create_message(message, recipients, idempotency).await
+    }
+    async fn get_message_only(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.messages
+            .get(&(practice_id.to_string(), message_id.to_string()))
+            .cloned())
+    }
+    async fn recipients_page(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        status: Option<RecipientStatus>,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<Recipient>, Option<String>), StoreError> {
+        let s = self.0.lock().await;
+        let mut all: Vec<Recipient> = s
+            .recipients
+            .values()
+            .filter(|r| r.practice_id == practice_id && r.message_id == message_id)
+            .filter(|r| after.is_none_or(|a| r.recipient_id.as_str() > a))
+            .filter(|r| status.is_none_or(|st| r.status == st))
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.recipient_id.cmp(&b.recipient_id));
+        let more = all.len() > limit as usize;
+        all.truncate(limit as usize);
+        let next = more
+            .then(|| all.last().map(|r| r.recipient_id.clone()))
+            .flatten();
+        Ok((all, next))
+    }
+    async fn advance_pump(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        pump: &str,
+        released: u32,
+        next_pump: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        let Some(b) = s
+            .messages
+            .get_mut(&(practice_id.to_string(), message_id.to_string()))
+            .and_then(|m| m.bulk.as_mut())
+        else {
+            return Ok(false);
+        };
+        if b.pump.as_deref() != Some(pump) || b.canceled_at.is_some() {
+            return Ok(false);
+        }
+        b.released = released;
+        b.pump = next_pump.map(str::to_string);
+        Ok(true)
+    }
+    async fn stop_bulk(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut s = self.0.lock().await;
+        if let Some(b) = s
+            .messages
+            .get_mut(&(practice_id.to_string(), message_id.to_string()))
+            .and_then(|m| m.bulk.as_mut())
+        {
+            b.canceled_at.get_or_insert(at);
+            b.pump = None;
+        }
+        Ok(())
+    }
+    async fn transition_many(
+        &self,
+        current: &[Recipient],
+        transition: &Transition,
+    ) -> Result<bool, StoreError> {
+        {
+            let s = self.0.lock().await;
+            for r in current {
+                let stored = s.recipients.get(&rkey(&r.job()));
+                if stored.is_none_or(|x| x.version != r.version) || r.apply(transition).is_none() {
+                    return Ok(false);
+                }
+            }
+        }
+        for r in current {
+            self.transition(r, transition).await?;
+        }
+        Ok(true)
+    }
+    async fn set_bulk_status(
+        &self,
+        practice_id: &str,
+        message_id: &str,
+        from: &str,
+        to: &str,
+        sent_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        let Some(m) = s
+            .messages
+            .get_mut(&(practice_id.to_string(), message_id.to_string()))
+        else {
+            return Ok(false);
+        };
+        if m.status != from || (sent_at.is_some() && m.sent_at.is_some()) {
+            return Ok(false);
+        }
+        m.status = to.to_string();
+        if sent_at.is_some() {
+            m.sent_at = sent_at;
+        }
+        Ok(true)
+    }
+    async fn sending_bulks(&self, practice_id: &str) -> Result<Vec<Message>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.messages
+            .values()
+            .filter(|m| {
+                m.practice_id == practice_id
+                    && m.message_type == crate::domain::message::MessageType::BulkMessage
+                    && m.status == "sending"
+            })
+            .cloned()
+            .collect())
+    }
+}

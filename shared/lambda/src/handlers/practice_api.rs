@@ -1,0 +1,140 @@
+//! `GET /v1/settings`, `GET /v1/patients`, `PUT/GET /v1/patients/{id}`, `/v1/templates…`,
+//! `GET /v1/error-codes`, `GET /v1/communications`.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+
+use crate::config::{self, ConfigError};
+use crate::http;
+use messaging_adapters::dynamo::DynamoStore;
+use messaging_core::app::auth::Authenticator;
+use messaging_core::app::communications::{self, TrackingQuery};
+use messaging_core::app::patients;
+use messaging_core::domain::carrier_errors;
+use messaging_core::domain::error::AppError;
+use messaging_core::domain::message::CARRIER;
+use messaging_core::domain::patient::{validate_id, AgeFilter, Patient, PatientInput};
+use messaging_core::ports::{OptOutStore, PracticeStore};
+
+/// The practice function: settings, patients, Quick Messages, the error
+/// catalog and the tracking list.
+pub struct PracticeApi {
+    auth: Authenticator<DynamoStore>,
+    store: DynamoStore,
+}
+
+impl PracticeApi {
+    /// Reads `TABLE_NAME`; builds the client once.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let [table] = config::require(["TABLE_NAME"])?;
+        let aws = messaging_adapters::aws_config().await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+        Ok(Self {
+            auth: Authenticator::new(store.clone()),
+            store,
+        })
+    }
+
+    /// Handles one HTTP request.
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, std::convert::Infallible> {
+        let route = http::route_key(&req);
+        Ok(super::respond(&route, self.route(&route, &req).await))
+    }
+
+    /// The patient with `sms_opted_out` read from the practice's opt-out record.
+    async fn with_opt_out(
+        &self,
+        practice_id: &str,
+        mut patient: Patient,
+    ) -> Result<Patient, AppError> {
+        patient.sms_opted_out = self
+            .store
+            .is_opted_out(practice_id, patient.phone.as_str())
+            .await?;
+        Ok(patient)
+    }
+
+    async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
+        let practice = self.auth.practice(super::authorization(req)).await?;
+        if let Some(result) =
+            super::templates::route(&self.store, &practice, route, req, chrono::Utc::now()).await
+        {
+            return result;
+        }
+        match route {
+            "GET /v1/settings" => Ok(http::json(StatusCode::OK, &practice)),
+            "PUT /v1/patients/{id}" => {
+                let id = http::path_param(req, "id").unwrap_or_default();
+                validate_id(&id, "patient_id")?;
+                let (input, _) =
+                    messaging_core::json::parse_json::<PatientInput>(http::body_bytes(req)?)?;
+                let previous = self.store.get_patient(&practice.practice_id, &id).await?;
+                let patient = input.into_patient(
+                    &id,
+                    messaging_core::app::patients::practice_today(&practice, chrono::Utc::now()),
+                    previous.as_ref(),
+                )?;
+                self.store
+                    .put_patient(&practice.practice_id, &patient)
+                    .await?;
+                let patient = self.with_opt_out(&practice.practice_id, patient).await?;
+                Ok(http::json(StatusCode::OK, &patient))
+            }
+            "GET /v1/patients/{id}" => {
+                let id = http::path_param(req, "id").unwrap_or_default();
+                let patient = self
+                    .store
+                    .get_patient(&practice.practice_id, &id)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::not_found("patient_not_found", format!("no patient {id}"))
+                    })?;
+                let patient = self.with_opt_out(&practice.practice_id, patient).await?;
+                Ok(http::json(StatusCode::OK, &patient))
+            }
+            "GET /v1/patients" => {
+                let (limit, cursor) = http::page_params(req)?;
+                let filter = AgeFilter::parse(
+                    http::query_param(req, "min_age").as_deref(),
+                    http::query_param(req, "max_age").as_deref(),
+                )?;
+                let today =
+                    messaging_core::app::patients::practice_today(&practice, chrono::Utc::now());
+                let (items, next) = patients::list(
+                    &self.store,
+                    &practice.practice_id,
+                    &filter,
+                    today,
+                    limit,
+                    cursor.as_deref(),
+                )
+                .await?;
+                Ok(http::page(&items, next))
+            }
+            "GET /v1/error-codes" => {
+                let items: Vec<serde_json::Value> = carrier_errors::catalog()
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "code": e.code.to_string(), "carrier": CARRIER, "title": e.title,
+                            "description": e.description, "resolution": e.resolution,
+                            "permanent": e.permanent, "billable": e.billable,
+                        })
+                    })
+                    .collect();
+                Ok(http::json(
+                    StatusCode::OK,
+                    &serde_json::json!({"items": items}),
+                ))
+            }
+            "GET /v1/communications" => {
+                let (limit, cursor) = http::page_params(req)?;
+                let query = TrackingQuery::parse(|k| http::query_param(req, k), limit, cursor)?;
+                let (items, next) =
+                    communications::list(&self.store, &practice.practice_id, &query).await?;
+                Ok(http::page(&items, next))
+            }
+            _ => Err(http::no_route()),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `POST /v1/webhooks/bandwidth`: carrier callbacks, HTTP Basic auth.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+
+use crate::config::{self, ConfigError};
+use crate::http;
+use messaging_adapters::dynamo::DynamoStore;
+use messaging_adapters::sqs::SqsSendQueue;
+use messaging_core::app::auth::check_basic_auth;
+use messaging_core::app::callbacks::{self, CarrierEvent};
+use messaging_core::app::messages::{Messages, SendNowOnly};
+use messaging_core::domain::error::AppError;
+
+/// The carrier webhook function.
+pub struct Webhook {
+    messages: Messages<DynamoStore, DynamoStore, SqsSendQueue, SendNowOnly>,
+    username: String,
+    password: String,
+}
+
+impl Webhook {
+    /// Reads `TABLE_NAME`, `SEND_QUEUE_URL` (HELP replies), `WEBHOOK_USERNAME`, `WEBHOOK_PASSWORD`.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let [table, queue_url, username, password] = config::require([
+            "TABLE_NAME",
+            "SEND_QUEUE_URL",
+            "WEBHOOK_USERNAME",
+            "WEBHOOK_PASSWORD",
+        ])?;
+        let aws = messaging_adapters::aws_config().await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+        Ok(Self {
+            messages: Messages {
+                practices: store.clone(),
+                store,
+                queue: SqsSendQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
+                scheduler: SendNowOnly,
+                queue_delay_max: chrono::Duration::zero(),
+            },
+            username,
+            password,
+        })
+    }
+
+    /// Handles one callback request.
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, std::convert::Infallible> {
+        let route = http::route_key(&req);
+        Ok(super::respond(&route, self.route(&route, &req).await))
+    }
+
+    async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
+        if route != "POST /v1/webhooks/bandwidth" {
+            return Err(http::no_route());
+        }
+        check_basic_auth(super::authorization(req), &self.username, &self.password)?;
+        let bytes = http::body_bytes(req)?;
+        let events: Vec<CarrierEvent> = serde_json::from_slice(bytes).map_err(|e| {
+            AppError::bad_request(
+                "invalid_json",
+                format!("expected an array of Bandwidth events: {e}"),
+            )
+        })?;
+        let applied = callbacks::apply(&self.messages, &events, chrono::Utc::now()).await?;
+        Ok(http::json(
+            StatusCode::OK,
+            &serde_json::json!({"recorded": applied.recorded, "ignored": applied.ignored}),
+        ))
+    }
+}

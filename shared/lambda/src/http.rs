@@ -1,0 +1,158 @@
+//! HTTP conventions of the API (`api.md`), in one place: the error body and
+//! the status for each error kind, strict JSON parsing, route keys, auth headers.
+
+use lambda_http::http::{HeaderMap, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+
+use messaging_core::domain::error::{AppError, ErrorKind};
+
+/// Bodies above this size are refused with 413.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The HTTP status for each kind of refusal. The only such mapping.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// A JSON response with a pre-serialised body.
+pub fn raw_json(status: u16, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        lambda_http::http::header::CONTENT_TYPE,
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(body) => raw_json(status.as_u16(), body),
+        Err(e) => {
+            tracing::error!(error = %e, "response did not serialise");
+            error(&AppError::unavailable(
+                "The response could not be produced; retry shortly.",
+            ))
+        }
+    }
+}
+
+/// A response with no body.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = status;
+    response
+}
+
+/// The error body: `{"error": {"code", "message", "field"}}`.
+pub fn error_body(e: &AppError) -> serde_json::Value {
+    serde_json::json!({"error": {"code": e.code, "message": e.message, "field": e.field}})
+}
+
+/// The error response, with the status for its kind.
+pub fn error(e: &AppError) -> Response<Body> {
+    raw_json(status_of(e.kind).as_u16(), error_body(e).to_string())
+}
+
+/// The body bytes, refusing oversized ones with 413.
+pub fn body_bytes(req: &Request) -> Result<&[u8], AppError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(AppError::payload_too_large(format!(
+            "the request body is {} bytes; the most accepted is {MAX_BODY_BYTES}",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// `"POST /v1/messages"`: the API Gateway route that matched.
+pub fn route_key(req: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone().unwrap_or_default(),
+        _ => format!("{} {}", req.method(), req.uri().path()),
+    }
+}
+
+/// A path parameter of the matched route.
+pub fn path_param(req: &Request, name: &str) -> Option<String> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_string)
+}
+
+/// A query-string parameter.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_string)
+}
+
+/// Default and largest page size of list endpoints.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 200;
+
+/// `?limit=` (1..=200, default 50; else 422 `invalid_limit`) and `?cursor=`.
+pub fn page_params(req: &Request) -> Result<(u32, Option<String>), AppError> {
+    let limit = match query_param(req, "limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "invalid_limit",
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                )
+                .at("limit")
+            })?,
+    };
+    Ok((limit, query_param(req, "cursor").filter(|c| !c.is_empty())))
+}
+
+/// A list answer: `{"items": [...], "next_cursor": "..." | null}`.
+pub fn page<T: Serialize>(items: &[T], next_cursor: Option<String>) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"items": items, "next_cursor": next_cursor}),
+    )
+}
+
+/// A header as text.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// 404 for a route this function does not serve.
+pub fn no_route() -> AppError {
+    AppError::not_found("not_found", "there is no such endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_has_the_documented_shape() {
+        let e = AppError::invalid("invalid_phone", "bad").at("to");
+        assert_eq!(
+            error_body(&e),
+            serde_json::json!({"error": {"code": "invalid_phone", "message": "bad", "field": "to"}})
+        );
+        assert_eq!(status_of(e.kind), 422);
+    }
+}

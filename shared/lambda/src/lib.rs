@@ -1,0 +1,16 @@
+//! The Lambda and HTTP layer of the patient-messaging backend.
+//!
+//! - [`handlers`]: each function's HTTP or SQS entry: builds its
+//!   dependencies once, maps requests to the use cases of `messaging-core`.
+//! - [`http`]: the API's HTTP conventions (error body, the one status mapping,
+//!   route keys, paging parameters).
+//! - [`config`]: configuration from the environment, read once at cold start.
+//! - [`telemetry`]: JSON logs.
+
+// Test code may unwrap: a panic is the failure report.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod config;
+pub mod handlers;
+pub mod http;
+pub mod telemetry;
