@@ -100,8 +100,7 @@ class Processes:
             start_new_session=True,  # its own process group: we stop it with all its children
         )
         self.children.append((name, proc))
-        (LOCAL / "pids").mkdir(parents=True, exist_ok=True)
-        (LOCAL / "pids" / name).write_text(str(proc.pid))
+        record_started(name, proc.pid)
 
         def pump() -> None:
             with logfile.open("a") as f:
@@ -127,23 +126,66 @@ class Processes:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
             (LOCAL / "pids" / name).unlink(missing_ok=True)
         self.children.clear()
 
+    def dead(self) -> tuple[str, int] | None:
+        """The first child that has exited, with its exit code."""
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                return name, proc.returncode
+        return None
+
+
+def process_identity(pid: int) -> str | None:
+    """What identifies a running process beyond its pid, which the system
+    reuses: its start time (in clock ticks since boot) and command line.
+    None when no such process runs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    # Field 22 (starttime) counted after the command name, which may hold spaces.
+    fields = stat[stat.rindex(")") + 2:].split()
+    return f"{fields[19]} {cmdline.hex()}"
+
+
+def record_started(name: str, pid: int) -> None:
+    """Writes .local/pids/<name>: the pid with its identity, so a later run
+    stops that process only if it is still the one this run started."""
+    identity = process_identity(pid)
+    if identity is None:
+        return
+    (LOCAL / "pids").mkdir(parents=True, exist_ok=True)
+    (LOCAL / "pids" / name).write_text(json.dumps({"pid": pid, "identity": identity}))
+
 
 def stop_leftovers() -> None:
-    """A previous run killed with SIGKILL may have left its children: stop them."""
+    """A previous run killed with SIGKILL may have left its children: stop
+    them, but only a process whose pid, start time and command line all
+    match what that run recorded (a reused pid belongs to someone else)."""
     pids = LOCAL / "pids"
     if not pids.is_dir():
         return
     for f in pids.iterdir():
         try:
-            pid = int(f.read_text().strip())
-            os.killpg(pid, signal.SIGTERM)
-            log(f"stopped a leftover {f.name} (pid {pid}) from an earlier run")
-            time.sleep(0.5)
-        except (ValueError, ProcessLookupError, PermissionError):
-            pass
+            record = json.loads(f.read_text())
+            pid, identity = int(record["pid"]), record["identity"]
+        except (ValueError, KeyError, TypeError):
+            log(f"ignoring {f} (not written by this version of local.py)")
+            f.unlink(missing_ok=True)
+            continue
+        if process_identity(pid) == identity:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                log(f"stopped a leftover {f.name} (pid {pid}) from an earlier run")
+                deadline = time.monotonic() + 10
+                while process_identity(pid) == identity and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            except (ProcessLookupError, PermissionError):
+                pass
         f.unlink(missing_ok=True)
 
 
@@ -391,8 +433,10 @@ def main() -> int:
 
     procs = Processes()
     stopping = threading.Event()
+    received: list[int] = []
 
     def on_signal(signum, _frame):
+        received.append(signum)
         stopping.set()
         raise KeyboardInterrupt
 
@@ -409,12 +453,7 @@ def main() -> int:
         if args.command == "test":
             os.environ.setdefault("LOCAL_QUIET", "1")
             up(procs)
-            env = dict(os.environ, ENDPOINTS_FILE=str(LOCAL / "endpoints.json"))
-            log("running every test: unit, adapter (emulator) and end-to-end (deployed stack)", "test")
-            return subprocess.run(
-                ["cargo", "test", "--profile", PROFILE, "--locked", "--workspace", "--no-fail-fast", "--", "--include-ignored"],
-                cwd=ROOT, env=env,
-            ).returncode
+            return run_tests(procs)
         endpoints = up(procs)
         threading.Thread(target=follow_function_logs, args=(stopping,), daemon=True).start()
         print(
@@ -426,20 +465,45 @@ def main() -> int:
             flush=True,
         )
         while not stopping.is_set():
-            for name, proc in procs.children:
-                if proc.poll() is not None:
-                    log(f"{name} exited with code {proc.returncode}; stopping")
-                    return 1
+            if (dead := procs.dead()) is not None:
+                log(f"{dead[0]} exited with code {dead[1]}; stopping")
+                return 1
             time.sleep(1)
-        return 0
+        return 128 + (received[0] if received else signal.SIGINT)
     except KeyboardInterrupt:
-        log("stopping")
-        return 130 if not stopping.is_set() else 0
+        # Interrupted (Ctrl-C, or CI stopping us): never report success.
+        log("interrupted; stopping")
+        return 128 + (received[0] if received else signal.SIGINT)
     finally:
         if args.command != "deploy":
             procs.stop()
             (LOCAL / "endpoints.json").unlink(missing_ok=True)
             log("stopped everything this run started")
+
+
+def run_tests(procs: Processes) -> int:
+    """Every test of the workspace against the running local cloud. Fails
+    if the tests fail or if the emulator or the simulator dies meanwhile
+    (tests that passed against a half-dead cloud prove nothing)."""
+    env = dict(os.environ, ENDPOINTS_FILE=str(LOCAL / "endpoints.json"))
+    log("running every test: unit, adapter (emulator) and end-to-end (deployed stack)", "test")
+    tests = subprocess.Popen(
+        ["cargo", "test", "--profile", PROFILE, "--locked", "--workspace", "--no-fail-fast", "--", "--include-ignored"],
+        cwd=ROOT, env=env,
+    )
+    try:
+        while tests.poll() is None:
+            if (dead := procs.dead()) is not None:
+                log(f"{dead[0]} exited with code {dead[1]} while the tests ran; failing the run", "test")
+                tests.terminate()
+                tests.wait()
+                return 1
+            time.sleep(0.5)
+    finally:
+        if tests.poll() is None:
+            tests.terminate()
+            tests.wait()
+    return tests.returncode
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 //! How close to `send_at` scheduled messages reach the carrier, on the local
 //! cloud (EventBridge Scheduler → SQS → dispatcher → carrier simulator).
 //!
-//!     cargo run --profile local -p tests --bin schedule-bench -- [--messages 20]
+//!     cargo run --profile local -p benchmarks --bin schedule-bench -- [--messages 20]
 //!
 //! Needs `make dev` running. Prints each message's lateness and the median
 //! and worst; any early send is reported as such.

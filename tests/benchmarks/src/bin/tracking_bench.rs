@@ -22,7 +22,7 @@
 //! 5. Prints a Markdown table, then deletes the seeded items (unless `--keep`).
 //!
 //! ```text
-//! cargo build --profile local -p tests --bin tracking-bench
+//! cargo build --profile local -p benchmarks --bin tracking-bench
 //! target/local/tracking-bench --messages 100000 [--samples 50] [--concurrency 8] [--keep]
 //! ```
 

@@ -1,6 +1,6 @@
 //! What a bulk message costs on the local cloud.
 //!
-//!     cargo run --profile local -p tests --bin bulk-bench -- [--sizes 250,1000]
+//!     cargo run --profile local -p benchmarks --bin bulk-bench -- [--sizes 250,1000]
 //!         [--cap 100] [--window 10] [--per-second 25]
 //!
 //! Needs `make dev` running. For each size:

@@ -1,6 +1,6 @@
 //! Request latency through the local API (API Gateway → Lambda → DynamoDB).
 //!
-//!     cargo run --profile local -p tests --bin api-latency -- [--requests 200]
+//!     cargo run --profile local -p benchmarks --bin api-latency -- [--requests 200]
 //!
 //! Needs `make dev` running. Sequential requests after a warm-up; prints
 //! median, p95 and max per route.
