@@ -26,6 +26,8 @@ Everything started is stopped on Ctrl-C / SIGTERM, and on exit.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -37,6 +39,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,20 +266,8 @@ def stage_template() -> Path:
 def deploy(staged: Path) -> dict[str, str]:
     started = time.monotonic()
     sam = str(TOOLS / "venv" / "bin" / "sam")
-    params = {
-        "CarrierApiUrl": f"{SIM_URL}/api/v2",
-        "CarrierAccountId": CARRIER["account"],
-        "CarrierApplicationId": CARRIER["application"],
-        "CarrierUsername": CARRIER["user"],
-        "CarrierPassword": CARRIER["password"],
-        "WebhookUsername": WEBHOOK["user"],
-        "WebhookPassword": WEBHOOK["password"],
-        "AwsEndpointUrl": AWS_URL,
-        # Every scheduled send through EventBridge Scheduler, even a near one,
-        # so tests and the precision benchmark exercise that path.
-        "QueueDelayMaxSeconds": os.environ.get("QUEUE_DELAY_MAX_SECONDS", "0"),
-        "LogLevel": os.environ.get("LOG_LEVEL", "info"),
-    }
+    params = deploy_params()
+    DEPLOYED.unlink(missing_ok=True)
     run(
         [
             sam, "deploy",
@@ -297,8 +288,93 @@ def deploy(staged: Path) -> dict[str, str]:
                        aws_access_key_id="test", aws_secret_access_key="test")
     stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    LOCAL.mkdir(exist_ok=True)
+    DEPLOYED.write_text(json.dumps(deployment_state(staged), indent=2))
     log(f"deployed stack {STACK} in {time.monotonic() - started:.0f} s")
     return outputs
+
+
+DEPLOYED = LOCAL / "deployed.json"
+
+
+def deploy_params() -> dict[str, str]:
+    return {
+        "CarrierApiUrl": f"{SIM_URL}/api/v2",
+        "CarrierAccountId": CARRIER["account"],
+        "CarrierApplicationId": CARRIER["application"],
+        "CarrierUsername": CARRIER["user"],
+        "CarrierPassword": CARRIER["password"],
+        "WebhookUsername": WEBHOOK["user"],
+        "WebhookPassword": WEBHOOK["password"],
+        "AwsEndpointUrl": AWS_URL,
+        # Every scheduled send through EventBridge Scheduler, even a near one,
+        # so tests and the precision benchmark exercise that path.
+        "QueueDelayMaxSeconds": os.environ.get("QUEUE_DELAY_MAX_SECONDS", "0"),
+        "LogLevel": os.environ.get("LOG_LEVEL", "info"),
+    }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def deployment_state(staged: Path) -> dict:
+    """What a deploy puts in place: the template with its parameters, and
+    each function's bootstrap."""
+    template = hashlib.sha256(staged.read_bytes() + json.dumps(deploy_params(), sort_keys=True).encode())
+    code = {d.name: sha256_file(d / "bootstrap") for d in sorted(STAGE.iterdir()) if (d / "bootstrap").is_file()}
+    return {"stack": STACK, "aws": AWS_URL, "template": template.hexdigest(), "code": code}
+
+
+def deploy_code_only(staged: Path) -> bool:
+    """When only function code changed since the last deploy into this
+    running emulator (same template, same parameters), replaces the changed
+    functions' code with UpdateFunctionCode, as `sam deploy` would do through
+    CloudFormation, without its changeset round trips. False when a full
+    deploy is needed."""
+    try:
+        last = json.loads(DEPLOYED.read_text())
+    except (OSError, ValueError):
+        return False
+    now = deployment_state(staged)
+    if {k: last.get(k) for k in ("stack", "aws", "template")} != {k: now[k] for k in ("stack", "aws", "template")}:
+        return False
+    if set(last.get("code", {})) != set(now["code"]):
+        return False
+    import boto3  # type: ignore
+
+    clients = dict(endpoint_url=AWS_URL, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+    cfn = boto3.client("cloudformation", **clients)
+    lam = boto3.client("lambda", **clients)
+    try:
+        resources = cfn.describe_stack_resources(StackName=STACK)["StackResources"]
+    except Exception:  # the stack is gone (a restarted emulator): deploy it whole
+        return False
+    names = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources
+             if r["ResourceType"] == "AWS::Lambda::Function"}
+    changed = [lid for lid, digest in now["code"].items() if last["code"].get(lid) != digest]
+    if any(lid not in names for lid in changed):
+        return False
+    for lid in changed:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
+            info = zipfile.ZipInfo("bootstrap")
+            info.external_attr = 0o100755 << 16
+            z.writestr(info, (STAGE / lid / "bootstrap").read_bytes())
+        lam.update_function_code(FunctionName=names[lid], ZipFile=buffer.getvalue())
+    for lid in changed:
+        deadline = time.monotonic() + 60
+        while lam.get_function_configuration(FunctionName=names[lid]).get("LastUpdateStatus") == "InProgress":
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{lid}: code update not finished after 60 s")
+            time.sleep(0.1)
+    DEPLOYED.write_text(json.dumps(now, indent=2))
+    log(f"updated the code of {len(changed)} function(s): {', '.join(changed) or 'none changed'}")
+    return True
 
 
 def demo_practice(outputs: dict[str, str]) -> dict[str, str]:
@@ -447,7 +523,9 @@ def main() -> int:
             started = time.monotonic()
             wait_until("emulator (start `make dev` first)", lambda: http_ok(f"{AWS_URL}/_ministack/health"), 5)
             build()
-            deploy(stage_template())
+            staged = stage_template()
+            if not deploy_code_only(staged):
+                deploy(staged)
             log(f"redeployed in {time.monotonic() - started:.1f} s")
             return 0
         if args.command == "test":
