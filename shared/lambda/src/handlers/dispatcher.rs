@@ -37,8 +37,8 @@ impl DispatcherFn {
 
     /// Builds the clients for `config`.
     pub async fn new(config: DispatcherConfig) -> Result<Self, StartError> {
-        let carrier = Bandwidth::new(config.carrier.bandwidth())?;
         let aws = messaging_adapters::aws_config().await;
+        let carrier = Bandwidth::new(config.carrier.bandwidth())?;
         let queue = SqsSendQueue::new(
             aws_sdk_sqs::Client::new(&aws),
             config.send_queue_url.as_str(),
