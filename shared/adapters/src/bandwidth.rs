@@ -6,12 +6,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use messaging_core::domain::secret::Secret;
 use messaging_core::ports::{Carrier, CarrierOutcome, OutboundText};
 
 /// Production base URL of the Messaging API v2.
 pub const DEFAULT_API_URL: &str = "https://messaging.bandwidth.com/api/v2";
 
-/// What the adapter needs to reach a Bandwidth account.
+/// What the adapter needs to reach a Bandwidth account. Its `Debug` shows
+/// the password as `[redacted]`.
 #[derive(Debug, Clone)]
 pub struct BandwidthConfig {
     /// Base URL, `https://messaging.bandwidth.com/api/v2` unless overridden.
@@ -23,7 +25,7 @@ pub struct BandwidthConfig {
     /// API user name.
     pub username: String,
     /// API password.
-    pub password: String,
+    pub password: Secret,
     /// How long to wait for an answer before treating the attempt as retryable.
     pub timeout: Duration,
 }
@@ -94,7 +96,7 @@ impl Carrier for Bandwidth {
         let response = match self
             .http
             .post(&self.messages_url)
-            .basic_auth(&self.config.username, Some(&self.config.password))
+            .basic_auth(&self.config.username, Some(self.config.password.expose()))
             .json(&body)
             .send()
             .await

@@ -13,5 +13,6 @@ pub mod phone;
 pub mod practice;
 pub mod quiet_hours;
 pub mod rate_limit;
+pub mod secret;
 pub mod template;
 pub mod text;

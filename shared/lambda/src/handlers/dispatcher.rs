@@ -1,15 +1,13 @@
 //! The SQS consumer: one [`Dispatcher::dispatch`] per record, partial batch
 //! failures reported so only the records that need it come back.
 
-use std::time::Duration;
-
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
-use crate::config::{self, ConfigError};
-use messaging_adapters::bandwidth::{Bandwidth, BandwidthConfig, DEFAULT_API_URL};
+use crate::config::{ConfigError, DispatcherConfig};
+use messaging_adapters::bandwidth::Bandwidth;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::sqs::SqsSendQueue;
-use messaging_core::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
+use messaging_core::app::dispatch::{Dispatched, Dispatcher};
 use messaging_core::domain::clock::SystemClock;
 use messaging_core::domain::message::SendJob;
 use messaging_core::ports::SendQueue;
@@ -17,7 +15,7 @@ use messaging_core::ports::SendQueue;
 /// Why the dispatcher could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// Missing variables.
+    /// Missing or malformed variables.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The HTTP client could not be built.
@@ -32,51 +30,27 @@ pub struct DispatcherFn {
 }
 
 impl DispatcherFn {
-    /// Reads the table, queue and carrier settings; builds clients once.
+    /// Reads [`DispatcherConfig`] from the environment; builds clients once.
     pub async fn from_env() -> Result<Self, StartError> {
-        let [table, queue_url, account_id, application_id, username, password] =
-            config::require([
-                "TABLE_NAME",
-                "SEND_QUEUE_URL",
-                "CARRIER_ACCOUNT_ID",
-                "CARRIER_APPLICATION_ID",
-                "CARRIER_USERNAME",
-                "CARRIER_PASSWORD",
-            ])?;
+        Self::new(DispatcherConfig::from_env()?).await
+    }
+
+    /// Builds the clients for `config`.
+    pub async fn new(config: DispatcherConfig) -> Result<Self, StartError> {
         let aws = messaging_adapters::aws_config().await;
-        let carrier = Bandwidth::new(BandwidthConfig {
-            api_url: config::optional("CARRIER_API_URL", DEFAULT_API_URL),
-            account_id,
-            application_id,
-            username,
-            password,
-            timeout: Duration::from_millis(config::optional_u64("CARRIER_TIMEOUT_MS", 10_000)),
-        })?;
-        let defaults = RetryPolicy::default();
-        let queue = SqsSendQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url);
+        let carrier = Bandwidth::new(config.carrier.bandwidth())?;
+        let queue = SqsSendQueue::new(
+            aws_sdk_sqs::Client::new(&aws),
+            config.send_queue_url.as_str(),
+        );
         Ok(Self {
             dispatcher: Dispatcher {
-                store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+                store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
                 queue: queue.clone(),
                 carrier,
                 clock: SystemClock,
-                retry: RetryPolicy {
-                    max_attempts: u32::try_from(config::optional_u64(
-                        "CARRIER_MAX_ATTEMPTS",
-                        defaults.max_attempts.into(),
-                    ))
-                    .unwrap_or(defaults.max_attempts),
-                    base_delay_seconds: u32::try_from(config::optional_u64(
-                        "CARRIER_RETRY_BASE_SECONDS",
-                        defaults.base_delay_seconds.into(),
-                    ))
-                    .unwrap_or(defaults.base_delay_seconds),
-                },
-                bulk_per_second: u32::try_from(config::optional_u64(
-                    "NUMBER_MESSAGES_PER_SECOND",
-                    messaging_core::app::rate_cap::DEFAULT_NUMBER_PER_SECOND.into(),
-                ))
-                .unwrap_or(messaging_core::app::rate_cap::DEFAULT_NUMBER_PER_SECOND),
+                retry: config.retry,
+                bulk_per_second: config.number_per_second,
                 inline_wait: messaging_core::app::dispatch::INLINE_WAIT,
             },
             queue,

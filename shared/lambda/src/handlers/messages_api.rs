@@ -5,10 +5,10 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use crate::config::{self, ConfigError};
+use crate::config::{ConfigError, MessagesApiConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
-use messaging_adapters::scheduler::{EventBridgeScheduler, SchedulerConfig};
+use messaging_adapters::scheduler::EventBridgeScheduler;
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::app::auth::Authenticator;
 use messaging_core::app::bulk::{BulkMessages, BulkRequest};
@@ -25,53 +25,39 @@ pub struct MessagesApi {
 }
 
 impl MessagesApi {
-    /// Reads the table, queue and scheduling settings; builds clients once.
+    /// Reads [`MessagesApiConfig`] from the environment; builds clients once.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let [table, queue_url, queue_arn, group, role_arn, dead_letter_arn] = config::require([
-            "TABLE_NAME",
-            "SEND_QUEUE_URL",
-            "SEND_QUEUE_ARN",
-            "SCHEDULE_GROUP",
-            "SCHEDULER_ROLE_ARN",
-            "SCHEDULE_DLQ_ARN",
-        ])?;
+        Ok(Self::new(MessagesApiConfig::from_env()?).await)
+    }
+
+    /// Builds the clients for `config`.
+    pub async fn new(config: MessagesApiConfig) -> Self {
         let aws = messaging_adapters::aws_config().await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-        let queue = SqsSendQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url);
-        let scheduler = EventBridgeScheduler::new(
-            aws_sdk_scheduler::Client::new(&aws),
-            SchedulerConfig {
-                group,
-                queue_arn,
-                role_arn,
-                dead_letter_arn,
-            },
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
+        let queue = SqsSendQueue::new(
+            aws_sdk_sqs::Client::new(&aws),
+            config.send_queue_url.as_str(),
         );
-        let queue_delay_max = chrono::Duration::seconds(
-            i64::try_from(config::optional_u64("QUEUE_DELAY_MAX_SECONDS", 900)).unwrap_or(900),
-        );
-        Ok(Self {
+        let scheduler =
+            EventBridgeScheduler::new(aws_sdk_scheduler::Client::new(&aws), config.scheduler);
+        Self {
             auth: Authenticator::new(store.clone()),
             bulk: BulkMessages {
                 store: store.clone(),
                 queue: queue.clone(),
                 scheduler: scheduler.clone(),
-                queue_delay_max,
-                per_second: u32::try_from(config::optional_u64(
-                    "NUMBER_MESSAGES_PER_SECOND",
-                    messaging_core::app::rate_cap::DEFAULT_NUMBER_PER_SECOND.into(),
-                ))
-                .unwrap_or(messaging_core::app::rate_cap::DEFAULT_NUMBER_PER_SECOND),
+                queue_delay_max: config.queue_delay_max,
+                per_second: config.number_per_second,
             },
             messages: Messages {
                 practices: store.clone(),
                 store,
                 queue,
                 scheduler,
-                queue_delay_max,
+                queue_delay_max: config.queue_delay_max,
             },
             clock: SystemClock,
-        })
+        }
     }
 
     /// Handles one HTTP request.

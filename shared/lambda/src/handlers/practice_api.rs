@@ -4,7 +4,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use crate::config::{self, ConfigError};
+use crate::config::{ConfigError, PracticeApiConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_core::app::auth::Authenticator;
@@ -24,15 +24,19 @@ pub struct PracticeApi {
 }
 
 impl PracticeApi {
-    /// Reads `TABLE_NAME`; builds the client once.
+    /// Reads [`PracticeApiConfig`] from the environment; builds the client once.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let [table] = config::require(["TABLE_NAME"])?;
+        Ok(Self::new(PracticeApiConfig::from_env()?).await)
+    }
+
+    /// Builds the client for `config`.
+    pub async fn new(config: PracticeApiConfig) -> Self {
         let aws = messaging_adapters::aws_config().await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-        Ok(Self {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
+        Self {
             auth: Authenticator::new(store.clone()),
             store,
-        })
+        }
     }
 
     /// Handles one HTTP request.

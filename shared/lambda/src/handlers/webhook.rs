@@ -3,7 +3,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use crate::config::{self, ConfigError};
+use crate::config::{ConfigError, Username, WebhookConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::sqs::SqsSendQueue;
@@ -11,36 +11,39 @@ use messaging_core::app::auth::check_basic_auth;
 use messaging_core::app::callbacks::{self, CarrierEvent};
 use messaging_core::app::messages::{Messages, SendNowOnly};
 use messaging_core::domain::error::AppError;
+use messaging_core::domain::secret::Secret;
 
 /// The carrier webhook function.
 pub struct Webhook {
     messages: Messages<DynamoStore, DynamoStore, SqsSendQueue, SendNowOnly>,
-    username: String,
-    password: String,
+    username: Username,
+    password: Secret,
 }
 
 impl Webhook {
-    /// Reads `TABLE_NAME`, `SEND_QUEUE_URL` (HELP replies), `WEBHOOK_USERNAME`, `WEBHOOK_PASSWORD`.
+    /// Reads [`WebhookConfig`] from the environment; builds clients once.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let [table, queue_url, username, password] = config::require([
-            "TABLE_NAME",
-            "SEND_QUEUE_URL",
-            "WEBHOOK_USERNAME",
-            "WEBHOOK_PASSWORD",
-        ])?;
+        Ok(Self::new(WebhookConfig::from_env()?).await)
+    }
+
+    /// Builds the clients for `config`.
+    pub async fn new(config: WebhookConfig) -> Self {
         let aws = messaging_adapters::aws_config().await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-        Ok(Self {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
+        Self {
             messages: Messages {
                 practices: store.clone(),
                 store,
-                queue: SqsSendQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url),
+                queue: SqsSendQueue::new(
+                    aws_sdk_sqs::Client::new(&aws),
+                    config.send_queue_url.as_str(),
+                ),
                 scheduler: SendNowOnly,
                 queue_delay_max: chrono::Duration::zero(),
             },
-            username,
-            password,
-        })
+            username: config.username,
+            password: config.password,
+        }
     }
 
     /// Handles one callback request.
@@ -53,7 +56,11 @@ impl Webhook {
         if route != "POST /v1/webhooks/bandwidth" {
             return Err(http::no_route());
         }
-        check_basic_auth(super::authorization(req), &self.username, &self.password)?;
+        check_basic_auth(
+            super::authorization(req),
+            self.username.as_str(),
+            self.password.expose(),
+        )?;
         let bytes = http::body_bytes(req)?;
         let events: Vec<CarrierEvent> = serde_json::from_slice(bytes).map_err(|e| {
             AppError::bad_request(
