@@ -32,7 +32,8 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: &str, description: &str) -> Self {
+    /// An error about `field`.
+    pub fn new(field: &str, description: &str) -> Self {
         Self {
             field_name: field.to_owned(),
             description: description.to_owned(),

@@ -87,6 +87,11 @@ pub struct Config {
     pub delivery_delay: Duration,
     /// How long a `timeout` fault hangs.
     pub fault_hang: Duration,
+    /// Base URL the simulator is reached at (`http://127.0.0.1:4599`), used
+    /// to build its MMS media URLs. `SIM_PUBLIC_URL`; when unset the binary
+    /// fills in the address it bound, and an embedded simulator without one
+    /// uses the `Host` of the `/_sim/inbound` request.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -100,6 +105,7 @@ impl Default for Config {
             callback: CallbackTarget::default(),
             delivery_delay: Duration::from_millis(DEFAULT_DELIVERY_DELAY_MS),
             fault_hang: DEFAULT_FAULT_HANG,
+            public_url: None,
         }
     }
 }
@@ -145,6 +151,9 @@ impl Config {
         if let Some(v) = env("SIM_CALLBACK_PASSWORD") {
             config.callback.password = v;
         }
+        if let Some(v) = env("SIM_PUBLIC_URL") {
+            config.public_url = normalize_base_url(&v);
+        }
         if let Some(v) = env("SIM_DELIVERY_DELAY_MS") {
             let ms = v.trim().parse::<u64>().map_err(|e| ConfigError::Invalid {
                 name: "SIM_DELIVERY_DELAY_MS",
@@ -167,6 +176,12 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// Trims blanks and trailing slashes; empty means "not set".
+pub fn normalize_base_url(url: &str) -> Option<String> {
+    let trimmed = url.trim().trim_end_matches('/');
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
 
 fn parse_port(name: &'static str, value: &str) -> Result<u16, ConfigError> {
@@ -204,6 +219,7 @@ mod tests {
         assert_eq!(config.api_password, "sim-password");
         assert_eq!(config.callback.url, None);
         assert_eq!(config.delivery_delay, Duration::from_millis(300));
+        assert_eq!(config.public_url, None);
     }
 
     #[test]
@@ -215,6 +231,7 @@ mod tests {
                 ("SIM_CALLBACK_URL", " http://127.0.0.1:1/hook "),
                 ("SIM_CALLBACK_USER", "u"),
                 ("SIM_DELIVERY_DELAY_MS", "5"),
+                ("SIM_PUBLIC_URL", " http://127.0.0.1:4599/ "),
             ],
         )
         .expect("config");
@@ -225,6 +242,7 @@ mod tests {
         );
         assert_eq!(config.callback.user, "u");
         assert_eq!(config.delivery_delay, Duration::from_millis(5));
+        assert_eq!(config.public_url.as_deref(), Some("http://127.0.0.1:4599"));
         assert_eq!(build(&["--port=7"], &[]).expect("config").port, 7);
     }
 

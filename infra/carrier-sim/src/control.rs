@@ -1,15 +1,31 @@
 //! Test-control endpoints under `/_sim`: inspection, fault injection, runtime
 //! reconfiguration and inbound messages. None of these exist at Bandwidth;
 //! they let the product's tests steer and observe the "carrier".
+//!
+//! | endpoint | what |
+//! | --- | --- |
+//! | `GET /_sim/health` | `{"ok": true}` |
+//! | `GET /_sim/messages[?to=]`, `DELETE` | accepted sends and their callbacks |
+//! | `POST /_sim/faults`, `DELETE` | `{"to", "mode": "http_500"\|"http_400"\|"http_429"\|"timeout", "times"}` for sends |
+//! | `PUT /_sim/config` | `{"callback_url", "callback_user", "callback_password", "media_failures"}`, all optional |
+//! | `POST /_sim/inbound` | a patient texts (or MMSes) a practice number, see [`inbound`] |
+//! | `GET /_sim/media-requests[?message_id=]`, `DELETE` | `{"count", "requests": [{"media_id", "status", "at"}]}` |
+//!
+//! `media_failures: N` makes the next N downloads of stored media from the
+//! media API answer 503 (`0` disarms), for tests of the product's download
+//! retries; `GET /_sim/media-requests` then shows every attempt with the
+//! status it got.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::api::FieldError;
 use crate::callbacks::{deliver, received_event};
+use crate::media::{store_inbound_media, validate_media};
 use crate::sim::{new_message_id, now_rfc3339, segment_count, AppState, BwMessage, FaultMode};
 
 /// `GET /_sim/health`.
@@ -81,6 +97,8 @@ pub struct ConfigRequest {
     pub callback_user: Option<String>,
     /// New callback Basic password.
     pub callback_password: Option<String>,
+    /// The next this-many downloads of stored media answer 503 (0 disarms).
+    pub media_failures: Option<u32>,
 }
 
 /// `PUT /_sim/config`. The password is never echoed back.
@@ -96,17 +114,36 @@ pub async fn put_config(
         )
         .await;
     tracing::info!(url = ?target.url, user = %target.user, "callback target reconfigured");
+    if let Some(times) = request.media_failures {
+        tracing::info!(times, "media download failures armed");
+        state.set_media_failures(times).await;
+    }
     Json(json!({
         "callback_url": target.url,
         "callback_user": target.user,
         "callback_password_set": !target.password.is_empty(),
+        "media_failures": state.media_failures().await,
     }))
 }
 
 /// `POST /_sim/inbound`: a patient texts a practice number. The
 /// `message-received` callback is delivered before answering, so a test can
 /// assert on the product's reaction right after this call returns.
-pub async fn inbound(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+///
+/// Body: `{"from", "to", "text", "applicationId"?, "media"?}`. With
+/// `"media": [{"content_type": "image/jpeg", "base64": "..."}]` it is an MMS:
+/// the files are stored behind media URLs (see [`crate::media`]) that go in
+/// the callback's `message.media`, `segmentCount` is 1 as Bandwidth reports
+/// for every MMS, and `text` may be empty or absent. Missing `from`/`to`/
+/// `text` is a 400; bad media is a 422 whose `fieldErrors` name the item
+/// (`media[0].content_type`), and then nothing is stored or posted.
+///
+/// Answer: 202 `{"id", "callback_status", "media"?: [url, ...]}`.
+pub async fn inbound(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let parsed: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(e) => return bad_request(&format!("body is not valid JSON: {e}")),
@@ -117,37 +154,111 @@ pub async fn inbound(State(state): State<AppState>, body: axum::body::Bytes) -> 
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
     };
-    let (Some(from), Some(to), Some(text)) = (
-        field("from"),
-        field("to"),
-        parsed.get("text").and_then(Value::as_str),
-    ) else {
-        return bad_request("'from', 'to' and 'text' are required strings");
+    let media = parsed.get("media").filter(|m| !m.is_null());
+    let text = match parsed.get("text") {
+        Some(Value::String(text)) => Some(text.as_str()),
+        None | Some(Value::Null) if media.is_some() => Some(""),
+        _ => None,
+    };
+    let (Some(from), Some(to), Some(text)) = (field("from"), field("to"), text) else {
+        return bad_request(
+            "'from', 'to' and 'text' are required strings ('text' may be left out of an MMS)",
+        );
+    };
+    let files = match media.map(validate_media).transpose() {
+        Ok(files) => files,
+        Err(field_errors) => return unprocessable_media(field_errors),
     };
     let application_id = field("applicationId")
         .unwrap_or(state.application_id())
         .to_owned();
 
+    let id = new_message_id();
+    let media_urls = match files {
+        Some(files) => {
+            let base_url = media_base_url(&state, &headers);
+            Some(store_inbound_media(&state, &base_url, &id, files).await)
+        }
+        None => None,
+    };
     let message = BwMessage {
-        id: new_message_id(),
+        id,
         owner: to.to_owned(),
         application_id,
         time: now_rfc3339(),
-        segment_count: segment_count(text),
+        // Bandwidth reports every MMS as one segment.
+        segment_count: if media_urls.is_some() {
+            1
+        } else {
+            segment_count(text)
+        },
         direction: "in".to_owned(),
         to: vec![to.to_owned()],
         from: from.to_owned(),
         text: text.to_owned(),
         tag: None,
-        media: None,
+        media: media_urls.clone(),
         priority: None,
     };
     let target = state.callback_target().await;
     let outcome = deliver(state.http(), &target, &received_event(&message)).await;
-    tracing::info!(id = %message.id, from, to, status = ?outcome.status, attempts = outcome.attempts, "inbound callback finished");
+    tracing::info!(id = %message.id, from, to, media = media_urls.as_ref().map_or(0, Vec::len), status = ?outcome.status, attempts = outcome.attempts, "inbound callback finished");
+    let mut answer = json!({"id": message.id, "callback_status": outcome.status});
+    if let Some(urls) = media_urls {
+        answer["media"] = json!(urls);
+    }
+    (StatusCode::ACCEPTED, Json(answer)).into_response()
+}
+
+/// Where media URLs point: the configured public URL, else the address this
+/// request reached us at.
+fn media_base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = state.public_url() {
+        return url.to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// Query of `GET /_sim/media-requests`.
+#[derive(Debug, Deserialize)]
+pub struct MediaRequestsQuery {
+    /// Only requests for media of this message.
+    pub message_id: Option<String>,
+}
+
+/// `GET /_sim/media-requests[?message_id=...]`: every media API request,
+/// oldest first, with the status it got.
+pub async fn list_media_requests(
+    State(state): State<AppState>,
+    Query(query): Query<MediaRequestsQuery>,
+) -> Json<Value> {
+    let message_id = query.message_id.as_deref().filter(|id| !id.is_empty());
+    let requests = state.media_requests(message_id).await;
+    Json(json!({"count": requests.len(), "requests": requests}))
+}
+
+/// `DELETE /_sim/media-requests`.
+pub async fn clear_media_requests(State(state): State<AppState>) -> StatusCode {
+    state.clear_media_requests().await;
+    StatusCode::NO_CONTENT
+}
+
+fn unprocessable_media(field_errors: Vec<FieldError>) -> Response {
+    let details: Vec<String> = field_errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field_name, e.description))
+        .collect();
     (
-        StatusCode::ACCEPTED,
-        Json(json!({"id": message.id, "callback_status": outcome.status})),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({
+            "type": "request-validation",
+            "description": format!("Invalid media: {}", details.join("; ")),
+            "fieldErrors": field_errors,
+        })),
     )
         .into_response()
 }

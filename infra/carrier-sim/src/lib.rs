@@ -6,13 +6,20 @@
 //! destination number, posts Bandwidth v2 callbacks to the product's webhook,
 //! and offers `/_sim/*` endpoints for tests to inject faults, simulate inbound
 //! texts and inspect what was sent.
+//!
+//! Inbound texts may be MMS: the simulator keeps their files and serves them
+//! through Bandwidth's media API (`GET /api/v2/users/{accountId}/media/...`),
+//! whose URLs it puts in the `message-received` callback (see [`media`]).
+//! The `/_sim/*` endpoints are listed in [`control`].
 
 pub mod api;
 pub mod callbacks;
 pub mod config;
 pub mod control;
+pub mod media;
 pub mod sim;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
 
@@ -26,6 +33,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v2/users/{account_id}/messages",
             post(api::create_message),
         )
+        .route(
+            "/api/v2/users/{account_id}/media/{*media_id}",
+            get(media::get_media),
+        )
         .route("/_sim/health", get(control::health))
         .route(
             "/_sim/messages",
@@ -36,6 +47,13 @@ pub fn router(state: AppState) -> Router {
             post(control::arm_fault).delete(control::clear_faults),
         )
         .route("/_sim/config", put(control::put_config))
-        .route("/_sim/inbound", post(control::inbound))
+        .route(
+            "/_sim/inbound",
+            post(control::inbound).layer(DefaultBodyLimit::max(media::INBOUND_BODY_LIMIT)),
+        )
+        .route(
+            "/_sim/media-requests",
+            get(control::list_media_requests).delete(control::clear_media_requests),
+        )
         .with_state(state)
 }

@@ -41,20 +41,26 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), RunError> {
-    let config = Config::from_process()?;
+    let mut config = Config::from_process()?;
     let port = config.port;
-    tracing::info!(
-        account_id = %config.account_id,
-        callback_url = ?config.callback.url,
-        delivery_delay_ms = config.delivery_delay.as_millis(),
-        "starting carrier-sim"
-    );
-    let state = AppState::new(config)?;
     // Loopback only: this is a test double with fixed credentials.
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .await
         .map_err(|source| RunError::Bind { port, source })?;
     let address = listener.local_addr().map_err(RunError::Serve)?;
+    // Media URLs point back at us; with `--port 0` only now is the port known.
+    let public_url = config
+        .public_url
+        .get_or_insert_with(|| format!("http://{address}"))
+        .clone();
+    tracing::info!(
+        account_id = %config.account_id,
+        callback_url = ?config.callback.url,
+        delivery_delay_ms = config.delivery_delay.as_millis(),
+        public_url,
+        "starting carrier-sim"
+    );
+    let state = AppState::new(config)?;
     announce(address).map_err(RunError::Announce)?;
     tracing::info!(%address, "listening");
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Mutex};
@@ -210,6 +211,26 @@ pub struct StoredMessage {
     pub callbacks: Vec<CallbackRecord>,
 }
 
+/// An MMS file kept behind one of the simulator's media URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMedia {
+    /// `Content-Type` it is served with.
+    pub content_type: String,
+    /// The file.
+    pub bytes: Bytes,
+}
+
+/// One request to the media API, as `GET /_sim/media-requests` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MediaRequestRecord {
+    /// Media id from the path (`{messageId}/{index}/{fileName}`).
+    pub media_id: String,
+    /// Status the simulator answered.
+    pub status: u16,
+    /// When it answered.
+    pub at: String,
+}
+
 /// Failure a test can arm for a destination number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FaultMode {
@@ -258,6 +279,10 @@ struct Inner {
     callback: Mutex<CallbackTarget>,
     messages: Mutex<Vec<StoredMessage>>,
     faults: Mutex<HashMap<String, ArmedFault>>,
+    public_url: Option<String>,
+    media: Mutex<HashMap<String, StoredMedia>>,
+    media_failures: Mutex<u32>,
+    media_requests: Mutex<Vec<MediaRequestRecord>>,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -283,6 +308,10 @@ impl AppState {
                 callback: Mutex::new(config.callback),
                 messages: Mutex::new(Vec::new()),
                 faults: Mutex::new(HashMap::new()),
+                public_url: config.public_url,
+                media: Mutex::new(HashMap::new()),
+                media_failures: Mutex::new(0),
+                media_requests: Mutex::new(Vec::new()),
                 shutdown_tx,
             }),
         })
@@ -409,6 +438,70 @@ impl AppState {
         self.inner.messages.lock().await.clear();
     }
 
+    /// Configured base URL for media URLs, if any.
+    pub fn public_url(&self) -> Option<&str> {
+        self.inner.public_url.as_deref()
+    }
+
+    /// Keeps a media file under `media_id` (replacing any previous one).
+    pub async fn store_media(&self, media_id: String, media: StoredMedia) {
+        self.inner.media.lock().await.insert(media_id, media);
+    }
+
+    /// The media file stored under `media_id`.
+    pub async fn media(&self, media_id: &str) -> Option<StoredMedia> {
+        self.inner.media.lock().await.get(media_id).cloned()
+    }
+
+    /// Makes the next `times` downloads of stored media fail (replacing any
+    /// previous count; 0 disarms).
+    pub async fn set_media_failures(&self, times: u32) {
+        *self.inner.media_failures.lock().await = times;
+    }
+
+    /// Media download failures still armed.
+    pub async fn media_failures(&self) -> u32 {
+        *self.inner.media_failures.lock().await
+    }
+
+    /// Consumes one armed media failure; `true` if this download must fail.
+    pub async fn take_media_failure(&self) -> bool {
+        let mut remaining = self.inner.media_failures.lock().await;
+        if *remaining == 0 {
+            return false;
+        }
+        *remaining -= 1;
+        true
+    }
+
+    /// Records one media API request.
+    pub async fn record_media_request(&self, record: MediaRequestRecord) {
+        self.inner.media_requests.lock().await.push(record);
+    }
+
+    /// Media API requests, oldest first, optionally only those for media of
+    /// one message.
+    pub async fn media_requests(&self, message_id: Option<&str>) -> Vec<MediaRequestRecord> {
+        let prefix = message_id.map(|id| format!("{id}/"));
+        self.inner
+            .media_requests
+            .lock()
+            .await
+            .iter()
+            .filter(|r| {
+                prefix
+                    .as_deref()
+                    .is_none_or(|prefix| r.media_id.starts_with(prefix))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets the recorded media API requests.
+    pub async fn clear_media_requests(&self) {
+        self.inner.media_requests.lock().await.clear();
+    }
+
     /// Tells long-running handlers (hanging faults) to give up so graceful
     /// shutdown is not held up for their full hang time.
     pub fn begin_shutdown(&self) {
@@ -495,5 +588,16 @@ mod tests {
         assert_eq!(state.take_fault(&to).await, Some(FaultMode::Http500));
         assert_eq!(state.take_fault(&to).await, Some(FaultMode::Http500));
         assert_eq!(state.take_fault(&to).await, None);
+    }
+
+    #[tokio::test]
+    async fn media_failures_are_consumed_one_per_download() {
+        let state = AppState::new(Config::default()).expect("state");
+        assert!(!state.take_media_failure().await);
+        state.set_media_failures(2).await;
+        assert!(state.take_media_failure().await);
+        assert_eq!(state.media_failures().await, 1);
+        assert!(state.take_media_failure().await);
+        assert!(!state.take_media_failure().await);
     }
 }

@@ -320,3 +320,306 @@ async fn inbound_delivers_message_received_synchronously() {
         .expect("inbound");
     assert_eq!(response.status(), 400);
 }
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The simulator's API credentials (defaults of `Config`).
+const API_USER: &str = "sim-user";
+const API_PASSWORD: &str = "sim-password";
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0 pretend jpeg \xff\xd9";
+const PDF: &[u8] = b"%PDF-1.4 pretend x-ray report";
+
+impl Harness {
+    async fn inbound(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/_sim/inbound", self.sim))
+            .json(body)
+            .send()
+            .await
+            .expect("inbound")
+    }
+
+    async fn download(&self, url: &str, credentials: Option<(&str, &str)>) -> reqwest::Response {
+        let mut request = self.http.get(url);
+        if let Some((user, password)) = credentials {
+            request = request.basic_auth(user, Some(password));
+        }
+        request.send().await.expect("media request")
+    }
+
+    async fn media_requests(&self, message_id: &str) -> Value {
+        let response = self
+            .http
+            .get(format!(
+                "{}/_sim/media-requests?message_id={message_id}",
+                self.sim
+            ))
+            .send()
+            .await
+            .expect("media requests");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("media requests json")
+    }
+
+    async fn received_events(&self) -> Vec<Value> {
+        self.inbox
+            .lock()
+            .await
+            .iter()
+            .filter(|r| r.body[0]["type"] == "message-received")
+            .map(|r| r.body[0].clone())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn inbound_mms_callback_carries_media_urls_that_serve_the_files() {
+    let h = start().await;
+    // No text at all: a photo on its own is a valid MMS.
+    let response = h
+        .inbound(&json!({
+            "from": "+14155550123",
+            "to": "+14155550100",
+            "media": [
+                {"content_type": "image/jpeg", "base64": b64(JPEG)},
+                {"content_type": "application/pdf", "base64": b64(PDF)},
+            ],
+        }))
+        .await;
+    assert_eq!(response.status(), 202);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["callback_status"], 204);
+    let id = answer["id"].as_str().expect("id").to_owned();
+
+    let events = h.received_events().await;
+    assert_eq!(events.len(), 1, "delivered before the 202");
+    let message = &events[0]["message"];
+    assert_eq!(events[0]["type"], "message-received");
+    assert_eq!(message["id"], id.as_str());
+    assert_eq!(message["direction"], "in");
+    assert_eq!(message["text"], "");
+    assert_eq!(message["segmentCount"], 1);
+    let urls: Vec<String> = message["media"]
+        .as_array()
+        .expect("message.media is an array")
+        .iter()
+        .map(|u| u.as_str().expect("url").to_owned())
+        .collect();
+    assert_eq!(
+        urls,
+        vec![
+            format!("{}/api/v2/users/{ACCOUNT}/media/{id}/0/file0.jpg", h.sim),
+            format!("{}/api/v2/users/{ACCOUNT}/media/{id}/1/file1.pdf", h.sim),
+        ]
+    );
+    assert_eq!(answer["media"], json!(urls));
+
+    for (url, bytes, content_type) in [
+        (&urls[0], JPEG, "image/jpeg"),
+        (&urls[1], PDF, "application/pdf"),
+    ] {
+        let response = h.download(url, Some((API_USER, API_PASSWORD))).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some(content_type)
+        );
+        assert_eq!(response.bytes().await.expect("body").as_ref(), bytes);
+    }
+
+    let response = h.download(&urls[0], None).await;
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().contains_key("www-authenticate"));
+    assert_eq!(
+        h.download(&urls[0], Some((API_USER, "wrong")))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        h.download(&urls[0], Some((HOOK_USER, HOOK_PASSWORD)))
+            .await
+            .status(),
+        401,
+        "the webhook's credentials are not the API's"
+    );
+    let unknown = format!("{}/api/v2/users/{ACCOUNT}/media/{id}/7/file7.jpg", h.sim);
+    let response = h.download(&unknown, Some((API_USER, API_PASSWORD))).await;
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["type"], "not-found");
+    let other_account = urls[0].replace(ACCOUNT, "1234567");
+    assert_eq!(
+        h.download(&other_account, Some((API_USER, API_PASSWORD)))
+            .await
+            .status(),
+        403
+    );
+
+    let seen = h.media_requests(&id).await;
+    let statuses: Vec<u64> = seen["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .map(|r| r["status"].as_u64().expect("status"))
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 401, 401, 401, 404, 403]);
+    assert_eq!(seen["count"], 7);
+
+    // A plain text still has no media at all.
+    h.inbound(&json!({"from": "+14155550123", "to": "+14155550100", "text": "STOP"}))
+        .await;
+    let events = h.received_events().await;
+    assert_eq!(events.len(), 2);
+    assert!(events[1]["message"].get("media").is_none());
+}
+
+#[tokio::test]
+async fn inbound_mms_with_bad_media_is_refused_with_422_and_no_callback() {
+    let h = start().await;
+    let mms = |media: Value| json!({"from": "+14155550123", "to": "+14155550100", "text": "look", "media": media});
+    let cases = [
+        (
+            mms(json!([{"content_type": "application/zip", "base64": b64(b"PK")}])),
+            "media[0].content_type",
+        ),
+        (
+            mms(json!([
+                {"content_type": "image/jpeg", "base64": b64(JPEG)},
+                {"content_type": "image/png", "base64": "%%% not base64 %%%"},
+            ])),
+            "media[1].base64",
+        ),
+        (
+            mms(json!(vec![
+                json!({"content_type": "text/plain", "base64": b64(b"x")});
+                11
+            ])),
+            "media",
+        ),
+        (mms(json!("https://example.com/x.jpg")), "media"),
+        // 3.5 MB plus one byte: also checks the body limit leaves room for it.
+        (
+            mms(json!([
+                {"content_type": "image/jpeg", "base64": b64(&vec![0u8; 3_500_001])},
+            ])),
+            "media",
+        ),
+    ];
+    for (body, field) in cases {
+        let response = h.inbound(&body).await;
+        assert_eq!(response.status(), 422, "{field}");
+        let error: Value = response.json().await.expect("json");
+        assert_eq!(error["type"], "request-validation");
+        assert_eq!(error["fieldErrors"][0]["fieldName"], field);
+        assert!(
+            error["description"]
+                .as_str()
+                .expect("description")
+                .contains(field),
+            "{error}"
+        );
+    }
+    assert!(
+        h.inbox.lock().await.is_empty(),
+        "refused MMS must not be posted"
+    );
+    // Empty filter = every request: nothing was stored, nothing fetched.
+    let seen = h.media_requests("").await;
+    assert_eq!(seen["count"], 0);
+
+    // Without media, text is still required.
+    let response = h
+        .inbound(&json!({"from": "+14155550123", "to": "+14155550100"}))
+        .await;
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn armed_media_failures_answer_503_then_serve_the_file() {
+    let h = start().await;
+    let response = h
+        .http
+        .put(format!("{}/_sim/config", h.sim))
+        .json(&json!({"media_failures": 2}))
+        .send()
+        .await
+        .expect("config");
+    assert_eq!(response.status(), 200);
+    let config: Value = response.json().await.expect("json");
+    assert_eq!(config["media_failures"], 2);
+    assert_eq!(config["callback_user"], HOOK_USER, "other settings kept");
+
+    let answer: Value = h
+        .inbound(&json!({
+            "from": "+14155550123", "to": "+14155550100", "text": "my crown",
+            "media": [{"content_type": "image/png", "base64": b64(b"png")}],
+        }))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = answer["id"].as_str().expect("id");
+    let url = answer["media"][0].as_str().expect("url");
+
+    // Unauthorized and unknown requests do not use up a failure.
+    assert_eq!(h.download(url, None).await.status(), 401);
+    for _ in 0..2 {
+        let response = h.download(url, Some((API_USER, API_PASSWORD))).await;
+        assert_eq!(response.status(), 503);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["type"], "service-unavailable");
+    }
+    let response = h.download(url, Some((API_USER, API_PASSWORD))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.expect("body").as_ref(), b"png");
+
+    let seen = h.media_requests(id).await;
+    assert_eq!(seen["count"], 4);
+    let requests = seen["requests"].as_array().expect("requests");
+    let statuses: Vec<u64> = requests
+        .iter()
+        .map(|r| r["status"].as_u64().expect("status"))
+        .collect();
+    assert_eq!(statuses, vec![401, 503, 503, 200]);
+    assert_eq!(requests[0]["media_id"], format!("{id}/0/file0.png"));
+
+    // Disarming works, and the log can be cleared.
+    h.http
+        .put(format!("{}/_sim/config", h.sim))
+        .json(&json!({"media_failures": 1}))
+        .send()
+        .await
+        .expect("arm");
+    let config: Value = h
+        .http
+        .put(format!("{}/_sim/config", h.sim))
+        .json(&json!({"media_failures": 0}))
+        .send()
+        .await
+        .expect("disarm")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(config["media_failures"], 0);
+    assert_eq!(
+        h.download(url, Some((API_USER, API_PASSWORD)))
+            .await
+            .status(),
+        200
+    );
+    let cleared = h
+        .http
+        .delete(format!("{}/_sim/media-requests", h.sim))
+        .send()
+        .await
+        .expect("clear");
+    assert_eq!(cleared.status(), 204);
+    assert_eq!(h.media_requests(id).await["count"], 0);
+}
