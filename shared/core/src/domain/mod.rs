@@ -4,10 +4,12 @@
 pub mod bulk;
 pub mod carrier_errors;
 pub mod clock;
+pub mod conversation;
 pub mod error;
 pub mod keywords;
 pub mod merge;
 pub mod message;
+pub mod office_hours;
 pub mod patient;
 pub mod phone;
 pub mod practice;
