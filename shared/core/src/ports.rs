@@ -6,7 +6,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::conversation::{
+    Conversation, InboxFilter, MediaStatus, PatientRef, StoredConversation, ThreadItem,
+};
 use crate::domain::error::StoreError;
+use crate::domain::phone::PhoneNumber;
 pub use crate::domain::message::Transition;
 use crate::domain::message::{Message, MessageType, Recipient, RecipientStatus, SendJob};
 use crate::domain::patient::{Patient, UndeliverableNumber};
@@ -405,4 +409,84 @@ pub trait BulkStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// The practice's bulks whose stored status is `sending`.
     async fn sending_bulks(&self, practice_id: &str) -> Result<Vec<Message>, StoreError>;
+}
+
+/// How saving a conversation went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveConversation {
+    /// Stored (with its new thread entry, if one was given).
+    Saved,
+    /// The conversation changed since it was read (or, for a new one, it was
+    /// created meanwhile): nothing stored; read again and decide again.
+    Conflict,
+    /// The thread already holds an entry with this entry's id (a redelivered
+    /// callback or send job): nothing stored.
+    DuplicateEntry,
+}
+
+/// Conversations (the Inbox) and their threads (Patient Chat).
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// The practice's conversation with `phone`, if there is one.
+    async fn get_conversation(
+        &self,
+        practice_id: &str,
+        phone: &PhoneNumber,
+    ) -> Result<Option<StoredConversation>, StoreError>;
+
+    /// Stores `conversation` (as `version + 1` of what was read), with
+    /// `patients`, and `entry` when given, all or nothing: only if the stored
+    /// conversation still has `conversation.version` (or, when `created`,
+    /// does not exist yet), and only if the thread has no entry with
+    /// `entry`'s id.
+    async fn save_conversation(
+        &self,
+        practice_id: &str,
+        conversation: &Conversation,
+        created: bool,
+        patients: &[PatientRef],
+        entry: Option<&ThreadItem>,
+    ) -> Result<SaveConversation, StoreError>;
+
+    /// A page of the Inbox, newest activity first, after the position
+    /// `after`; also the position to continue after, if there is more.
+    async fn list_conversations(
+        &self,
+        practice_id: &str,
+        filter: &InboxFilter,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<StoredConversation>, Option<String>), StoreError>;
+
+    /// A page of a thread, newest first, after the position `after`
+    /// ([`ThreadItem::position`]); also the position to continue after.
+    async fn thread(
+        &self,
+        practice_id: &str,
+        phone: &PhoneNumber,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<ThreadItem>, Option<String>), StoreError>;
+
+    /// The practice's patients whose number is `phone`, read consistently.
+    async fn patients_with_phone(
+        &self,
+        practice_id: &str,
+        phone: &PhoneNumber,
+    ) -> Result<Vec<PatientRef>, StoreError>;
+
+    /// The recipients behind outbound thread entries (`None` where one is
+    /// gone), in the order asked: their live status for the thread.
+    async fn recipients(&self, jobs: &[SendJob]) -> Result<Vec<Option<Recipient>>, StoreError>;
+
+    /// Records where the copy of an inbound text's `index`-th attachment
+    /// stands. Changes nothing when the entry or attachment is not there.
+    async fn set_media_status(
+        &self,
+        practice_id: &str,
+        phone: &PhoneNumber,
+        position: &str,
+        index: usize,
+        status: MediaStatus,
+    ) -> Result<(), StoreError>;
 }

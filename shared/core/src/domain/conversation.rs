@@ -1610,3 +1610,93 @@ mod tests {
         assert!(opt_out_intent("Not sure why I get these, stop texting"));
     }
 }
+
+/// A synced patient as a conversation lists them (a family may share one
+/// number, so a conversation lists every patient with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientRef {
+    #[allow(missing_docs)]
+    pub patient_id: String,
+    #[allow(missing_docs)]
+    pub first_name: String,
+    #[allow(missing_docs)]
+    pub last_name: Option<String>,
+}
+
+/// A text the practice sent, as its conversation's thread records it. Its
+/// delivery status is not copied here: it is read from the recipient when the
+/// thread is shown, so it is always the live one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundEntry {
+    /// The message and recipient that carry the text.
+    pub job: super::message::SendJob,
+    /// The text as rendered for this number.
+    pub text: String,
+    /// When sending began.
+    pub at: DateTime<Utc>,
+    /// What kind of text it is (a reply, a bulk message, an automatic reply…).
+    pub kind: OutboundKind,
+}
+
+/// One stored entry of a thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "direction", rename_all = "lowercase")]
+pub enum ThreadItem {
+    /// A text the patient sent.
+    Inbound(InboundEntry),
+    /// A text the practice sent.
+    Outbound(OutboundEntry),
+}
+
+impl ThreadItem {
+    /// When it happened: what the thread is ordered by.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            ThreadItem::Inbound(e) => e.at,
+            ThreadItem::Outbound(e) => e.at,
+        }
+    }
+
+    /// What makes the entry unique within its thread: the carrier's message
+    /// id for an inbound text (so a redelivered callback is recognised), the
+    /// message and recipient for an outbound one (so a redelivered send job
+    /// records it once).
+    pub fn entry_id(&self) -> String {
+        match self {
+            ThreadItem::Inbound(e) => format!("in-{}", e.carrier_message_id),
+            ThreadItem::Outbound(e) => format!("out-{}-{}", e.job.message_id, e.job.recipient_id),
+        }
+    }
+
+    /// The entry's sort position within its thread: time first (fixed width,
+    /// so text order is time order), then the entry id.
+    pub fn position(&self) -> String {
+        format!(
+            "{}#{}",
+            self.at().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            self.entry_id()
+        )
+    }
+}
+
+/// Which conversations an Inbox page lists. Every combination is served by
+/// an index of its own, so a page reads only what it returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxFilter {
+    /// Only open or only closed ones; both when `None`.
+    pub status: Option<ConversationStatus>,
+    /// Only those with unread texts.
+    pub unread_only: bool,
+    /// Only those assigned to this staff member.
+    pub assignee: Option<String>,
+}
+
+/// A conversation as stored: the conversation and the patients who had its
+/// number when it was last written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConversation {
+    #[allow(missing_docs)]
+    pub conversation: Conversation,
+    #[allow(missing_docs)]
+    pub patients: Vec<PatientRef>,
+}
