@@ -31,6 +31,8 @@ use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::retry::Backoff;
+
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::message::{Message, MessageType, Recipient, SendJob, Transition};
@@ -821,6 +823,14 @@ fn transaction_conflict<R>(
     }
 }
 
+/// Five tries, a short random pause between them (10–50 ms, doubling).
+const CONFLICT_RETRY: Backoff = Backoff {
+    attempts: 5,
+    first: std::time::Duration::from_millis(10),
+    max: std::time::Duration::from_millis(200),
+    jitter: std::time::Duration::from_millis(40),
+};
+
 impl DynamoStore {
     /// Runs a transaction, repeating it (up to five times, with a short
     /// random pause) while DynamoDB cancels it only because another
@@ -836,23 +846,17 @@ impl DynamoStore {
             aws_sdk_dynamodb::config::http::HttpResponse,
         >,
     > {
-        let mut attempt = 0u64;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            match result {
-                Err(e) if attempt < 5 && transaction_conflict(&e) => {
-                    let pause = rand::random_range(10..50) * attempt;
-                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                }
-                other => return other,
-            }
-        }
+        CONFLICT_RETRY
+            .run(
+                |_| {
+                    self.client
+                        .transact_write_items()
+                        .set_transact_items(Some(items.clone()))
+                        .send()
+                },
+                |e, _| transaction_conflict(e),
+            )
+            .await
     }
 }
 

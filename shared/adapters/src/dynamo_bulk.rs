@@ -8,6 +8,7 @@
 //! points at the recipients and nothing sends them.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -23,10 +24,12 @@ use crate::dynamo::{
     patient_sk, practice_pk, recipient_sk, s, type_status_pk, DynamoStore, Item,
     TRACKING_BY_TYPE_STATUS,
 };
+use crate::retry::Backoff;
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::message::{
-    Message, MessageType, Recipient, RecipientStatus, Transition,
+    Message, MessageType, Recipient, RecipientStatus, Transition, BULK_COMPLETES_FROM,
+    BULK_OPEN_STATUSES,
 };
 use messaging_core::domain::patient::Patient;
 use messaging_core::ports::{BulkStore, CreateOutcome, IdempotencyRecord};
@@ -35,11 +38,21 @@ use messaging_core::ports::{BulkStore, CreateOutcome, IdempotencyRecord};
 const WRITE_BATCH: usize = 25;
 /// `BatchGetItem` takes at most 100 keys.
 const GET_BATCH: usize = 100;
-/// Rounds of retrying unprocessed items before giving up.
-const BATCH_ATTEMPTS: u32 = 8;
+/// Batch requests: 8 tries for what DynamoDB leaves unprocessed, pausing
+/// 50 ms, doubling up to 1.6 s, plus up to 25 ms at random.
+const BATCH_RETRY: Backoff = Backoff {
+    attempts: 8,
+    first: Duration::from_millis(50),
+    max: Duration::from_millis(1600),
+    jitter: Duration::from_millis(25),
+};
 
-fn backoff(attempt: u32) -> std::time::Duration {
-    std::time::Duration::from_millis(25 * 2u64.pow(attempt.min(6)) + rand::random_range(0..25))
+/// Why one try of a batch request did not finish.
+enum BatchFailure<E> {
+    /// DynamoDB left this many items (or keys) unprocessed.
+    Unprocessed(usize),
+    /// The request itself failed.
+    Request(E),
 }
 
 fn n(v: impl ToString) -> AttributeValue {
@@ -69,40 +82,46 @@ impl DynamoStore {
     /// retrying what DynamoDB leaves unprocessed with backoff.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(WRITE_BATCH) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                attempt += 1;
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending.clone())
-                    .send()
-                    .await;
-                match out {
-                    Ok(out) => {
-                        pending = out
+            BATCH_RETRY
+                .run_carrying(
+                    chunk.to_vec(),
+                    |_, pending| async move {
+                        let out = match self
+                            .client
+                            .batch_write_item()
+                            .request_items(&self.table, pending.clone())
+                            .send()
+                            .await
+                        {
+                            Ok(out) => out,
+                            Err(e) => return Err((pending, BatchFailure::Request(e))),
+                        };
+                        let left = out
                             .unprocessed_items
                             .and_then(|mut m| m.remove(&self.table))
                             .unwrap_or_default();
+                        match left.len() {
+                            0 => Ok(()),
+                            n => Err((left, BatchFailure::Unprocessed(n))),
+                        }
+                    },
+                    |failure, attempt| {
+                        if let BatchFailure::Request(e) = failure {
+                            tracing::warn!(error = %DisplayErrorContext(e), attempt, "batch write failed; retrying");
+                        }
+                        true
+                    },
+                )
+                .await
+                .map_err(|failure| match failure {
+                    BatchFailure::Request(e) => {
+                        StoreError::new("write recipients", DisplayErrorContext(e))
                     }
-                    Err(e) if attempt >= BATCH_ATTEMPTS => {
-                        return Err(StoreError::new("write recipients", DisplayErrorContext(e)))
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %DisplayErrorContext(e), attempt, "batch write failed; retrying");
-                    }
-                }
-                if !pending.is_empty() {
-                    if attempt >= BATCH_ATTEMPTS {
-                        return Err(StoreError::new(
-                            "write recipients",
-                            format!("{} items still unprocessed", pending.len()),
-                        ));
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-            }
+                    BatchFailure::Unprocessed(left) => StoreError::new(
+                        "write recipients",
+                        format!("{left} items still unprocessed"),
+                    ),
+                })?;
         }
         Ok(())
     }
@@ -137,28 +156,33 @@ impl DynamoStore {
     }
 
     /// After a bulk recipient reached a final status: marks the bulk
-    /// `completed` when none of its recipients is still waiting or in
-    /// flight. One conditional update; refused (and ignored) otherwise.
+    /// `completed` by the domain's rule ([`messaging_core::domain::message::bulk_completes`]: stored status
+    /// `sending`, no recipient still open), as the condition of one update;
+    /// refused (and ignored) otherwise.
     pub(crate) async fn complete_bulk_if_done(
         &self,
         practice_id: &str,
         message_id: &str,
     ) -> Result<(), StoreError> {
-        let zero = n(0);
+        let condition = std::iter::once("#status = :from".to_string())
+            .chain(
+                BULK_OPEN_STATUSES
+                    .iter()
+                    .map(|st| format!("counts.{} = :zero", st.as_str())),
+            )
+            .collect::<Vec<_>>()
+            .join(" AND ");
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
             .update_expression("SET #status = :done, gsi2pk = :g2pk")
-            .condition_expression(
-                "#status = :sending AND counts.scheduled = :zero AND counts.queued = :zero \
-                 AND counts.sending = :zero AND counts.sent = :zero",
-            )
+            .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":done", s("completed"))
-            .expression_attribute_values(":sending", s("sending"))
-            .expression_attribute_values(":zero", zero)
+            .expression_attribute_values(":from", s(BULK_COMPLETES_FROM))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(
                 ":g2pk",
                 s(type_status_pk(
@@ -189,41 +213,61 @@ impl BulkStore for DynamoStore {
                 .iter()
                 .map(|id| key(practice_pk(practice_id), patient_sk(id)))
                 .collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::new("build batch get", e))?,
-            );
-            let mut attempt = 0;
-            while let Some(request) = pending.take() {
-                attempt += 1;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(err("read patients"))?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    found.push(from_item::<Patient>(item)?);
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
-                if pending.is_some() {
-                    if attempt >= BATCH_ATTEMPTS {
-                        return Err(StoreError::new("read patients", "keys left unprocessed"));
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::new("build batch get", e))?;
+            let read = BATCH_RETRY
+                .run_carrying(
+                    (Vec::new(), request),
+                    |_, (mut read, request): (Vec<Patient>, KeysAndAttributes)| async move {
+                        let out = match self
+                            .client
+                            .batch_get_item()
+                            .request_items(&self.table, request.clone())
+                            .send()
+                            .await
+                        {
+                            Ok(out) => out,
+                            Err(e) => {
+                                let e = BatchFailure::Request(err("read patients")(e));
+                                return Err(((read, request), e));
+                            }
+                        };
+                        for item in out
+                            .responses
+                            .and_then(|mut r| r.remove(&self.table))
+                            .unwrap_or_default()
+                        {
+                            match from_item::<Patient>(item) {
+                                Ok(p) => read.push(p),
+                                Err(e) => return Err(((read, request), BatchFailure::Request(e))),
+                            }
+                        }
+                        match out
+                            .unprocessed_keys
+                            .and_then(|mut u| u.remove(&self.table))
+                            .filter(|k| !k.keys().is_empty())
+                        {
+                            None => Ok(read),
+                            Some(left) => {
+                                let n = left.keys().len();
+                                Err(((read, left), BatchFailure::Unprocessed(n)))
+                            }
+                        }
+                    },
+                    // Only unprocessed keys are tried again; a failed request is final.
+                    |failure, _| matches!(failure, BatchFailure::Unprocessed(_)),
+                )
+                .await
+                .map_err(|failure| match failure {
+                    BatchFailure::Request(e) => e,
+                    BatchFailure::Unprocessed(_) => {
+                        StoreError::new("read patients", "keys left unprocessed")
                     }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-            }
+                })?;
+            found.extend(read);
         }
         Ok(found)
     }

@@ -6,6 +6,7 @@ pub mod dynamo;
 pub mod dynamo_bulk;
 pub mod dynamo_rate;
 pub mod dynamo_templates;
+mod retry;
 pub mod scheduler;
 pub mod sqs;
 

@@ -1,5 +1,7 @@
 //! The send queue on SQS.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
@@ -7,10 +9,27 @@ use messaging_core::domain::error::StoreError;
 use messaging_core::domain::message::SendJob;
 use messaging_core::ports::SendQueue;
 
+use crate::retry::Backoff;
+
 /// SQS allows at most 10 entries per `SendMessageBatch`.
 const BATCH: usize = 10;
-/// Tries per batch before giving up on the entries SQS keeps refusing.
-const ATTEMPTS: u32 = 3;
+/// Three tries per batch for the entries SQS refuses, pausing 200 ms, then 400 ms.
+const ENQUEUE_RETRY: Backoff = Backoff {
+    attempts: 3,
+    first: Duration::from_millis(200),
+    max: Duration::from_millis(400),
+    jitter: Duration::ZERO,
+};
+
+/// Why one try of a `SendMessageBatch` did not enqueue everything.
+enum EnqueueFailure<E> {
+    /// The request failed.
+    Request(E),
+    /// SQS refused this many entries; the first refusal's message.
+    Refused(usize, String),
+    /// Not worth another try.
+    Final(StoreError),
+}
 
 /// The send queue.
 #[derive(Debug, Clone)]
@@ -44,62 +63,72 @@ impl SendQueue for SqsSendQueue {
                     .map_err(|e| StoreError::new("encode send job", e))?;
                 pending.push((i.to_string(), body, (*delay).min(900)));
             }
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                attempt += 1;
-                let entries = pending
-                    .iter()
-                    .map(|(id, body, delay)| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(id)
-                            .message_body(body)
-                            .delay_seconds(i32::try_from(*delay).unwrap_or(900))
-                            .build()
-                            .map_err(|e| StoreError::new("build queue entry", e))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let out = self
-                    .client
-                    .send_message_batch()
-                    .queue_url(&self.queue_url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await;
-                match out {
-                    Ok(out) => {
+            ENQUEUE_RETRY
+                .run_carrying(
+                    pending,
+                    |_, mut pending: Vec<(String, String, u32)>| async move {
+                        let entries = match pending
+                            .iter()
+                            .map(|(id, body, delay)| {
+                                SendMessageBatchRequestEntry::builder()
+                                    .id(id)
+                                    .message_body(body)
+                                    .delay_seconds(i32::try_from(*delay).unwrap_or(900))
+                                    .build()
+                                    .map_err(|e| StoreError::new("build queue entry", e))
+                            })
+                            .collect::<Result<Vec<_>, _>>()
+                        {
+                            Ok(entries) => entries,
+                            Err(e) => return Err((pending, EnqueueFailure::Final(e))),
+                        };
+                        let out = match self
+                            .client
+                            .send_message_batch()
+                            .queue_url(&self.queue_url)
+                            .set_entries(Some(entries))
+                            .send()
+                            .await
+                        {
+                            Ok(out) => out,
+                            Err(e) => return Err((pending, EnqueueFailure::Request(e))),
+                        };
                         let failed: Vec<String> =
                             out.failed().iter().map(|f| f.id().to_string()).collect();
                         pending.retain(|(id, _, _)| failed.contains(id));
-                        if !pending.is_empty() && attempt >= ATTEMPTS {
-                            let first = out
-                                .failed()
-                                .first()
-                                .map(|f| f.message().unwrap_or_default().to_string());
-                            return Err(StoreError::new(
-                                "enqueue sends",
-                                format!(
-                                    "{} entries refused: {}",
-                                    pending.len(),
-                                    first.unwrap_or_default()
-                                ),
-                            ));
+                        if pending.is_empty() {
+                            return Ok(());
                         }
-                    }
-                    Err(e) if attempt >= ATTEMPTS => {
-                        return Err(StoreError::new(
-                            "enqueue sends",
-                            aws_sdk_sqs::error::DisplayErrorContext(e),
-                        ))
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), attempt, "enqueue failed; retrying");
-                    }
-                }
-                if !pending.is_empty() {
-                    tokio::time::sleep(std::time::Duration::from_millis(100 * 2u64.pow(attempt)))
-                        .await;
-                }
-            }
+                        let first = out
+                            .failed()
+                            .first()
+                            .and_then(|f| f.message())
+                            .unwrap_or_default()
+                            .to_string();
+                        let refused = EnqueueFailure::Refused(pending.len(), first);
+                        Err((pending, refused))
+                    },
+                    |failure, attempt| match failure {
+                        EnqueueFailure::Request(e) => {
+                            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), attempt, "enqueue failed; retrying");
+                            true
+                        }
+                        EnqueueFailure::Refused(..) => true,
+                        EnqueueFailure::Final(_) => false,
+                    },
+                )
+                .await
+                .map_err(|failure| match failure {
+                    EnqueueFailure::Request(e) => StoreError::new(
+                        "enqueue sends",
+                        aws_sdk_sqs::error::DisplayErrorContext(e),
+                    ),
+                    EnqueueFailure::Refused(left, first) => StoreError::new(
+                        "enqueue sends",
+                        format!("{left} entries refused: {first}"),
+                    ),
+                    EnqueueFailure::Final(e) => e,
+                })?;
         }
         Ok(())
     }

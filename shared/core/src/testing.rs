@@ -11,12 +11,16 @@ use tokio::sync::Mutex;
 use crate::app::auth::hash_key;
 use crate::domain::clock::Clock;
 use crate::domain::error::StoreError;
-use crate::domain::message::{Message, Recipient, RecipientStatus, SendJob};
+use crate::domain::message::{
+    bulk_completes, Counts, Message, MessageType, Recipient, RecipientStatus, SendJob,
+};
 use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::practice::{Channels, Practice};
 use crate::domain::template::QuickMessage;
 use crate::ports::*;
+
+pub mod conformance;
 
 #[derive(Default)]
 struct State {
@@ -32,6 +36,42 @@ struct State {
     buckets: HashMap<(String, String), crate::domain::rate_limit::RateBucket>,
 }
 
+impl State {
+    /// Stores `current.apply(t)` if the stored recipient is still at
+    /// `current`'s version, and moves the message's counts with it (DynamoDB:
+    /// one transaction of a versioned put and a counts update).
+    fn move_recipient(&mut self, current: &Recipient, t: &Transition) -> Option<Recipient> {
+        let next = current.apply(t)?;
+        let k = rkey(&current.job());
+        if self
+            .recipients
+            .get(&k)
+            .is_none_or(|stored| stored.version != current.version)
+        {
+            return None;
+        }
+        self.recipients.insert(k, next.clone());
+        if let Some(m) = self
+            .messages
+            .get_mut(&(current.practice_id.clone(), current.message_id.clone()))
+        {
+            let mut statuses: Vec<RecipientStatus> = Vec::new();
+            for st in RecipientStatus::ALL {
+                for _ in 0..m.counts.get(st) {
+                    statuses.push(st);
+                }
+            }
+            if let Some(pos) = statuses.iter().position(|st| *st == current.status) {
+                statuses[pos] = next.status;
+            }
+            m.counts = Counts::of(statuses.iter());
+        }
+        Some(next)
+    }
+}
+
+/// Every store port in memory, behaving as `DynamoStore` does (checked by
+/// the port-conformance suite in [`conformance`] against both).
 #[derive(Clone, Default)]
 pub struct MemoryStore(Arc<Mutex<State>>);
 
@@ -181,9 +221,10 @@ impl MessageStore for MemoryStore {
         let mut s = self.0.lock().await;
         if let Some(rec) = idempotency {
             let k = (rec.practice_id.clone(), rec.key.clone());
+            // As DynamoDB's condition: free only if absent or expired before now.
             if s.idempotency
                 .get(&k)
-                .is_some_and(|r| r.expires_at > message.created_at)
+                .is_some_and(|r| r.expires_at >= message.created_at)
             {
                 return Ok(CreateOutcome::IdempotencyKeyTaken);
             }
@@ -256,12 +297,15 @@ impl MessageStore for MemoryStore {
         practice_id: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        // As DynamoDB's adapter: an expired record (TTL deletion lags) is absent.
+        let now = Utc::now();
         Ok(self
             .0
             .lock()
             .await
             .idempotency
             .get(&(practice_id.to_string(), key.to_string()))
+            .filter(|r| r.expires_at > now)
             .cloned())
     }
     async fn transition(
@@ -269,47 +313,31 @@ impl MessageStore for MemoryStore {
         current: &Recipient,
         t: &Transition,
     ) -> Result<Option<Recipient>, StoreError> {
-        let Some(next) = current.apply(t) else {
+        let mut s = self.0.lock().await;
+        let Some(next) = s.move_recipient(current, t) else {
             return Ok(None);
         };
-        let mut s = self.0.lock().await;
-        let k = (
-            current.practice_id.clone(),
-            current.message_id.clone(),
-            current.recipient_id.clone(),
-        );
-        match s.recipients.get(&k) {
-            Some(stored) if stored.version == current.version => {}
-            _ => return Ok(None),
-        }
-        s.recipients.insert(k, next.clone());
+        // What DynamoDB's adapter writes to the message with the recipient.
         if let Some(m) = s
             .messages
             .get_mut(&(current.practice_id.clone(), current.message_id.clone()))
         {
-            let mut statuses: Vec<RecipientStatus> = Vec::new();
-            for st in RecipientStatus::ALL {
-                for _ in 0..m.counts.get(st) {
-                    statuses.push(st);
-                }
-            }
-            if let Some(pos) = statuses.iter().position(|st| *st == current.status) {
-                statuses[pos] = next.status;
-            }
-            m.counts = crate::domain::message::Counts::of(statuses.iter());
-            m.status = match m.message_type {
-                crate::domain::message::MessageType::DirectMessage => {
-                    next.status.as_str().to_string()
-                }
-                crate::domain::message::MessageType::BulkMessage => {
-                    crate::domain::message::bulk_status_of(m).to_string()
-                }
-            };
-            if matches!(t, Transition::Claim { .. }) && current.attempts == 0 {
-                m.sent_at = next.claimed_at;
-            }
             if let Transition::Reschedule { send_at, .. } = t {
                 m.send_at = Some(*send_at);
+            }
+            match m.message_type {
+                MessageType::DirectMessage => {
+                    m.status = next.status.as_str().to_string();
+                    if let (Transition::Claim { at }, 0) = (t, current.attempts) {
+                        m.sent_at = Some(*at);
+                    }
+                }
+                // Then, after a final status, the one completing update.
+                MessageType::BulkMessage => {
+                    if next.status.is_final() && bulk_completes(&m.status, &m.counts) {
+                        m.status = "completed".to_string();
+                    }
+                }
             }
         }
         Ok(Some(next))
@@ -569,7 +597,7 @@ pub fn queued_recipient() -> Recipient {
         skip_reason: None,
         attempts: 0,
         claimed_at: None,
-        message_type: crate::domain::message::MessageType::DirectMessage,
+        message_type: MessageType::DirectMessage,
         version: 0,
     }
 }
@@ -732,14 +760,15 @@ impl BulkStore for MemoryStore {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut s = self.0.lock().await;
-        if let Some(b) = s
+        let Some(b) = s
             .messages
             .get_mut(&(practice_id.to_string(), message_id.to_string()))
             .and_then(|m| m.bulk.as_mut())
-        {
-            b.canceled_at.get_or_insert(at);
-            b.pump = None;
-        }
+        else {
+            return Err(StoreError::new("cancel bulk", "no such bulk message"));
+        };
+        b.canceled_at.get_or_insert(at);
+        b.pump = None;
         Ok(())
     }
     async fn transition_many(
@@ -747,17 +776,17 @@ impl BulkStore for MemoryStore {
         current: &[Recipient],
         transition: &Transition,
     ) -> Result<bool, StoreError> {
-        {
-            let s = self.0.lock().await;
-            for r in current {
-                let stored = s.recipients.get(&rkey(&r.job()));
-                if stored.is_none_or(|x| x.version != r.version) || r.apply(transition).is_none() {
-                    return Ok(false);
-                }
+        let mut s = self.0.lock().await;
+        for r in current {
+            let stored = s.recipients.get(&rkey(&r.job()));
+            if stored.is_none_or(|x| x.version != r.version) || r.apply(transition).is_none() {
+                return Ok(false);
             }
         }
+        // Recipients and the message's counts only, in one transaction on
+        // DynamoDB: no status or time of the message changes.
         for r in current {
-            self.transition(r, transition).await?;
+            s.move_recipient(r, transition);
         }
         Ok(true)
     }
@@ -791,7 +820,7 @@ impl BulkStore for MemoryStore {
             .values()
             .filter(|m| {
                 m.practice_id == practice_id
-                    && m.message_type == crate::domain::message::MessageType::BulkMessage
+                    && m.message_type == MessageType::BulkMessage
                     && m.status == "sending"
             })
             .cloned()

@@ -7,6 +7,7 @@
 
 mod adapters;
 mod bulk_messages;
+mod conformance;
 mod contract;
 mod direct_messages;
 mod patients;

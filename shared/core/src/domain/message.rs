@@ -612,6 +612,32 @@ pub fn bulk_status_of(message: &Message) -> &'static str {
     bulk_status(c)
 }
 
+/// Recipients in these statuses keep a bulk open: waiting, in flight, or
+/// sent and awaiting the carrier's delivery report. The others are final.
+pub const BULK_OPEN_STATUSES: [RecipientStatus; 4] = [
+    RecipientStatus::Scheduled,
+    RecipientStatus::Queued,
+    RecipientStatus::Sending,
+    RecipientStatus::Sent,
+];
+
+/// The stored status a bulk is completed from (its first wave went out).
+pub const BULK_COMPLETES_FROM: &str = "sending";
+
+/// Whether no recipient of a bulk with these counts is still open.
+pub fn bulk_all_final(c: &Counts) -> bool {
+    BULK_OPEN_STATUSES.iter().all(|s| c.get(*s) == 0)
+}
+
+/// When a bulk becomes `completed` — the one rule: after one of its
+/// recipients reached a final status, if its stored status is
+/// [`BULK_COMPLETES_FROM`] and [`bulk_all_final`] holds for its counts.
+/// Stores apply it after such a transition (the DynamoDB adapter as the
+/// condition of one update); a refusal leaves the stored status as it is.
+pub fn bulk_completes(stored_status: &str, c: &Counts) -> bool {
+    stored_status == BULK_COMPLETES_FROM && bulk_all_final(c)
+}
+
 /// A bulk message's status: `scheduled`, `sending` (some not yet final),
 /// `completed` (all final) or `canceled` (canceled before any was sent).
 pub fn bulk_status(c: &Counts) -> &'static str {
@@ -619,7 +645,7 @@ pub fn bulk_status(c: &Counts) -> &'static str {
     let reached_carrier = c.sent + c.delivered + c.failed;
     if c.scheduled > 0 && in_flight == 0 && reached_carrier == 0 {
         "scheduled"
-    } else if c.scheduled + in_flight > 0 {
+    } else if !bulk_all_final(c) {
         "sending"
     } else if c.canceled > 0 && reached_carrier == 0 {
         "canceled"
@@ -736,6 +762,20 @@ mod tests {
         assert_eq!(bulk_status(&c(&[Delivered, Failed, Skipped])), "completed");
         assert_eq!(bulk_status(&c(&[Canceled, Canceled])), "canceled");
         assert_eq!(bulk_status(&c(&[Delivered, Canceled])), "completed");
+    }
+
+    #[test]
+    fn a_bulk_completes_only_from_sending_once_every_recipient_is_final() {
+        let c = |s: &[RecipientStatus]| Counts::of(s.iter());
+        assert!(bulk_completes("sending", &c(&[Delivered, Failed, Skipped])));
+        assert!(bulk_completes("sending", &c(&[Delivered, Canceled])));
+        assert!(!bulk_completes("sending", &c(&[Delivered, Sent])));
+        assert!(!bulk_completes("scheduled", &c(&[Delivered])));
+        for status in RecipientStatus::ALL {
+            let open = BULK_OPEN_STATUSES.contains(&status);
+            assert_eq!(open, !status.is_final(), "{status:?}");
+            assert_eq!(bulk_completes("sending", &c(&[Delivered, status])), !open);
+        }
     }
 
     #[test]
