@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bulk;
 pub mod callbacks;
 pub mod communications;
+pub mod conversations;
 pub mod dispatch;
 pub mod idempotency;
 pub mod messages;

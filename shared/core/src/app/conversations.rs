@@ -1,0 +1,460 @@
+//! Two-way texting: every text a patient sends is kept in the conversation
+//! with that number (the Inbox), next to everything the practice sent to it
+//! (Patient Chat), and the office reads, answers and sorts them.
+//!
+//! A conversation is changed by reading it, applying one rule of
+//! [`Conversation`] and writing it back only over the version read, together
+//! with the thread entry that caused the change (written only if new). So a
+//! redelivered callback or send job adds nothing, and concurrent inbound
+//! texts and replies never lose an update to the unread count or the
+//! "awaiting reply" state: the loser of a race reads again and reapplies.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::conversation::{
+    Conversation, ConversationId, ConversationStatus, ConversationView, InboundEntry, InboxFilter,
+    OutboundEntry, PatientRef, StoredConversation, ThreadEntry, ThreadItem,
+};
+use crate::domain::error::AppError;
+use crate::domain::phone::PhoneNumber;
+use crate::domain::practice::Practice;
+use crate::paging::{decode_cursor, encode_cursor};
+use crate::ports::{ConversationStore, OptOutChange, OptOutStore, SaveConversation};
+
+/// How many times a change is reapplied when a concurrent write changed the
+/// conversation between our read and our write. Each retry re-reads, so
+/// only sustained contention on one conversation exhausts it.
+const RACE_RETRIES: usize = 8;
+
+/// What recording a text in its conversation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded; the conversation as it now stands.
+    New(Conversation),
+    /// The thread already had it (a redelivered callback or send job).
+    Duplicate,
+}
+
+/// 404 for a conversation this practice does not have.
+pub fn not_found() -> AppError {
+    AppError::not_found(
+        "conversation_not_found",
+        "no conversation with this id exists for this practice",
+    )
+}
+
+/// Reads the conversation with `phone`, applies `change` and writes it back
+/// with `entry`, retrying on a concurrent change. A conversation that does
+/// not exist yet is created when `create` is true (with the patients who
+/// have the number), else the answer is `None`.
+async fn update<S, F>(
+    store: &S,
+    practice_id: &str,
+    phone: &PhoneNumber,
+    create_at: Option<DateTime<Utc>>,
+    entry: Option<&ThreadItem>,
+    change: F,
+) -> Result<Option<(Recorded, Vec<PatientRef>)>, AppError>
+where
+    S: ConversationStore,
+    F: Fn(&mut Conversation) -> Result<(), AppError>,
+{
+    for _ in 0..RACE_RETRIES {
+        let (mut conversation, patients, created) =
+            match store.get_conversation(practice_id, phone).await? {
+                Some(StoredConversation {
+                    conversation,
+                    patients,
+                }) => (conversation, patients, false),
+                None => match create_at {
+                    Some(at) => (
+                        Conversation::new(phone.clone(), at),
+                        store.patients_with_phone(practice_id, phone).await?,
+                        true,
+                    ),
+                    None => return Ok(None),
+                },
+            };
+        change(&mut conversation)?;
+        match store
+            .save_conversation(practice_id, &conversation, created, &patients, entry)
+            .await?
+        {
+            SaveConversation::Saved => {
+                if !created {
+                    conversation.version += 1;
+                }
+                return Ok(Some((Recorded::New(conversation), patients)));
+            }
+            SaveConversation::DuplicateEntry => return Ok(Some((Recorded::Duplicate, patients))),
+            SaveConversation::Conflict => continue,
+        }
+    }
+    Err(AppError::unavailable(
+        "the conversation kept changing; try again",
+    ))
+}
+
+/// Records a text a patient sent in the conversation with their number
+/// (created with the first text). A redelivered callback adds nothing.
+pub async fn record_inbound<S: ConversationStore>(
+    store: &S,
+    practice_id: &str,
+    entry: &InboundEntry,
+) -> Result<Recorded, AppError> {
+    let item = ThreadItem::Inbound(entry.clone());
+    let recorded = update(
+        store,
+        practice_id,
+        &entry.from,
+        Some(entry.at),
+        Some(&item),
+        |c| {
+            c.record_inbound(entry);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(recorded.map_or(Recorded::Duplicate, |(r, _)| r))
+}
+
+/// Records a text the practice sent (when sending began) in the
+/// conversation with `to`. A redelivered send job adds nothing.
+pub async fn record_outbound<S: ConversationStore>(
+    store: &S,
+    to: &PhoneNumber,
+    entry: &OutboundEntry,
+) -> Result<Recorded, AppError> {
+    let item = ThreadItem::Outbound(entry.clone());
+    let recorded = update(
+        store,
+        &entry.job.practice_id,
+        to,
+        Some(entry.at),
+        Some(&item),
+        |c| {
+            c.record_outbound(entry.at, &entry.text, entry.kind);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(recorded.map_or(Recorded::Duplicate, |(r, _)| r))
+}
+
+/// `GET /v1/conversations` query parameters, as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxQuery {
+    /// `open` or `closed`.
+    pub status: Option<String>,
+    /// `true`: only conversations with unread texts.
+    pub unread: Option<String>,
+    /// Only those assigned to this staff member.
+    pub assignee: Option<String>,
+    /// The one conversation with this number (any phone input).
+    pub phone: Option<String>,
+}
+
+fn parse_status(value: &str, field: &str) -> Result<ConversationStatus, AppError> {
+    match value {
+        "open" => Ok(ConversationStatus::Open),
+        "closed" => Ok(ConversationStatus::Closed),
+        _ => Err(AppError::invalid(
+            "invalid_field",
+            format!("{field} must be \"open\" or \"closed\""),
+        )
+        .at(field)),
+    }
+}
+
+impl InboxQuery {
+    fn filter(&self) -> Result<InboxFilter, AppError> {
+        let status = self
+            .status
+            .as_deref()
+            .map(|s| parse_status(s, "status"))
+            .transpose()?;
+        let unread_only = match self.unread.as_deref() {
+            None => false,
+            Some("true") => true,
+            // There is no index of "read" conversations; say so rather
+            // than answer a list that ignores the parameter.
+            Some(_) => {
+                return Err(AppError::invalid(
+                    "invalid_field",
+                    "unread accepts only true (leave it out to list every conversation)",
+                )
+                .at("unread"))
+            }
+        };
+        let assignee = match self.assignee.as_deref().map(str::trim) {
+            Some("") => {
+                return Err(
+                    AppError::invalid("invalid_field", "assignee must not be empty").at("assignee"),
+                )
+            }
+            other => other.map(str::to_string),
+        };
+        Ok(InboxFilter {
+            status,
+            unread_only,
+            assignee,
+        })
+    }
+}
+
+/// A conversation as the API shows it.
+pub type ConversationResource = ConversationView<PatientRef>;
+
+async fn view<S: OptOutStore>(
+    store: &S,
+    practice_id: &str,
+    conversation: &Conversation,
+    patients: Vec<PatientRef>,
+) -> Result<ConversationResource, AppError> {
+    let opted_out = store
+        .is_opted_out(practice_id, conversation.phone.as_str())
+        .await?;
+    Ok(conversation.view(patients, opted_out))
+}
+
+fn matches(filter: &InboxFilter, c: &Conversation) -> bool {
+    filter.status.is_none_or(|s| s == c.status)
+        && (!filter.unread_only || c.unread_count > 0)
+        && filter
+            .assignee
+            .as_deref()
+            .is_none_or(|a| c.assignee.as_deref() == Some(a))
+}
+
+/// The Inbox: a page of conversations, newest activity first.
+pub async fn list<S>(
+    store: &S,
+    practice: &Practice,
+    query: &InboxQuery,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<(Vec<ConversationResource>, Option<String>), AppError>
+where
+    S: ConversationStore + OptOutStore,
+{
+    let filter = query.filter()?;
+    let (conversations, next) = match query.phone.as_deref() {
+        // One number has one conversation: a lookup, not a list.
+        Some(phone) => {
+            let phone = PhoneNumber::parse(phone).map_err(|e| {
+                AppError::invalid("invalid_phone", format!("phone {e}")).at("phone")
+            })?;
+            let found = store
+                .get_conversation(&practice.practice_id, &phone)
+                .await?
+                .filter(|s| matches(&filter, &s.conversation));
+            (found.into_iter().collect(), None)
+        }
+        None => {
+            let after = cursor.map(decode_cursor).transpose()?;
+            store
+                .list_conversations(&practice.practice_id, &filter, limit, after.as_deref())
+                .await?
+        }
+    };
+    let mut items = Vec::with_capacity(conversations.len());
+    for s in conversations {
+        items.push(view(store, &practice.practice_id, &s.conversation, s.patients).await?);
+    }
+    Ok((items, next.as_deref().map(encode_cursor)))
+}
+
+async fn find<S: ConversationStore>(
+    store: &S,
+    practice: &Practice,
+    id: &str,
+) -> Result<StoredConversation, AppError> {
+    let id = ConversationId::parse(id)?;
+    store
+        .get_conversation(&practice.practice_id, id.phone())
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// `GET /v1/conversations/{id}`.
+pub async fn get<S>(
+    store: &S,
+    practice: &Practice,
+    id: &str,
+) -> Result<ConversationResource, AppError>
+where
+    S: ConversationStore + OptOutStore,
+{
+    let s = find(store, practice, id).await?;
+    view(store, &practice.practice_id, &s.conversation, s.patients).await
+}
+
+/// `GET /v1/conversations/{id}/messages`: a page of the thread, newest
+/// first, each outbound text with its live delivery status.
+pub async fn thread<S>(
+    store: &S,
+    practice: &Practice,
+    id: &str,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<(Vec<ThreadEntry>, Option<String>), AppError>
+where
+    S: ConversationStore,
+{
+    let s = find(store, practice, id).await?;
+    let after = cursor.map(decode_cursor).transpose()?;
+    let (items, next) = store
+        .thread(
+            &practice.practice_id,
+            &s.conversation.phone,
+            limit,
+            after.as_deref(),
+        )
+        .await?;
+    let jobs: Vec<_> = items
+        .iter()
+        .filter_map(|i| match i {
+            ThreadItem::Outbound(o) => Some(o.job.clone()),
+            ThreadItem::Inbound(_) => None,
+        })
+        .collect();
+    let mut recipients = store.recipients(&jobs).await?.into_iter();
+    let entries = items
+        .iter()
+        .map(|item| match item {
+            ThreadItem::Inbound(e) => e.view(),
+            ThreadItem::Outbound(o) => {
+                let recipient = recipients.next().flatten();
+                outbound_view(o, recipient.as_ref())
+            }
+        })
+        .collect();
+    Ok((entries, next.as_deref().map(encode_cursor)))
+}
+
+fn outbound_view(
+    o: &OutboundEntry,
+    recipient: Option<&crate::domain::message::Recipient>,
+) -> ThreadEntry {
+    ThreadEntry {
+        id: ThreadItem::Outbound(o.clone()).entry_id(),
+        direction: crate::domain::conversation::Direction::Outbound,
+        text: o.text.clone(),
+        at: o.at,
+        media: Vec::new(),
+        keyword: None,
+        opt_out_intent: false,
+        message_id: Some(o.job.message_id.clone()),
+        status: recipient.map(|r| r.status.as_str().to_string()),
+        error: recipient
+            .and_then(|r| r.error.as_ref())
+            .and_then(|e| serde_json::to_value(e).ok()),
+        auto_reply: o.kind.is_automatic(),
+    }
+}
+
+/// Body of `PATCH /v1/conversations/{id}`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationPatch {
+    /// Mark read (`true`) or unread (`false`).
+    #[serde(default)]
+    pub read: Option<bool>,
+    /// `open` or `closed`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// A staff member, or null to unassign.
+    #[serde(default, with = "double_option")]
+    pub assignee: Option<Option<String>>,
+    /// Only `true`: staff record that the patient asked not to be texted.
+    #[serde(default)]
+    pub sms_opted_out: Option<bool>,
+}
+
+/// `Option<Option<T>>` from JSON: absent → `None`, null → `Some(None)`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().map(Option::as_deref).serialize(s)
+    }
+}
+
+/// `PATCH /v1/conversations/{id}`: read/unread, open/closed, assignee, and a
+/// staff opt-out. Everything is checked before anything is stored.
+pub async fn patch<S>(
+    store: &S,
+    practice: &Practice,
+    id: &str,
+    patch: &ConversationPatch,
+    now: DateTime<Utc>,
+) -> Result<ConversationResource, AppError>
+where
+    S: ConversationStore + OptOutStore,
+{
+    let id = ConversationId::parse(id)?;
+    let status = patch
+        .status
+        .as_deref()
+        .map(|s| parse_status(s, "status"))
+        .transpose()?;
+    if patch.sms_opted_out == Some(false) {
+        return Err(AppError::invalid(
+            "invalid_field",
+            "only the patient can opt back in, by texting START; staff can only opt a number out",
+        )
+        .at("sms_opted_out"));
+    }
+    if let Some(Some(assignee)) = &patch.assignee {
+        // The domain's rule, checked before any write.
+        Conversation::new(id.phone().clone(), now).set_assignee(Some(assignee))?;
+    }
+    let change = |c: &mut Conversation| {
+        match patch.read {
+            Some(true) => c.mark_read(),
+            Some(false) => c.mark_unread(),
+            None => {}
+        }
+        if let Some(s) = status {
+            c.set_status(s);
+        }
+        if let Some(assignee) = &patch.assignee {
+            c.set_assignee(assignee.as_deref())?;
+        }
+        Ok(())
+    };
+    let (recorded, patients) = update(store, &practice.practice_id, id.phone(), None, None, change)
+        .await?
+        .ok_or_else(not_found)?;
+    let Recorded::New(conversation) = recorded else {
+        return Err(not_found());
+    };
+    if patch.sms_opted_out == Some(true) {
+        store
+            .record_opt_out(&OptOutChange {
+                practice_id: practice.practice_id.clone(),
+                phone: conversation.phone.to_string(),
+                opted_out: true,
+                keyword: "staff".into(),
+                source: "staff".into(),
+                at: now,
+            })
+            .await?;
+    }
+    view(store, &practice.practice_id, &conversation, patients).await
+}
+
+/// A conversation's number, for a reply: 404 unless this practice has a
+/// conversation with it.
+pub async fn reply_target<S: ConversationStore>(
+    store: &S,
+    practice: &Practice,
+    id: &str,
+) -> Result<StoredConversation, AppError> {
+    find(store, practice, id).await
+}
