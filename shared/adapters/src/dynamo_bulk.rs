@@ -25,16 +25,13 @@ use crate::dynamo::{
 };
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
+use messaging_core::domain::limits::{DYNAMO_BATCH_GET_KEYS, DYNAMO_BATCH_WRITE_ITEMS};
 use messaging_core::domain::message::{
     Message, MessageType, Recipient, RecipientStatus, Transition,
 };
 use messaging_core::domain::patient::Patient;
 use messaging_core::ports::{BulkStore, CreateOutcome, IdempotencyRecord};
 
-/// `BatchWriteItem` takes at most 25 requests.
-const WRITE_BATCH: usize = 25;
-/// `BatchGetItem` takes at most 100 keys.
-const GET_BATCH: usize = 100;
 /// Rounds of retrying unprocessed items before giving up.
 const BATCH_ATTEMPTS: u32 = 8;
 
@@ -68,7 +65,7 @@ impl DynamoStore {
     /// Writes (or deletes) items with `BatchWriteItem`, 25 per request,
     /// retrying what DynamoDB leaves unprocessed with backoff.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        for chunk in requests.chunks(WRITE_BATCH) {
+        for chunk in requests.chunks(DYNAMO_BATCH_WRITE_ITEMS) {
             let mut pending = chunk.to_vec();
             let mut attempt = 0;
             while !pending.is_empty() {
@@ -184,7 +181,7 @@ impl BulkStore for DynamoStore {
         patient_ids: &[String],
     ) -> Result<Vec<Patient>, StoreError> {
         let mut found = Vec::with_capacity(patient_ids.len());
-        for chunk in patient_ids.chunks(GET_BATCH) {
+        for chunk in patient_ids.chunks(DYNAMO_BATCH_GET_KEYS) {
             let keys: Vec<Item> = chunk
                 .iter()
                 .map(|id| key(practice_pk(practice_id), patient_sk(id)))

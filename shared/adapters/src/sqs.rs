@@ -4,11 +4,12 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use messaging_core::domain::error::StoreError;
+use messaging_core::domain::limits::{SQS_BATCH_ENTRIES, SQS_MAX_DELAY_SECONDS};
 use messaging_core::domain::message::SendJob;
 use messaging_core::ports::SendQueue;
 
-/// SQS allows at most 10 entries per `SendMessageBatch`.
-const BATCH: usize = 10;
+/// [`SQS_MAX_DELAY_SECONDS`] as the SDK's type.
+const MAX_DELAY_I32: i32 = SQS_MAX_DELAY_SECONDS as i32;
 /// Tries per batch before giving up on the entries SQS keeps refusing.
 const ATTEMPTS: u32 = 3;
 
@@ -37,12 +38,12 @@ impl SendQueue for SqsSendQueue {
     }
 
     async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError> {
-        for chunk in jobs.chunks(BATCH) {
+        for chunk in jobs.chunks(SQS_BATCH_ENTRIES) {
             let mut pending: Vec<(String, String, u32)> = Vec::with_capacity(chunk.len());
             for (i, (job, delay)) in chunk.iter().enumerate() {
                 let body = serde_json::to_string(job)
                     .map_err(|e| StoreError::new("encode send job", e))?;
-                pending.push((i.to_string(), body, (*delay).min(900)));
+                pending.push((i.to_string(), body, (*delay).min(SQS_MAX_DELAY_SECONDS)));
             }
             let mut attempt = 0;
             while !pending.is_empty() {
@@ -53,7 +54,7 @@ impl SendQueue for SqsSendQueue {
                         SendMessageBatchRequestEntry::builder()
                             .id(id)
                             .message_body(body)
-                            .delay_seconds(i32::try_from(*delay).unwrap_or(900))
+                            .delay_seconds(i32::try_from(*delay).unwrap_or(MAX_DELAY_I32))
                             .build()
                             .map_err(|e| StoreError::new("build queue entry", e))
                     })
@@ -110,7 +111,9 @@ impl SendQueue for SqsSendQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
-            .delay_seconds(i32::try_from(delay_seconds.min(900)).unwrap_or(900))
+            .delay_seconds(
+                i32::try_from(delay_seconds.min(SQS_MAX_DELAY_SECONDS)).unwrap_or(MAX_DELAY_I32),
+            )
             .send()
             .await
             .map_err(|e| {

@@ -9,14 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::dispatch::Dispatched;
 use crate::app::idempotency;
-use crate::app::messages::{
-    new_message_id, parse_send_at, resolve_channel, resolve_text, schedule_name, Answer,
-    MAX_QUEUE_DELAY, SCHEDULE_LEAD,
-};
 use crate::app::rate_cap::BULK_KEY;
+use crate::app::sending::{
+    new_message_id, parse_optional_send_at, queue_or_schedule, resolve_channel, resolve_text,
+    schedule_name, Answer,
+};
 use crate::domain::bulk::{estimate_completion, plan_wave, BulkProgress, Pace, PumpStep};
 use crate::domain::clock::{queue_delay, to_api_time, Clock};
 use crate::domain::error::{AppError, StoreError};
+use crate::domain::limits::DYNAMO_TRANSACTION_ITEMS;
 use crate::domain::merge::{self, MergeData};
 use crate::domain::message::{
     bulk_status_of, Counts, Message, MessageType, MessageView, Recipient, RecipientStatus,
@@ -211,11 +212,7 @@ where
             )
             .at("acknowledge_bulk_limit"));
         }
-        let send_at = request
-            .send_at
-            .as_deref()
-            .map(|v| parse_send_at(v, now))
-            .transpose()?;
+        let send_at = parse_optional_send_at(request.send_at.as_deref(), now)?;
         let (channel, from) = resolve_channel(practice, request.channel.as_deref())?;
         let (raw_text, template_id) =
             resolve_text(&self.store, pid, request.text, request.template_id).await?;
@@ -531,17 +528,16 @@ where
                 .enqueue_delayed(job, PUMP_HEAD_START_SECONDS)
                 .await;
         };
-        let wait = due - now;
-        if wait <= self.queue_delay_max.min(MAX_QUEUE_DELAY) {
-            self.queue
-                .enqueue_delayed(job, queue_delay(due - now))
-                .await
-        } else {
-            let fire_at = (due - SCHEDULE_LEAD).max(now + Duration::seconds(1));
-            self.scheduler
-                .schedule(&schedule_name(message_id), fire_at, job)
-                .await
-        }
+        queue_or_schedule(
+            &self.queue,
+            &self.scheduler,
+            self.queue_delay_max,
+            message_id,
+            job,
+            due,
+            now,
+        )
+        .await
     }
 
     async fn load(&self, practice: &Practice, message_id: &str) -> Result<Message, AppError> {
@@ -698,7 +694,8 @@ where
                 break;
             }
             let mut conflicts = 0;
-            for chunk in waiting.chunks(99) {
+            // One item of each transaction is the message's counts.
+            for chunk in waiting.chunks(DYNAMO_TRANSACTION_ITEMS - 1) {
                 if !self.store.transition_many(chunk, &cancel).await? {
                     conflicts += 1;
                 }

@@ -9,6 +9,7 @@ use crate::app::bulk;
 use crate::app::rate_cap::{take_bulk_submission, BulkLimits};
 use crate::domain::clock::{queue_delay, Clock};
 use crate::domain::error::StoreError;
+use crate::domain::limits::SQS_MAX_DELAY_SECONDS;
 use crate::domain::message::MessageType;
 use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
 use crate::domain::quiet_hours::next_allowed;
@@ -40,7 +41,7 @@ impl RetryPolicy {
     pub fn delay_after(&self, attempt: u32) -> u32 {
         self.base_delay_seconds
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(900)
+            .min(SQS_MAX_DELAY_SECONDS)
     }
 }
 

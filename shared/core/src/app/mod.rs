@@ -10,4 +10,5 @@ pub mod idempotency;
 pub mod messages;
 pub mod patients;
 pub mod rate_cap;
+pub mod sending;
 pub mod templates;

@@ -13,6 +13,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::limits::SQS_MAX_DELAY;
 use super::practice::QuietHours;
 use super::quiet_hours::{next_allowed, window_closes};
 use super::rate_limit::{Decision, RateBucket};
@@ -55,9 +56,6 @@ impl Pace {
         Duration::milliseconds(1000 / i64::from(self.per_second.max(1)))
     }
 }
-
-/// Longest SQS delivery delay: a wave is never planned further ahead.
-pub const MAX_WAVE_SECONDS: i64 = 900;
 
 /// A wait for the cap longer than this ends a wave. Shorter ones are the
 /// previous wave's submissions leaving the window one by one, a little
@@ -117,7 +115,8 @@ pub fn plan_wave(
     }
     let spacing = pace.spacing();
     let closes = window_closes(now, timezone, quiet);
-    let horizon = now + Duration::seconds(MAX_WAVE_SECONDS);
+    // A wave is never planned further ahead than the queue can delay.
+    let horizon = now + SQS_MAX_DELAY;
     let end = closes.map_or(horizon, |c| c.min(horizon));
     let mut ring = bucket.clone();
     let mut delays = Vec::new();

@@ -6,6 +6,7 @@ pub mod carrier_errors;
 pub mod clock;
 pub mod error;
 pub mod keywords;
+pub mod limits;
 pub mod merge;
 pub mod message;
 pub mod patient;
