@@ -5,8 +5,9 @@
 
 use chrono::Duration;
 
-use crate::app::bulk;
+use crate::app::bulk::pump::run_pump;
 use crate::app::rate_cap::{take_bulk_submission, BulkLimits};
+use crate::domain::bulk::QueuedJob;
 use crate::domain::clock::{queue_delay, Clock};
 use crate::domain::error::StoreError;
 use crate::domain::limits::SQS_MAX_DELAY_SECONDS;
@@ -97,15 +98,16 @@ impl<T: MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore> Disp
 impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
     /// Handles one queued send, or one run of a bulk's pump.
     pub async fn dispatch(&self, job: &SendJob) -> Result<Dispatched, StoreError> {
-        if bulk::is_pump(job) {
-            return bulk::run_pump(
+        if let QueuedJob::Pump(pump) = QueuedJob::from(job.clone()) {
+            run_pump(
                 &self.store,
                 &self.queue,
                 &self.clock,
-                job,
+                &pump,
                 self.bulk_per_second,
             )
-            .await;
+            .await?;
+            return Ok(Dispatched::Done);
         }
         let Some(mut recipient) = self.store.get_recipient(job).await? else {
             tracing::warn!(%job, "send for an unknown recipient; dropped");

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod bulk;
+#[cfg(test)]
+mod bulk_flow_tests;
 pub mod callbacks;
 pub mod communications;
 pub mod dispatch;

@@ -14,6 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::limits::SQS_MAX_DELAY;
+use super::message::SendJob;
 use super::practice::QuietHours;
 use super::quiet_hours::{next_allowed, window_closes};
 use super::rate_limit::{Decision, RateBucket};
@@ -37,6 +38,110 @@ pub struct BulkProgress {
     /// When the office canceled it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canceled_at: Option<DateTime<Utc>>,
+}
+
+/// The token of a bulk's pump job. On the queue a pump job is a
+/// [`SendJob`] whose recipient id is the token, `*{epoch ms}-{random}`
+/// (recipient ids are digits, so the `*` tells them apart). The token holds
+/// its creation time, so a pump that finds no bulk knows whether the bulk
+/// may still be being stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PumpToken(String);
+
+impl PumpToken {
+    /// What marks a recipient id as a pump token.
+    const PREFIX: char = '*';
+
+    /// A new token made at `now`.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self(format!(
+            "{}{}-{}",
+            Self::PREFIX,
+            now.timestamp_millis(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ))
+    }
+
+    /// The token a recipient id carries, if it is one.
+    pub fn parse(recipient_id: &str) -> Option<Self> {
+        recipient_id
+            .starts_with(Self::PREFIX)
+            .then(|| Self(recipient_id.to_string()))
+    }
+
+    /// When the token was made, if it says.
+    pub fn made_at(&self) -> Option<DateTime<Utc>> {
+        let ms = self
+            .0
+            .strip_prefix(Self::PREFIX)?
+            .split('-')
+            .next()?
+            .parse()
+            .ok()?;
+        DateTime::<Utc>::from_timestamp_millis(ms)
+    }
+
+    /// The token as stored and queued.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PumpToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One run of a bulk's pump, as the dispatcher receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PumpJob {
+    /// Owner.
+    pub practice_id: String,
+    /// The bulk.
+    pub message_id: String,
+    /// Which pump run this is; only the bulk's live token may run.
+    pub token: PumpToken,
+}
+
+impl PumpJob {
+    /// The job as it goes on the queue (the wire format of every job).
+    pub fn to_send_job(&self) -> SendJob {
+        SendJob {
+            practice_id: self.practice_id.clone(),
+            message_id: self.message_id.clone(),
+            recipient_id: self.token.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for PumpJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_send_job().fmt(f)
+    }
+}
+
+/// What a job on the send queue asks for: one recipient's send, or one run
+/// of a bulk's pump. Both travel as a [`SendJob`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueuedJob {
+    /// Send to one recipient.
+    Send(SendJob),
+    /// Run a bulk's pump.
+    Pump(PumpJob),
+}
+
+impl From<SendJob> for QueuedJob {
+    fn from(job: SendJob) -> Self {
+        match PumpToken::parse(&job.recipient_id) {
+            Some(token) => QueuedJob::Pump(PumpJob {
+                practice_id: job.practice_id,
+                message_id: job.message_id,
+                token,
+            }),
+            None => QueuedJob::Send(job),
+        }
+    }
 }
 
 /// The pace a practice's bulk sends are held to.
@@ -390,5 +495,29 @@ mod tests {
             ),
             Some(utc("2026-12-02T13:00:00Z"))
         );
+    }
+
+    #[test]
+    fn a_pump_job_travels_as_a_send_job_with_its_token_as_recipient_id() {
+        let now: DateTime<Utc> = "2026-12-01T15:00:00Z".parse().unwrap();
+        let pump = PumpJob {
+            practice_id: "demo".into(),
+            message_id: "m1".into(),
+            token: PumpToken::new(now),
+        };
+        let wire = serde_json::to_string(&pump.to_send_job()).unwrap();
+        assert!(wire.contains(r#""recipient_id":"*"#), "{wire}");
+        let back: SendJob = serde_json::from_str(&wire).unwrap();
+        let QueuedJob::Pump(parsed) = QueuedJob::from(back) else {
+            panic!("not a pump job")
+        };
+        assert_eq!(parsed, pump);
+        assert_eq!(parsed.token.made_at(), Some(now));
+        let send = SendJob {
+            practice_id: "demo".into(),
+            message_id: "m1".into(),
+            recipient_id: "00001".into(),
+        };
+        assert_eq!(QueuedJob::from(send.clone()), QueuedJob::Send(send));
     }
 }
