@@ -6,8 +6,8 @@
 use chrono::Duration;
 
 use crate::app::bulk::pump::run_pump;
-use crate::app::rate_cap::{take_bulk_submission, BulkLimits};
-use crate::domain::bulk::QueuedJob;
+use crate::app::rate_cap::take_bulk_submission;
+use crate::domain::bulk::{Pace, QueuedJob};
 use crate::domain::clock::{queue_delay, Clock};
 use crate::domain::error::StoreError;
 use crate::domain::limits::SQS_MAX_DELAY_SECONDS;
@@ -261,10 +261,7 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
         let Some(practice) = self.store.get_practice(&recipient.practice_id).await? else {
             return Ok(false);
         };
-        let limits = BulkLimits {
-            number_per_second: self.bulk_per_second.max(1),
-            ..BulkLimits::for_practice(&practice)
-        };
+        let limits = Pace::for_practice(&practice, self.bulk_per_second);
         loop {
             let now = self.clock.now();
             let allowed = next_allowed(now, &practice.timezone, practice.quiet_hours.as_ref());

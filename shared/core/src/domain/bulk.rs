@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::limits::SQS_MAX_DELAY;
 use super::message::SendJob;
-use super::practice::QuietHours;
+use super::practice::{Practice, QuietHours};
 use super::quiet_hours::{next_allowed, window_closes};
 use super::rate_limit::{Decision, RateBucket};
 
@@ -144,7 +144,8 @@ impl From<SendJob> for QueuedJob {
     }
 }
 
-/// The pace a practice's bulk sends are held to.
+/// The limits a practice's bulk sends are held to: by the pump when it
+/// plans a wave, by the dispatcher before every carrier submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pace {
     /// Bulk submissions per rolling window, all bulks of the practice together.
@@ -156,6 +157,16 @@ pub struct Pace {
 }
 
 impl Pace {
+    /// The practice's cap and window, and `per_second` (at least 1) through
+    /// each sending number.
+    pub fn for_practice(practice: &Practice, per_second: u32) -> Self {
+        Self {
+            cap: practice.hourly_cap,
+            window: Duration::seconds(i64::from(practice.cap_window_seconds)),
+            per_second: per_second.max(1),
+        }
+    }
+
     /// Time between two submissions through one number.
     pub fn spacing(&self) -> Duration {
         Duration::milliseconds(1000 / i64::from(self.per_second.max(1)))

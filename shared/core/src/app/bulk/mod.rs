@@ -12,9 +12,7 @@
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::bulk::Pace;
 use crate::domain::message::{MessageView, RecipientView};
-use crate::domain::practice::Practice;
 
 mod accept;
 mod cancel;
@@ -115,12 +113,3 @@ pub const PUMP_HEAD_START_SECONDS: u32 = 1;
 /// How long a pump keeps looking for a bulk that is not stored yet before it
 /// concludes that storing failed and stops.
 pub const PUMP_GRACE: Duration = Duration::seconds(60);
-
-/// The pace the practice's bulks are held to.
-pub fn pace(practice: &Practice, per_second: u32) -> Pace {
-    Pace {
-        cap: practice.hourly_cap,
-        window: Duration::seconds(i64::from(practice.cap_window_seconds)),
-        per_second: per_second.max(1),
-    }
-}

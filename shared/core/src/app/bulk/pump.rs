@@ -2,9 +2,9 @@
 //! the practice's cap and hands itself on. The dispatcher runs it when it
 //! receives a [`PumpJob`]; the pump knows nothing of the dispatcher.
 
-use super::{pace, recipient_id, PUMP_GRACE};
+use super::{recipient_id, PUMP_GRACE};
 use crate::app::rate_cap::BULK_KEY;
-use crate::domain::bulk::{plan_wave, PumpJob, PumpStep, PumpToken};
+use crate::domain::bulk::{plan_wave, Pace, PumpJob, PumpStep, PumpToken};
 use crate::domain::clock::{queue_delay, to_api_time, Clock};
 use crate::domain::error::StoreError;
 use crate::domain::message::SendJob;
@@ -66,7 +66,7 @@ where
         now,
         progress.due,
         progress.sendable.saturating_sub(progress.released),
-        &pace(&practice, per_second),
+        &Pace::for_practice(&practice, per_second),
         &practice.timezone,
         practice.quiet_hours.as_ref(),
     );

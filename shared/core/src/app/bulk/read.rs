@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{pace, BulkMessages, BulkView, RecipientItem};
+use super::{BulkMessages, BulkView, RecipientItem};
 use crate::app::rate_cap::BULK_KEY;
-use crate::domain::bulk::estimate_completion;
+use crate::domain::bulk::{estimate_completion, Pace};
 use crate::domain::clock::to_api_time;
 use crate::domain::error::AppError;
 use crate::domain::message::{Message, MessageType, MessageView, RecipientStatus, RecipientView};
@@ -77,7 +77,7 @@ where
                 start,
                 ahead,
                 own,
-                &pace(practice, self.per_second),
+                &Pace::for_practice(practice, self.per_second),
                 &practice.timezone,
                 practice.quiet_hours.as_ref(),
             )
