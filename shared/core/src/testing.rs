@@ -538,7 +538,7 @@ pub fn sample_practice(id: &str) -> Practice {
     Practice {
         practice_id: id.to_string(),
         name: "Bright Smiles Dental".into(),
-        timezone: "America/New_York".into(),
+        timezone: "America/New_York".parse().unwrap(),
         channels: Channels {
             sms_main: PhoneNumber::parse("+14155550100").expect("valid"),
             sms_alt: None,

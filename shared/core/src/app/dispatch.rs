@@ -264,7 +264,7 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
         let limits = Pace::for_practice(&practice, self.bulk_per_second);
         loop {
             let now = self.clock.now();
-            let allowed = next_allowed(now, &practice.timezone, practice.quiet_hours.as_ref());
+            let allowed = next_allowed(now, practice.timezone.tz(), practice.quiet_hours.as_ref());
             let not_before = if allowed > now {
                 Some(allowed)
             } else {

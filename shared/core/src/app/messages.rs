@@ -197,7 +197,7 @@ impl<
 
         // A scheduled send waits for quiet hours too; a send "now" by staff does not.
         let not_before =
-            send_at.map(|t| next_allowed(t, &practice.timezone, practice.quiet_hours.as_ref()));
+            send_at.map(|t| next_allowed(t, practice.timezone.tz(), practice.quiet_hours.as_ref()));
         let initial = if send_at.is_some() {
             RecipientStatus::Scheduled
         } else {
@@ -345,7 +345,11 @@ impl<
         now: DateTime<Utc>,
     ) -> Result<MessageView, AppError> {
         let send_at = parse_send_at(&request.send_at, now)?;
-        let not_before = next_allowed(send_at, &practice.timezone, practice.quiet_hours.as_ref());
+        let not_before = next_allowed(
+            send_at,
+            practice.timezone.tz(),
+            practice.quiet_hours.as_ref(),
+        );
         let (_, mut current) = self.direct_recipient(practice, message_id).await?;
         let change = Transition::Reschedule {
             send_at,

@@ -11,6 +11,7 @@
 //! whatever the pump does; the pump only keeps deferrals rare.
 
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::limits::SQS_MAX_DELAY;
@@ -216,7 +217,7 @@ pub fn plan_wave(
     due: DateTime<Utc>,
     remaining: u32,
     pace: &Pace,
-    timezone: &str,
+    timezone: Tz,
     quiet: Option<&QuietHours>,
 ) -> PumpStep {
     if remaining == 0 {
@@ -283,7 +284,7 @@ pub fn estimate_completion(
     ahead: u32,
     own: u32,
     pace: &Pace,
-    timezone: &str,
+    timezone: Tz,
     quiet: Option<&QuietHours>,
 ) -> Option<DateTime<Utc>> {
     if own == 0 {
@@ -320,7 +321,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    const NY: &str = "America/New_York";
+    const NY: Tz = chrono_tz::America::New_York;
 
     fn pace(cap: u32, window_s: i64) -> Pace {
         Pace {

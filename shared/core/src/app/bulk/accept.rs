@@ -132,7 +132,7 @@ where
         let due = send_at.map(|t| {
             crate::domain::quiet_hours::next_allowed(
                 t,
-                &practice.timezone,
+                practice.timezone.tz(),
                 practice.quiet_hours.as_ref(),
             )
         });

@@ -67,7 +67,7 @@ where
         progress.due,
         progress.sendable.saturating_sub(progress.released),
         &Pace::for_practice(&practice, per_second),
-        &practice.timezone,
+        practice.timezone.tz(),
         practice.quiet_hours.as_ref(),
     );
     let pump_job = |token: &PumpToken| {

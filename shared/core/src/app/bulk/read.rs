@@ -78,7 +78,7 @@ where
                 ahead,
                 own,
                 &Pace::for_practice(practice, self.per_second),
-                &practice.timezone,
+                practice.timezone.tz(),
                 practice.quiet_hours.as_ref(),
             )
         };
