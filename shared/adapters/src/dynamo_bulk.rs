@@ -27,7 +27,7 @@ use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::limits::{DYNAMO_BATCH_GET_KEYS, DYNAMO_BATCH_WRITE_ITEMS};
 use messaging_core::domain::message::{
-    Message, MessageType, Recipient, RecipientStatus, Transition,
+    BulkStatus, Message, MessageType, Recipient, RecipientStatus, Transition,
 };
 use messaging_core::domain::patient::Patient;
 use messaging_core::ports::{BulkStore, CreateOutcome, IdempotencyRecord};
@@ -153,15 +153,15 @@ impl DynamoStore {
                  AND counts.sending = :zero AND counts.sent = :zero",
             )
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":done", s("completed"))
-            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":done", s(BulkStatus::Completed.as_str()))
+            .expression_attribute_values(":sending", s(BulkStatus::Sending.as_str()))
             .expression_attribute_values(":zero", zero)
             .expression_attribute_values(
                 ":g2pk",
                 s(type_status_pk(
                     practice_id,
                     MessageType::BulkMessage,
-                    "completed",
+                    BulkStatus::Completed.as_str(),
                 )),
             )
             .send()
@@ -401,8 +401,8 @@ impl BulkStore for DynamoStore {
         &self,
         practice_id: &str,
         message_id: &str,
-        from: &str,
-        to: &str,
+        from: BulkStatus,
+        to: BulkStatus,
         sent_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
         let mut update = self
@@ -411,11 +411,15 @@ impl BulkStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":from", s(from))
-            .expression_attribute_values(":to", s(to))
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(
                 ":g2pk",
-                s(type_status_pk(practice_id, MessageType::BulkMessage, to)),
+                s(type_status_pk(
+                    practice_id,
+                    MessageType::BulkMessage,
+                    to.as_str(),
+                )),
             );
         update = match sent_at {
             None => update
@@ -451,7 +455,7 @@ impl BulkStore for DynamoStore {
                     s(type_status_pk(
                         practice_id,
                         MessageType::BulkMessage,
-                        "sending",
+                        BulkStatus::Sending.as_str(),
                     )),
                 )
                 .set_exclusive_start_key(start.take())

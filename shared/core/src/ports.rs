@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::error::StoreError;
 pub use crate::domain::message::Transition;
-use crate::domain::message::{Message, MessageType, Recipient, RecipientStatus, SendJob};
+use crate::domain::message::{
+    BulkStatus, Message, MessageType, Recipient, RecipientStatus, SendJob,
+};
 use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::practice::Practice;
 use crate::domain::template::QuickMessage;
@@ -399,8 +401,8 @@ pub trait BulkStore: Send + Sync {
         &self,
         practice_id: &str,
         message_id: &str,
-        from: &str,
-        to: &str,
+        from: BulkStatus,
+        to: BulkStatus,
         sent_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
     /// The practice's bulks whose stored status is `sending`.

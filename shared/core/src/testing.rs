@@ -302,7 +302,9 @@ impl MessageStore for MemoryStore {
                     next.status.as_str().to_string()
                 }
                 crate::domain::message::MessageType::BulkMessage => {
-                    crate::domain::message::bulk_status_of(m).to_string()
+                    crate::domain::message::bulk_status_of(m)
+                        .as_str()
+                        .to_string()
                 }
             };
             if matches!(t, Transition::Claim { .. }) && current.attempts == 0 {
@@ -765,8 +767,8 @@ impl BulkStore for MemoryStore {
         &self,
         practice_id: &str,
         message_id: &str,
-        from: &str,
-        to: &str,
+        from: crate::domain::message::BulkStatus,
+        to: crate::domain::message::BulkStatus,
         sent_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
         let mut s = self.0.lock().await;
@@ -776,10 +778,10 @@ impl BulkStore for MemoryStore {
         else {
             return Ok(false);
         };
-        if m.status != from || (sent_at.is_some() && m.sent_at.is_some()) {
+        if m.status != from.as_str() || (sent_at.is_some() && m.sent_at.is_some()) {
             return Ok(false);
         }
-        m.status = to.to_string();
+        m.status = to.as_str().to_string();
         if sent_at.is_some() {
             m.sent_at = sent_at;
         }
@@ -792,7 +794,7 @@ impl BulkStore for MemoryStore {
             .filter(|m| {
                 m.practice_id == practice_id
                     && m.message_type == crate::domain::message::MessageType::BulkMessage
-                    && m.status == "sending"
+                    && m.status == crate::domain::message::BulkStatus::Sending.as_str()
             })
             .cloned()
             .collect())

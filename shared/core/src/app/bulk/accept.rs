@@ -206,7 +206,7 @@ where
                 canceled_at: None,
             }),
         };
-        message.status = bulk_status_of(&message).to_string();
+        message.status = bulk_status_of(&message).as_str().to_string();
 
         let view = self.view(practice, &message, now).await?;
         let body = serde_json::to_string(&view)

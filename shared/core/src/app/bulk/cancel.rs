@@ -6,7 +6,7 @@ use super::{BulkMessages, BulkView};
 use crate::app::sending::schedule_name;
 use crate::domain::error::AppError;
 use crate::domain::limits::DYNAMO_TRANSACTION_ITEMS;
-use crate::domain::message::{bulk_status_of, RecipientStatus};
+use crate::domain::message::{bulk_status_of, BulkStatus, RecipientStatus};
 use crate::domain::practice::Practice;
 use crate::ports::{
     BulkStore, MessageStore, OptOutStore, PracticeStore, RateStore, SendQueue, SendScheduler,
@@ -77,9 +77,9 @@ where
         }
         let message = self.load(practice, message_id).await?;
         let status = bulk_status_of(&message);
-        if status != message.status {
+        if let Some(stored) = BulkStatus::parse(&message.status).filter(|s| *s != status) {
             self.store
-                .set_bulk_status(pid, message_id, &message.status, status, None)
+                .set_bulk_status(pid, message_id, stored, status, None)
                 .await?;
         }
         tracing::info!(message_id, "bulk canceled");

@@ -7,7 +7,7 @@ use crate::app::rate_cap::BULK_KEY;
 use crate::domain::bulk::{plan_wave, Pace, PumpJob, PumpStep, PumpToken};
 use crate::domain::clock::{queue_delay, to_api_time, Clock};
 use crate::domain::error::StoreError;
-use crate::domain::message::SendJob;
+use crate::domain::message::{BulkStatus, SendJob};
 use crate::ports::{BulkStore, PracticeStore, RateStore, SendQueue};
 
 /// One run of a bulk's pump: releases the next wave or waits, then hands
@@ -133,9 +133,9 @@ where
     }
     if progress.released == 0 && released > 0 {
         // Sending begins: the tracking list shows it from now on as sending.
-        for from in ["scheduled", "sending"] {
+        for from in [BulkStatus::Scheduled, BulkStatus::Sending] {
             if store
-                .set_bulk_status(pid, mid, from, "sending", Some(now))
+                .set_bulk_status(pid, mid, from, BulkStatus::Sending, Some(now))
                 .await?
             {
                 break;
