@@ -165,7 +165,7 @@ impl Endpoints {
         let practice = Practice {
             practice_id: id.clone(),
             name: "Test Dental".into(),
-            timezone: "America/New_York".into(),
+            timezone: "America/New_York".parse().expect("a time zone"),
             channels: Channels {
                 sms_main: random_phone(),
                 sms_alt: None,

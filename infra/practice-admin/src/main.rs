@@ -71,7 +71,7 @@ fn apply_options(mut practice: Practice, o: &HashMap<String, String>) -> Result<
         practice.name = v.clone();
     }
     if let Some(v) = o.get("timezone") {
-        practice.timezone = v.clone();
+        practice.timezone = v.parse().map_err(|e| format!("--timezone: {e}"))?;
     }
     if let Some(v) = o.get("main") {
         practice.channels.sms_main = phone(v, "main")?;
@@ -139,8 +139,9 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
                 name: o.get("name").cloned().ok_or("--name is required")?,
                 timezone: o
                     .get("timezone")
-                    .cloned()
-                    .unwrap_or_else(|| "America/New_York".into()),
+                    .map_or("America/New_York", String::as_str)
+                    .parse()
+                    .map_err(|e| format!("--timezone: {e}"))?,
                 channels: Channels {
                     sms_main: phone(main, "main")?,
                     sms_alt: None,

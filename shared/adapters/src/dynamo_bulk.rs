@@ -27,17 +27,14 @@ use crate::dynamo::{
 use crate::retry::Backoff;
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
+use messaging_core::domain::limits::{DYNAMO_BATCH_GET_KEYS, DYNAMO_BATCH_WRITE_ITEMS};
 use messaging_core::domain::message::{
-    Message, MessageType, Recipient, RecipientStatus, Transition, BULK_COMPLETES_FROM,
+    BulkStatus, Message, MessageType, Recipient, RecipientStatus, Transition, BULK_COMPLETES_FROM,
     BULK_OPEN_STATUSES,
 };
 use messaging_core::domain::patient::Patient;
 use messaging_core::ports::{BulkStore, CreateOutcome, IdempotencyRecord};
 
-/// `BatchWriteItem` takes at most 25 requests.
-const WRITE_BATCH: usize = 25;
-/// `BatchGetItem` takes at most 100 keys.
-const GET_BATCH: usize = 100;
 /// Batch requests: 8 tries for what DynamoDB leaves unprocessed, pausing
 /// 50 ms, doubling up to 1.6 s, plus up to 25 ms at random.
 const BATCH_RETRY: Backoff = Backoff {
@@ -81,7 +78,7 @@ impl DynamoStore {
     /// Writes (or deletes) items with `BatchWriteItem`, 25 per request,
     /// retrying what DynamoDB leaves unprocessed with backoff.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        for chunk in requests.chunks(WRITE_BATCH) {
+        for chunk in requests.chunks(DYNAMO_BATCH_WRITE_ITEMS) {
             BATCH_RETRY
                 .run_carrying(
                     chunk.to_vec(),
@@ -180,15 +177,15 @@ impl DynamoStore {
             .update_expression("SET #status = :done, gsi2pk = :g2pk")
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":done", s("completed"))
-            .expression_attribute_values(":from", s(BULK_COMPLETES_FROM))
+            .expression_attribute_values(":done", s(BulkStatus::Completed.as_str()))
+            .expression_attribute_values(":from", s(BULK_COMPLETES_FROM.as_str()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(
                 ":g2pk",
                 s(type_status_pk(
                     practice_id,
                     MessageType::BulkMessage,
-                    "completed",
+                    BulkStatus::Completed.as_str(),
                 )),
             )
             .send()
@@ -208,7 +205,7 @@ impl BulkStore for DynamoStore {
         patient_ids: &[String],
     ) -> Result<Vec<Patient>, StoreError> {
         let mut found = Vec::with_capacity(patient_ids.len());
-        for chunk in patient_ids.chunks(GET_BATCH) {
+        for chunk in patient_ids.chunks(DYNAMO_BATCH_GET_KEYS) {
             let keys: Vec<Item> = chunk
                 .iter()
                 .map(|id| key(practice_pk(practice_id), patient_sk(id)))
@@ -448,8 +445,8 @@ impl BulkStore for DynamoStore {
         &self,
         practice_id: &str,
         message_id: &str,
-        from: &str,
-        to: &str,
+        from: BulkStatus,
+        to: BulkStatus,
         sent_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
         let mut update = self
@@ -458,11 +455,15 @@ impl BulkStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":from", s(from))
-            .expression_attribute_values(":to", s(to))
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(
                 ":g2pk",
-                s(type_status_pk(practice_id, MessageType::BulkMessage, to)),
+                s(type_status_pk(
+                    practice_id,
+                    MessageType::BulkMessage,
+                    to.as_str(),
+                )),
             );
         update = match sent_at {
             None => update
@@ -498,7 +499,7 @@ impl BulkStore for DynamoStore {
                     s(type_status_pk(
                         practice_id,
                         MessageType::BulkMessage,
-                        "sending",
+                        BulkStatus::Sending.as_str(),
                     )),
                 )
                 .set_exclusive_start_key(start.take())

@@ -6,13 +6,15 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use messaging_core::domain::error::StoreError;
+use messaging_core::domain::limits::{SQS_BATCH_ENTRIES, SQS_MAX_DELAY_SECONDS};
 use messaging_core::domain::message::SendJob;
 use messaging_core::ports::SendQueue;
 
 use crate::retry::Backoff;
 
-/// SQS allows at most 10 entries per `SendMessageBatch`.
-const BATCH: usize = 10;
+/// [`SQS_MAX_DELAY_SECONDS`] as the SDK's type.
+const MAX_DELAY_I32: i32 = SQS_MAX_DELAY_SECONDS as i32;
+
 /// Three tries per batch for the entries SQS refuses, pausing 200 ms, then 400 ms.
 const ENQUEUE_RETRY: Backoff = Backoff {
     attempts: 3,
@@ -56,12 +58,12 @@ impl SendQueue for SqsSendQueue {
     }
 
     async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError> {
-        for chunk in jobs.chunks(BATCH) {
+        for chunk in jobs.chunks(SQS_BATCH_ENTRIES) {
             let mut pending: Vec<(String, String, u32)> = Vec::with_capacity(chunk.len());
             for (i, (job, delay)) in chunk.iter().enumerate() {
                 let body = serde_json::to_string(job)
                     .map_err(|e| StoreError::new("encode send job", e))?;
-                pending.push((i.to_string(), body, (*delay).min(900)));
+                pending.push((i.to_string(), body, (*delay).min(SQS_MAX_DELAY_SECONDS)));
             }
             ENQUEUE_RETRY
                 .run_carrying(
@@ -73,7 +75,7 @@ impl SendQueue for SqsSendQueue {
                                 SendMessageBatchRequestEntry::builder()
                                     .id(id)
                                     .message_body(body)
-                                    .delay_seconds(i32::try_from(*delay).unwrap_or(900))
+                                    .delay_seconds(i32::try_from(*delay).unwrap_or(MAX_DELAY_I32))
                                     .build()
                                     .map_err(|e| StoreError::new("build queue entry", e))
                             })
@@ -139,7 +141,9 @@ impl SendQueue for SqsSendQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
-            .delay_seconds(i32::try_from(delay_seconds.min(900)).unwrap_or(900))
+            .delay_seconds(
+                i32::try_from(delay_seconds.min(SQS_MAX_DELAY_SECONDS)).unwrap_or(MAX_DELAY_I32),
+            )
             .send()
             .await
             .map_err(|e| {

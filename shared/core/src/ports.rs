@@ -10,10 +10,12 @@ use crate::domain::conversation::{
     Conversation, InboxFilter, MediaStatus, PatientRef, StoredConversation, ThreadItem,
 };
 use crate::domain::error::StoreError;
-use crate::domain::phone::PhoneNumber;
 pub use crate::domain::message::Transition;
-use crate::domain::message::{Message, MessageType, Recipient, RecipientStatus, SendJob};
+use crate::domain::message::{
+    BulkStatus, Message, MessageType, Recipient, RecipientStatus, SendJob,
+};
 use crate::domain::patient::{Patient, UndeliverableNumber};
+use crate::domain::phone::PhoneNumber;
 use crate::domain::practice::Practice;
 use crate::domain::template::QuickMessage;
 
@@ -403,8 +405,8 @@ pub trait BulkStore: Send + Sync {
         &self,
         practice_id: &str,
         message_id: &str,
-        from: &str,
-        to: &str,
+        from: BulkStatus,
+        to: BulkStatus,
         sent_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
     /// The practice's bulks whose stored status is `sending`.

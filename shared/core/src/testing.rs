@@ -12,7 +12,7 @@ use crate::app::auth::hash_key;
 use crate::domain::clock::Clock;
 use crate::domain::error::StoreError;
 use crate::domain::message::{
-    bulk_completes, Counts, Message, MessageType, Recipient, RecipientStatus, SendJob,
+    bulk_completes, BulkStatus, Counts, Message, MessageType, Recipient, RecipientStatus, SendJob,
 };
 use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::phone::PhoneNumber;
@@ -335,7 +335,7 @@ impl MessageStore for MemoryStore {
                 // Then, after a final status, the one completing update.
                 MessageType::BulkMessage => {
                     if next.status.is_final() && bulk_completes(&m.status, &m.counts) {
-                        m.status = "completed".to_string();
+                        m.status = BulkStatus::Completed.as_str().to_string();
                     }
                 }
             }
@@ -566,7 +566,7 @@ pub fn sample_practice(id: &str) -> Practice {
     Practice {
         practice_id: id.to_string(),
         name: "Bright Smiles Dental".into(),
-        timezone: "America/New_York".into(),
+        timezone: "America/New_York".parse().unwrap(),
         channels: Channels {
             sms_main: PhoneNumber::parse("+14155550100").expect("valid"),
             sms_alt: None,
@@ -794,8 +794,8 @@ impl BulkStore for MemoryStore {
         &self,
         practice_id: &str,
         message_id: &str,
-        from: &str,
-        to: &str,
+        from: crate::domain::message::BulkStatus,
+        to: crate::domain::message::BulkStatus,
         sent_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
         let mut s = self.0.lock().await;
@@ -805,10 +805,10 @@ impl BulkStore for MemoryStore {
         else {
             return Ok(false);
         };
-        if m.status != from || (sent_at.is_some() && m.sent_at.is_some()) {
+        if m.status != from.as_str() || (sent_at.is_some() && m.sent_at.is_some()) {
             return Ok(false);
         }
-        m.status = to.to_string();
+        m.status = to.as_str().to_string();
         if sent_at.is_some() {
             m.sent_at = sent_at;
         }
@@ -821,7 +821,7 @@ impl BulkStore for MemoryStore {
             .filter(|m| {
                 m.practice_id == practice_id
                     && m.message_type == MessageType::BulkMessage
-                    && m.status == "sending"
+                    && m.status == BulkStatus::Sending.as_str()
             })
             .cloned()
             .collect())

@@ -10,7 +10,9 @@ use messaging_adapters::bandwidth::{Bandwidth, BandwidthConfig};
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
 use messaging_core::domain::clock::SystemClock;
-use messaging_core::domain::message::{RecipientError, RecipientStatus, SendJob, Transition};
+use messaging_core::domain::message::{
+    BulkStatus, RecipientError, RecipientStatus, SendJob, Transition,
+};
 use messaging_core::ports::{
     Carrier, CarrierOutcome, CreateOutcome, MessageStore, OutboundText, SendQueue,
 };
@@ -816,7 +818,13 @@ async fn bulk_status_changes_only_from_the_expected_one_and_sending_bulks_follow
     assert!(listed.is_some(), "both listed: {:?}", sending_ids().await);
 
     assert!(!store
-        .set_bulk_status(&pid, &message.id, "scheduled", "completed", None)
+        .set_bulk_status(
+            &pid,
+            &message.id,
+            BulkStatus::Scheduled,
+            BulkStatus::Completed,
+            None
+        )
         .await
         .unwrap());
     assert_eq!(
@@ -829,7 +837,13 @@ async fn bulk_status_changes_only_from_the_expected_one_and_sending_bulks_follow
         "sending"
     );
     assert!(store
-        .set_bulk_status(&pid, &message.id, "sending", "completed", None)
+        .set_bulk_status(
+            &pid,
+            &message.id,
+            BulkStatus::Sending,
+            BulkStatus::Completed,
+            None
+        )
         .await
         .unwrap());
     assert_eq!(
@@ -843,7 +857,13 @@ async fn bulk_status_changes_only_from_the_expected_one_and_sending_bulks_follow
     );
     assert!(
         !store
-            .set_bulk_status(&pid, &message.id, "sending", "completed", None)
+            .set_bulk_status(
+                &pid,
+                &message.id,
+                BulkStatus::Sending,
+                BulkStatus::Completed,
+                None
+            )
             .await
             .unwrap(),
         "no longer sending"
@@ -860,7 +880,13 @@ async fn bulk_status_changes_only_from_the_expected_one_and_sending_bulks_follow
     );
     // An unknown bulk is refused.
     assert!(!store
-        .set_bulk_status(&pid, "no-such-bulk", "sending", "completed", None)
+        .set_bulk_status(
+            &pid,
+            "no-such-bulk",
+            BulkStatus::Sending,
+            BulkStatus::Completed,
+            None
+        )
         .await
         .unwrap());
 }

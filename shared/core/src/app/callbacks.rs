@@ -24,7 +24,7 @@ use crate::ports::{
 pub struct CarrierEvent {
     /// `message-delivered`, `message-failed`, `message-received`, ...
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: CarrierEventKind,
     /// When the event happened.
     #[serde(default)]
     pub time: Option<DateTime<Utc>>,
@@ -36,6 +36,49 @@ pub struct CarrierEvent {
     pub to: Option<String>,
     /// The message the event is about.
     pub message: EventMessage,
+}
+
+/// What a callback event reports (Bandwidth's `type`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum CarrierEventKind {
+    /// `message-delivered`: the handset got it.
+    Delivered,
+    /// `message-failed`: it will not be delivered.
+    Failed,
+    /// `message-received`: a patient texted the practice.
+    Received,
+    /// Any other type (`message-sending`...), not acted on.
+    Other(String),
+}
+
+impl CarrierEventKind {
+    /// Bandwidth's name for it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            CarrierEventKind::Delivered => "message-delivered",
+            CarrierEventKind::Failed => "message-failed",
+            CarrierEventKind::Received => "message-received",
+            CarrierEventKind::Other(other) => other,
+        }
+    }
+}
+
+impl From<String> for CarrierEventKind {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "message-delivered" => CarrierEventKind::Delivered,
+            "message-failed" => CarrierEventKind::Failed,
+            "message-received" => CarrierEventKind::Received,
+            _ => CarrierEventKind::Other(s),
+        }
+    }
+}
+
+impl std::fmt::Display for CarrierEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The `message` object of a callback event.
@@ -80,12 +123,12 @@ where
 {
     let mut applied = Applied::default();
     for event in events {
-        let acted = match event.kind.as_str() {
-            "message-delivered" | "message-failed" => {
+        let acted = match &event.kind {
+            CarrierEventKind::Delivered | CarrierEventKind::Failed => {
                 status_callback(&messages.store, event, now).await?
             }
-            "message-received" => inbound(messages, event, now).await?,
-            other => {
+            CarrierEventKind::Received => inbound(messages, event, now).await?,
+            CarrierEventKind::Other(other) => {
                 tracing::info!(kind = other, "callback type not handled");
                 false
             }
@@ -109,7 +152,7 @@ where
 {
     let at = event.time.unwrap_or(now);
     let code = event.error_code.unwrap_or(0);
-    let transition = if event.kind == "message-delivered" {
+    let transition = if event.kind == CarrierEventKind::Delivered {
         Transition::Delivered {
             carrier_message_id: event.message.id.clone(),
             at,

@@ -12,13 +12,18 @@ use serde::Serialize;
 
 use crate::domain::clock::to_api_time;
 use crate::domain::error::AppError;
-use crate::domain::message::{Counts, Message, MessageType, RecipientStatus};
+use crate::domain::message::{BulkStatus, Counts, Message, MessageType, RecipientStatus};
 use crate::domain::practice::Channel;
 use crate::paging::{decode_cursor, encode_cursor};
 use crate::ports::{tracking_key, MessageStore, TrackingIndex};
 
 /// Statuses a bulk message as a whole can have.
-pub const BULK_STATUSES: [&str; 4] = ["scheduled", "sending", "completed", "canceled"];
+pub const BULK_STATUSES: [&str; 4] = [
+    BulkStatus::Scheduled.as_str(),
+    BulkStatus::Sending.as_str(),
+    BulkStatus::Completed.as_str(),
+    BulkStatus::Canceled.as_str(),
+];
 
 /// What `GET /v1/communications` asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

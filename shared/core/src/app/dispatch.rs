@@ -5,10 +5,12 @@
 
 use chrono::Duration;
 
-use crate::app::bulk;
-use crate::app::rate_cap::{take_bulk_submission, BulkLimits};
+use crate::app::bulk::pump::run_pump;
+use crate::app::rate_cap::take_bulk_submission;
+use crate::domain::bulk::{Pace, QueuedJob};
 use crate::domain::clock::{queue_delay, Clock};
 use crate::domain::error::StoreError;
+use crate::domain::limits::SQS_MAX_DELAY_SECONDS;
 use crate::domain::message::MessageType;
 use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
 use crate::domain::quiet_hours::next_allowed;
@@ -40,7 +42,7 @@ impl RetryPolicy {
     pub fn delay_after(&self, attempt: u32) -> u32 {
         self.base_delay_seconds
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(900)
+            .min(SQS_MAX_DELAY_SECONDS)
     }
 }
 
@@ -96,15 +98,16 @@ impl<T: MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore> Disp
 impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
     /// Handles one queued send, or one run of a bulk's pump.
     pub async fn dispatch(&self, job: &SendJob) -> Result<Dispatched, StoreError> {
-        if bulk::is_pump(job) {
-            return bulk::run_pump(
+        if let QueuedJob::Pump(pump) = QueuedJob::from(job.clone()) {
+            run_pump(
                 &self.store,
                 &self.queue,
                 &self.clock,
-                job,
+                &pump,
                 self.bulk_per_second,
             )
-            .await;
+            .await?;
+            return Ok(Dispatched::Done);
         }
         let Some(mut recipient) = self.store.get_recipient(job).await? else {
             tracing::warn!(%job, "send for an unknown recipient; dropped");
@@ -258,13 +261,10 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
         let Some(practice) = self.store.get_practice(&recipient.practice_id).await? else {
             return Ok(false);
         };
-        let limits = BulkLimits {
-            number_per_second: self.bulk_per_second.max(1),
-            ..BulkLimits::for_practice(&practice)
-        };
+        let limits = Pace::for_practice(&practice, self.bulk_per_second);
         loop {
             let now = self.clock.now();
-            let allowed = next_allowed(now, &practice.timezone, practice.quiet_hours.as_ref());
+            let allowed = next_allowed(now, practice.timezone.tz(), practice.quiet_hours.as_ref());
             let not_before = if allowed > now {
                 Some(allowed)
             } else {

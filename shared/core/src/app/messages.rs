@@ -4,7 +4,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use crate::app::idempotency;
-use crate::app::templates;
+use crate::app::sending::{
+    goes_on_queue, invalid_text, parse_optional_send_at, parse_send_at, queue_or_schedule,
+    resolve_channel, resolve_text, schedule_name,
+};
 use crate::domain::error::AppError;
 use crate::domain::error::StoreError;
 use crate::domain::merge::{self, MergeData};
@@ -14,13 +17,15 @@ use crate::domain::message::{
 };
 use crate::domain::patient::validate_id;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::practice::{Channel, Practice};
+use crate::domain::practice::Practice;
 use crate::domain::quiet_hours::next_allowed;
-use crate::domain::text::{self, InvalidText};
+use crate::domain::text;
 use crate::ports::{
     CreateOutcome, MessageStore, OptOutStore, PracticeStore, SendQueue, SendScheduler,
     TemplateStore,
 };
+
+pub use crate::app::sending::{new_message_id, Answer, SendNowOnly};
 
 /// Body of `POST /v1/messages`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -52,15 +57,6 @@ pub struct SendMessageRequest {
     pub send_at: Option<String>,
 }
 
-/// An answer to return as-is: status and JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// JSON body.
-    pub body: String,
-}
-
 /// Everything the messages use cases need.
 pub struct Messages<P, M, Q, S> {
     /// Practices and patients.
@@ -72,61 +68,9 @@ pub struct Messages<P, M, Q, S> {
     /// One-time schedules for sends in the future.
     pub scheduler: S,
     /// Sends due within this much go on the queue with a delivery delay
-    /// instead of a schedule (at most [`MAX_QUEUE_DELAY`]).
+    /// instead of a schedule (at most the queue's longest delay,
+    /// [`SQS_MAX_DELAY`](crate::domain::limits::SQS_MAX_DELAY)).
     pub queue_delay_max: Duration,
-}
-
-/// How far ahead of `send_at` a schedule fires. Scheduler fires within the
-/// minute of its time; the dispatcher then holds the send until its second.
-pub const SCHEDULE_LEAD: Duration = Duration::seconds(60);
-/// Longest SQS delivery delay (15 minutes): sends due sooner than this can be
-/// put on the queue with a delay instead of a schedule.
-pub const MAX_QUEUE_DELAY: Duration = Duration::seconds(900);
-/// Furthest ahead a send may be scheduled.
-pub const MAX_SCHEDULE_AHEAD: Duration = Duration::days(365);
-
-/// A sender that never schedules (HELP replies are always sent now).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SendNowOnly;
-
-#[async_trait::async_trait]
-impl SendScheduler for SendNowOnly {
-    async fn schedule(
-        &self,
-        _name: &str,
-        _at: DateTime<Utc>,
-        _job: &SendJob,
-    ) -> Result<(), StoreError> {
-        Err(StoreError::new("schedule", "this function only sends now"))
-    }
-    async fn unschedule(&self, _name: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
-/// The schedule of a message's send.
-pub fn schedule_name(message_id: &str) -> String {
-    format!("msg-{message_id}")
-}
-
-/// Reads and checks a requested send time: RFC 3339 with an offset, in the
-/// future, at most 365 days ahead.
-pub fn parse_send_at(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
-    let invalid = |m: &str| AppError::invalid("invalid_send_at", m.to_string()).at("send_at");
-    let t = DateTime::parse_from_rfc3339(value)
-        .map_err(|_| {
-            invalid("send_at must be a time with an offset, such as 2026-12-01T15:00:00-05:00")
-        })?
-        .with_timezone(&Utc);
-    if t <= now {
-        return Err(invalid(
-            "send_at is in the past; choose a future time or leave it out to send now",
-        ));
-    }
-    if t > now + MAX_SCHEDULE_AHEAD {
-        return Err(invalid("send_at is more than 365 days ahead"));
-    }
-    Ok(t)
 }
 
 /// Body of `PATCH /v1/messages/{id}`.
@@ -135,77 +79,6 @@ pub fn parse_send_at(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, A
 pub struct RescheduleRequest {
     /// The new send time.
     pub send_at: String,
-}
-
-fn invalid_text(e: InvalidText) -> AppError {
-    AppError::invalid("invalid_text", e.to_string()).at("text")
-}
-
-/// The channel asked for (default `sms_main`) and the practice's number on
-/// it; 422 `channel_unavailable` when the practice has none.
-pub(crate) fn resolve_channel(
-    practice: &Practice,
-    channel: Option<&str>,
-) -> Result<(Channel, PhoneNumber), AppError> {
-    let channel = match channel {
-        None => Channel::SmsMain,
-        Some(c) => Channel::parse(c).ok_or_else(|| {
-            AppError::invalid("invalid_field", "channel must be sms_main or sms_alt").at("channel")
-        })?,
-    };
-    let from = practice.channels.number(channel).cloned().ok_or_else(|| {
-        AppError::invalid(
-            "channel_unavailable",
-            format!(
-                "the practice has no {} number; choose another channel",
-                channel.as_str()
-            ),
-        )
-        .at("channel")
-    })?;
-    Ok((channel, from))
-}
-
-/// The text to send, as written or from a Quick Message, checked for
-/// length and merge fields; also the template's id when one was used.
-pub(crate) async fn resolve_text<T: TemplateStore>(
-    templates_store: &T,
-    practice_id: &str,
-    text: Option<String>,
-    template_id: Option<String>,
-) -> Result<(String, Option<String>), AppError> {
-    let (raw_text, template_id) = match (text, template_id) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::invalid(
-                "invalid_field",
-                "give either text or template_id, not both",
-            )
-            .at("template_id"))
-        }
-        (None, None) => {
-            return Err(
-                AppError::invalid("invalid_text", "text or template_id is required").at("text"),
-            )
-        }
-        (Some(text), None) => (text, None),
-        (None, Some(id)) => {
-            let template = templates::load_for_send(templates_store, practice_id, &id).await?;
-            (template.body, Some(template.id))
-        }
-    };
-    let text_field = if template_id.is_some() {
-        "template_id"
-    } else {
-        "text"
-    };
-    text::validate_text(&raw_text).map_err(invalid_text)?;
-    merge::check_fields(&raw_text, text_field)?;
-    Ok((raw_text, template_id))
-}
-
-/// A new, time-ordered message id.
-pub fn new_message_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 impl<
@@ -239,11 +112,7 @@ impl<
             }
         }
 
-        let send_at = request
-            .send_at
-            .as_deref()
-            .map(|v| parse_send_at(v, now))
-            .transpose()?;
+        let send_at = parse_optional_send_at(request.send_at.as_deref(), now)?;
         let (channel, from) = resolve_channel(practice, request.channel.as_deref())?;
         let (raw_text, template_id) = resolve_text(
             &self.practices,
@@ -328,7 +197,7 @@ impl<
 
         // A scheduled send waits for quiet hours too; a send "now" by staff does not.
         let not_before =
-            send_at.map(|t| next_allowed(t, &practice.timezone, practice.quiet_hours.as_ref()));
+            send_at.map(|t| next_allowed(t, practice.timezone.tz(), practice.quiet_hours.as_ref()));
         let initial = if send_at.is_some() {
             RecipientStatus::Scheduled
         } else {
@@ -433,16 +302,16 @@ impl<
         job: &SendJob,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let wait = due - now;
-        if wait <= self.queue_delay_max.min(MAX_QUEUE_DELAY) {
-            let seconds = u32::try_from(wait.num_seconds().max(0)).unwrap_or(0);
-            self.queue.enqueue_delayed(job, seconds).await
-        } else {
-            let fire_at = (due - SCHEDULE_LEAD).max(now + Duration::seconds(1));
-            self.scheduler
-                .schedule(&schedule_name(message_id), fire_at, job)
-                .await
-        }
+        queue_or_schedule(
+            &self.queue,
+            &self.scheduler,
+            self.queue_delay_max,
+            message_id,
+            job,
+            due,
+            now,
+        )
+        .await
     }
 
     async fn direct_recipient(
@@ -476,7 +345,11 @@ impl<
         now: DateTime<Utc>,
     ) -> Result<MessageView, AppError> {
         let send_at = parse_send_at(&request.send_at, now)?;
-        let not_before = next_allowed(send_at, &practice.timezone, practice.quiet_hours.as_ref());
+        let not_before = next_allowed(
+            send_at,
+            practice.timezone.tz(),
+            practice.quiet_hours.as_ref(),
+        );
         let (_, mut current) = self.direct_recipient(practice, message_id).await?;
         let change = Transition::Reschedule {
             send_at,
@@ -503,7 +376,7 @@ impl<
         // an earlier firing is held by the dispatcher until the new time, so
         // the send is neither early nor lost.
         self.plan(message_id, not_before, &job, now).await?;
-        if not_before - now <= self.queue_delay_max.min(MAX_QUEUE_DELAY) {
+        if goes_on_queue(not_before, now, self.queue_delay_max) {
             self.scheduler
                 .unschedule(&schedule_name(message_id))
                 .await?;
@@ -604,7 +477,7 @@ mod tests {
             store: store.clone(),
             queue,
             scheduler,
-            queue_delay_max: MAX_QUEUE_DELAY,
+            queue_delay_max: crate::domain::limits::SQS_MAX_DELAY,
         }
     }
 

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod bulk;
+#[cfg(test)]
+mod bulk_flow_tests;
 pub mod callbacks;
 pub mod communications;
 pub mod conversations;
@@ -11,4 +13,5 @@ pub mod idempotency;
 pub mod messages;
 pub mod patients;
 pub mod rate_cap;
+pub mod sending;
 pub mod templates;

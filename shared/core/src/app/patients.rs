@@ -16,8 +16,7 @@ pub fn practice_today(
     practice: &crate::domain::practice::Practice,
     now: chrono::DateTime<chrono::Utc>,
 ) -> NaiveDate {
-    let tz: chrono_tz::Tz = practice.timezone.parse().unwrap_or(chrono_tz::UTC);
-    now.with_timezone(&tz).date_naive()
+    now.with_timezone(&practice.timezone.tz()).date_naive()
 }
 
 /// One page of the practice's patients matching `filter` on `today` (the

@@ -15,8 +15,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
+use crate::domain::bulk::Pace;
 use crate::domain::error::StoreError;
-use crate::domain::practice::Practice;
 use crate::domain::rate_limit::Decision;
 use crate::ports::{RateLimiter, RateStore};
 
@@ -87,28 +87,6 @@ impl<S: RateStore + ?Sized> RateLimiter for S {
     }
 }
 
-/// The limits a bulk submission is held to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BulkLimits {
-    /// Bulk submissions per rolling window, all of the practice's bulks together.
-    pub hourly_cap: u32,
-    /// Length of that window.
-    pub cap_window: Duration,
-    /// Submissions per second through one sending number.
-    pub number_per_second: u32,
-}
-
-impl BulkLimits {
-    /// The practice's settings, with the default per-number throughput.
-    pub fn for_practice(practice: &Practice) -> Self {
-        Self {
-            hourly_cap: practice.hourly_cap,
-            cap_window: Duration::seconds(i64::from(practice.cap_window_seconds)),
-            number_per_second: DEFAULT_NUMBER_PER_SECOND,
-        }
-    }
-}
-
 /// Takes what one bulk recipient needs to reach the carrier through sending
 /// number `from` at `now`: a token of the number's throughput, then one of
 /// the practice's bulk cap. `Ok(None)`: submit now. `Ok(Some(at))`: defer the
@@ -135,10 +113,10 @@ pub async fn take_bulk_submission<S: RateStore + ?Sized>(
     practice_id: &str,
     from: &str,
     now: DateTime<Utc>,
-    limits: &BulkLimits,
+    limits: &Pace,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let (bulk, _) = store.read_bucket(practice_id, BULK_KEY).await?;
-    if let Decision::WaitUntil(at) = bulk.decide(now, limits.hourly_cap, limits.cap_window) {
+    if let Decision::WaitUntil(at) = bulk.decide(now, limits.cap, limits.window) {
         return Ok(Some(at));
     }
     let number = take_token(
@@ -146,22 +124,14 @@ pub async fn take_bulk_submission<S: RateStore + ?Sized>(
         practice_id,
         &number_key(from),
         now,
-        limits.number_per_second,
+        limits.per_second,
         Duration::seconds(1),
     )
     .await?;
     if number.is_some() {
         return Ok(number);
     }
-    take_token(
-        store,
-        practice_id,
-        BULK_KEY,
-        now,
-        limits.hourly_cap,
-        limits.cap_window,
-    )
-    .await
+    take_token(store, practice_id, BULK_KEY, now, limits.cap, limits.window).await
 }
 
 #[cfg(test)]
@@ -298,10 +268,10 @@ mod tests {
             .collect();
         let mut grants = vec![i64::MIN; first_attempts.len()];
         let (mut attempts, mut ticks) = (0u64, 0u64);
-        let limits = BulkLimits {
-            hourly_cap: cap,
-            cap_window: window,
-            number_per_second: match needs {
+        let limits = Pace {
+            cap,
+            window,
+            per_second: match needs {
                 Needs::Bulk => 0,
                 Needs::NumberThenBulk(mps) => mps,
             },
@@ -720,9 +690,9 @@ mod tests {
         let mut practice = crate::testing::sample_practice("p1");
         practice.hourly_cap = 100;
         practice.cap_window_seconds = 1800;
-        let limits = BulkLimits::for_practice(&practice);
-        assert_eq!(limits.hourly_cap, 100);
-        assert_eq!(limits.cap_window, Duration::minutes(30));
-        assert_eq!(limits.number_per_second, DEFAULT_NUMBER_PER_SECOND);
+        let limits = Pace::for_practice(&practice, DEFAULT_NUMBER_PER_SECOND);
+        assert_eq!(limits.cap, 100);
+        assert_eq!(limits.window, Duration::minutes(30));
+        assert_eq!(limits.per_second, DEFAULT_NUMBER_PER_SECOND);
     }
 }

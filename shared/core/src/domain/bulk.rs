@@ -11,9 +11,12 @@
 //! whatever the pump does; the pump only keeps deferrals rare.
 
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::practice::QuietHours;
+use super::limits::SQS_MAX_DELAY;
+use super::message::SendJob;
+use super::practice::{Practice, QuietHours};
 use super::quiet_hours::{next_allowed, window_closes};
 use super::rate_limit::{Decision, RateBucket};
 
@@ -38,7 +41,112 @@ pub struct BulkProgress {
     pub canceled_at: Option<DateTime<Utc>>,
 }
 
-/// The pace a practice's bulk sends are held to.
+/// The token of a bulk's pump job. On the queue a pump job is a
+/// [`SendJob`] whose recipient id is the token, `*{epoch ms}-{random}`
+/// (recipient ids are digits, so the `*` tells them apart). The token holds
+/// its creation time, so a pump that finds no bulk knows whether the bulk
+/// may still be being stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PumpToken(String);
+
+impl PumpToken {
+    /// What marks a recipient id as a pump token.
+    const PREFIX: char = '*';
+
+    /// A new token made at `now`.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self(format!(
+            "{}{}-{}",
+            Self::PREFIX,
+            now.timestamp_millis(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ))
+    }
+
+    /// The token a recipient id carries, if it is one.
+    pub fn parse(recipient_id: &str) -> Option<Self> {
+        recipient_id
+            .starts_with(Self::PREFIX)
+            .then(|| Self(recipient_id.to_string()))
+    }
+
+    /// When the token was made, if it says.
+    pub fn made_at(&self) -> Option<DateTime<Utc>> {
+        let ms = self
+            .0
+            .strip_prefix(Self::PREFIX)?
+            .split('-')
+            .next()?
+            .parse()
+            .ok()?;
+        DateTime::<Utc>::from_timestamp_millis(ms)
+    }
+
+    /// The token as stored and queued.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PumpToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One run of a bulk's pump, as the dispatcher receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PumpJob {
+    /// Owner.
+    pub practice_id: String,
+    /// The bulk.
+    pub message_id: String,
+    /// Which pump run this is; only the bulk's live token may run.
+    pub token: PumpToken,
+}
+
+impl PumpJob {
+    /// The job as it goes on the queue (the wire format of every job).
+    pub fn to_send_job(&self) -> SendJob {
+        SendJob {
+            practice_id: self.practice_id.clone(),
+            message_id: self.message_id.clone(),
+            recipient_id: self.token.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for PumpJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_send_job().fmt(f)
+    }
+}
+
+/// What a job on the send queue asks for: one recipient's send, or one run
+/// of a bulk's pump. Both travel as a [`SendJob`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueuedJob {
+    /// Send to one recipient.
+    Send(SendJob),
+    /// Run a bulk's pump.
+    Pump(PumpJob),
+}
+
+impl From<SendJob> for QueuedJob {
+    fn from(job: SendJob) -> Self {
+        match PumpToken::parse(&job.recipient_id) {
+            Some(token) => QueuedJob::Pump(PumpJob {
+                practice_id: job.practice_id,
+                message_id: job.message_id,
+                token,
+            }),
+            None => QueuedJob::Send(job),
+        }
+    }
+}
+
+/// The limits a practice's bulk sends are held to: by the pump when it
+/// plans a wave, by the dispatcher before every carrier submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pace {
     /// Bulk submissions per rolling window, all bulks of the practice together.
@@ -50,14 +158,21 @@ pub struct Pace {
 }
 
 impl Pace {
+    /// The practice's cap and window, and `per_second` (at least 1) through
+    /// each sending number.
+    pub fn for_practice(practice: &Practice, per_second: u32) -> Self {
+        Self {
+            cap: practice.hourly_cap,
+            window: Duration::seconds(i64::from(practice.cap_window_seconds)),
+            per_second: per_second.max(1),
+        }
+    }
+
     /// Time between two submissions through one number.
     pub fn spacing(&self) -> Duration {
         Duration::milliseconds(1000 / i64::from(self.per_second.max(1)))
     }
 }
-
-/// Longest SQS delivery delay: a wave is never planned further ahead.
-pub const MAX_WAVE_SECONDS: i64 = 900;
 
 /// A wait for the cap longer than this ends a wave. Shorter ones are the
 /// previous wave's submissions leaving the window one by one, a little
@@ -102,7 +217,7 @@ pub fn plan_wave(
     due: DateTime<Utc>,
     remaining: u32,
     pace: &Pace,
-    timezone: &str,
+    timezone: Tz,
     quiet: Option<&QuietHours>,
 ) -> PumpStep {
     if remaining == 0 {
@@ -117,7 +232,8 @@ pub fn plan_wave(
     }
     let spacing = pace.spacing();
     let closes = window_closes(now, timezone, quiet);
-    let horizon = now + Duration::seconds(MAX_WAVE_SECONDS);
+    // A wave is never planned further ahead than the queue can delay.
+    let horizon = now + SQS_MAX_DELAY;
     let end = closes.map_or(horizon, |c| c.min(horizon));
     let mut ring = bucket.clone();
     let mut delays = Vec::new();
@@ -168,7 +284,7 @@ pub fn estimate_completion(
     ahead: u32,
     own: u32,
     pace: &Pace,
-    timezone: &str,
+    timezone: Tz,
     quiet: Option<&QuietHours>,
 ) -> Option<DateTime<Utc>> {
     if own == 0 {
@@ -205,7 +321,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    const NY: &str = "America/New_York";
+    const NY: Tz = chrono_tz::America::New_York;
 
     fn pace(cap: u32, window_s: i64) -> Pace {
         Pace {
@@ -391,5 +507,29 @@ mod tests {
             ),
             Some(utc("2026-12-02T13:00:00Z"))
         );
+    }
+
+    #[test]
+    fn a_pump_job_travels_as_a_send_job_with_its_token_as_recipient_id() {
+        let now: DateTime<Utc> = "2026-12-01T15:00:00Z".parse().unwrap();
+        let pump = PumpJob {
+            practice_id: "demo".into(),
+            message_id: "m1".into(),
+            token: PumpToken::new(now),
+        };
+        let wire = serde_json::to_string(&pump.to_send_job()).unwrap();
+        assert!(wire.contains(r#""recipient_id":"*"#), "{wire}");
+        let back: SendJob = serde_json::from_str(&wire).unwrap();
+        let QueuedJob::Pump(parsed) = QueuedJob::from(back) else {
+            panic!("not a pump job")
+        };
+        assert_eq!(parsed, pump);
+        assert_eq!(parsed.token.made_at(), Some(now));
+        let send = SendJob {
+            practice_id: "demo".into(),
+            message_id: "m1".into(),
+            recipient_id: "00001".into(),
+        };
+        assert_eq!(QueuedJob::from(send.clone()), QueuedJob::Send(send));
     }
 }

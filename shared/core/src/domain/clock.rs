@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::limits::SQS_MAX_DELAY_SECONDS;
+
 /// Where "now" comes from. Production uses [`SystemClock`]; tests pass their own.
 pub trait Clock: Send + Sync {
     /// The current instant in UTC.
@@ -23,17 +25,14 @@ pub fn to_api_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Longest delivery delay of the send queue (SQS: 15 minutes).
-pub const MAX_QUEUE_DELAY_SECONDS: u32 = 900;
-
 /// A wait as a queue delivery delay: whole seconds rounded up (a message
 /// is never delivered before its instant), at most
-/// [`MAX_QUEUE_DELAY_SECONDS`] (longer waits are held again on arrival).
+/// [`SQS_MAX_DELAY_SECONDS`] (longer waits are held again on arrival).
 pub fn queue_delay(wait: Duration) -> u32 {
     let ms = wait.num_milliseconds().max(0);
     u32::try_from((ms + 999) / 1000)
-        .unwrap_or(MAX_QUEUE_DELAY_SECONDS)
-        .min(MAX_QUEUE_DELAY_SECONDS)
+        .unwrap_or(SQS_MAX_DELAY_SECONDS)
+        .min(SQS_MAX_DELAY_SECONDS)
 }
 
 #[cfg(test)]

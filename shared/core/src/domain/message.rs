@@ -562,7 +562,7 @@ impl MessageView {
         let counts = Counts::of(recipients.iter().map(|r| &r.status));
         let status = match (message.message_type, recipients.first()) {
             (MessageType::DirectMessage, Some(r)) => r.status.as_str(),
-            _ => bulk_status(&counts),
+            _ => bulk_status(&counts).as_str(),
         };
         Self {
             status,
@@ -578,7 +578,7 @@ impl MessageView {
         Self {
             id: message.id.clone(),
             message_type: message.message_type,
-            status: bulk_status_of(message),
+            status: bulk_status_of(message).as_str(),
             channel: message.channel,
             from: message.from.to_string(),
             text: message.text.clone(),
@@ -594,9 +594,61 @@ impl MessageView {
     }
 }
 
+/// A bulk message's status as a whole (stored on the message item, and the
+/// partition of the tracking index it is listed in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkStatus {
+    /// Waiting for its `send_at`.
+    Scheduled,
+    /// Some recipients not yet final.
+    Sending,
+    /// Every recipient final.
+    Completed,
+    /// Canceled before any recipient reached the carrier.
+    Canceled,
+}
+
+impl BulkStatus {
+    /// Every bulk status.
+    pub const ALL: [BulkStatus; 4] = [
+        BulkStatus::Scheduled,
+        BulkStatus::Sending,
+        BulkStatus::Completed,
+        BulkStatus::Canceled,
+    ];
+
+    /// The stored and API name.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            BulkStatus::Scheduled => "scheduled",
+            BulkStatus::Sending => "sending",
+            BulkStatus::Completed => "completed",
+            BulkStatus::Canceled => "canceled",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<BulkStatus> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for BulkStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for BulkStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A bulk message's status from its counts, `canceled` when the office
 /// canceled it before any recipient reached the carrier.
-pub fn bulk_status_of(message: &Message) -> &'static str {
+pub fn bulk_status_of(message: &Message) -> BulkStatus {
     let c = &message.counts;
     let canceled = message
         .bulk
@@ -607,7 +659,7 @@ pub fn bulk_status_of(message: &Message) -> &'static str {
         && c.sent + c.delivered + c.failed == 0
         && c.queued + c.scheduled + c.sending == 0
     {
-        return "canceled";
+        return BulkStatus::Canceled;
     }
     bulk_status(c)
 }
@@ -622,7 +674,7 @@ pub const BULK_OPEN_STATUSES: [RecipientStatus; 4] = [
 ];
 
 /// The stored status a bulk is completed from (its first wave went out).
-pub const BULK_COMPLETES_FROM: &str = "sending";
+pub const BULK_COMPLETES_FROM: BulkStatus = BulkStatus::Sending;
 
 /// Whether no recipient of a bulk with these counts is still open.
 pub fn bulk_all_final(c: &Counts) -> bool {
@@ -635,22 +687,22 @@ pub fn bulk_all_final(c: &Counts) -> bool {
 /// Stores apply it after such a transition (the DynamoDB adapter as the
 /// condition of one update); a refusal leaves the stored status as it is.
 pub fn bulk_completes(stored_status: &str, c: &Counts) -> bool {
-    stored_status == BULK_COMPLETES_FROM && bulk_all_final(c)
+    stored_status == BULK_COMPLETES_FROM.as_str() && bulk_all_final(c)
 }
 
 /// A bulk message's status: `scheduled`, `sending` (some not yet final),
 /// `completed` (all final) or `canceled` (canceled before any was sent).
-pub fn bulk_status(c: &Counts) -> &'static str {
+pub fn bulk_status(c: &Counts) -> BulkStatus {
     let in_flight = c.queued + c.sending + c.sent;
     let reached_carrier = c.sent + c.delivered + c.failed;
     if c.scheduled > 0 && in_flight == 0 && reached_carrier == 0 {
-        "scheduled"
+        BulkStatus::Scheduled
     } else if !bulk_all_final(c) {
-        "sending"
+        BulkStatus::Sending
     } else if c.canceled > 0 && reached_carrier == 0 {
-        "canceled"
+        BulkStatus::Canceled
     } else {
-        "completed"
+        BulkStatus::Completed
     }
 }
 

@@ -102,6 +102,60 @@ mod hhmm {
     }
 }
 
+/// A practice's IANA time zone, checked when it is read: stored and shown
+/// by its name (`"America/New_York"`); a name that is not a time zone is
+/// refused (when parsed, and when a stored practice is read) rather than
+/// taken as UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeZone(chrono_tz::Tz);
+
+impl TimeZone {
+    /// The zone, for date and time arithmetic.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.0
+    }
+
+    /// The IANA name, as stored.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl From<chrono_tz::Tz> for TimeZone {
+    fn from(tz: chrono_tz::Tz) -> Self {
+        Self(tz)
+    }
+}
+
+impl std::str::FromStr for TimeZone {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<chrono_tz::Tz>().map(Self).map_err(|_| {
+            format!("time zone {s:?} is not an IANA time zone such as America/New_York")
+        })
+    }
+}
+
+impl std::fmt::Display for TimeZone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for TimeZone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Default bulk cap: the seed's "250 messages per hour".
 pub const DEFAULT_HOURLY_CAP: u32 = 250;
 /// Default rolling window the cap applies to.
@@ -119,8 +173,9 @@ pub struct Practice {
     pub practice_id: String,
     /// Shown to patients through `{practice_name}`.
     pub name: String,
-    /// IANA time zone (`America/New_York`).
-    pub timezone: String,
+    /// IANA time zone (`America/New_York`), read once when the practice is
+    /// read.
+    pub timezone: TimeZone,
     /// Sending numbers.
     pub channels: Channels,
     /// Bulk recipients per rolling window.
@@ -141,12 +196,6 @@ impl Practice {
     pub fn validate(&self) -> Result<(), String> {
         if self.name.trim().is_empty() {
             return Err("name must not be empty".into());
-        }
-        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(format!(
-                "time zone {:?} is not an IANA time zone such as America/New_York",
-                self.timezone
-            ));
         }
         if self.hourly_cap == 0 {
             return Err("hourly cap must be at least 1".into());
@@ -191,7 +240,7 @@ mod tests {
         let mut p = Practice {
             practice_id: "p".into(),
             name: "Bright Smiles".into(),
-            timezone: "America/New_York".into(),
+            timezone: "America/New_York".parse().unwrap(),
             channels: Channels {
                 sms_main: PhoneNumber::parse("+14155550100").unwrap(),
                 sms_alt: None,
@@ -215,5 +264,19 @@ mod tests {
         };
         assert!(channels.number(Channel::SmsMain).is_some());
         assert!(channels.number(Channel::SmsAlt).is_none());
+    }
+
+    #[test]
+    fn time_zone_is_stored_by_name_and_an_unknown_one_is_refused() {
+        let tz: TimeZone = "America/New_York".parse().unwrap();
+        assert_eq!(tz.tz(), chrono_tz::America::New_York);
+        assert_eq!(
+            serde_json::to_value(tz).unwrap(),
+            serde_json::json!("America/New_York")
+        );
+        let back: TimeZone = serde_json::from_value(serde_json::json!("America/New_York")).unwrap();
+        assert_eq!(back, tz);
+        assert!("Mars/Olympus".parse::<TimeZone>().is_err());
+        assert!(serde_json::from_value::<TimeZone>(serde_json::json!("Mars/Olympus")).is_err());
     }
 }

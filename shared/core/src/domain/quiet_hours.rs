@@ -33,16 +33,11 @@ fn local_instant(tz: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
 }
 
 /// The first instant at or after `at` when sending is allowed. `None` quiet
-/// hours means any time; a time zone that cannot be read is taken as UTC.
-pub fn next_allowed(
-    at: DateTime<Utc>,
-    timezone: &str,
-    window: Option<&QuietHours>,
-) -> DateTime<Utc> {
+/// hours means any time.
+pub fn next_allowed(at: DateTime<Utc>, tz: Tz, window: Option<&QuietHours>) -> DateTime<Utc> {
     let Some(window) = window else {
         return at;
     };
-    let tz: Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
     let local = at.with_timezone(&tz);
     if inside(window, local.time()) {
         return at;
@@ -62,11 +57,10 @@ pub fn next_allowed(
 /// `at` is inside the window ([`next_allowed`] returned `at`).
 pub fn window_closes(
     at: DateTime<Utc>,
-    timezone: &str,
+    tz: Tz,
     window: Option<&QuietHours>,
 ) -> Option<DateTime<Utc>> {
     let window = window?;
-    let tz: Tz = timezone.parse().unwrap_or(chrono_tz::UTC);
     let today = at.with_timezone(&tz).date_naive();
     let tomorrow = today.succ_opt().unwrap_or(today);
     [today, tomorrow]
@@ -87,7 +81,7 @@ mod tests {
         QuietHours::parse_setting(s).unwrap().unwrap()
     }
 
-    const NY: &str = "America/New_York";
+    const NY: Tz = chrono_tz::America::New_York;
 
     #[test]
     fn the_window_closes_at_its_end_in_local_time() {

@@ -19,8 +19,8 @@ use rand::Rng;
 use crate::app::auth::hash_key;
 use crate::domain::bulk::BulkProgress;
 use crate::domain::message::{
-    bulk_status_of, Counts, Message, MessageType, Recipient, RecipientError, RecipientStatus,
-    Transition,
+    bulk_status_of, BulkStatus, Counts, Message, MessageType, Recipient, RecipientError,
+    RecipientStatus, Transition,
 };
 use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::phone::PhoneNumber;
@@ -103,7 +103,7 @@ fn practice(practice_id: &str) -> Practice {
     Practice {
         practice_id: practice_id.to_string(),
         name: "Conformance Dental".into(),
-        timezone: "America/New_York".into(),
+        timezone: "America/New_York".parse().unwrap(),
         channels: Channels {
             sms_main: phone(),
             sms_alt: None,
@@ -1002,7 +1002,7 @@ pub async fn bulk_status_changes_only_from_the_expected_status<S: Store>(
     let (m, rs) = bulk(practice_id, &[Scheduled; 3], "scheduled", Some("*a"));
     create_bulk(&store, &m, &rs).await;
     let began = now();
-    let set = |from: &'static str, to: &'static str, at: Option<DateTime<Utc>>| {
+    let set = |from: BulkStatus, to: BulkStatus, at: Option<DateTime<Utc>>| {
         let store = &store;
         let m = &m;
         async move {
@@ -1015,8 +1015,8 @@ pub async fn bulk_status_changes_only_from_the_expected_status<S: Store>(
     let sending = || async { ids(&store.sending_bulks(practice_id).await.unwrap(), |m| &m.id) };
     assert!(sending().await.is_empty());
 
-    assert!(!set("sending", "sending", Some(began)).await);
-    assert!(set("scheduled", "sending", Some(began)).await);
+    assert!(!set(BulkStatus::Sending, BulkStatus::Sending, Some(began)).await);
+    assert!(set(BulkStatus::Scheduled, BulkStatus::Sending, Some(began)).await);
     let stored = read_message(&store, &m).await;
     assert_eq!(
         (stored.status.as_str(), stored.sent_at),
@@ -1024,7 +1024,12 @@ pub async fn bulk_status_changes_only_from_the_expected_status<S: Store>(
     );
     assert_eq!(sending().await, vec![m.id.clone()]);
     assert!(
-        !set("sending", "sending", Some(began + Duration::seconds(9))).await,
+        !set(
+            BulkStatus::Sending,
+            BulkStatus::Sending,
+            Some(began + Duration::seconds(9))
+        )
+        .await,
         "sending began once"
     );
     assert_eq!(read_message(&store, &m).await.sent_at, Some(began));
@@ -1035,12 +1040,18 @@ pub async fn bulk_status_changes_only_from_the_expected_status<S: Store>(
     assert_eq!(ids(&listed, |m| &m.id), vec![m.id.clone()]);
     assert_eq!(tracking_key(&listed[0]), tracking_key(&stored));
 
-    assert!(set("sending", "canceled", None).await);
+    assert!(set(BulkStatus::Sending, BulkStatus::Canceled, None).await);
     assert_eq!(read_message(&store, &m).await.status, "canceled");
     assert!(sending().await.is_empty());
-    assert!(!set("sending", "completed", None).await);
+    assert!(!set(BulkStatus::Sending, BulkStatus::Completed, None).await);
     assert!(!store
-        .set_bulk_status(practice_id, "no-such-bulk", "sending", "completed", None)
+        .set_bulk_status(
+            practice_id,
+            "no-such-bulk",
+            BulkStatus::Sending,
+            BulkStatus::Completed,
+            None
+        )
         .await
         .unwrap());
 }
