@@ -112,7 +112,7 @@ impl Endpoints {
             send_at: None,
             created_at: now,
             target_count: 1,
-            status: status.as_str().to_string(),
+            status: status.into(),
             counts: Counts::of([status].iter()),
             sent_at: None,
             bulk: None,

@@ -96,7 +96,7 @@ pub(crate) fn message_item(message: &Message) -> Result<Item, StoreError> {
         s(type_status_pk(
             &message.practice_id,
             message.message_type,
-            &message.status,
+            message.status.as_str(),
         )),
     );
     item.insert("gsi2sk".into(), sort);

@@ -327,15 +327,15 @@ impl MessageStore for MemoryStore {
             }
             match m.message_type {
                 MessageType::DirectMessage => {
-                    m.status = next.status.as_str().to_string();
+                    m.status = next.status.into();
                     if let (Transition::Claim { at }, 0) = (t, current.attempts) {
                         m.sent_at = Some(*at);
                     }
                 }
                 // Then, after a final status, the one completing update.
                 MessageType::BulkMessage => {
-                    if next.status.is_final() && bulk_completes(&m.status, &m.counts) {
-                        m.status = BulkStatus::Completed.as_str().to_string();
+                    if next.status.is_final() && bulk_completes(m.status.as_str(), &m.counts) {
+                        m.status = BulkStatus::Completed.into();
                     }
                 }
             }
@@ -358,7 +358,7 @@ impl MessageStore for MemoryStore {
             .filter(|m| m.practice_id == practice_id)
             .filter(|m| match index {
                 TrackingIndex::All => true,
-                TrackingIndex::TypeStatus(t, st) => m.message_type == *t && &m.status == st,
+                TrackingIndex::TypeStatus(t, st) => m.message_type == *t && m.status.as_str() == st,
             })
             .map(|m| (tracking_key(m), m.clone()))
             .filter(|(k, _)| k.as_str() >= low && k.as_str() <= high)
@@ -808,7 +808,7 @@ impl BulkStore for MemoryStore {
         if m.status != from.as_str() || (sent_at.is_some() && m.sent_at.is_some()) {
             return Ok(false);
         }
-        m.status = to.as_str().to_string();
+        m.status = to.into();
         if sent_at.is_some() {
             m.sent_at = sent_at;
         }

@@ -299,7 +299,8 @@ pub struct MessagesApiConfig {
 
 impl MessagesApiConfig {
     /// Default of `QUEUE_DELAY_MAX_SECONDS` (SQS's longest delivery delay).
-    pub const DEFAULT_QUEUE_DELAY_MAX_SECONDS: i64 = 900;
+    pub const DEFAULT_QUEUE_DELAY_MAX_SECONDS: i64 =
+        messaging_core::domain::limits::SQS_MAX_DELAY_SECONDS as i64;
 
     /// From the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {

@@ -500,7 +500,7 @@ fn bulk_fixture(
         send_at: None,
         created_at: now,
         target_count: n,
-        status: "sending".into(),
+        status: messaging_core::domain::message::MessageStatus::Sending,
         counts: Counts::of(recipients.iter().map(|r| &r.status)),
         sent_at: None,
         bulk: Some(messaging_core::domain::bulk::BulkProgress {

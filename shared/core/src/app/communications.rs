@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use crate::domain::clock::to_api_time;
 use crate::domain::error::AppError;
-use crate::domain::message::{BulkStatus, Counts, Message, MessageType, RecipientStatus};
+use crate::domain::message::{
+    BulkStatus, Counts, Message, MessageStatus, MessageType, RecipientStatus,
+};
 use crate::domain::practice::Channel;
 use crate::paging::{decode_cursor, encode_cursor};
 use crate::ports::{tracking_key, MessageStore, TrackingIndex};
@@ -143,7 +145,7 @@ pub struct CommunicationView {
     id: String,
     #[serde(rename = "type")]
     message_type: MessageType,
-    status: String,
+    status: MessageStatus,
     sent_at: Option<String>,
     send_at: Option<String>,
     created_at: String,
@@ -158,7 +160,7 @@ impl From<&Message> for CommunicationView {
         Self {
             id: m.id.clone(),
             message_type: m.message_type,
-            status: m.status.clone(),
+            status: m.status,
             sent_at: m.sent_at.as_ref().map(to_api_time),
             send_at: m.send_at.as_ref().map(to_api_time),
             created_at: to_api_time(&m.created_at),
@@ -328,7 +330,7 @@ mod paging_tests {
                 send_at: None,
                 created_at: created,
                 target_count: 1,
-                status: status.as_str().into(),
+                status: status.into(),
                 counts: Counts::of([status].iter()),
                 sent_at: None,
                 bulk: None,

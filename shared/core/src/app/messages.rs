@@ -216,7 +216,7 @@ impl<
             send_at,
             created_at: now,
             target_count: 1,
-            status: initial.as_str().to_string(),
+            status: initial.into(),
             counts: Counts::of([initial].iter()),
             sent_at: None,
             bulk: None,

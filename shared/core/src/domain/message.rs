@@ -279,7 +279,7 @@ pub struct Message {
     /// The message's status as the tracking list shows it (kept current by
     /// every recipient transition).
     #[serde(default)]
-    pub status: String,
+    pub status: MessageStatus,
     /// Recipients per status (kept current by every recipient transition).
     #[serde(default)]
     pub counts: Counts,
@@ -591,6 +591,97 @@ impl MessageView {
             counts: message.counts,
             recipients: None,
         }
+    }
+}
+
+/// A message's status as a whole, as stored on the message item, listed by
+/// the tracking index and shown by the API: a direct message has its one
+/// recipient's status ([`RecipientStatus`]), a bulk message its
+/// [`BulkStatus`]. One type for both, because the tracking list filters both
+/// kinds by one `status` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    /// Waiting for its `send_at`.
+    Scheduled,
+    /// Accepted and waiting in the send queue. (Also what a message item
+    /// written without a status reads as.)
+    #[default]
+    Queued,
+    /// Being sent (a direct message's recipient is with the carrier, or a
+    /// bulk has recipients not yet final).
+    Sending,
+    /// The carrier accepted it.
+    Sent,
+    /// Delivered to the handset.
+    Delivered,
+    /// Failed (see the recipient's error).
+    Failed,
+    /// Canceled by the office.
+    Canceled,
+    /// Not sent (opted out, undeliverable number).
+    Skipped,
+    /// A bulk whose every recipient is final.
+    Completed,
+}
+
+impl MessageStatus {
+    /// Every message status.
+    pub const ALL: [MessageStatus; 9] = [
+        MessageStatus::Scheduled,
+        MessageStatus::Queued,
+        MessageStatus::Sending,
+        MessageStatus::Sent,
+        MessageStatus::Delivered,
+        MessageStatus::Failed,
+        MessageStatus::Canceled,
+        MessageStatus::Skipped,
+        MessageStatus::Completed,
+    ];
+
+    /// The stored and API name.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            MessageStatus::Scheduled => "scheduled",
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Canceled => "canceled",
+            MessageStatus::Skipped => "skipped",
+            MessageStatus::Completed => "completed",
+        }
+    }
+
+    /// Parses a stored or API name.
+    pub fn parse(s: &str) -> Option<MessageStatus> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Tests and logs compare with the stored name.
+impl PartialEq<&str> for MessageStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<RecipientStatus> for MessageStatus {
+    fn from(s: RecipientStatus) -> Self {
+        MessageStatus::parse(s.as_str()).unwrap_or_default()
+    }
+}
+
+impl From<BulkStatus> for MessageStatus {
+    fn from(s: BulkStatus) -> Self {
+        MessageStatus::parse(s.as_str()).unwrap_or_default()
     }
 }
 

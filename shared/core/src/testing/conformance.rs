@@ -19,8 +19,8 @@ use rand::Rng;
 use crate::app::auth::hash_key;
 use crate::domain::bulk::BulkProgress;
 use crate::domain::message::{
-    bulk_status_of, BulkStatus, Counts, Message, MessageType, Recipient, RecipientError,
-    RecipientStatus, Transition,
+    bulk_status_of, BulkStatus, Counts, Message, MessageStatus, MessageType, Recipient,
+    RecipientError, RecipientStatus, Transition,
 };
 use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::phone::PhoneNumber;
@@ -170,7 +170,7 @@ fn message(practice_id: &str, message_type: MessageType, created_at: DateTime<Ut
         send_at: None,
         created_at,
         target_count: 0,
-        status: String::new(),
+        status: MessageStatus::default(),
         counts: Counts::default(),
         sent_at: None,
         bulk: None,
@@ -189,7 +189,7 @@ fn direct(
     }
     let r = recipient(&m, 1, status, m.send_at);
     m.target_count = 1;
-    m.status = status.as_str().to_string();
+    m.status = status.into();
     m.counts = Counts::of([status].iter());
     (m, r)
 }
@@ -211,7 +211,7 @@ fn bulk(
         .collect();
     m.target_count = u32::try_from(recipients.len()).unwrap();
     m.counts = Counts::of(statuses.iter());
-    m.status = stored_status.to_string();
+    m.status = MessageStatus::parse(stored_status).unwrap();
     m.bulk = Some(BulkProgress {
         sendable: u32::try_from(
             statuses
@@ -827,7 +827,7 @@ pub async fn bulk_is_stored_with_its_recipients_and_idempotency_record<S: Store>
     use RecipientStatus::*;
     let statuses = [Queued, Queued, Queued, Skipped];
     let (mut m, rs) = bulk(practice_id, &statuses, "", Some("*pump-1"));
-    m.status = bulk_status_of(&m).to_string();
+    m.status = bulk_status_of(&m).into();
     let rec = idempotency(practice_id, "bulk-1", m.created_at);
     assert_eq!(
         store.create_bulk(&m, &rs, Some(&rec)).await.unwrap(),

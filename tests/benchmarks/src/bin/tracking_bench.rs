@@ -135,7 +135,7 @@ fn seeded_message(
         send_at: None,
         created_at,
         target_count: 1,
-        status: status.as_str().to_string(),
+        status: status.into(),
         counts: Counts::of([status].iter()),
         sent_at,
         bulk: None,

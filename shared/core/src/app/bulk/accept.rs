@@ -15,7 +15,7 @@ use crate::domain::bulk::{BulkProgress, PumpJob, PumpToken};
 use crate::domain::error::{AppError, StoreError};
 use crate::domain::merge::{self, MergeData};
 use crate::domain::message::{
-    bulk_status_of, Counts, Message, MessageType, Recipient, RecipientStatus,
+    bulk_status_of, Counts, Message, MessageStatus, MessageType, Recipient, RecipientStatus,
 };
 use crate::domain::patient::{validate_id, AgeFilter, Patient};
 use crate::domain::practice::Practice;
@@ -195,7 +195,7 @@ where
             send_at,
             created_at: now,
             target_count: u32::try_from(recipients.len()).unwrap_or(u32::MAX),
-            status: String::new(),
+            status: MessageStatus::default(),
             counts,
             sent_at: None,
             bulk: Some(BulkProgress {
@@ -206,7 +206,7 @@ where
                 canceled_at: None,
             }),
         };
-        message.status = bulk_status_of(&message).as_str().to_string();
+        message.status = bulk_status_of(&message).into();
 
         let view = self.view(practice, &message, now).await?;
         let body = serde_json::to_string(&view)

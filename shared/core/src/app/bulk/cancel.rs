@@ -77,7 +77,7 @@ where
         }
         let message = self.load(practice, message_id).await?;
         let status = bulk_status_of(&message);
-        if let Some(stored) = BulkStatus::parse(&message.status).filter(|s| *s != status) {
+        if let Some(stored) = BulkStatus::parse(message.status.as_str()).filter(|s| *s != status) {
             self.store
                 .set_bulk_status(pid, message_id, stored, status, None)
                 .await?;
