@@ -175,6 +175,7 @@ impl Endpoints {
             max_bulk_recipients: 1000,
             quiet_hours: None,
             help_text: None,
+            auto_reply: Default::default(),
         };
         let mut practice = practice;
         adjust(&mut practice);

@@ -151,6 +151,7 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
                 max_bulk_recipients: DEFAULT_MAX_BULK_RECIPIENTS,
                 quiet_hours: QuietHours::parse_setting("08:00-21:00")?,
                 help_text: None,
+                auto_reply: Default::default(),
             };
             let practice = apply_options(draft, o)?;
             store

@@ -576,6 +576,7 @@ pub fn sample_practice(id: &str) -> Practice {
         max_bulk_recipients: 1000,
         quiet_hours: None,
         help_text: None,
+        auto_reply: Default::default(),
     }
 }
 

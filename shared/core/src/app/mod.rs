@@ -14,4 +14,5 @@ pub mod messages;
 pub mod patients;
 pub mod rate_cap;
 pub mod sending;
+pub mod settings;
 pub mod templates;

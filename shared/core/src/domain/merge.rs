@@ -79,6 +79,28 @@ pub fn check_fields(text: &str, field: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The merge fields a practice-wide text (the HELP reply, the after-hours
+/// reply) may use: it goes to numbers that may belong to no patient.
+pub const PRACTICE_MERGE_FIELDS: [&str; 2] = ["practice_name", "practice_phone"];
+
+/// Refuses a practice-wide text that uses anything but
+/// [`PRACTICE_MERGE_FIELDS`], naming the field.
+pub fn check_practice_fields(text: &str, field: &str) -> Result<(), AppError> {
+    for (_, _, name) in placeholders(text) {
+        if !PRACTICE_MERGE_FIELDS.contains(&name) {
+            return Err(AppError::invalid(
+                "unknown_merge_field",
+                format!(
+                    "{{{name}}} cannot be used here: this text also goes to numbers of no known patient; use {}",
+                    PRACTICE_MERGE_FIELDS.map(|f| format!("{{{f}}}")).join(" or ")
+                ),
+            )
+            .at(field));
+        }
+    }
+    Ok(())
+}
+
 /// Renders `text` for one recipient. A field the text uses that `data`
 /// lacks is refused with `missing_merge_data`, naming the field.
 pub fn render(text: &str, data: &MergeData<'_>) -> Result<String, AppError> {

@@ -189,6 +189,10 @@ pub struct Practice {
     /// Reply to a patient's HELP (merge fields allowed); a default when unset.
     #[serde(default)]
     pub help_text: Option<String>,
+    /// The after-hours reply to texts that arrive outside office hours
+    /// (off until the office turns it on).
+    #[serde(default)]
+    pub auto_reply: super::office_hours::AutoReply,
 }
 
 impl Practice {
@@ -250,6 +254,7 @@ mod tests {
             max_bulk_recipients: MAX_BULK_RECIPIENTS_LIMIT,
             quiet_hours: None,
             help_text: None,
+            auto_reply: Default::default(),
         };
         assert!(p.validate().is_ok());
         p.max_bulk_recipients = MAX_BULK_RECIPIENTS_LIMIT + 1;

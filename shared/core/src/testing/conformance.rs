@@ -113,6 +113,7 @@ fn practice(practice_id: &str) -> Practice {
         max_bulk_recipients: 1000,
         quiet_hours: None,
         help_text: None,
+        auto_reply: Default::default(),
     }
 }
 

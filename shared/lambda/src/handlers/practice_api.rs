@@ -1,4 +1,4 @@
-//! `GET /v1/settings`, `GET /v1/patients`, `PUT/GET /v1/patients/{id}`, `/v1/templates…`,
+//! `GET/PATCH /v1/settings`, `GET /v1/patients`, `PUT/GET /v1/patients/{id}`, `/v1/templates…`,
 //! `GET /v1/error-codes`, `GET /v1/communications`.
 
 use lambda_http::http::StatusCode;
@@ -10,6 +10,7 @@ use messaging_adapters::dynamo::DynamoStore;
 use messaging_core::app::auth::Authenticator;
 use messaging_core::app::communications::{self, TrackingQuery};
 use messaging_core::app::patients;
+use messaging_core::app::settings;
 use messaging_core::domain::carrier_errors;
 use messaging_core::domain::error::AppError;
 use messaging_core::domain::message::CARRIER;
@@ -67,6 +68,14 @@ impl PracticeApi {
         }
         match route {
             "GET /v1/settings" => Ok(http::json(StatusCode::OK, &practice)),
+            "PATCH /v1/settings" => {
+                let body = http::body_bytes(req)?;
+                let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+                    AppError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+                })?;
+                let updated = settings::update(&self.store, &practice, &value).await?;
+                Ok(http::json(StatusCode::OK, &updated))
+            }
             "PUT /v1/patients/{id}" => {
                 let id = http::path_param(req, "id").unwrap_or_default();
                 validate_id(&id, "patient_id")?;
