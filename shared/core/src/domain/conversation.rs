@@ -1673,7 +1673,8 @@ impl ThreadItem {
     pub fn position(&self) -> String {
         format!(
             "{}#{}",
-            self.at().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            self.at()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             self.entry_id()
         )
     }
