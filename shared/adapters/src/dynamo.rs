@@ -529,6 +529,7 @@ impl PracticeStore for DynamoStore {
         let sk = patient_sk(&patient.patient_id);
         let item = to_item(patient, pk.clone(), sk.clone())?;
         let link = phone_patient_item(practice_id, patient)?;
+        let final_ = |e: StoreError| (false, e);
         let result = CONFLICT_RETRY
             .run(
                 |_| {
@@ -537,7 +538,7 @@ impl PracticeStore for DynamoStore {
                         let stored: Option<StoredPhone> = self
                             .get(pk.clone(), sk, "read patient")
                             .await
-                            .map_err(PutPatient::Store)?;
+                            .map_err(final_)?;
                         let put = Put::builder().table_name(&self.table).set_item(Some(item));
                         let put = match &stored {
                             None => put.condition_expression("attribute_not_exists(pk)"),
@@ -546,15 +547,15 @@ impl PracticeStore for DynamoStore {
                                 .expression_attribute_values(":read_phone", s(old.phone.as_str())),
                         }
                         .build()
-                        .map_err(|e| PutPatient::Store(StoreError::new("build put", e)))?;
+                        .map_err(|e| final_(StoreError::new("build put", e)))?;
                         let mut writes = vec![
                             TransactWriteItem::builder().put(put).build(),
-                            self.put(link, None).map_err(PutPatient::Store)?,
+                            self.put(link, None).map_err(final_)?,
                         ];
                         if let Some(old) = stored.filter(|old| old.phone != patient.phone) {
                             writes.push(
                                 self.delete(pk, phone_patient_sk(&old.phone, &patient.patient_id))
-                                    .map_err(PutPatient::Store)?,
+                                    .map_err(final_)?,
                             );
                         }
                         self.client
@@ -562,26 +563,27 @@ impl PracticeStore for DynamoStore {
                             .set_transact_items(Some(writes))
                             .send()
                             .await
-                            .map_err(PutPatient::Write)
+                            .map_err(|e| {
+                                // The number changed since read (or the patient was
+                                // created meanwhile): read again.
+                                let again =
+                                    cancelled_by_condition(&e, 0) || transaction_conflict(&e);
+                                (
+                                    again,
+                                    StoreError::new("store patient", DisplayErrorContext(e)),
+                                )
+                            })
                     }
                 },
-                |e, attempt| {
-                    let again = matches!(e, PutPatient::Write(e)
-                        if cancelled_by_condition(e, 0) || transaction_conflict(e));
-                    if again {
+                |(again, _), attempt| {
+                    if *again {
                         tracing::info!(attempt, "patient changed while stored; retrying");
                     }
-                    again
+                    *again
                 },
             )
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(PutPatient::Store(e)) => Err(e),
-            Err(PutPatient::Write(e)) => {
-                Err(StoreError::new("store patient", DisplayErrorContext(e)))
-            }
-        }
+        result.map(|_| ()).map_err(|(_, e)| e)
     }
 
     async fn list_patients(
@@ -870,17 +872,6 @@ impl MessageStore for DynamoStore {
             .map(from_item)
             .collect()
     }
-}
-
-/// Why one try of [`PracticeStore::put_patient`] failed.
-enum PutPatient {
-    Store(StoreError),
-    Write(
-        SdkError<
-            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-            aws_sdk_dynamodb::config::http::HttpResponse,
-        >,
-    ),
 }
 
 /// Whether a transaction was cancelled because another transaction was

@@ -95,6 +95,7 @@ macro_rules! conformance_cases {
         $runner!(inbox_pages_follow_the_cursor_across_both_statuses);
         $runner!(thread_pages_newest_first_with_equal_times_in_id_order);
         $runner!(patients_with_a_number_follow_number_changes);
+        $runner!(racing_number_changes_leave_one_listing);
         $runner!(recipients_are_read_in_the_order_asked);
         $runner!(media_status_is_recorded_on_its_attachment);
     };
@@ -2196,6 +2197,49 @@ pub async fn patients_with_a_number_follow_number_changes<S: Store>(store: S, pr
         store.get_patient(practice_id, "p-1").await.unwrap(),
         Some(child)
     );
+}
+
+/// Number changes racing for one patient leave it listed under exactly the
+/// number it ends up with (each write is conditioned on the number it read,
+/// and tried again when another got there first).
+pub async fn racing_number_changes_leave_one_listing<S: Store>(store: S, practice_id: &str) {
+    let first = patient("p-1");
+    store.put_patient(practice_id, &first).await.unwrap();
+    let moves: Vec<Patient> = (0..4)
+        .map(|_| Patient {
+            phone: phone(),
+            ..first.clone()
+        })
+        .collect();
+    let (a, b, c, d) = tokio::join!(
+        store.put_patient(practice_id, &moves[0]),
+        store.put_patient(practice_id, &moves[1]),
+        store.put_patient(practice_id, &moves[2]),
+        store.put_patient(practice_id, &moves[3]),
+    );
+    for outcome in [a, b, c, d] {
+        outcome.unwrap();
+    }
+    let now_stored = store
+        .get_patient(practice_id, "p-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(moves.contains(&now_stored));
+    for number in moves.iter().map(|p| &p.phone).chain([&first.phone]) {
+        let listed = ids(
+            &store
+                .patients_with_phone(practice_id, number)
+                .await
+                .unwrap(),
+            |p| &p.patient_id,
+        );
+        if *number == now_stored.phone {
+            assert_eq!(listed, ["p-1"]);
+        } else {
+            assert!(listed.is_empty(), "{number:?} still lists {listed:?}");
+        }
+    }
 }
 
 /// The recipients behind thread entries, in the order asked, `None` where
