@@ -12,6 +12,9 @@
 //! | opt-out audit  | `PRACTICE#{id}`    | `OPTAUDIT#{phone}#{time}#{uuid}` |
 //! | sending number | `NUMBER#{phone}`   | `#NUMBER`             |
 //!
+//! Conversations, their threads and the patient-by-phone links are in
+//! [`crate::dynamo_conversations`].
+//!
 //! Message items also carry the keys of the two tracking indexes:
 //! `TrackingAll` (`gsi1pk` = practice, `gsi1sk` = tracking time + id) and
 //! `TrackingByTypeStatus` (`gsi2pk` = practice + type + status, `gsi2sk` as
@@ -31,12 +34,14 @@ use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::dynamo_conversations::{phone_patient_item, phone_patient_sk};
 use crate::retry::Backoff;
 
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::message::{Message, MessageType, Recipient, SendJob, Transition};
 use messaging_core::domain::patient::{Patient, UndeliverableNumber};
+use messaging_core::domain::phone::PhoneNumber;
 use messaging_core::domain::practice::Practice;
 use messaging_core::ports::{
     tracking_key, CreateOutcome, IdempotencyRecord, MessageStore, OptOutChange, OptOutStore,
@@ -511,13 +516,74 @@ impl PracticeStore for DynamoStore {
         Ok(())
     }
 
+    /// The patient and its patient-by-phone link, and the removal of the
+    /// link under its old number when the number changed, in one
+    /// transaction conditioned on the stored number being the one read; a
+    /// concurrent change of the number makes it read and try again.
     async fn put_patient(&self, practice_id: &str, patient: &Patient) -> Result<(), StoreError> {
-        let item = to_item(
-            patient,
-            practice_pk(practice_id),
-            patient_sk(&patient.patient_id),
-        )?;
-        self.put_item(item, "store patient").await
+        #[derive(serde::Deserialize)]
+        struct StoredPhone {
+            phone: PhoneNumber,
+        }
+        let pk = practice_pk(practice_id);
+        let sk = patient_sk(&patient.patient_id);
+        let item = to_item(patient, pk.clone(), sk.clone())?;
+        let link = phone_patient_item(practice_id, patient)?;
+        let final_ = |e: StoreError| (false, e);
+        let result = CONFLICT_RETRY
+            .run(
+                |_| {
+                    let (pk, sk, item, link) = (pk.clone(), sk.clone(), item.clone(), link.clone());
+                    async move {
+                        let stored: Option<StoredPhone> = self
+                            .get(pk.clone(), sk, "read patient")
+                            .await
+                            .map_err(final_)?;
+                        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+                        let put = match &stored {
+                            None => put.condition_expression("attribute_not_exists(pk)"),
+                            Some(old) => put
+                                .condition_expression("phone = :read_phone")
+                                .expression_attribute_values(":read_phone", s(old.phone.as_str())),
+                        }
+                        .build()
+                        .map_err(|e| final_(StoreError::new("build put", e)))?;
+                        let mut writes = vec![
+                            TransactWriteItem::builder().put(put).build(),
+                            self.put(link, None).map_err(final_)?,
+                        ];
+                        if let Some(old) = stored.filter(|old| old.phone != patient.phone) {
+                            writes.push(
+                                self.delete(pk, phone_patient_sk(&old.phone, &patient.patient_id))
+                                    .map_err(final_)?,
+                            );
+                        }
+                        self.client
+                            .transact_write_items()
+                            .set_transact_items(Some(writes))
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                // The number changed since read (or the patient was
+                                // created meanwhile): read again.
+                                let again =
+                                    cancelled_by_condition(&e, 0) || transaction_conflict(&e);
+                                (
+                                    again,
+                                    StoreError::new("store patient", DisplayErrorContext(e)),
+                                )
+                            })
+                    }
+                },
+                |(again, _), attempt| {
+                    if *again {
+                        tracing::info!(attempt, "patient changed while stored; retrying");
+                    }
+                    *again
+                },
+            )
+            .await;
+        result.map(|_| ()).map_err(|(_, e)| e)
     }
 
     async fn list_patients(

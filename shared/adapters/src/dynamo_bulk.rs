@@ -123,6 +123,68 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// The items at `keys` that exist (in no particular order), read
+    /// consistently with `BatchGetItem`, 100 keys per request, retrying what
+    /// DynamoDB leaves unprocessed with backoff. `keys` must not repeat.
+    pub(crate) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        op: &'static str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(DYNAMO_BATCH_GET_KEYS) {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::new("build batch get", e))?;
+            let read = BATCH_RETRY
+                .run_carrying(
+                    (Vec::new(), request),
+                    |_, (mut read, request): (Vec<Item>, KeysAndAttributes)| async move {
+                        let out = match self
+                            .client
+                            .batch_get_item()
+                            .request_items(&self.table, request.clone())
+                            .send()
+                            .await
+                        {
+                            Ok(out) => out,
+                            Err(e) => {
+                                let e = BatchFailure::Request(err(op)(e));
+                                return Err(((read, request), e));
+                            }
+                        };
+                        read.extend(
+                            out.responses
+                                .and_then(|mut r| r.remove(&self.table))
+                                .unwrap_or_default(),
+                        );
+                        match out
+                            .unprocessed_keys
+                            .and_then(|mut u| u.remove(&self.table))
+                            .filter(|k| !k.keys().is_empty())
+                        {
+                            None => Ok(read),
+                            Some(left) => {
+                                let n = left.keys().len();
+                                Err(((read, left), BatchFailure::Unprocessed(n)))
+                            }
+                        }
+                    },
+                    // Only unprocessed keys are tried again; a failed request is final.
+                    |failure, _| matches!(failure, BatchFailure::Unprocessed(_)),
+                )
+                .await
+                .map_err(|failure| match failure {
+                    BatchFailure::Request(e) => e,
+                    BatchFailure::Unprocessed(_) => StoreError::new(op, "keys left unprocessed"),
+                })?;
+            found.extend(read);
+        }
+        Ok(found)
+    }
+
     fn recipient_puts(recipients: &[Recipient]) -> Result<Vec<WriteRequest>, StoreError> {
         recipients
             .iter()
@@ -204,69 +266,15 @@ impl BulkStore for DynamoStore {
         practice_id: &str,
         patient_ids: &[String],
     ) -> Result<Vec<Patient>, StoreError> {
-        let mut found = Vec::with_capacity(patient_ids.len());
-        for chunk in patient_ids.chunks(DYNAMO_BATCH_GET_KEYS) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|id| key(practice_pk(practice_id), patient_sk(id)))
-                .collect();
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::new("build batch get", e))?;
-            let read = BATCH_RETRY
-                .run_carrying(
-                    (Vec::new(), request),
-                    |_, (mut read, request): (Vec<Patient>, KeysAndAttributes)| async move {
-                        let out = match self
-                            .client
-                            .batch_get_item()
-                            .request_items(&self.table, request.clone())
-                            .send()
-                            .await
-                        {
-                            Ok(out) => out,
-                            Err(e) => {
-                                let e = BatchFailure::Request(err("read patients")(e));
-                                return Err(((read, request), e));
-                            }
-                        };
-                        for item in out
-                            .responses
-                            .and_then(|mut r| r.remove(&self.table))
-                            .unwrap_or_default()
-                        {
-                            match from_item::<Patient>(item) {
-                                Ok(p) => read.push(p),
-                                Err(e) => return Err(((read, request), BatchFailure::Request(e))),
-                            }
-                        }
-                        match out
-                            .unprocessed_keys
-                            .and_then(|mut u| u.remove(&self.table))
-                            .filter(|k| !k.keys().is_empty())
-                        {
-                            None => Ok(read),
-                            Some(left) => {
-                                let n = left.keys().len();
-                                Err(((read, left), BatchFailure::Unprocessed(n)))
-                            }
-                        }
-                    },
-                    // Only unprocessed keys are tried again; a failed request is final.
-                    |failure, _| matches!(failure, BatchFailure::Unprocessed(_)),
-                )
-                .await
-                .map_err(|failure| match failure {
-                    BatchFailure::Request(e) => e,
-                    BatchFailure::Unprocessed(_) => {
-                        StoreError::new("read patients", "keys left unprocessed")
-                    }
-                })?;
-            found.extend(read);
-        }
-        Ok(found)
+        let keys: Vec<Item> = patient_ids
+            .iter()
+            .map(|id| key(practice_pk(practice_id), patient_sk(id)))
+            .collect();
+        self.batch_get(keys, "read patients")
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     async fn create_bulk(

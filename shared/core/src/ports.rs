@@ -413,6 +413,17 @@ pub trait BulkStore: Send + Sync {
     async fn sending_bulks(&self, practice_id: &str) -> Result<Vec<Message>, StoreError>;
 }
 
+/// Where a conversation sorts in the Inbox: the time of its newest text (to
+/// the millisecond) then its number, so positions are unique and sort by
+/// time. An Inbox page continues after the last position it returned.
+pub fn inbox_key(conversation: &Conversation) -> String {
+    format!(
+        "{}#{}",
+        crate::domain::clock::to_api_time(&conversation.last_activity_at),
+        conversation.phone.as_str()
+    )
+}
+
 /// How saving a conversation went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaveConversation {
@@ -440,7 +451,14 @@ pub trait ConversationStore: Send + Sync {
     /// `patients`, and `entry` when given, all or nothing: only if the stored
     /// conversation still has `conversation.version` (or, when `created`,
     /// does not exist yet), and only if the thread has no entry with
-    /// `entry`'s id.
+    /// `entry`'s id. An entry is found by its [`ThreadItem::position`] (its
+    /// time and id), so a redelivered callback or send job must record the
+    /// same time as the first delivery did (the carrier's time, the time
+    /// sending began as stored on the recipient).
+    ///
+    /// When both conditions fail, the answer is
+    /// [`SaveConversation::DuplicateEntry`]: the entry is already recorded,
+    /// whatever else changed.
     async fn save_conversation(
         &self,
         practice_id: &str,
@@ -450,8 +468,9 @@ pub trait ConversationStore: Send + Sync {
         entry: Option<&ThreadItem>,
     ) -> Result<SaveConversation, StoreError>;
 
-    /// A page of the Inbox, newest activity first, after the position
-    /// `after`; also the position to continue after, if there is more.
+    /// A page of the Inbox, newest activity first ([`inbox_key`] descending),
+    /// after the position `after`; also the position to continue after, if
+    /// there is more.
     async fn list_conversations(
         &self,
         practice_id: &str,
@@ -470,7 +489,9 @@ pub trait ConversationStore: Send + Sync {
         after: Option<&str>,
     ) -> Result<(Vec<ThreadItem>, Option<String>), StoreError>;
 
-    /// The practice's patients whose number is `phone`, read consistently.
+    /// The practice's patients whose number is `phone`, in patient-id order,
+    /// read consistently (a patient whose number just changed is listed under
+    /// the new number only).
     async fn patients_with_phone(
         &self,
         practice_id: &str,

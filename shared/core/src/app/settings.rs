@@ -30,9 +30,9 @@ pub async fn update<S: PracticeStore>(
     practice: &Practice,
     body: &Value,
 ) -> Result<Practice, AppError> {
-    let fields = body.as_object().ok_or_else(|| {
-        AppError::bad_request("invalid_json", "the body must be a JSON object")
-    })?;
+    let fields = body
+        .as_object()
+        .ok_or_else(|| AppError::bad_request("invalid_json", "the body must be a JSON object"))?;
     let mut updated = practice.clone();
     for (name, value) in fields {
         match name.as_str() {
@@ -45,7 +45,9 @@ pub async fn update<S: PracticeStore>(
             other if READ_ONLY.contains(&other) => {
                 return Err(AppError::invalid(
                     "read_only_field",
-                    format!("{other} is changed by the practice's administrator, not through the API"),
+                    format!(
+                        "{other} is changed by the practice's administrator, not through the API"
+                    ),
                 )
                 .at(other))
             }
@@ -80,7 +82,10 @@ fn help_text(value: &Value) -> Result<Option<String>, AppError> {
             check_practice_fields(text, "help_text")?;
             Ok(Some(text.clone()))
         }
-        _ => Err(AppError::invalid("invalid_field", "help_text must be a string or null").at("help_text")),
+        _ => Err(
+            AppError::invalid("invalid_field", "help_text must be a string or null")
+                .at("help_text"),
+        ),
     }
 }
 
@@ -113,12 +118,17 @@ mod tests {
         let body = json!({"help_text": "{practice_name}: call {practice_phone}.",
                           "auto_reply": {"enabled": true, "text": "We are closed; we will answer in the morning.", "office_hours": hours()}});
         let updated = update(&store, &practice, &body).await.unwrap();
-        assert_eq!(updated.help_text.as_deref(), Some("{practice_name}: call {practice_phone}."));
+        assert_eq!(
+            updated.help_text.as_deref(),
+            Some("{practice_name}: call {practice_phone}.")
+        );
         assert!(updated.auto_reply.enabled);
         assert!(updated.auto_reply.office_hours.tue.is_none());
         assert_eq!(stored(&store).await, updated);
         // null brings the default HELP text back.
-        let reset = update(&store, &updated, &json!({"help_text": null})).await.unwrap();
+        let reset = update(&store, &updated, &json!({"help_text": null}))
+            .await
+            .unwrap();
         assert_eq!(reset.help_text, None);
         assert_eq!(stored(&store).await.help_text, None);
     }
@@ -129,24 +139,42 @@ mod tests {
         for field in ["hourly_cap", "quiet_hours", "channels", "timezone", "name"] {
             let body = json!({"help_text": "Call us.", field: 1});
             let e = update(&store, &practice, &body).await.unwrap_err();
-            assert_eq!((e.code, e.field.as_deref()), ("read_only_field", Some(field)));
+            assert_eq!(
+                (e.code, e.field.as_deref()),
+                ("read_only_field", Some(field))
+            );
             assert_eq!(stored(&store).await, practice, "{field}: nothing stored");
         }
-        let e = update(&store, &practice, &json!({"colour": "blue"})).await.unwrap_err();
-        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("colour")));
+        let e = update(&store, &practice, &json!({"colour": "blue"}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("unknown_field", Some("colour"))
+        );
     }
 
     #[tokio::test]
     async fn bad_values_name_their_field_and_store_nothing() {
         let (store, practice) = setup().await;
         let cases = [
-            (json!({"help_text": "Hi {first_name}"}), "unknown_merge_field", "help_text"),
+            (
+                json!({"help_text": "Hi {first_name}"}),
+                "unknown_merge_field",
+                "help_text",
+            ),
             (json!({"help_text": "  "}), "invalid_text", "help_text"),
             (json!({"help_text": 5}), "invalid_field", "help_text"),
-            (json!({"auto_reply": {"enabled": true, "text": "Hi {first_name}", "office_hours": hours()}}),
-             "unknown_merge_field", "auto_reply.text"),
-            (json!({"auto_reply": {"enabled": true, "text": "", "office_hours": hours()}}),
-             "invalid_text", "auto_reply.text"),
+            (
+                json!({"auto_reply": {"enabled": true, "text": "Hi {first_name}", "office_hours": hours()}}),
+                "unknown_merge_field",
+                "auto_reply.text",
+            ),
+            (
+                json!({"auto_reply": {"enabled": true, "text": "", "office_hours": hours()}}),
+                "invalid_text",
+                "auto_reply.text",
+            ),
         ];
         for (body, code, field) in cases {
             let e = update(&store, &practice, &body).await.unwrap_err();
@@ -154,9 +182,13 @@ mod tests {
         }
         let mut bad_hours = hours();
         bad_hours["mon"]["open"] = json!("8am");
-        let e = update(&store, &practice, &json!({"auto_reply": {"enabled": true, "text": "Closed.", "office_hours": bad_hours}}))
-            .await
-            .unwrap_err();
+        let e = update(
+            &store,
+            &practice,
+            &json!({"auto_reply": {"enabled": true, "text": "Closed.", "office_hours": bad_hours}}),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("auto_reply.office_hours.mon.open"));
         assert_eq!(stored(&store).await, practice);
     }

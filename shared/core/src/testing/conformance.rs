@@ -18,9 +18,13 @@ use rand::Rng;
 
 use crate::app::auth::hash_key;
 use crate::domain::bulk::BulkProgress;
+use crate::domain::conversation::{
+    Conversation, ConversationStatus, InboundEntry, InboxFilter, MediaItem, MediaStatus,
+    OutboundEntry, OutboundKind, PatientRef, StoredConversation, ThreadItem,
+};
 use crate::domain::message::{
     bulk_status_of, BulkStatus, Counts, Message, MessageStatus, MessageType, Recipient,
-    RecipientError, RecipientStatus, Transition,
+    RecipientError, RecipientStatus, SendJob, Transition,
 };
 use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::phone::PhoneNumber;
@@ -29,18 +33,31 @@ use crate::domain::rate_limit::RateBucket;
 use crate::domain::template::QuickMessage;
 use crate::domain::text::Encoding;
 use crate::ports::{
-    tracking_key, BulkStore, CreateOutcome, IdempotencyRecord, MessageStore, OptOutChange,
-    OptOutStore, PracticeStore, RateStore, TemplateStore, TrackingIndex,
+    inbox_key, tracking_key, BulkStore, ConversationStore, CreateOutcome, IdempotencyRecord,
+    MessageStore, OptOutChange, OptOutStore, PracticeStore, RateStore, SaveConversation,
+    TemplateStore, TrackingIndex,
 };
 
 /// Every store port the use cases need, as one bound.
 pub trait Store:
-    PracticeStore + MessageStore + BulkStore + OptOutStore + TemplateStore + RateStore
+    PracticeStore
+    + MessageStore
+    + BulkStore
+    + OptOutStore
+    + TemplateStore
+    + RateStore
+    + ConversationStore
 {
 }
 
 impl<T> Store for T where
-    T: PracticeStore + MessageStore + BulkStore + OptOutStore + TemplateStore + RateStore
+    T: PracticeStore
+        + MessageStore
+        + BulkStore
+        + OptOutStore
+        + TemplateStore
+        + RateStore
+        + ConversationStore
 {
 }
 
@@ -71,6 +88,16 @@ macro_rules! conformance_cases {
         $runner!(opt_outs_are_per_practice_and_reversible);
         $runner!(rate_bucket_writes_are_conditioned_on_the_count);
         $runner!(templates_round_trip_page_and_delete);
+        $runner!(conversation_is_created_once_and_saved_over_the_version_read);
+        $runner!(a_recorded_thread_entry_is_not_recorded_twice);
+        $runner!(inbox_filters_by_status_unread_and_assignee);
+        $runner!(inbox_follows_changes_of_status_read_assignee_and_activity);
+        $runner!(inbox_pages_follow_the_cursor_across_both_statuses);
+        $runner!(thread_pages_newest_first_with_equal_times_in_id_order);
+        $runner!(patients_with_a_number_follow_number_changes);
+        $runner!(racing_number_changes_leave_one_listing);
+        $runner!(recipients_are_read_in_the_order_asked);
+        $runner!(media_status_is_recorded_on_its_attachment);
     };
 }
 
@@ -1488,6 +1515,872 @@ pub async fn templates_round_trip_page_and_delete<S: Store>(store: S, practice_i
     );
     assert!(store
         .list_templates(&format!("{practice_id}-other"), 10, None)
+        .await
+        .unwrap()
+        .0
+        .is_empty());
+}
+
+// ------------------------------------------------------ conversations
+
+/// A conversation with a new random number, last active at `at`.
+fn conversation_at(
+    at: DateTime<Utc>,
+    status: ConversationStatus,
+    unread: bool,
+    assignee: Option<&str>,
+) -> Conversation {
+    let mut c = Conversation::new(phone(), at);
+    c.set_status(status);
+    if unread {
+        c.mark_unread();
+    }
+    c.set_assignee(assignee).expect("valid assignee");
+    c
+}
+
+/// An inbound text from `from` (`STOP` is a keyword, stored as such).
+fn inbound_entry(id: &str, from: &PhoneNumber, text: &str, at: DateTime<Utc>) -> ThreadItem {
+    ThreadItem::Inbound(InboundEntry::new(
+        id,
+        from.clone(),
+        phone(),
+        text,
+        at,
+        Vec::new(),
+    ))
+}
+
+fn outbound_entry(practice_id: &str, n: u32, at: DateTime<Utc>) -> ThreadItem {
+    ThreadItem::Outbound(OutboundEntry {
+        job: SendJob {
+            practice_id: practice_id.to_string(),
+            message_id: format!("m-{n}"),
+            recipient_id: "00001".into(),
+        },
+        text: "See you at 3".into(),
+        at,
+        kind: OutboundKind::Reply,
+    })
+}
+
+/// Saves `c` (created or over its version), expects it stored, and answers
+/// it as now stored.
+async fn save<S: Store>(
+    store: &S,
+    practice_id: &str,
+    c: &Conversation,
+    created: bool,
+    entry: Option<&ThreadItem>,
+) -> Conversation {
+    let outcome = store
+        .save_conversation(practice_id, c, created, &[], entry)
+        .await
+        .unwrap();
+    assert_eq!(outcome, SaveConversation::Saved, "saving {}", c.id);
+    let mut stored = c.clone();
+    stored.version += 1;
+    stored
+}
+
+async fn stored<S: Store>(store: &S, practice_id: &str, c: &Conversation) -> StoredConversation {
+    store
+        .get_conversation(practice_id, &c.phone)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{} is stored", c.id))
+}
+
+fn numbers(page: &[StoredConversation]) -> Vec<String> {
+    ids(page, |c| c.conversation.phone.as_str())
+}
+
+fn numbers_of(cs: &[&Conversation]) -> Vec<String> {
+    ids(cs, |c| c.phone.as_str())
+}
+
+fn filter(
+    status: Option<ConversationStatus>,
+    unread_only: bool,
+    assignee: Option<&str>,
+) -> InboxFilter {
+    InboxFilter {
+        status,
+        unread_only,
+        assignee: assignee.map(str::to_string),
+    }
+}
+
+/// The whole Inbox under `filter`, read in pages of `limit`, checking that
+/// every page but the last is full and says where to continue.
+async fn inbox<S: Store>(
+    store: &S,
+    practice_id: &str,
+    filter: &InboxFilter,
+    limit: u32,
+) -> Vec<StoredConversation> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (page, next) = store
+            .list_conversations(practice_id, filter, limit, after.as_deref())
+            .await
+            .unwrap();
+        assert!(page.len() <= limit as usize);
+        all.extend(page.iter().cloned());
+        match next {
+            Some(n) => {
+                assert_eq!(page.len(), limit as usize, "only a full page continues");
+                assert_eq!(
+                    Some(n.clone()),
+                    page.last().map(|c| inbox_key(&c.conversation)),
+                    "the cursor is the last position returned"
+                );
+                after = Some(n);
+            }
+            None => return all,
+        }
+        assert!(all.len() < 1000, "paging does not end");
+    }
+}
+
+/// The whole thread, read in pages of `limit`.
+async fn whole_thread<S: Store>(
+    store: &S,
+    practice_id: &str,
+    phone: &PhoneNumber,
+    limit: u32,
+) -> Vec<ThreadItem> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (page, next) = store
+            .thread(practice_id, phone, limit, after.as_deref())
+            .await
+            .unwrap();
+        all.extend(page.iter().cloned());
+        match next {
+            Some(n) => {
+                assert_eq!(page.len(), limit as usize, "only a full page continues");
+                assert_eq!(Some(n.clone()), page.last().map(ThreadItem::position));
+                after = Some(n);
+            }
+            None => return all,
+        }
+        assert!(all.len() < 1000, "paging does not end");
+    }
+}
+
+/// A conversation exists once: a second creation is a conflict, and every
+/// later save must name the version it read.
+pub async fn conversation_is_created_once_and_saved_over_the_version_read<S: Store>(
+    store: S,
+    practice_id: &str,
+) {
+    let number = phone();
+    assert_eq!(
+        store.get_conversation(practice_id, &number).await.unwrap(),
+        None
+    );
+    let family = vec![
+        PatientRef {
+            patient_id: "p-1".into(),
+            first_name: "Ada".into(),
+            last_name: Some("Lovelace".into()),
+        },
+        PatientRef {
+            patient_id: "p-2".into(),
+            first_name: "Byron".into(),
+            last_name: None,
+        },
+    ];
+    let mut first = Conversation::new(number.clone(), now());
+    first.set_assignee(Some("dr-kim")).unwrap();
+    let outcome = store
+        .save_conversation(practice_id, &first, true, &family, None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, SaveConversation::Saved);
+    let read = stored(&store, practice_id, &first).await;
+    let mut expected = first.clone();
+    expected.version = 1;
+    assert_eq!(read.conversation, expected, "stored as version + 1");
+    assert_eq!(read.patients, family);
+
+    // A second creation (a racing callback) loses and changes nothing.
+    let racing = Conversation::new(number.clone(), now() + Duration::seconds(1));
+    assert_eq!(
+        store
+            .save_conversation(practice_id, &racing, true, &[], None)
+            .await
+            .unwrap(),
+        SaveConversation::Conflict
+    );
+    assert_eq!(stored(&store, practice_id, &first).await, read);
+
+    // Saved over the version read: stored as the next one.
+    let mut closed = read.conversation.clone();
+    closed.set_status(ConversationStatus::Closed);
+    let outcome = store
+        .save_conversation(practice_id, &closed, false, &family[..1], None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, SaveConversation::Saved);
+    let now_stored = stored(&store, practice_id, &first).await;
+    assert_eq!(now_stored.conversation.version, 2);
+    assert_eq!(now_stored.conversation.status, ConversationStatus::Closed);
+    assert_eq!(now_stored.patients, family[..1].to_vec());
+
+    // A save from the stale read (version 1) is refused and changes nothing.
+    let mut stale = read.conversation.clone();
+    stale.mark_unread();
+    assert_eq!(
+        store
+            .save_conversation(practice_id, &stale, false, &family, None)
+            .await
+            .unwrap(),
+        SaveConversation::Conflict
+    );
+    assert_eq!(stored(&store, practice_id, &first).await, now_stored);
+
+    // A save over a version of a conversation that does not exist.
+    let missing = Conversation::new(phone(), now());
+    assert_eq!(
+        store
+            .save_conversation(practice_id, &missing, false, &[], None)
+            .await
+            .unwrap(),
+        SaveConversation::Conflict
+    );
+    assert_eq!(
+        store
+            .get_conversation(practice_id, &missing.phone)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_conversation(&format!("{practice_id}-other"), &number)
+            .await
+            .unwrap(),
+        None,
+        "another practice's conversation with the number is another one"
+    );
+}
+
+/// A thread entry is recorded once: a redelivered callback finds it there
+/// and nothing is stored, even when the conversation changed meanwhile.
+pub async fn a_recorded_thread_entry_is_not_recorded_twice<S: Store>(store: S, practice_id: &str) {
+    let number = phone();
+    let at = now();
+    let text = inbound_entry("bw-1", &number, "Can I come at 3?", at);
+    let ThreadItem::Inbound(inbound) = &text else {
+        unreachable!()
+    };
+    let mut c = Conversation::new(number.clone(), at);
+    c.record_inbound(inbound);
+    let c = save(&store, practice_id, &c, true, Some(&text)).await;
+    let before = stored(&store, practice_id, &c).await;
+    assert_eq!(before.conversation.unread_count, 1);
+
+    // The redelivered callback, over the version it read.
+    let mut again = c.clone();
+    again.record_inbound(inbound);
+    assert_eq!(
+        store
+            .save_conversation(practice_id, &again, false, &[], Some(&text))
+            .await
+            .unwrap(),
+        SaveConversation::DuplicateEntry
+    );
+    // And over a stale version, or as a creation: still a duplicate.
+    let mut stale = again.clone();
+    stale.version = 0;
+    assert_eq!(
+        store
+            .save_conversation(practice_id, &stale, false, &[], Some(&text))
+            .await
+            .unwrap(),
+        SaveConversation::DuplicateEntry
+    );
+    assert_eq!(
+        store
+            .save_conversation(practice_id, &stale, true, &[], Some(&text))
+            .await
+            .unwrap(),
+        SaveConversation::DuplicateEntry
+    );
+    assert_eq!(
+        stored(&store, practice_id, &c).await,
+        before,
+        "nothing changed"
+    );
+    assert_eq!(
+        whole_thread(&store, practice_id, &number, 10).await,
+        vec![text.clone()]
+    );
+
+    // A new entry over a stale version: a conflict, and the entry is not kept.
+    let reply = outbound_entry(practice_id, 1, at + Duration::seconds(5));
+    let mut stale = c.clone();
+    stale.version = 0;
+    assert_eq!(
+        store
+            .save_conversation(practice_id, &stale, false, &[], Some(&reply))
+            .await
+            .unwrap(),
+        SaveConversation::Conflict
+    );
+    assert_eq!(
+        whole_thread(&store, practice_id, &number, 10).await,
+        vec![text.clone()]
+    );
+    // Over the version read, it is.
+    let mut replied = c.clone();
+    replied.record_outbound(reply.at(), "See you at 3", OutboundKind::Reply);
+    save(&store, practice_id, &replied, false, Some(&reply)).await;
+    assert_eq!(
+        whole_thread(&store, practice_id, &number, 10).await,
+        vec![reply, text]
+    );
+}
+
+/// Each filter of the Inbox, with both statuses merged newest first.
+pub async fn inbox_filters_by_status_unread_and_assignee<S: Store>(store: S, practice_id: &str) {
+    use ConversationStatus::*;
+    let t = now() - Duration::hours(1);
+    let at = |m: i64| t + Duration::minutes(m);
+    let a = conversation_at(at(1), Open, true, Some("dr-kim"));
+    let b = conversation_at(at(2), Open, false, Some("dr-kim"));
+    let c = conversation_at(at(3), Open, true, None);
+    let d = conversation_at(at(4), Closed, true, Some("dr-kim"));
+    let e = conversation_at(at(5), Closed, false, None);
+    let f = conversation_at(at(6), Open, false, Some("dr-kimball"));
+    // Created in no particular order.
+    for x in [&c, &f, &a, &e, &b, &d] {
+        save(&store, practice_id, x, true, None).await;
+    }
+    let list = |status, unread, assignee| {
+        let store = &store;
+        async move { numbers(&inbox(store, practice_id, &filter(status, unread, assignee), 50).await) }
+    };
+    let kim = Some("dr-kim");
+    assert_eq!(
+        list(None, false, None).await,
+        numbers_of(&[&f, &e, &d, &c, &b, &a])
+    );
+    assert_eq!(
+        list(Some(Open), false, None).await,
+        numbers_of(&[&f, &c, &b, &a])
+    );
+    assert_eq!(list(Some(Closed), false, None).await, numbers_of(&[&e, &d]));
+    assert_eq!(list(None, true, None).await, numbers_of(&[&d, &c, &a]));
+    assert_eq!(list(Some(Open), true, None).await, numbers_of(&[&c, &a]));
+    assert_eq!(list(Some(Closed), true, None).await, numbers_of(&[&d]));
+    assert_eq!(list(None, false, kim).await, numbers_of(&[&d, &b, &a]));
+    assert_eq!(list(Some(Open), false, kim).await, numbers_of(&[&b, &a]));
+    assert_eq!(list(Some(Closed), false, kim).await, numbers_of(&[&d]));
+    assert_eq!(list(None, true, kim).await, numbers_of(&[&d, &a]));
+    assert_eq!(list(Some(Open), true, kim).await, numbers_of(&[&a]));
+    assert_eq!(list(Some(Closed), true, kim).await, numbers_of(&[&d]));
+    assert_eq!(
+        list(None, false, Some("dr-kimball")).await,
+        numbers_of(&[&f]),
+        "an assignee is matched whole, not as a prefix"
+    );
+    assert!(list(None, false, Some("dr-k")).await.is_empty());
+    assert!(list(Some(Closed), true, Some("dr-kimball"))
+        .await
+        .is_empty());
+
+    // The page holds the conversations as stored, with their patients.
+    let page = inbox(&store, practice_id, &filter(Some(Closed), true, kim), 10).await;
+    assert_eq!(page, vec![stored(&store, practice_id, &d).await]);
+    assert!(inbox(
+        &store,
+        &format!("{practice_id}-other"),
+        &InboxFilter::default(),
+        10
+    )
+    .await
+    .is_empty());
+}
+
+/// A conversation moves between the Inbox's lists as it is read, closed,
+/// reassigned and texted.
+pub async fn inbox_follows_changes_of_status_read_assignee_and_activity<S: Store>(
+    store: S,
+    practice_id: &str,
+) {
+    use ConversationStatus::*;
+    let t = now() - Duration::hours(1);
+    let at = |m: i64| t + Duration::minutes(m);
+    let kim = Some("dr-kim");
+    let a = save(
+        &store,
+        practice_id,
+        &conversation_at(at(1), Open, true, kim),
+        true,
+        None,
+    )
+    .await;
+    let b = save(
+        &store,
+        practice_id,
+        &conversation_at(at(2), Open, true, None),
+        true,
+        None,
+    )
+    .await;
+    let c = save(
+        &store,
+        practice_id,
+        &conversation_at(at(3), Open, false, kim),
+        true,
+        None,
+    )
+    .await;
+    let list = |status, unread, assignee| {
+        let store = &store;
+        async move { numbers(&inbox(store, practice_id, &filter(status, unread, assignee), 50).await) }
+    };
+
+    // b is assigned: it joins dr-kim's lists, unread ones included.
+    let mut b2 = b.clone();
+    b2.set_assignee(kim).unwrap();
+    let b = save(&store, practice_id, &b2, false, None).await;
+    assert_eq!(list(None, false, kim).await, numbers_of(&[&c, &b, &a]));
+    assert_eq!(list(Some(Open), true, kim).await, numbers_of(&[&b, &a]));
+
+    // a is reassigned: it leaves dr-kim's lists for the new assignee's.
+    let mut a2 = a.clone();
+    a2.set_assignee(Some("hygienist")).unwrap();
+    let a = save(&store, practice_id, &a2, false, None).await;
+    assert_eq!(list(None, false, kim).await, numbers_of(&[&c, &b]));
+    assert_eq!(list(Some(Open), true, kim).await, numbers_of(&[&b]));
+    assert_eq!(list(None, true, Some("hygienist")).await, numbers_of(&[&a]));
+
+    // b is read: it leaves every unread list and stays in the others.
+    let mut b2 = b.clone();
+    b2.mark_read();
+    let b = save(&store, practice_id, &b2, false, None).await;
+    assert_eq!(list(None, true, None).await, numbers_of(&[&a]));
+    assert!(list(None, true, kim).await.is_empty());
+    assert_eq!(
+        list(Some(Open), false, None).await,
+        numbers_of(&[&c, &b, &a])
+    );
+
+    // a is unassigned and closed.
+    let mut a2 = a.clone();
+    a2.set_assignee(None).unwrap();
+    a2.set_status(Closed);
+    let a = save(&store, practice_id, &a2, false, None).await;
+    assert!(list(None, false, Some("hygienist")).await.is_empty());
+    assert_eq!(list(Some(Open), false, None).await, numbers_of(&[&c, &b]));
+    assert_eq!(list(Some(Closed), true, None).await, numbers_of(&[&a]));
+    assert_eq!(list(None, false, None).await, numbers_of(&[&c, &b, &a]));
+
+    // The patient texts in a: it reopens and is now the newest.
+    let mut a2 = a.clone();
+    let ThreadItem::Inbound(text) = inbound_entry("bw-9", &a.phone, "Hello?", at(10)) else {
+        unreachable!()
+    };
+    a2.record_inbound(&text);
+    let a = save(
+        &store,
+        practice_id,
+        &a2,
+        false,
+        Some(&ThreadItem::Inbound(text)),
+    )
+    .await;
+    assert_eq!(list(None, false, None).await, numbers_of(&[&a, &c, &b]));
+    assert_eq!(list(Some(Open), true, None).await, numbers_of(&[&a]));
+    assert!(list(Some(Closed), false, None).await.is_empty());
+    assert_eq!(
+        stored(&store, practice_id, &a).await.conversation,
+        a,
+        "as saved, at version {}",
+        a.version
+    );
+}
+
+/// Paging the Inbox with its cursor: every conversation once, in order,
+/// whatever the page size, both statuses merged, equal times by number.
+pub async fn inbox_pages_follow_the_cursor_across_both_statuses<S: Store>(
+    store: S,
+    practice_id: &str,
+) {
+    use ConversationStatus::*;
+    let t = now() - Duration::hours(1);
+    let mut all = Vec::new();
+    for i in 0..7 {
+        let status = if i % 3 == 0 { Closed } else { Open };
+        all.push(conversation_at(
+            t + Duration::minutes(i),
+            status,
+            i % 2 == 0,
+            None,
+        ));
+    }
+    // Two more at the very same millisecond: ordered by number.
+    let tie = t + Duration::seconds(90);
+    all.push(conversation_at(tie, Open, true, None));
+    all.push(conversation_at(tie, Closed, true, None));
+    for c in &all {
+        save(&store, practice_id, c, true, None).await;
+    }
+    let mut expected: Vec<&Conversation> = all.iter().collect();
+    expected.sort_by_key(|c| std::cmp::Reverse(inbox_key(c)));
+    let expected_for = |keep: &dyn Fn(&Conversation) -> bool| {
+        numbers_of(
+            &expected
+                .iter()
+                .copied()
+                .filter(|c| keep(c))
+                .collect::<Vec<_>>(),
+        )
+    };
+    for limit in [1, 2, 3, 4, 9, 10] {
+        assert_eq!(
+            numbers(&inbox(&store, practice_id, &InboxFilter::default(), limit).await),
+            expected_for(&|_| true),
+            "pages of {limit}"
+        );
+        assert_eq!(
+            numbers(&inbox(&store, practice_id, &filter(None, true, None), limit).await),
+            expected_for(&|c| c.unread_count > 0),
+            "unread, pages of {limit}"
+        );
+        assert_eq!(
+            numbers(&inbox(&store, practice_id, &filter(Some(Open), false, None), limit).await),
+            expected_for(&|c| c.status == Open),
+            "open, pages of {limit}"
+        );
+    }
+    // An exact fit has no next page; a cursor past the end reads nothing.
+    let (page, next) = store
+        .list_conversations(practice_id, &InboxFilter::default(), 9, None)
+        .await
+        .unwrap();
+    assert_eq!((page.len(), next), (9, None));
+    let last = inbox_key(&page[8].conversation);
+    let (page, next) = store
+        .list_conversations(practice_id, &InboxFilter::default(), 5, Some(&last))
+        .await
+        .unwrap();
+    assert_eq!((page.len(), next), (0, None));
+}
+
+/// A thread reads newest first in pages; entries at the same instant are
+/// ordered by their id (descending, as the whole thread is).
+pub async fn thread_pages_newest_first_with_equal_times_in_id_order<S: Store>(
+    store: S,
+    practice_id: &str,
+) {
+    let number = phone();
+    let t = now() - Duration::minutes(5);
+    let s = |n: i64| t + Duration::seconds(n);
+    let mut media = MediaItem::new("https://carrier.example/m/1", "image/jpeg", "media/x/0");
+    media.status = MediaStatus::Ready;
+    let with_media = ThreadItem::Inbound(InboundEntry::new(
+        "bw-media",
+        number.clone(),
+        phone(),
+        "",
+        s(4),
+        vec![media],
+    ));
+    // Recorded out of order, as callbacks arrive.
+    let entries = vec![
+        inbound_entry("bw-3", &number, "Running late", s(3)),
+        inbound_entry("bw-1", &number, "Can I come at 3?", s(1)),
+        outbound_entry(practice_id, 2, s(2)),
+        inbound_entry("bw-b", &number, "STOP", s(2)),
+        inbound_entry("bw-a", &number, "HELP", s(2)),
+        with_media,
+    ];
+    let mut c = save(
+        &store,
+        practice_id,
+        &Conversation::new(number.clone(), t),
+        true,
+        None,
+    )
+    .await;
+    for e in &entries {
+        c = save(&store, practice_id, &c, false, Some(e)).await;
+    }
+    let mut expected = entries.clone();
+    expected.sort_by_key(|e| std::cmp::Reverse(e.position()));
+    let order: Vec<String> = expected.iter().map(ThreadItem::entry_id).collect();
+    assert_eq!(
+        order,
+        [
+            "in-bw-media",
+            "in-bw-3",
+            "out-m-2-00001",
+            "in-bw-b",
+            "in-bw-a",
+            "in-bw-1"
+        ]
+    );
+    for limit in [1, 2, 4, 6, 7] {
+        assert_eq!(
+            whole_thread(&store, practice_id, &number, limit).await,
+            expected,
+            "pages of {limit}"
+        );
+    }
+    let (page, next) = store.thread(practice_id, &number, 6, None).await.unwrap();
+    assert_eq!(
+        (page.len(), next),
+        (6, None),
+        "an exact fit has no next page"
+    );
+    assert!(whole_thread(&store, practice_id, &phone(), 10)
+        .await
+        .is_empty());
+    assert!(
+        whole_thread(&store, &format!("{practice_id}-other"), &number, 10)
+            .await
+            .is_empty()
+    );
+}
+
+/// The patients listed for a number are those who have it now: a family
+/// shares one, and a change of number moves the patient.
+pub async fn patients_with_a_number_follow_number_changes<S: Store>(store: S, practice_id: &str) {
+    let family = phone();
+    let as_ref = |p: &Patient| PatientRef {
+        patient_id: p.patient_id.clone(),
+        first_name: p.first_name.clone(),
+        last_name: p.last_name.clone(),
+    };
+    let mut mother = patient("p-2");
+    mother.phone = family.clone();
+    let mut child = patient("p-1");
+    child.first_name = "Byron".into();
+    child.last_name = None;
+    child.phone = family.clone();
+    let stranger = patient("p-3");
+    for p in [&mother, &stranger, &child] {
+        store.put_patient(practice_id, p).await.unwrap();
+    }
+    let with = |number: &PhoneNumber| {
+        let store = &store;
+        let number = number.clone();
+        async move {
+            store
+                .patients_with_phone(practice_id, &number)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(with(&family).await, vec![as_ref(&child), as_ref(&mother)]);
+    assert_eq!(with(&stranger.phone).await, vec![as_ref(&stranger)]);
+    assert!(with(&phone()).await.is_empty());
+
+    // The child gets a number of their own.
+    let own = phone();
+    child.phone = own.clone();
+    store.put_patient(practice_id, &child).await.unwrap();
+    assert_eq!(with(&family).await, vec![as_ref(&mother)]);
+    assert_eq!(with(&own).await, vec![as_ref(&child)]);
+
+    // A new name under the same number is what the number lists.
+    mother.first_name = "Augusta".into();
+    store.put_patient(practice_id, &mother).await.unwrap();
+    assert_eq!(with(&family).await, vec![as_ref(&mother)]);
+
+    // Back to the family number.
+    child.phone = family.clone();
+    store.put_patient(practice_id, &child).await.unwrap();
+    assert_eq!(with(&family).await, vec![as_ref(&child), as_ref(&mother)]);
+    assert!(with(&own).await.is_empty());
+    assert!(store
+        .patients_with_phone(&format!("{practice_id}-other"), &family)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.get_patient(practice_id, "p-1").await.unwrap(),
+        Some(child)
+    );
+}
+
+/// Number changes racing for one patient leave it listed under exactly the
+/// number it ends up with (each write is conditioned on the number it read,
+/// and tried again when another got there first).
+pub async fn racing_number_changes_leave_one_listing<S: Store>(store: S, practice_id: &str) {
+    let first = patient("p-1");
+    store.put_patient(practice_id, &first).await.unwrap();
+    let moves: Vec<Patient> = (0..4)
+        .map(|_| Patient {
+            phone: phone(),
+            ..first.clone()
+        })
+        .collect();
+    let (a, b, c, d) = tokio::join!(
+        store.put_patient(practice_id, &moves[0]),
+        store.put_patient(practice_id, &moves[1]),
+        store.put_patient(practice_id, &moves[2]),
+        store.put_patient(practice_id, &moves[3]),
+    );
+    for outcome in [a, b, c, d] {
+        outcome.unwrap();
+    }
+    let now_stored = store
+        .get_patient(practice_id, "p-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(moves.contains(&now_stored));
+    for number in moves.iter().map(|p| &p.phone).chain([&first.phone]) {
+        let listed = ids(
+            &store
+                .patients_with_phone(practice_id, number)
+                .await
+                .unwrap(),
+            |p| &p.patient_id,
+        );
+        if *number == now_stored.phone {
+            assert_eq!(listed, ["p-1"]);
+        } else {
+            assert!(listed.is_empty(), "{number:?} still lists {listed:?}");
+        }
+    }
+}
+
+/// The recipients behind thread entries, in the order asked, `None` where
+/// there is none, more than one batch of them.
+pub async fn recipients_are_read_in_the_order_asked<S: Store>(store: S, practice_id: &str) {
+    let statuses = vec![RecipientStatus::Queued; 105];
+    let (b, brs) = bulk(practice_id, &statuses, "sending", None);
+    create_bulk(&store, &b, &brs).await;
+    let (m, r) = direct(practice_id, RecipientStatus::Queued, now());
+    create(&store, &m, std::slice::from_ref(&r), None).await;
+    let sent = send(&store, &r).await;
+
+    let unknown = SendJob {
+        practice_id: practice_id.to_string(),
+        message_id: m.id.clone(),
+        recipient_id: "00002".into(),
+    };
+    let elsewhere = SendJob {
+        practice_id: format!("{practice_id}-other"),
+        ..r.job()
+    };
+    let mut jobs = vec![
+        brs[7].job(),
+        unknown,
+        r.job(),
+        elsewhere,
+        brs[0].job(),
+        r.job(),
+    ];
+    let mut expected = vec![
+        Some(brs[7].clone()),
+        None,
+        Some(sent.clone()),
+        None,
+        Some(brs[0].clone()),
+        Some(sent),
+    ];
+    for x in brs.iter().rev() {
+        jobs.push(x.job());
+        expected.push(Some(x.clone()));
+    }
+    assert_eq!(store.recipients(&jobs).await.unwrap(), expected);
+    assert!(store.recipients(&[]).await.unwrap().is_empty());
+}
+
+/// The copy status of an inbound text's attachment is recorded on that
+/// attachment; an unknown entry or attachment changes nothing.
+pub async fn media_status_is_recorded_on_its_attachment<S: Store>(store: S, practice_id: &str) {
+    let number = phone();
+    let at = now();
+    let text = ThreadItem::Inbound(InboundEntry::new(
+        "bw-mms",
+        number.clone(),
+        phone(),
+        "my x-ray",
+        at,
+        vec![
+            MediaItem::new("https://carrier.example/m/0", "image/jpeg", "media/a/0"),
+            MediaItem::new("https://carrier.example/m/1", "image/png", "media/a/1"),
+        ],
+    ));
+    let reply = outbound_entry(practice_id, 1, at + Duration::seconds(1));
+    let c = save(
+        &store,
+        practice_id,
+        &Conversation::new(number.clone(), at),
+        true,
+        Some(&text),
+    )
+    .await;
+    save(&store, practice_id, &c, false, Some(&reply)).await;
+    let position = text.position();
+    let statuses = || {
+        let store = &store;
+        let number = number.clone();
+        async move {
+            let (page, _) = store.thread(practice_id, &number, 10, None).await.unwrap();
+            match &page[1] {
+                ThreadItem::Inbound(e) => e.media.iter().map(|m| m.status).collect::<Vec<_>>(),
+                other => panic!("not the inbound text: {other:?}"),
+            }
+        }
+    };
+    use MediaStatus::*;
+    assert_eq!(statuses().await, [Copying, Copying]);
+    store
+        .set_media_status(practice_id, &number, &position, 1, Ready)
+        .await
+        .unwrap();
+    assert_eq!(statuses().await, [Copying, Ready]);
+    store
+        .set_media_status(practice_id, &number, &position, 0, Failed)
+        .await
+        .unwrap();
+    assert_eq!(statuses().await, [Failed, Ready]);
+    // Nothing there: no error, no change.
+    store
+        .set_media_status(practice_id, &number, &position, 2, Ready)
+        .await
+        .unwrap();
+    store
+        .set_media_status(practice_id, &number, &reply.position(), 0, Ready)
+        .await
+        .unwrap();
+    store
+        .set_media_status(
+            practice_id,
+            &number,
+            "2000-01-01T00:00:00.000Z#in-x",
+            0,
+            Ready,
+        )
+        .await
+        .unwrap();
+    store
+        .set_media_status(
+            &format!("{practice_id}-other"),
+            &number,
+            &position,
+            0,
+            Ready,
+        )
+        .await
+        .unwrap();
+    assert_eq!(statuses().await, [Failed, Ready]);
+    let (page, _) = store.thread(practice_id, &number, 10, None).await.unwrap();
+    assert_eq!(page[0], reply, "the outbound entry is untouched");
+    assert!(store
+        .thread(&format!("{practice_id}-other"), &number, 10, None)
         .await
         .unwrap()
         .0

@@ -71,7 +71,10 @@ impl PracticeApi {
             "PATCH /v1/settings" => {
                 let body = http::body_bytes(req)?;
                 let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-                    AppError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+                    AppError::bad_request(
+                        "invalid_json",
+                        format!("the body is not valid JSON: {e}"),
+                    )
                 })?;
                 let updated = settings::update(&self.store, &practice, &value).await?;
                 Ok(http::json(StatusCode::OK, &updated))
