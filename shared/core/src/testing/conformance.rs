@@ -239,7 +239,7 @@ fn bulk(
         .collect();
     m.target_count = u32::try_from(recipients.len()).unwrap();
     m.counts = Counts::of(statuses.iter());
-    m.status = MessageStatus::parse(stored_status).unwrap();
+    m.status = MessageStatus::parse(stored_status).unwrap_or_default();
     m.bulk = Some(BulkProgress {
         sendable: u32::try_from(
             statuses
