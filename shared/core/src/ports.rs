@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::conversation::{
-    Conversation, InboxFilter, MediaStatus, PatientRef, StoredConversation, ThreadItem,
+    Conversation, InboxFilter, MediaCopyJob, MediaStatus, PatientRef, StoredConversation,
+    ThreadItem,
 };
 use crate::domain::error::StoreError;
 pub use crate::domain::message::Transition;
@@ -512,4 +513,11 @@ pub trait ConversationStore: Send + Sync {
         index: usize,
         status: MediaStatus,
     ) -> Result<(), StoreError>;
+}
+
+/// The queue of attachments waiting to be copied from the carrier.
+#[async_trait]
+pub trait MediaQueue: Send + Sync {
+    /// Enqueues copy jobs.
+    async fn enqueue_media(&self, jobs: &[MediaCopyJob]) -> Result<(), StoreError>;
 }

@@ -11,7 +11,8 @@ use tokio::sync::Mutex;
 use crate::app::auth::hash_key;
 use crate::domain::clock::Clock;
 use crate::domain::conversation::{
-    Conversation, InboxFilter, MediaStatus, PatientRef, StoredConversation, ThreadItem,
+    Conversation, InboxFilter, MediaCopyJob, MediaStatus, PatientRef, StoredConversation,
+    ThreadItem,
 };
 use crate::domain::error::StoreError;
 use crate::domain::message::{
@@ -483,6 +484,19 @@ pub struct MemoryQueue {
     pub jobs: Arc<Mutex<Vec<SendJob>>>,
     pub delayed: Arc<Mutex<Vec<(SendJob, u32)>>>,
     pub refuse: bool,
+    /// Attachments waiting to be copied.
+    pub media: Arc<Mutex<Vec<MediaCopyJob>>>,
+}
+
+#[async_trait]
+impl MediaQueue for MemoryQueue {
+    async fn enqueue_media(&self, jobs: &[MediaCopyJob]) -> Result<(), StoreError> {
+        if self.refuse {
+            return Err(StoreError::new("enqueue media", "queue unavailable"));
+        }
+        self.media.lock().await.extend_from_slice(jobs);
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -1701,3 +1701,24 @@ pub struct StoredConversation {
     #[allow(missing_docs)]
     pub patients: Vec<PatientRef>,
 }
+
+/// A job to copy one attachment of an inbound text from the carrier into
+/// the practice's storage: what the media queue carries (ids and links,
+/// never the file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaCopyJob {
+    #[allow(missing_docs)]
+    pub practice_id: String,
+    /// The patient's number (the thread the entry is in).
+    pub phone: PhoneNumber,
+    /// The entry's [`ThreadItem::position`].
+    pub position: String,
+    /// Which attachment of the entry.
+    pub index: usize,
+    /// Where the carrier keeps it (needs the carrier's credentials).
+    pub carrier_url: String,
+    /// Where the copy goes.
+    pub storage_key: String,
+    #[allow(missing_docs)]
+    pub content_type: String,
+}
