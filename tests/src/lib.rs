@@ -136,6 +136,7 @@ impl Endpoints {
             attempts: 0,
             claimed_at: None,
             message_type: MessageType::DirectMessage,
+            origin: None,
             version: 0,
         };
         let outcome = self

@@ -620,6 +620,7 @@ pub fn queued_recipient() -> Recipient {
         attempts: 0,
         claimed_at: None,
         message_type: MessageType::DirectMessage,
+        origin: None,
         version: 0,
     }
 }

@@ -484,6 +484,7 @@ fn bulk_fixture(
             attempts: 0,
             claimed_at: None,
             message_type: MessageType::BulkMessage,
+            origin: None,
             version: 0,
         })
         .collect();

@@ -6,17 +6,19 @@
 use chrono::Duration;
 
 use crate::app::bulk::pump::run_pump;
+use crate::app::conversations;
 use crate::app::rate_cap::take_bulk_submission;
 use crate::domain::bulk::{Pace, QueuedJob};
 use crate::domain::clock::{queue_delay, Clock};
+use crate::domain::conversation::{OutboundEntry, OutboundKind};
 use crate::domain::error::StoreError;
 use crate::domain::limits::SQS_MAX_DELAY_SECONDS;
 use crate::domain::message::MessageType;
 use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
 use crate::domain::quiet_hours::next_allowed;
 use crate::ports::{
-    BulkStore, Carrier, CarrierOutcome, MessageStore, OptOutStore, OutboundText, PracticeStore,
-    RateStore, SendQueue, Transition,
+    BulkStore, Carrier, CarrierOutcome, ConversationStore, MessageStore, OptOutStore, OutboundText,
+    PracticeStore, RateStore, SendQueue, Transition,
 };
 
 /// How retryable carrier failures are retried.
@@ -90,10 +92,13 @@ pub const INLINE_WAIT: Duration = Duration::milliseconds(1500);
 
 /// The stores the dispatcher reads and writes.
 pub trait DispatchStore:
-    MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore
+    MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore + ConversationStore
 {
 }
-impl<T: MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore> DispatchStore for T {}
+impl<T> DispatchStore for T where
+    T: MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore + ConversationStore
+{
+}
 
 impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
     /// Handles one queued send, or one run of a bulk's pump.
@@ -168,11 +173,12 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
         }
 
         // Re-checked here so a number that texted STOP after its message was
-        // queued is not sent to.
-        if self
-            .store
-            .is_opted_out(&job.practice_id, recipient.to.as_str())
-            .await?
+        // queued is not sent to (only the answer to the keyword itself goes).
+        if recipient.origin != Some(OutboundKind::KeywordReply)
+            && self
+                .store
+                .is_opted_out(&job.practice_id, recipient.to.as_str())
+                .await?
         {
             let skip = Transition::Skip {
                 reason: "opted_out: the number replied STOP".into(),
@@ -193,6 +199,9 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
             tracing::info!(%job, "claimed by another dispatcher");
             return Ok(Dispatched::Done);
         };
+        if claimed.attempts == 1 {
+            self.record_in_conversation(&claimed).await;
+        }
         let outbound = OutboundText {
             from: claimed.from.to_string(),
             to: claimed.to.to_string(),
@@ -290,6 +299,27 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
             if let Ok(pause) = wait.to_std() {
                 tokio::time::sleep(pause).await;
             }
+        }
+    }
+
+    /// Adds a text to the thread of the conversation with its number, once,
+    /// when sending first begins (its delivery status is read live from
+    /// the recipient). A failure here is logged and does not hold up the
+    /// send: the text stays tracked in Messages either way.
+    async fn record_in_conversation(&self, claimed: &crate::domain::message::Recipient) {
+        let kind = claimed.origin.unwrap_or(match claimed.message_type {
+            MessageType::BulkMessage => OutboundKind::Bulk,
+            MessageType::DirectMessage if claimed.not_before.is_some() => OutboundKind::Scheduled,
+            MessageType::DirectMessage => OutboundKind::Direct,
+        });
+        let entry = OutboundEntry {
+            job: claimed.job(),
+            text: claimed.text.clone(),
+            at: claimed.claimed_at.unwrap_or_else(|| self.clock.now()),
+            kind,
+        };
+        if let Err(e) = conversations::record_outbound(&self.store, &claimed.to, &entry).await {
+            tracing::error!(job = %entry.job, error = %e, "text not recorded in its conversation");
         }
     }
 

@@ -8,6 +8,7 @@ use crate::app::sending::{
     goes_on_queue, invalid_text, parse_optional_send_at, parse_send_at, queue_or_schedule,
     resolve_channel, resolve_text, schedule_name,
 };
+use crate::domain::conversation::OutboundKind;
 use crate::domain::error::AppError;
 use crate::domain::error::StoreError;
 use crate::domain::merge::{self, MergeData};
@@ -55,6 +56,11 @@ pub struct SendMessageRequest {
     /// Send later, at this time (RFC 3339 with offset); absent = now.
     #[serde(default)]
     pub send_at: Option<String>,
+    /// Why the practice sends it, when the system (not the request body)
+    /// knows better than "a direct message": a conversation reply, an
+    /// after-hours reply, a keyword's answer. Never read from JSON.
+    #[serde(skip)]
+    pub origin: Option<OutboundKind>,
 }
 
 /// Everything the messages use cases need.
@@ -178,10 +184,13 @@ impl<
         };
         text::validate_text(&rendered).map_err(invalid_text)?;
         let stats = text::analyze(&rendered);
-        if self
-            .practices
-            .is_opted_out(&practice.practice_id, to.as_str())
-            .await?
+        // The answer to STOP/START/HELP is the one text an opted-out number
+        // may still get (carriers require the confirmation).
+        if request.origin != Some(OutboundKind::KeywordReply)
+            && self
+                .practices
+                .is_opted_out(&practice.practice_id, to.as_str())
+                .await?
         {
             let field = if patient_id.is_some() {
                 "patient_id"
@@ -239,6 +248,7 @@ impl<
             attempts: 0,
             claimed_at: None,
             message_type: MessageType::DirectMessage,
+            origin: request.origin,
             version: 0,
         };
         let recipients = [recipient];

@@ -337,6 +337,12 @@ pub struct Recipient {
     /// Direct or bulk (decides how the message's own status follows).
     #[serde(default = "direct")]
     pub message_type: MessageType,
+    /// Why the practice sent it, where it is not plain from `message_type`
+    /// (a reply in a conversation, an after-hours reply, the answer to a
+    /// keyword). Keyword answers may go to an opted-out number; every kind
+    /// decides how the text shows in its conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<super::conversation::OutboundKind>,
     /// Bumped by every transition; writes are conditioned on it, so a
     /// transition computed from a stale read is refused.
     #[serde(default)]

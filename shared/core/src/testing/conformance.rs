@@ -180,6 +180,7 @@ fn recipient(
         attempts: 0,
         claimed_at: None,
         message_type: message.message_type,
+        origin: None,
         version: 0,
     }
 }

@@ -161,6 +161,7 @@ fn seeded_message(
         attempts: u32::from(sent),
         claimed_at: sent_at,
         message_type: MessageType::DirectMessage,
+        origin: None,
         version: if sent { 2 } else { 0 },
     };
     (message, recipient)

@@ -165,6 +165,7 @@ where
             attempts: 0,
             claimed_at: None,
             message_type: MessageType::BulkMessage,
+            origin: None,
             version: 0,
         };
         let mut recipients = Vec::with_capacity(sendable.len() + skipped.len());
