@@ -5,10 +5,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
+use messaging_core::domain::conversation::MediaCopyJob;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::limits::{SQS_BATCH_ENTRIES, SQS_MAX_DELAY_SECONDS};
 use messaging_core::domain::message::SendJob;
-use messaging_core::ports::SendQueue;
+use messaging_core::ports::{MediaQueue, SendQueue};
 
 use crate::retry::Backoff;
 
@@ -48,21 +49,19 @@ impl SqsSendQueue {
             queue_url: queue_url.into(),
         }
     }
-}
 
-#[async_trait]
-impl SendQueue for SqsSendQueue {
-    async fn enqueue(&self, jobs: &[SendJob]) -> Result<(), StoreError> {
-        let jobs: Vec<(SendJob, u32)> = jobs.iter().map(|j| (j.clone(), 0)).collect();
-        self.enqueue_wave(&jobs).await
-    }
-
-    async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError> {
-        for chunk in jobs.chunks(SQS_BATCH_ENTRIES) {
+    /// Sends JSON bodies, each visible after its delay, in batches of
+    /// [`SQS_BATCH_ENTRIES`], retrying what SQS refuses.
+    async fn enqueue_bodies<T: serde::Serialize>(
+        &self,
+        what: &'static str,
+        items: &[(T, u32)],
+    ) -> Result<(), StoreError> {
+        for chunk in items.chunks(SQS_BATCH_ENTRIES) {
             let mut pending: Vec<(String, String, u32)> = Vec::with_capacity(chunk.len());
-            for (i, (job, delay)) in chunk.iter().enumerate() {
-                let body = serde_json::to_string(job)
-                    .map_err(|e| StoreError::new("encode send job", e))?;
+            for (i, (item, delay)) in chunk.iter().enumerate() {
+                let body = serde_json::to_string(item)
+                    .map_err(|e| StoreError::new("encode queue message", e))?;
                 pending.push((i.to_string(), body, (*delay).min(SQS_MAX_DELAY_SECONDS)));
             }
             ENQUEUE_RETRY
@@ -122,17 +121,29 @@ impl SendQueue for SqsSendQueue {
                 .await
                 .map_err(|failure| match failure {
                     EnqueueFailure::Request(e) => StoreError::new(
-                        "enqueue sends",
+                        what,
                         aws_sdk_sqs::error::DisplayErrorContext(e),
                     ),
                     EnqueueFailure::Refused(left, first) => StoreError::new(
-                        "enqueue sends",
+                        what,
                         format!("{left} entries refused: {first}"),
                     ),
                     EnqueueFailure::Final(e) => e,
                 })?;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl SendQueue for SqsSendQueue {
+    async fn enqueue(&self, jobs: &[SendJob]) -> Result<(), StoreError> {
+        let jobs: Vec<(SendJob, u32)> = jobs.iter().map(|j| (j.clone(), 0)).collect();
+        self.enqueue_wave(&jobs).await
+    }
+
+    async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError> {
+        self.enqueue_bodies("enqueue sends", jobs).await
     }
 
     async fn enqueue_delayed(&self, job: &SendJob, delay_seconds: u32) -> Result<(), StoreError> {
@@ -171,5 +182,15 @@ impl SendQueue for SqsSendQueue {
                 StoreError::new("delay retry", aws_sdk_sqs::error::DisplayErrorContext(e))
             })?;
         Ok(())
+    }
+}
+
+/// The same adapter, given the media queue's URL, carries attachment copy
+/// jobs.
+#[async_trait]
+impl MediaQueue for SqsSendQueue {
+    async fn enqueue_media(&self, jobs: &[MediaCopyJob]) -> Result<(), StoreError> {
+        let jobs: Vec<(&MediaCopyJob, u32)> = jobs.iter().map(|j| (j, 0)).collect();
+        self.enqueue_bodies("enqueue media copies", &jobs).await
     }
 }

@@ -381,6 +381,8 @@ pub struct WebhookConfig {
     pub table_name: String,
     /// `SEND_QUEUE_URL` (HELP replies).
     pub send_queue_url: HttpUrl,
+    /// `MEDIA_QUEUE_URL`: attachments of inbound texts to copy.
+    pub media_queue_url: HttpUrl,
     /// `WEBHOOK_USERNAME`: the Basic user Bandwidth sends.
     pub username: Username,
     /// `WEBHOOK_PASSWORD`: the Basic password Bandwidth sends.
@@ -404,6 +406,7 @@ impl WebhookConfig {
         Self {
             table_name: env.required("TABLE_NAME"),
             send_queue_url: env.url("SEND_QUEUE_URL"),
+            media_queue_url: env.url("MEDIA_QUEUE_URL"),
             username: env.username("WEBHOOK_USERNAME"),
             password: env.secret("WEBHOOK_PASSWORD"),
         }
@@ -559,6 +562,7 @@ mod tests {
         vec![
             ("TABLE_NAME", "messaging"),
             ("SEND_QUEUE_URL", QUEUE_URL),
+            ("MEDIA_QUEUE_URL", QUEUE_URL),
             ("WEBHOOK_USERNAME", "bandwidth"),
             ("WEBHOOK_PASSWORD", "webhook-s3cret-pw"),
         ]
@@ -754,6 +758,7 @@ mod tests {
             vec![
                 "TABLE_NAME",
                 "SEND_QUEUE_URL",
+                "MEDIA_QUEUE_URL",
                 "WEBHOOK_USERNAME",
                 "WEBHOOK_PASSWORD"
             ]

@@ -1,5 +1,6 @@
 //! Bandwidth Messaging v2 callbacks: delivery receipts, failures, and texts
-//! patients send back (STOP, START, HELP).
+//! patients send back — every one kept in its conversation, with STOP,
+//! START and HELP acted on and the after-hours reply sent.
 //!
 //! Duplicates and out-of-order callbacks are harmless: each status change is
 //! one conditional write that only moves a recipient forward.
@@ -7,16 +8,21 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::app::conversations::{self, Recorded};
 use crate::app::messages::{Messages, SendMessageRequest};
 use crate::domain::carrier_errors;
+use crate::domain::conversation::{
+    InboundEntry, MediaCopyJob, MediaItem, OutboundKind, ThreadItem,
+};
 use crate::domain::error::{AppError, ErrorKind};
-use crate::domain::keywords::{self, Keyword, DEFAULT_HELP_TEXT};
+use crate::domain::keywords::{Keyword, DEFAULT_HELP_TEXT};
 use crate::domain::message::{RecipientError, SendJob, Transition};
 use crate::domain::patient::UndeliverableNumber;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::practice::Channel;
+use crate::domain::practice::{Channel, Practice};
 use crate::ports::{
-    MessageStore, OptOutChange, OptOutStore, PracticeStore, SendQueue, SendScheduler, TemplateStore,
+    ConversationStore, MediaQueue, MessageStore, OptOutChange, OptOutStore, PracticeStore,
+    SendQueue, SendScheduler, TemplateStore,
 };
 
 /// One event of a callback body (Bandwidth sends a JSON array of them).
@@ -95,6 +101,9 @@ pub struct EventMessage {
     /// Text (inbound texts).
     #[serde(default)]
     pub text: Option<String>,
+    /// Links to an MMS's attachments (on the carrier's media API).
+    #[serde(default)]
+    pub media: Vec<String>,
 }
 
 /// What happened to each event, for the log and the tests.
@@ -111,15 +120,17 @@ pub struct Applied {
 const RACE_RETRIES: usize = 3;
 
 /// Applies callback events.
-pub async fn apply<S, Q, X>(
+pub async fn apply<S, Q, X, M>(
     messages: &Messages<S, S, Q, X>,
+    media: &M,
     events: &[CarrierEvent],
     now: DateTime<Utc>,
 ) -> Result<Applied, AppError>
 where
-    S: MessageStore + PracticeStore + OptOutStore + TemplateStore,
+    S: MessageStore + PracticeStore + OptOutStore + TemplateStore + ConversationStore,
     Q: SendQueue,
     X: SendScheduler,
+    M: MediaQueue,
 {
     let mut applied = Applied::default();
     for event in events {
@@ -127,7 +138,7 @@ where
             CarrierEventKind::Delivered | CarrierEventKind::Failed => {
                 status_callback(&messages.store, event, now).await?
             }
-            CarrierEventKind::Received => inbound(messages, event, now).await?,
+            CarrierEventKind::Received => inbound(messages, media, event, now).await?,
             CarrierEventKind::Other(other) => {
                 tracing::info!(kind = other, "callback type not handled");
                 false
@@ -202,21 +213,18 @@ where
     Err(AppError::unavailable("busy; retry the callback"))
 }
 
-async fn inbound<S, Q, X>(
+async fn inbound<S, Q, X, M>(
     messages: &Messages<S, S, Q, X>,
+    media: &M,
     event: &CarrierEvent,
     now: DateTime<Utc>,
 ) -> Result<bool, AppError>
 where
-    S: MessageStore + PracticeStore + OptOutStore + TemplateStore,
+    S: MessageStore + PracticeStore + OptOutStore + TemplateStore + ConversationStore,
     Q: SendQueue,
     X: SendScheduler,
+    M: MediaQueue,
 {
-    let text = event.message.text.as_deref().unwrap_or_default();
-    let Some(keyword) = keywords::classify(text) else {
-        tracing::info!("inbound text is not a keyword; nothing to do");
-        return Ok(false);
-    };
     let parse = |n: Option<&str>| n.and_then(|n| PhoneNumber::parse(n).ok());
     let (Some(patient), Some(practice_number)) = (
         parse(event.message.from.as_deref()),
@@ -230,72 +238,269 @@ where
         tracing::warn!(number = %practice_number, "inbound text to a number no practice owns; ignored");
         return Ok(false);
     };
-    match keyword {
-        Keyword::OptOut | Keyword::OptIn => {
+    let Some(practice) = store.get_practice(&practice_id).await? else {
+        return Ok(false);
+    };
+    let text = event.message.text.as_deref().unwrap_or_default();
+    let at = event.time.unwrap_or(now);
+    let attachments = event
+        .message
+        .media
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            MediaItem::new(
+                url.clone(),
+                media_type_of(url),
+                media_storage_key(&practice_id, &patient, &event.message.id, i, url),
+            )
+        })
+        .collect();
+    let entry = InboundEntry::new(
+        event.message.id.clone(),
+        patient.clone(),
+        practice_number.clone(),
+        text,
+        at,
+        attachments,
+    );
+
+    // The keyword's effect first: each is idempotent, so a callback
+    // redelivered after a failure further down repeats it harmlessly.
+    let reply = |text: String, key: String| {
+        keyword_reply(
+            messages,
+            &practice,
+            &patient,
+            &practice_number,
+            text,
+            key,
+            now,
+        )
+    };
+    match entry.keyword {
+        Some(keyword @ (Keyword::OptOut | Keyword::OptIn)) => {
+            let opted_out = keyword == Keyword::OptOut;
+            let was = store.is_opted_out(&practice_id, patient.as_str()).await?;
             let change = OptOutChange {
                 practice_id: practice_id.clone(),
                 phone: patient.to_string(),
-                opted_out: keyword == Keyword::OptOut,
+                opted_out,
                 keyword: text.trim().to_uppercase(),
                 source: "sms".into(),
-                at: event.time.unwrap_or(now),
+                at,
             };
             store.record_opt_out(&change).await?;
-            tracing::info!(
-                practice_id,
-                opted_out = change.opted_out,
-                "opt-out recorded"
-            );
-            Ok(true)
-        }
-        Keyword::Help => {
-            let Some(practice) = store.get_practice(&practice_id).await? else {
-                return Ok(false);
-            };
-            let channel = if practice.channels.sms_alt.as_ref() == Some(&practice_number) {
-                Channel::SmsAlt
-            } else {
-                Channel::SmsMain
-            };
-            let request = SendMessageRequest {
-                to: Some(patient.to_string()),
-                text: Some(
-                    practice
-                        .help_text
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_HELP_TEXT.to_string()),
-                ),
-                channel: Some(channel.as_str().to_string()),
-                ..SendMessageRequest::default()
-            };
-            let value = serde_json::json!({"help_reply_to": event.message.id});
-            // Keyed by the inbound message, so a redelivered callback replies once.
-            let key = format!("help-{}", event.message.id);
-            match messages
-                .send_direct(&practice, request, &value, Some(&key), now)
-                .await
-            {
-                Ok(_) => Ok(true),
-                // An opted-out number gets no HELP reply either.
-                Err(e) if e.code == "recipient_opted_out" => Ok(false),
-                // A help text the practice cannot send (e.g. it uses a merge
-                // field unknown for an inbound number) must not make the
-                // carrier retry the callback forever.
-                Err(e) if e.kind != ErrorKind::Unavailable => {
-                    tracing::error!(practice_id, error = %e, "HELP reply could not be sent; fix the practice's help text");
-                    Ok(false)
-                }
-                Err(e) => Err(e),
+            tracing::info!(practice_id, opted_out, "opt-out recorded");
+            // Confirmed once: a second STOP in a row changes nothing and
+            // gets no second text.
+            if was != opted_out {
+                let confirmation = if opted_out {
+                    opt_out_confirmation(&practice.name)
+                } else {
+                    opt_in_confirmation(&practice.name)
+                };
+                reply(confirmation, format!("confirm-{}", event.message.id)).await?;
             }
         }
+        Some(Keyword::Help) => {
+            let help = practice
+                .help_text
+                .clone()
+                .unwrap_or_else(|| DEFAULT_HELP_TEXT.to_string());
+            // Keyed by the inbound message, so a redelivered callback replies once.
+            reply(help, format!("help-{}", event.message.id)).await?;
+        }
+        None => {}
     }
+
+    // Then the text itself, in its conversation; a redelivery adds nothing.
+    let recorded = conversations::record_inbound(store, &practice_id, &entry).await?;
+    let jobs: Vec<MediaCopyJob> = entry
+        .media
+        .iter()
+        .enumerate()
+        .map(|(index, item)| MediaCopyJob {
+            practice_id: practice_id.clone(),
+            phone: patient.clone(),
+            position: ThreadItem::Inbound(entry.clone()).position(),
+            index,
+            carrier_url: item.carrier_url.clone(),
+            storage_key: item.storage_key.clone(),
+            content_type: item.content_type.clone(),
+        })
+        .collect();
+    if !jobs.is_empty() {
+        // Also for a redelivery: an earlier attempt may have died before
+        // this, and copying twice writes the same object twice.
+        media.enqueue_media(&jobs).await?;
+    }
+    let Recorded::New(conversation) = recorded else {
+        tracing::info!(
+            practice_id,
+            "inbound text already recorded (redelivered callback)"
+        );
+        return Ok(false);
+    };
+    tracing::info!(practice_id, conversation = %conversation.id, keyword = ?entry.keyword, media = entry.media.len(), "inbound text recorded");
+
+    // The after-hours reply: claimed on the conversation before it is sent,
+    // so of two texts arriving together only one gets it.
+    let opted_out = store.is_opted_out(&practice_id, patient.as_str()).await?;
+    if conversations::claim_auto_reply(
+        store,
+        &practice,
+        &patient,
+        entry.keyword,
+        opted_out || entry.opt_out_intent,
+        now,
+    )
+    .await?
+    {
+        let request = SendMessageRequest {
+            to: Some(patient.to_string()),
+            text: Some(practice.auto_reply.text.clone()),
+            channel: Some(channel_of(&practice, &practice_number).as_str().to_string()),
+            origin: Some(OutboundKind::AutoReply),
+            ..SendMessageRequest::default()
+        };
+        let value = serde_json::json!({"auto_reply_to": event.message.id});
+        let key = format!("auto-{}", event.message.id);
+        match messages
+            .send_direct(&practice, request, &value, Some(&key), now)
+            .await
+        {
+            Ok(_) => tracing::info!(practice_id, "after-hours reply sent"),
+            Err(e) if e.kind != ErrorKind::Unavailable => {
+                tracing::error!(practice_id, error = %e, "after-hours reply could not be sent; check the practice's auto_reply text");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// The practice number's channel.
+fn channel_of(practice: &Practice, number: &PhoneNumber) -> Channel {
+    if practice.channels.sms_alt.as_ref() == Some(number) {
+        Channel::SmsAlt
+    } else {
+        Channel::SmsMain
+    }
+}
+
+/// Sends the answer to a keyword from the number the patient texted. The
+/// only kind of text an opted-out number still gets.
+async fn keyword_reply<S, Q, X>(
+    messages: &Messages<S, S, Q, X>,
+    practice: &Practice,
+    patient: &PhoneNumber,
+    practice_number: &PhoneNumber,
+    text: String,
+    key: String,
+    now: DateTime<Utc>,
+) -> Result<(), AppError>
+where
+    S: MessageStore + PracticeStore + OptOutStore + TemplateStore,
+    Q: SendQueue,
+    X: SendScheduler,
+{
+    let request = SendMessageRequest {
+        to: Some(patient.to_string()),
+        text: Some(text),
+        channel: Some(channel_of(practice, practice_number).as_str().to_string()),
+        origin: Some(OutboundKind::KeywordReply),
+        ..SendMessageRequest::default()
+    };
+    let value = serde_json::json!({"keyword_reply": key});
+    match messages
+        .send_direct(practice, request, &value, Some(&key), now)
+        .await
+    {
+        Ok(_) => Ok(()),
+        // A text the practice cannot send (e.g. a help text with a merge
+        // field unknown for an inbound number) must not make the carrier
+        // retry the callback forever.
+        Err(e) if e.kind != ErrorKind::Unavailable => {
+            tracing::error!(practice_id = %practice.practice_id, error = %e, "keyword reply could not be sent; fix the practice's help text");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The confirmation of STOP: who, that nothing more will come, how to resume.
+pub fn opt_out_confirmation(practice_name: &str) -> String {
+    format!("{practice_name}: you are unsubscribed and will receive no more texts from us. Reply START to resubscribe.")
+}
+
+/// The confirmation of START.
+pub fn opt_in_confirmation(practice_name: &str) -> String {
+    format!("{practice_name}: you are subscribed again to texts from us. Reply STOP to unsubscribe, HELP for help.")
+}
+
+/// A media type from an attachment's file name (Bandwidth's callback gives
+/// only the link); the copy keeps what the carrier serves.
+fn media_type_of(url: &str) -> String {
+    let ext = url
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "bmp" => "image/bmp",
+        "mp4" => "video/mp4",
+        "3gp" => "video/3gpp",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "amr" => "audio/amr",
+        "vcf" => "text/vcard",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        _ => "application/octet-stream",
+    }
+    .to_string()
+}
+
+/// Where an attachment's copy is kept: under the practice, the number and
+/// the carrier's message id, so a retried copy writes the same object and
+/// nothing of one practice sits under another's prefix.
+fn media_storage_key(
+    practice_id: &str,
+    patient: &PhoneNumber,
+    carrier_message_id: &str,
+    index: usize,
+    url: &str,
+) -> String {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let file = url.rsplit('/').next().unwrap_or("file");
+    format!(
+        "{}/{}/{}/{index}-{}",
+        safe(practice_id),
+        patient.as_str().trim_start_matches('+'),
+        safe(carrier_message_id),
+        safe(file)
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::app::messages::SendNowOnly;
-    use crate::domain::message::RecipientStatus;
+    use crate::domain::message::{Recipient, RecipientStatus};
     use crate::domain::patient::Patient;
     use crate::testing::{queued_recipient, sample_practice, MemoryQueue, MemoryStore};
 
@@ -354,6 +559,7 @@ mod tests {
         let m = messages(&store);
         let a = apply(
             &m,
+            &MemoryQueue::default(),
             &[event("message-delivered", "c-1", &tag, None)],
             Utc::now(),
         )
@@ -364,7 +570,9 @@ mod tests {
             event("message-delivered", "c-1", &tag, None),
             event("message-failed", "c-1", &tag, Some(4720)),
         ];
-        let b = apply(&m, &events, Utc::now()).await.unwrap();
+        let b = apply(&m, &MemoryQueue::default(), &events, Utc::now())
+            .await
+            .unwrap();
         assert_eq!(
             b,
             Applied {
@@ -394,6 +602,7 @@ mod tests {
         let job = sent_recipient(&store, Some("p-1")).await;
         apply(
             &messages(&store),
+            &MemoryQueue::default(),
             &[event("message-failed", "c-1", &job.to_tag(), Some(4720))],
             Utc::now(),
         )
@@ -430,6 +639,7 @@ mod tests {
         let job = sent_recipient(&store, Some("p-1")).await;
         apply(
             &messages(&store),
+            &MemoryQueue::default(),
             &[event("message-failed", "c-1", &job.to_tag(), Some(5620))],
             Utc::now(),
         )
@@ -452,7 +662,14 @@ mod tests {
             event("message-delivered", "c-1", "garbage", None),
             event("message-delivered", "c-1", "demo/nope/00001", None),
         ];
-        let a = apply(&messages(&store), &events, Utc::now()).await.unwrap();
+        let a = apply(
+            &messages(&store),
+            &MemoryQueue::default(),
+            &events,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             a,
             Applied {
@@ -474,6 +691,7 @@ mod tests {
         let patient = "+14155550142";
         apply(
             &m,
+            &MemoryQueue::default(),
             &[inbound_event(patient, "+14155550100", " stop ")],
             Utc::now(),
         )
@@ -482,6 +700,7 @@ mod tests {
         assert!(store.is_opted_out("demo", patient).await.unwrap());
         apply(
             &m,
+            &MemoryQueue::default(),
             &[inbound_event(patient, "+14155550100", "Start")],
             Utc::now(),
         )
@@ -505,6 +724,7 @@ mod tests {
         let store = MemoryStore::default();
         let a = apply(
             &messages(&store),
+            &MemoryQueue::default(),
             &[inbound_event("+14155550142", "+14155550999", "STOP")],
             Utc::now(),
         )
@@ -519,10 +739,17 @@ mod tests {
         store.add_practice(sample_practice("demo"), "key").await;
         let m = messages(&store);
         let help = inbound_event("+14155550142", "+14155550100", "HELP");
-        apply(&m, std::slice::from_ref(&help), Utc::now())
+        apply(
+            &m,
+            &MemoryQueue::default(),
+            std::slice::from_ref(&help),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        apply(&m, &MemoryQueue::default(), &[help], Utc::now())
             .await
             .unwrap();
-        apply(&m, &[help], Utc::now()).await.unwrap();
         let jobs = m.queue.jobs.lock().await.clone();
         assert_eq!(jobs.len(), 1, "a redelivered HELP is answered once");
         let r = store.recipient(&jobs[0]).await.unwrap();
@@ -531,25 +758,227 @@ mod tests {
         assert!(r.text.contains("+14155550100"));
     }
 
+    fn inbound_with(id: &str, from: &str, text: &str, media: &[&str]) -> CarrierEvent {
+        serde_json::from_value(serde_json::json!({
+            "type": "message-received", "time": "2026-11-26T15:00:01Z", "to": "+14155550100",
+            "message": {"id": id, "from": from, "to": ["+14155550100"], "text": text,
+                        "direction": "in", "media": media}
+        }))
+        .unwrap()
+    }
+
+    async fn queued_texts(
+        store: &MemoryStore,
+        m: &Messages<MemoryStore, MemoryStore, MemoryQueue, SendNowOnly>,
+    ) -> Vec<Recipient> {
+        let mut out = Vec::new();
+        for job in m.queue.jobs.lock().await.iter() {
+            out.push(store.recipient(job).await.unwrap());
+        }
+        out
+    }
+
+    async fn send(
+        m: &Messages<MemoryStore, MemoryStore, MemoryQueue, SendNowOnly>,
+        events: &[CarrierEvent],
+    ) -> Applied {
+        apply(m, &MemoryQueue::default(), events, Utc::now())
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
-    async fn opted_out_number_gets_no_help_reply() {
+    async fn opt_out_and_opt_in_are_confirmed_once_and_help_still_reaches_an_opted_out_number() {
         let store = MemoryStore::default();
         store.add_practice(sample_practice("demo"), "key").await;
         let m = messages(&store);
-        apply(
+        let patient = "+14155550142";
+        send(&m, &[inbound_with("in-1", patient, "STOP", &[])]).await;
+        let texts = queued_texts(&store, &m).await;
+        assert_eq!(texts.len(), 1, "one confirmation");
+        assert_eq!(texts[0].to.as_str(), patient);
+        assert_eq!(texts[0].origin, Some(OutboundKind::KeywordReply));
+        assert!(
+            texts[0].text.contains(&sample_practice("demo").name)
+                && texts[0].text.contains("START")
+        );
+        // A second STOP changes nothing and gets no second confirmation.
+        send(&m, &[inbound_with("in-2", patient, "stop", &[])]).await;
+        assert_eq!(queued_texts(&store, &m).await.len(), 1);
+        // HELP is answered even now; an ordinary text is refused.
+        send(&m, &[inbound_with("in-3", patient, "HELP", &[])]).await;
+        assert_eq!(queued_texts(&store, &m).await.len(), 2);
+        let request = SendMessageRequest {
+            to: Some(patient.into()),
+            text: Some("Hi".into()),
+            ..SendMessageRequest::default()
+        };
+        let e = m
+            .send_direct(
+                &sample_practice("demo"),
+                request,
+                &serde_json::json!({}),
+                None,
+                Utc::now(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "recipient_opted_out");
+        send(&m, &[inbound_with("in-4", patient, "START", &[])]).await;
+        let texts = queued_texts(&store, &m).await;
+        assert_eq!(texts.len(), 3);
+        assert!(
+            texts[2].text.contains("STOP"),
+            "the opt-in confirmation says how to stop"
+        );
+        // A redelivered STOP callback sends nothing again.
+        send(&m, &[inbound_with("in-1", patient, "STOP", &[])]).await;
+        assert_eq!(queued_texts(&store, &m).await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn every_inbound_text_is_kept_in_its_conversation_once() {
+        let store = MemoryStore::default();
+        store.add_practice(sample_practice("demo"), "key").await;
+        let m = messages(&store);
+        let patient = PhoneNumber::parse("+14155550142").unwrap();
+        let a = send(
             &m,
-            &[inbound_event("+14155550142", "+14155550100", "STOP")],
-            Utc::now(),
+            &[inbound_with(
+                "in-9",
+                patient.as_str(),
+                "Can I come at 3 instead?",
+                &[],
+            )],
         )
-        .await
-        .unwrap();
-        apply(
+        .await;
+        assert_eq!(a.recorded, 1);
+        let redelivered = send(
             &m,
-            &[inbound_event("+14155550142", "+14155550100", "HELP")],
-            Utc::now(),
+            &[inbound_with(
+                "in-9",
+                patient.as_str(),
+                "Can I come at 3 instead?",
+                &[],
+            )],
         )
-        .await
-        .unwrap();
+        .await;
+        assert_eq!(redelivered.recorded, 0);
+        let c = store
+            .get_conversation("demo", &patient)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation;
+        assert_eq!((c.unread_count, c.awaiting_reply()), (1, true));
+        let (thread, _) = store.thread("demo", &patient, 10, None).await.unwrap();
+        assert_eq!(thread.len(), 1);
+        // Not a keyword: nothing is sent back (no after-hours reply is set).
         assert!(m.queue.jobs.lock().await.is_empty());
+        // A text to a number no practice owns starts no conversation.
+        let mut stray = inbound_with("in-10", "+14155550143", "hello", &[]);
+        stray.to = Some("+14155550999".into());
+        assert_eq!(send(&m, &[stray]).await.recorded, 0);
+        let other = PhoneNumber::parse("+14155550143").unwrap();
+        assert!(store
+            .get_conversation("demo", &other)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn pictures_are_queued_for_copying_under_the_practice() {
+        let store = MemoryStore::default();
+        store.add_practice(sample_practice("demo"), "key").await;
+        let m = messages(&store);
+        let media = MemoryQueue::default();
+        let url = "https://messaging.bandwidth.com/api/v2/users/99/media/in-5/0/card.jpg";
+        let event = inbound_with("in-5", "+14155550142", "", &[url]);
+        apply(&m, &media, std::slice::from_ref(&event), Utc::now())
+            .await
+            .unwrap();
+        let jobs = media.media.lock().await.clone();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            (jobs[0].carrier_url.as_str(), jobs[0].content_type.as_str()),
+            (url, "image/jpeg")
+        );
+        assert!(
+            jobs[0]
+                .storage_key
+                .starts_with("demo/14155550142/in-5/0-card.jpg"),
+            "{}",
+            jobs[0].storage_key
+        );
+        let patient = PhoneNumber::parse("+14155550142").unwrap();
+        let (thread, _) = store.thread("demo", &patient, 10, None).await.unwrap();
+        let ThreadItem::Inbound(entry) = &thread[0] else {
+            panic!("inbound expected")
+        };
+        assert_eq!(
+            entry.media[0].status,
+            crate::domain::conversation::MediaStatus::Copying
+        );
+        assert_eq!(jobs[0].position, thread[0].position());
+    }
+
+    fn after_hours_practice() -> crate::domain::practice::Practice {
+        let mut practice = sample_practice("demo");
+        practice.auto_reply.enabled = true;
+        practice.auto_reply.text =
+            "{practice_name} is closed; we will answer in the morning.".into();
+        // Closed every day: every text is after hours.
+        practice.auto_reply.office_hours = serde_json::from_value(serde_json::json!({
+            "mon": null, "tue": null, "wed": null, "thu": null, "fri": null, "sat": null, "sun": null
+        })).unwrap();
+        practice
+    }
+
+    #[tokio::test]
+    async fn an_after_hours_text_gets_the_reply_once_and_never_for_keywords_or_stop_requests() {
+        let store = MemoryStore::default();
+        store.add_practice(after_hours_practice(), "key").await;
+        let m = messages(&store);
+        send(
+            &m,
+            &[inbound_with(
+                "in-1",
+                "+14155550142",
+                "Is my crown ready?",
+                &[],
+            )],
+        )
+        .await;
+        let texts = queued_texts(&store, &m).await;
+        assert_eq!(texts.len(), 1);
+        assert_eq!(texts[0].origin, Some(OutboundKind::AutoReply));
+        assert!(texts[0].text.starts_with(&sample_practice("demo").name));
+        send(&m, &[inbound_with("in-2", "+14155550142", "Hello?", &[])]).await;
+        assert_eq!(queued_texts(&store, &m).await.len(), 1, "once in 12 hours");
+        // Another number: a keyword gets only its own answer, a request to
+        // stop gets nothing.
+        send(&m, &[inbound_with("in-3", "+14155550143", "HELP", &[])]).await;
+        send(
+            &m,
+            &[inbound_with(
+                "in-4",
+                "+14155550144",
+                "please stop texting me",
+                &[],
+            )],
+        )
+        .await;
+        let texts = queued_texts(&store, &m).await;
+        assert_eq!(texts.len(), 2);
+        assert_eq!(texts[1].origin, Some(OutboundKind::KeywordReply));
+        // The auto reply does not answer the patient: still awaiting a reply.
+        let c = store
+            .get_conversation("demo", &PhoneNumber::parse("+14155550142").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation;
+        assert!(c.awaiting_reply());
     }
 }

@@ -142,6 +142,50 @@ pub async fn record_outbound<S: ConversationStore>(
     Ok(recorded.map_or(Recorded::Duplicate, |(r, _)| r))
 }
 
+/// Claims the after-hours reply for the conversation with `phone`: true
+/// (and recorded on the conversation, so no concurrent text claims it
+/// too) when the practice's rule says the text just recorded gets it.
+pub async fn claim_auto_reply<S: ConversationStore>(
+    store: &S,
+    practice: &Practice,
+    phone: &PhoneNumber,
+    keyword: Option<crate::domain::keywords::Keyword>,
+    opted_out: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let rule = &practice.auto_reply;
+    for _ in 0..RACE_RETRIES {
+        let Some(stored) = store.get_conversation(&practice.practice_id, phone).await? else {
+            return Ok(false);
+        };
+        let mut conversation = stored.conversation;
+        if !conversation.should_auto_reply(now, rule, practice.timezone.tz(), keyword, opted_out) {
+            return Ok(false);
+        }
+        conversation.record_outbound(
+            now,
+            &rule.text,
+            crate::domain::conversation::OutboundKind::AutoReply,
+        );
+        match store
+            .save_conversation(
+                &practice.practice_id,
+                &conversation,
+                false,
+                &stored.patients,
+                None,
+            )
+            .await?
+        {
+            SaveConversation::Saved => return Ok(true),
+            SaveConversation::Conflict | SaveConversation::DuplicateEntry => continue,
+        }
+    }
+    Err(AppError::unavailable(
+        "the conversation kept changing; try again",
+    ))
+}
+
 /// `GET /v1/conversations` query parameters, as given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboxQuery {
@@ -459,4 +503,68 @@ pub async fn reply_target<S: ConversationStore>(
     id: &str,
 ) -> Result<StoredConversation, AppError> {
     find(store, practice, id).await
+}
+
+/// Body of `POST /v1/conversations/{id}/messages`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyRequest {
+    /// The text, with optional merge fields, or...
+    #[serde(default)]
+    pub text: Option<String>,
+    /// ...a saved Quick Message.
+    #[serde(default)]
+    pub template_id: Option<String>,
+    /// `sms_main` (default) or `sms_alt`.
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+/// `POST /v1/conversations/{id}/messages`: a direct message to the
+/// conversation's number, sent now through the normal send path (stored,
+/// queued, tracked, idempotent). Not held by quiet hours (the patient wrote
+/// first) and not counted against the bulk cap; refused for an opted-out
+/// number. Merge fields come from the one patient with the number; with
+/// none or several, a text that uses them is refused (`missing_merge_data`).
+// The arguments are send_direct's plus the conversation store.
+#[allow(clippy::too_many_arguments)]
+pub async fn reply<P, M, Q, X, C>(
+    messages: &crate::app::messages::Messages<P, M, Q, X>,
+    conversations: &C,
+    practice: &Practice,
+    id: &str,
+    request: ReplyRequest,
+    request_value: &serde_json::Value,
+    idempotency_key: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<crate::app::sending::Answer, AppError>
+where
+    P: crate::ports::PracticeStore + OptOutStore + crate::ports::TemplateStore,
+    M: crate::ports::MessageStore,
+    Q: crate::ports::SendQueue,
+    X: crate::ports::SendScheduler,
+    C: ConversationStore,
+{
+    let stored = find(conversations, practice, id).await?;
+    let only_patient = match stored.patients.as_slice() {
+        [one] => Some(one.patient_id.clone()),
+        _ => None,
+    };
+    let send = crate::app::messages::SendMessageRequest {
+        to: only_patient
+            .is_none()
+            .then(|| stored.conversation.phone.to_string()),
+        patient_id: only_patient,
+        text: request.text,
+        template_id: request.template_id,
+        channel: request.channel,
+        origin: Some(crate::domain::conversation::OutboundKind::Reply),
+        ..Default::default()
+    };
+    // The conversation is part of what the idempotency key remembers: the
+    // same key on another conversation is another request.
+    let value = serde_json::json!({"conversation": stored.conversation.id, "reply": request_value});
+    messages
+        .send_direct(practice, send, &value, idempotency_key, now)
+        .await
 }

@@ -1,6 +1,7 @@
 //! `POST /v1/messages`, `GET/PATCH/DELETE /v1/messages/{id}`, and the bulk
 //! messages: `POST /v1/bulk-messages`, `GET/DELETE /v1/bulk-messages/{id}`,
-//! `GET /v1/bulk-messages/{id}/recipients`.
+//! `GET /v1/bulk-messages/{id}/recipients`; and a reply in a conversation,
+//! `POST /v1/conversations/{id}/messages` (a send like the others).
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -12,6 +13,7 @@ use messaging_adapters::scheduler::EventBridgeScheduler;
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::app::auth::Authenticator;
 use messaging_core::app::bulk::{BulkMessages, BulkRequest};
+use messaging_core::app::conversations::{self, ReplyRequest};
 use messaging_core::app::messages::{Messages, RescheduleRequest, SendMessageRequest};
 use messaging_core::domain::clock::{Clock, SystemClock};
 use messaging_core::domain::error::AppError;
@@ -128,6 +130,23 @@ impl MessagesApi {
                     )
                     .await?;
                 Ok(http::page(&items, next))
+            }
+            "POST /v1/conversations/{id}/messages" => {
+                let bytes = http::body_bytes(req)?;
+                let (body, value) = messaging_core::json::parse_json::<ReplyRequest>(bytes)?;
+                let key = http::header(req.headers(), "idempotency-key");
+                let answer = conversations::reply(
+                    &self.messages,
+                    &self.messages.store,
+                    &practice,
+                    &id(),
+                    body,
+                    &value,
+                    key,
+                    self.clock.now(),
+                )
+                .await?;
+                Ok(http::raw_json(answer.status, answer.body))
             }
             "DELETE /v1/bulk-messages/{id}" => Ok(http::json(
                 StatusCode::OK,

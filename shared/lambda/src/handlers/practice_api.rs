@@ -61,8 +61,13 @@ impl PracticeApi {
 
     async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
         let practice = self.auth.practice(super::authorization(req)).await?;
+        let now = chrono::Utc::now();
+        if let Some(result) = super::templates::route(&self.store, &practice, route, req, now).await
+        {
+            return result;
+        }
         if let Some(result) =
-            super::templates::route(&self.store, &practice, route, req, chrono::Utc::now()).await
+            super::conversations::route(&self.store, &practice, route, req, now).await
         {
             return result;
         }

@@ -16,6 +16,7 @@ use messaging_core::domain::secret::Secret;
 /// The carrier webhook function.
 pub struct Webhook {
     messages: Messages<DynamoStore, DynamoStore, SqsSendQueue, SendNowOnly>,
+    media: SqsSendQueue,
     username: Username,
     password: Secret,
 }
@@ -30,14 +31,13 @@ impl Webhook {
     pub async fn new(config: WebhookConfig) -> Self {
         let aws = messaging_adapters::aws_config().await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
+        let sqs = aws_sdk_sqs::Client::new(&aws);
         Self {
+            media: SqsSendQueue::new(sqs.clone(), config.media_queue_url.as_str()),
             messages: Messages {
                 practices: store.clone(),
                 store,
-                queue: SqsSendQueue::new(
-                    aws_sdk_sqs::Client::new(&aws),
-                    config.send_queue_url.as_str(),
-                ),
+                queue: SqsSendQueue::new(sqs, config.send_queue_url.as_str()),
                 scheduler: SendNowOnly,
                 queue_delay_max: chrono::Duration::zero(),
             },
@@ -68,7 +68,8 @@ impl Webhook {
                 format!("expected an array of Bandwidth events: {e}"),
             )
         })?;
-        let applied = callbacks::apply(&self.messages, &events, chrono::Utc::now()).await?;
+        let applied =
+            callbacks::apply(&self.messages, &self.media, &events, chrono::Utc::now()).await?;
         Ok(http::json(
             StatusCode::OK,
             &serde_json::json!({"recorded": applied.recorded, "ignored": applied.ignored}),
