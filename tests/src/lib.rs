@@ -211,6 +211,34 @@ impl Endpoints {
         r.json().await.expect("simulator json")
     }
 
+    /// Plays a patient texting `text` from `from` to the practice number
+    /// `to` (the simulator delivers the `message-received` callback to the
+    /// webhook before it answers); `media` as `/_sim/inbound` takes it.
+    /// Answers the simulator's reply.
+    pub async fn patient_texts(&self, from: &str, to: &str, text: &str, media: Value) -> Value {
+        let mut body = serde_json::json!({"from": from, "to": to, "text": text});
+        if !media.is_null() {
+            body["media"] = media;
+        }
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sim/inbound", self.carrier_url))
+            .json(&body)
+            .send()
+            .await
+            .expect("simulator");
+        assert_eq!(
+            r.status().as_u16(),
+            202,
+            "simulator refused the inbound text"
+        );
+        let answer: Value = r.json().await.expect("simulator json");
+        assert_eq!(
+            answer["callback_status"], 200,
+            "webhook answered {answer:?}"
+        );
+        answer
+    }
+
     /// Arms a carrier fault for one destination number.
     pub async fn carrier_fault(&self, to: &str, mode: &str, times: u32) {
         let r = reqwest::Client::new()
@@ -319,6 +347,12 @@ impl Api {
     /// PUT a JSON value.
     pub async fn put(&self, path: &str, body: &Value) -> Reply {
         self.call("PUT", path, Some(body.to_string().into_bytes()), &[])
+            .await
+    }
+
+    /// PATCH a JSON value.
+    pub async fn patch(&self, path: &str, body: &Value) -> Reply {
+        self.call("PATCH", path, Some(body.to_string().into_bytes()), &[])
             .await
     }
 

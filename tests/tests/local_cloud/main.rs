@@ -9,6 +9,7 @@ mod adapters;
 mod bulk_messages;
 mod conformance;
 mod contract;
+mod conversations;
 mod direct_messages;
 mod patients;
 mod scheduling;

@@ -81,6 +81,17 @@ impl<S: PracticeStore> Authenticator<S> {
             .insert(hash, (practice.clone(), Instant::now()));
         Ok(practice)
     }
+
+    /// Replaces this instance's cached copy of `practice` after the practice
+    /// changed it, so its next request here sees the change at once (other
+    /// warm instances see it within [`CACHE_TTL`]).
+    pub async fn updated(&self, practice: &Practice) {
+        for (cached, _) in self.cache.lock().await.values_mut() {
+            if cached.practice_id == practice.practice_id {
+                *cached = practice.clone();
+            }
+        }
+    }
 }
 
 /// Checks HTTP Basic credentials (the carrier webhook), in constant time.
@@ -112,6 +123,32 @@ pub fn check_basic_auth(
 mod tests {
     use super::*;
     use crate::testing::{sample_practice, MemoryStore};
+
+    #[tokio::test]
+    async fn a_practice_changed_here_is_seen_at_once_despite_the_cache() {
+        let store = MemoryStore::default();
+        let key = generate_key();
+        store.add_practice(sample_practice("demo"), &key).await;
+        let auth = Authenticator::new(store.clone());
+        let bearer = format!("Bearer {key}");
+        let mut practice = auth.practice(Some(&bearer)).await.unwrap();
+        practice.help_text = Some("Call us.".into());
+        store.put_practice(&practice).await.unwrap();
+        assert_eq!(
+            auth.practice(Some(&bearer)).await.unwrap().help_text,
+            None,
+            "cached"
+        );
+        auth.updated(&practice).await;
+        assert_eq!(
+            auth.practice(Some(&bearer))
+                .await
+                .unwrap()
+                .help_text
+                .as_deref(),
+            Some("Call us.")
+        );
+    }
 
     #[tokio::test]
     async fn known_key_resolves_to_its_practice() {

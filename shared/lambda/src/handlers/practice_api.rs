@@ -82,6 +82,7 @@ impl PracticeApi {
                     )
                 })?;
                 let updated = settings::update(&self.store, &practice, &value).await?;
+                self.auth.updated(&updated).await;
                 Ok(http::json(StatusCode::OK, &updated))
             }
             "PUT /v1/patients/{id}" => {
