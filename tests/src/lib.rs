@@ -239,6 +239,22 @@ impl Endpoints {
         answer
     }
 
+    /// What the carrier received for `to` apart from the confirmation of
+    /// an opt-out from `practice_name` (the one text an opted-out number
+    /// still gets).
+    pub async fn texts_besides_opt_out_confirmation(
+        &self,
+        to: &str,
+        practice_name: &str,
+    ) -> Vec<Value> {
+        let confirmation = messaging_core::app::callbacks::opt_out_confirmation(practice_name);
+        self.carrier_messages(to)
+            .await
+            .into_iter()
+            .filter(|m| m["text"] != confirmation.as_str())
+            .collect()
+    }
+
     /// Arms a carrier fault for one destination number.
     pub async fn carrier_fault(&self, to: &str, mode: &str, times: u32) {
         let r = reqwest::Client::new()

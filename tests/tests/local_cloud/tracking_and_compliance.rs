@@ -260,7 +260,11 @@ async fn queued_send_stops_when_the_number_texts_stop() {
     .await
     .expect("skipped by the dispatcher");
     assert!(skipped.skip_reason.unwrap().contains("STOP"));
-    assert!(local.carrier_messages(to.as_str()).await.is_empty());
+    // Only the confirmation of the opt-out reached it.
+    assert!(local
+        .texts_besides_opt_out_confirmation(to.as_str(), &t.practice.name)
+        .await
+        .is_empty());
 }
 
 #[tokio::test]
