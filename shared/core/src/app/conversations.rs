@@ -186,6 +186,37 @@ pub async fn claim_auto_reply<S: ConversationStore>(
     ))
 }
 
+/// After a patient was saved: the conversations with the patient's old and
+/// new numbers list the patients who have those numbers now, so a changed
+/// number moves the patient to the new number's thread from then on. A
+/// number with no conversation yet is left alone (its first text lists
+/// them).
+pub async fn refresh_patients<S: ConversationStore>(
+    store: &S,
+    practice_id: &str,
+    phones: &[&PhoneNumber],
+) -> Result<(), AppError> {
+    for phone in phones {
+        for _ in 0..RACE_RETRIES {
+            let Some(stored) = store.get_conversation(practice_id, phone).await? else {
+                break;
+            };
+            let patients = store.patients_with_phone(practice_id, phone).await?;
+            if patients == stored.patients {
+                break;
+            }
+            match store
+                .save_conversation(practice_id, &stored.conversation, false, &patients, None)
+                .await?
+            {
+                SaveConversation::Saved => break,
+                SaveConversation::Conflict | SaveConversation::DuplicateEntry => continue,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `GET /v1/conversations` query parameters, as given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboxQuery {
@@ -567,4 +598,388 @@ where
     messages
         .send_direct(practice, send, &value, idempotency_key, now)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::app::messages::{Messages, SendNowOnly};
+    use crate::domain::patient::Patient;
+    use crate::ports::PracticeStore;
+    use crate::testing::{sample_practice, MemoryQueue, MemoryStore};
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 15, minute, 0).unwrap()
+    }
+
+    fn phone(n: &str) -> PhoneNumber {
+        PhoneNumber::parse(n).unwrap()
+    }
+
+    fn text(id: &str, from: &str, body: &str, minute: u32) -> InboundEntry {
+        InboundEntry::new(
+            id,
+            phone(from),
+            phone("+14155550100"),
+            body,
+            at(minute),
+            Vec::new(),
+        )
+    }
+
+    async fn patient(store: &MemoryStore, id: &str, number: &str) {
+        let p = Patient {
+            patient_id: id.into(),
+            first_name: format!("Pat-{id}"),
+            last_name: None,
+            phone: phone(number),
+            birth_date: None,
+            sms_opted_out: false,
+            sms_undeliverable: None,
+        };
+        store.put_patient("p1", &p).await.unwrap();
+    }
+
+    fn messages(
+        store: &MemoryStore,
+    ) -> Messages<MemoryStore, MemoryStore, MemoryQueue, SendNowOnly> {
+        Messages {
+            practices: store.clone(),
+            store: store.clone(),
+            queue: MemoryQueue::default(),
+            scheduler: SendNowOnly,
+            queue_delay_max: chrono::Duration::zero(),
+        }
+    }
+
+    #[tokio::test]
+    async fn texts_land_in_time_order_and_a_redelivery_counts_once() {
+        let store = MemoryStore::default();
+        // The later text arrives first.
+        let later = text("b", "+14155550142", "Never mind, 4 is fine", 5);
+        let earlier = text("a", "+14155550142", "Can I come at 3?", 1);
+        assert!(matches!(
+            record_inbound(&store, "p1", &later).await.unwrap(),
+            Recorded::New(_)
+        ));
+        assert!(matches!(
+            record_inbound(&store, "p1", &earlier).await.unwrap(),
+            Recorded::New(_)
+        ));
+        assert_eq!(
+            record_inbound(&store, "p1", &later).await.unwrap(),
+            Recorded::Duplicate
+        );
+        let c = store
+            .get_conversation("p1", &phone("+14155550142"))
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation;
+        assert_eq!(c.unread_count, 2);
+        assert_eq!(c.last_message.unwrap().text, "Never mind, 4 is fine");
+        let practice = sample_practice("p1");
+        let (entries, _) = thread(&store, &practice, c.id.as_str(), 10, None)
+            .await
+            .unwrap();
+        let texts: Vec<_> = entries.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["Never mind, 4 is fine", "Can I come at 3?"]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_texts_and_reads_keep_the_unread_count_exact() {
+        let store = MemoryStore::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20u32 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let entry = text(&format!("m{i}"), "+14155550142", "hello", i % 50);
+                record_inbound(&store, "p1", &entry).await.unwrap();
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let c = store
+            .get_conversation("p1", &phone("+14155550142"))
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation;
+        assert_eq!(c.unread_count, 20);
+    }
+
+    #[tokio::test]
+    async fn list_filters_are_checked_by_field() {
+        let store = MemoryStore::default();
+        let practice = sample_practice("p1");
+        let bad = [
+            (
+                InboxQuery {
+                    unread: Some("false".into()),
+                    ..Default::default()
+                },
+                "unread",
+            ),
+            (
+                InboxQuery {
+                    status: Some("archived".into()),
+                    ..Default::default()
+                },
+                "status",
+            ),
+            (
+                InboxQuery {
+                    assignee: Some(" ".into()),
+                    ..Default::default()
+                },
+                "assignee",
+            ),
+            (
+                InboxQuery {
+                    phone: Some("12".into()),
+                    ..Default::default()
+                },
+                "phone",
+            ),
+        ];
+        for (query, field) in bad {
+            let e = list(&store, &practice, &query, 50, None).await.unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field));
+        }
+        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1))
+            .await
+            .unwrap();
+        let found = list(
+            &store,
+            &practice,
+            &InboxQuery {
+                phone: Some("(415) 555-0142".into()),
+                ..Default::default()
+            },
+            50,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(found.0.len(), 1);
+        let closed_only = InboxQuery {
+            phone: Some("4155550142".into()),
+            status: Some("closed".into()),
+            ..Default::default()
+        };
+        assert!(list(&store, &practice, &closed_only, 50, None)
+            .await
+            .unwrap()
+            .0
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn patch_checks_everything_before_storing_and_staff_can_only_opt_out() {
+        let store = MemoryStore::default();
+        let practice = sample_practice("p1");
+        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1))
+            .await
+            .unwrap();
+        let id = "c14155550142";
+        let bad = ConversationPatch {
+            read: Some(true),
+            status: Some("archived".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            patch(&store, &practice, id, &bad, at(2))
+                .await
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("status")
+        );
+        let opt_in = ConversationPatch {
+            sms_opted_out: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            patch(&store, &practice, id, &opt_in, at(2))
+                .await
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("sms_opted_out")
+        );
+        let c = get(&store, &practice, id).await.unwrap();
+        assert_eq!(c.unread_count, 1, "nothing stored by refused changes");
+        let ok = ConversationPatch {
+            read: Some(true),
+            assignee: Some(Some("maria".into())),
+            sms_opted_out: Some(true),
+            ..Default::default()
+        };
+        let c = patch(&store, &practice, id, &ok, at(2)).await.unwrap();
+        assert_eq!(
+            (c.unread_count, c.assignee.as_deref(), c.sms_opted_out),
+            (0, Some("maria"), true)
+        );
+        let unassign: ConversationPatch =
+            serde_json::from_value(json!({"assignee": null})).unwrap();
+        assert_eq!(
+            patch(&store, &practice, id, &unassign, at(3))
+                .await
+                .unwrap()
+                .assignee,
+            None
+        );
+        let audit = store.opt_audit().await;
+        assert_eq!(audit[0].source, "staff");
+        let missing = patch(&store, &practice, "c14155550199", &ok, at(2))
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code, "conversation_not_found");
+    }
+
+    #[tokio::test]
+    async fn a_reply_uses_the_one_patients_merge_data_and_is_idempotent_per_conversation() {
+        let store = MemoryStore::default();
+        let practice = sample_practice("p1");
+        store.put_practice(&practice).await.unwrap();
+        patient(&store, "ana", "+14155550142").await;
+        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1))
+            .await
+            .unwrap();
+        let m = messages(&store);
+        // Idempotency records expire by the wall clock, as in DynamoDB.
+        let now = Utc::now();
+        let request = ReplyRequest {
+            text: Some("Hi {first_name}!".into()),
+            ..Default::default()
+        };
+        let value = json!({"text": "Hi {first_name}!"});
+        let first = reply(
+            &m,
+            &store,
+            &practice,
+            "c14155550142",
+            request.clone(),
+            &value,
+            Some("k1"),
+            now,
+        )
+        .await
+        .unwrap();
+        let again = reply(
+            &m,
+            &store,
+            &practice,
+            "c14155550142",
+            request.clone(),
+            &value,
+            Some("k1"),
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!((first.status, &first.body), (again.status, &again.body));
+        assert_eq!(m.queue.jobs.lock().await.len(), 1, "sent once");
+        let job = m.queue.jobs.lock().await[0].clone();
+        let sent = store.recipient(&job).await.unwrap();
+        assert_eq!(
+            (sent.text.as_str(), sent.origin),
+            (
+                "Hi Pat-ana!",
+                Some(crate::domain::conversation::OutboundKind::Reply)
+            )
+        );
+        // A family sharing the number: no single name to merge.
+        patient(&store, "ben", "+14155550142").await;
+        refresh_patients(&store, "p1", &[&phone("+14155550142")])
+            .await
+            .unwrap();
+        let e = reply(
+            &m,
+            &store,
+            &practice,
+            "c14155550142",
+            request,
+            &value,
+            None,
+            now,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code, "missing_merge_data");
+        let plain = ReplyRequest {
+            text: Some("See you at 3.".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            reply(
+                &m,
+                &store,
+                &practice,
+                "c14155550142",
+                plain,
+                &json!({}),
+                None,
+                now
+            )
+            .await
+            .unwrap()
+            .status,
+            202
+        );
+        let unknown = reply(
+            &m,
+            &store,
+            &practice,
+            "c14155550199",
+            ReplyRequest::default(),
+            &json!({}),
+            None,
+            now,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(unknown.code, "conversation_not_found");
+    }
+
+    #[tokio::test]
+    async fn a_patients_new_number_moves_them_to_that_numbers_thread() {
+        let store = MemoryStore::default();
+        let practice = sample_practice("p1");
+        patient(&store, "ana", "+14155550142").await;
+        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1))
+            .await
+            .unwrap();
+        record_inbound(&store, "p1", &text("b", "+14155550143", "hi", 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            get(&store, &practice, "c14155550142")
+                .await
+                .unwrap()
+                .patients
+                .len(),
+            1
+        );
+        patient(&store, "ana", "+14155550143").await;
+        refresh_patients(
+            &store,
+            "p1",
+            &[&phone("+14155550143"), &phone("+14155550142")],
+        )
+        .await
+        .unwrap();
+        assert!(get(&store, &practice, "c14155550142")
+            .await
+            .unwrap()
+            .patients
+            .is_empty());
+        let moved = get(&store, &practice, "c14155550143")
+            .await
+            .unwrap()
+            .patients;
+        assert_eq!(moved[0].patient_id, "ana");
+    }
 }

@@ -99,6 +99,14 @@ impl PracticeApi {
                 self.store
                     .put_patient(&practice.practice_id, &patient)
                     .await?;
+                let mut phones = vec![&patient.phone];
+                phones.extend(previous.as_ref().map(|p| &p.phone));
+                messaging_core::app::conversations::refresh_patients(
+                    &self.store,
+                    &practice.practice_id,
+                    &phones,
+                )
+                .await?;
                 let patient = self.with_opt_out(&practice.practice_id, patient).await?;
                 Ok(http::json(StatusCode::OK, &patient))
             }
