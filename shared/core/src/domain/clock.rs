@@ -25,6 +25,14 @@ pub fn to_api_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Serializes a time as the API shows times ([`to_api_time`]).
+pub fn serialize_api_time<S: serde::Serializer>(
+    t: &DateTime<Utc>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&to_api_time(t))
+}
+
 /// A wait as a queue delivery delay: whole seconds rounded up (a message
 /// is never delivered before its instant), at most
 /// [`SQS_MAX_DELAY_SECONDS`] (longer waits are held again on arrival).

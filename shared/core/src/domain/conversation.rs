@@ -136,6 +136,7 @@ pub struct LastMessage {
     /// The text as sent (may be empty for a picture-only message).
     pub text: String,
     /// When it was sent or received.
+    #[serde(serialize_with = "super::clock::serialize_api_time")]
     pub at: DateTime<Utc>,
 }
 
@@ -324,6 +325,7 @@ pub struct ThreadEntry {
     #[allow(missing_docs)]
     pub text: String,
     #[allow(missing_docs)]
+    #[serde(serialize_with = "super::clock::serialize_api_time")]
     pub at: DateTime<Utc>,
     #[allow(missing_docs)]
     pub media: Vec<MediaView>,
@@ -395,6 +397,7 @@ pub struct ConversationView<P> {
     /// Whether the number has opted out of texts.
     pub sms_opted_out: bool,
     #[allow(missing_docs)]
+    #[serde(serialize_with = "super::clock::serialize_api_time")]
     pub last_activity_at: DateTime<Utc>,
     #[allow(missing_docs)]
     pub last_message: Option<LastMessage>,
@@ -1390,8 +1393,8 @@ mod tests {
                 "awaiting_reply": true,
                 "assignee": null,
                 "sms_opted_out": false,
-                "last_activity_at": "2026-12-01T15:00:00Z",
-                "last_message": {"direction": "inbound", "text": "Can I come at 3?", "at": "2026-12-01T15:00:00Z"},
+                "last_activity_at": "2026-12-01T15:00:00.000Z",
+                "last_message": {"direction": "inbound", "text": "Can I come at 3?", "at": "2026-12-01T15:00:00.000Z"},
             })
         );
     }
@@ -1434,7 +1437,7 @@ mod tests {
                 "id": "bw-123",
                 "direction": "inbound",
                 "text": "STOP",
-                "at": "2026-12-01T15:00:00Z",
+                "at": "2026-12-01T15:00:00.000Z",
                 "media": [{"content_type": "image/jpeg", "status": "ready", "storage_key": "media/p1/bw-123/0"}],
                 "keyword": "opt_out",
                 "opt_out_intent": false,
