@@ -229,13 +229,16 @@ def run(cmd: list[str], env: dict[str, str] | None = None, capture: bool = False
     return result.stdout or ""
 
 
-def build() -> None:
+def build(binaries: list[str] | None = None) -> None:
+    """One cargo invocation for every binary asked (default: the functions
+    and the tools), so dependencies are built once."""
+    binaries = binaries or FUNCTION_BINARIES + TOOL_BINARIES
     started = time.monotonic()
     cmd = ["cargo", "build", "--profile", PROFILE, "--locked"]
-    for b in FUNCTION_BINARIES + TOOL_BINARIES:
+    for b in binaries:
         cmd += ["-p", b]
     run(cmd)
-    log(f"built {len(FUNCTION_BINARIES + TOOL_BINARIES)} binaries in {time.monotonic() - started:.0f} s")
+    log(f"built {len(binaries)} binaries in {time.monotonic() - started:.0f} s")
 
 
 def stage_template() -> Path:
@@ -522,7 +525,7 @@ def main() -> int:
         if args.command == "deploy":
             started = time.monotonic()
             wait_until("emulator (start `make dev` first)", lambda: http_ok(f"{AWS_URL}/_ministack/health"), 5)
-            build()
+            build(FUNCTION_BINARIES)  # the tools keep running as they are
             staged = stage_template()
             if not deploy_code_only(staged):
                 deploy(staged)
