@@ -303,15 +303,9 @@ where
                 reply(confirmation, format!("confirm-{}", event.message.id)).await?;
             }
         }
-        Some(Keyword::Help) => {
-            let help = practice
-                .help_text
-                .clone()
-                .unwrap_or_else(|| DEFAULT_HELP_TEXT.to_string());
-            // Keyed by the inbound message, so a redelivered callback replies once.
-            reply(help, format!("help-{}", event.message.id)).await?;
-        }
-        None => {}
+        // HELP is answered after the text is recorded (below): at most once
+        // a day per number, which the conversation remembers.
+        Some(Keyword::Help) | None => {}
     }
 
     // Then the text itself, in its conversation; a redelivery adds nothing.
@@ -343,6 +337,23 @@ where
         return Ok(false);
     };
     tracing::info!(practice_id, conversation = %conversation.id, keyword = ?entry.keyword, media = entry.media.len(), "inbound text recorded");
+
+    if entry.keyword == Some(Keyword::Help) {
+        if conversations::claim_help_reply(store, &practice_id, &patient, now).await? {
+            let help = practice
+                .help_text
+                .clone()
+                .unwrap_or_else(|| DEFAULT_HELP_TEXT.to_string());
+            // Keyed by the inbound message, so a redelivered callback replies once.
+            reply(help, format!("help-{}", event.message.id)).await?;
+        } else {
+            tracing::info!(
+                practice_id,
+                "HELP already answered for this number in the last 24 hours"
+            );
+        }
+        return Ok(true);
+    }
 
     // The after-hours reply: claimed on the conversation before it is sent,
     // so of two texts arriving together only one gets it.
@@ -921,6 +932,45 @@ mod tests {
             crate::domain::conversation::MediaStatus::Copying
         );
         assert_eq!(jobs[0].position, thread[0].position());
+    }
+
+    #[tokio::test]
+    async fn help_is_answered_at_most_once_a_day_per_number() {
+        let store = MemoryStore::default();
+        store.add_practice(sample_practice("demo"), "key").await;
+        let m = messages(&store);
+        let now = Utc::now();
+        let help = |id: &str, from: &str| inbound_with(id, from, "HELP", &[]);
+        let media = MemoryQueue::default();
+        apply(&m, &media, &[help("h1", "+14155550142")], now)
+            .await
+            .unwrap();
+        apply(
+            &m,
+            &media,
+            &[help("h2", "+14155550142")],
+            now + chrono::Duration::hours(23),
+        )
+        .await
+        .unwrap();
+        assert_eq!(queued_texts(&store, &m).await.len(), 1, "once in 24 hours");
+        // Another number is answered; the first again a day later.
+        apply(&m, &media, &[help("h3", "+14155550143")], now)
+            .await
+            .unwrap();
+        apply(
+            &m,
+            &media,
+            &[help("h4", "+14155550142")],
+            now + chrono::Duration::hours(25),
+        )
+        .await
+        .unwrap();
+        let texts = queued_texts(&store, &m).await;
+        assert_eq!(texts.len(), 3);
+        assert!(texts
+            .iter()
+            .all(|t| t.origin == Some(OutboundKind::KeywordReply)));
     }
 
     fn after_hours_practice() -> crate::domain::practice::Practice {

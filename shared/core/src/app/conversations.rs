@@ -142,39 +142,33 @@ pub async fn record_outbound<S: ConversationStore>(
     Ok(recorded.map_or(Recorded::Duplicate, |(r, _)| r))
 }
 
-/// Claims the after-hours reply for the conversation with `phone`: true
-/// (and recorded on the conversation, so no concurrent text claims it
-/// too) when the practice's rule says the text just recorded gets it.
-pub async fn claim_auto_reply<S: ConversationStore>(
+/// Claims an automatic answer on the conversation with `phone`: when
+/// `due` holds for it, `mark` records the answer on the conversation, and
+/// only if that write wins (version-checked) is the answer the caller's to
+/// send. So of two texts arriving together, one gets it.
+async fn claim<S, D, F>(
     store: &S,
-    practice: &Practice,
+    practice_id: &str,
     phone: &PhoneNumber,
-    keyword: Option<crate::domain::keywords::Keyword>,
-    opted_out: bool,
-    now: DateTime<Utc>,
-) -> Result<bool, AppError> {
-    let rule = &practice.auto_reply;
+    due: D,
+    mark: F,
+) -> Result<bool, AppError>
+where
+    S: ConversationStore,
+    D: Fn(&Conversation) -> bool,
+    F: Fn(&mut Conversation),
+{
     for _ in 0..RACE_RETRIES {
-        let Some(stored) = store.get_conversation(&practice.practice_id, phone).await? else {
+        let Some(stored) = store.get_conversation(practice_id, phone).await? else {
             return Ok(false);
         };
         let mut conversation = stored.conversation;
-        if !conversation.should_auto_reply(now, rule, practice.timezone.tz(), keyword, opted_out) {
+        if !due(&conversation) {
             return Ok(false);
         }
-        conversation.record_outbound(
-            now,
-            &rule.text,
-            crate::domain::conversation::OutboundKind::AutoReply,
-        );
+        mark(&mut conversation);
         match store
-            .save_conversation(
-                &practice.practice_id,
-                &conversation,
-                false,
-                &stored.patients,
-                None,
-            )
+            .save_conversation(practice_id, &conversation, false, &stored.patients, None)
             .await?
         {
             SaveConversation::Saved => return Ok(true),
@@ -184,6 +178,51 @@ pub async fn claim_auto_reply<S: ConversationStore>(
     Err(AppError::unavailable(
         "the conversation kept changing; try again",
     ))
+}
+
+/// Claims the after-hours reply for the conversation with `phone`: true
+/// when the practice's rule says the text just recorded gets it.
+pub async fn claim_auto_reply<S: ConversationStore>(
+    store: &S,
+    practice: &Practice,
+    phone: &PhoneNumber,
+    keyword: Option<crate::domain::keywords::Keyword>,
+    opted_out: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let rule = &practice.auto_reply;
+    let tz = practice.timezone.tz();
+    claim(
+        store,
+        &practice.practice_id,
+        phone,
+        |c| c.should_auto_reply(now, rule, tz, keyword, opted_out),
+        |c| {
+            c.record_outbound(
+                now,
+                &rule.text,
+                crate::domain::conversation::OutboundKind::AutoReply,
+            )
+        },
+    )
+    .await
+}
+
+/// Claims the answer to a HELP from `phone`: at most one a day per number.
+pub async fn claim_help_reply<S: ConversationStore>(
+    store: &S,
+    practice_id: &str,
+    phone: &PhoneNumber,
+    now: DateTime<Utc>,
+) -> Result<bool, AppError> {
+    claim(
+        store,
+        practice_id,
+        phone,
+        |c| c.should_answer_help(now),
+        |c| c.last_help_reply_at = Some(now),
+    )
+    .await
 }
 
 /// After a patient was saved: the conversations with the patient's old and

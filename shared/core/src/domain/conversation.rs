@@ -27,6 +27,9 @@ use super::phone::PhoneNumber;
 /// hours, so a patient who texts five times in an evening gets it once.
 pub const AUTO_REPLY_MIN_GAP_HOURS: i64 = 12;
 
+/// HELP is answered at most once per number in this many hours.
+pub const HELP_REPLY_MIN_GAP_HOURS: i64 = 24;
+
 /// Longest assignee (a staff member's id or name) accepted.
 pub const MAX_ASSIGNEE_LEN: usize = 100;
 
@@ -371,6 +374,10 @@ pub struct Conversation {
     pub last_reply_at: Option<DateTime<Utc>>,
     /// When the after-hours reply last went out.
     pub last_auto_reply_at: Option<DateTime<Utc>>,
+    /// When the answer to HELP last went out (carriers expect it at most
+    /// once a day per number).
+    #[serde(default)]
+    pub last_help_reply_at: Option<DateTime<Utc>>,
     /// Optimistic concurrency: the store writes only over the version it
     /// read, and stores `version + 1`. The methods here never change it.
     pub version: u64,
@@ -423,6 +430,7 @@ impl Conversation {
             last_inbound_at: None,
             last_reply_at: None,
             last_auto_reply_at: None,
+            last_help_reply_at: None,
             version: 0,
         }
     }
@@ -469,6 +477,13 @@ impl Conversation {
             });
             self.last_activity_at = at;
         }
+    }
+
+    /// Whether a HELP texted at `now` gets the practice's answer: not when
+    /// one went out in the last [`HELP_REPLY_MIN_GAP_HOURS`].
+    pub fn should_answer_help(&self, now: DateTime<Utc>) -> bool {
+        self.last_help_reply_at
+            .is_none_or(|last| now - last >= Duration::hours(HELP_REPLY_MIN_GAP_HOURS))
     }
 
     /// Staff have read everything so far.
