@@ -31,7 +31,7 @@ const RACE_RETRIES: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
     /// Recorded; the conversation as it now stands.
-    New(Conversation),
+    New(Box<Conversation>),
     /// The thread already had it (a redelivered callback or send job).
     Duplicate,
 }
@@ -85,7 +85,7 @@ where
                 if !created {
                     conversation.version += 1;
                 }
-                return Ok(Some((Recorded::New(conversation), patients)));
+                return Ok(Some((Recorded::New(Box::new(conversation)), patients)));
             }
             SaveConversation::DuplicateEntry => return Ok(Some((Recorded::Duplicate, patients))),
             SaveConversation::Conflict => continue,
