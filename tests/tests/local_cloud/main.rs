@@ -10,6 +10,7 @@ mod bulk_messages;
 mod conformance;
 mod contract;
 mod direct_messages;
+mod media;
 mod patients;
 mod scheduling;
 mod templates;
