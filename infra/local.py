@@ -59,7 +59,7 @@ WEBHOOK = {"user": "bandwidth-callbacks", "password": "local-webhook-secret"}
 
 # See Cargo.toml: release without LTO, shared with the tests' build.
 PROFILE = "local"
-FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher"]
+FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher", "media-copier"]
 TOOL_BINARIES = ["carrier-sim", "practice-admin"]
 
 COLORS = {"aws": "\033[36m", "sim": "\033[35m", "local": "\033[32m", "test": "\033[33m"}
@@ -495,6 +495,8 @@ def up(procs: Processes) -> dict[str, str]:
         "table_name": outputs["TableName"],
         "send_queue_url": outputs["SendQueueUrl"],
         "dead_letter_queue_url": outputs["SendDeadLetterQueueUrl"],
+        "media_bucket": outputs["MediaBucketName"],
+        "media_queue_url": outputs["MediaQueueUrl"],
         "webhook": WEBHOOK,
     }
     LOCAL.mkdir(exist_ok=True)

@@ -51,6 +51,13 @@ pub struct Endpoints {
     pub dead_letter_queue_url: String,
     /// Webhook credentials.
     pub webhook: WebhookCredentials,
+    /// The stack's media bucket (absent from an endpoints file written
+    /// before the bucket existed).
+    #[serde(default)]
+    pub media_bucket: Option<String>,
+    /// The stack's media queue (likewise).
+    #[serde(default)]
+    pub media_queue_url: Option<String>,
 }
 
 impl Endpoints {

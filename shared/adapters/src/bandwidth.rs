@@ -1,5 +1,6 @@
 //! Bandwidth Messaging API v2 over HTTPS: `POST /users/{accountId}/messages`
-//! with HTTP Basic credentials.
+//! to send, `GET /users/{accountId}/media/{mediaId}` to download what
+//! patients attach to inbound texts, both with HTTP Basic credentials.
 
 use std::time::Duration;
 
@@ -7,10 +8,17 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use messaging_core::domain::secret::Secret;
-use messaging_core::ports::{Carrier, CarrierOutcome, OutboundText};
+use messaging_core::ports::{Carrier, CarrierMedia, CarrierOutcome, MediaFetchError, OutboundText};
 
 /// Production base URL of the Messaging API v2.
 pub const DEFAULT_API_URL: &str = "https://messaging.bandwidth.com/api/v2";
+
+/// Largest attachment downloaded (Bandwidth limits a whole MMS to 3.5 MB;
+/// anything larger is not a carrier file and is refused, not stored).
+pub const MAX_MEDIA_BYTES: usize = 5 * 1024 * 1024;
+
+/// How long one media download may take in all.
+pub const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What the adapter needs to reach a Bandwidth account. Its `Debug` shows
 /// the password as `[redacted]`.
@@ -36,6 +44,11 @@ pub struct Bandwidth {
     http: reqwest::Client,
     config: BandwidthConfig,
     messages_url: String,
+    /// Downloads: follows redirects only on the API's own origin.
+    media_http: reqwest::Client,
+    /// `{api_url}/users/{accountId}/media/`, parsed: every media link must
+    /// start with it.
+    media_base: reqwest::Url,
 }
 
 #[derive(Serialize)]
@@ -70,16 +83,114 @@ impl Bandwidth {
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(3))
             .build()?;
-        let messages_url = format!(
-            "{}/users/{}/messages",
-            config.api_url.trim_end_matches('/'),
-            config.account_id
-        );
+        let base = config.api_url.trim_end_matches('/');
+        let messages_url = format!("{base}/users/{}/messages", config.account_id);
+        // An unparsable API URL fails every send; downloads are refused
+        // likewise (`about:blank` matches no media link).
+        let media_base = reqwest::Url::parse(&format!("{base}/users/{}/media/", config.account_id))
+            .unwrap_or_else(|_| reqwest::Url::parse("about:blank").expect("a valid URL"));
+        let origin = media_base.origin();
+        let media_http = reqwest::Client::builder()
+            .timeout(MEDIA_TIMEOUT)
+            .connect_timeout(Duration::from_secs(3))
+            // The credentials go with the request: never follow the carrier
+            // to another host.
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() < 3 && attempt.url().origin() == origin {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
+            .build()?;
         Ok(Self {
             http,
             config,
             messages_url,
+            media_http,
+            media_base,
         })
+    }
+
+    /// `url` parsed, if it is a media link of our account on the carrier's
+    /// API host (same scheme, host and port as the configured API URL, path
+    /// under `/users/{accountId}/media/`).
+    fn media_url(&self, url: &str) -> Option<reqwest::Url> {
+        let parsed = reqwest::Url::parse(url).ok()?;
+        let on_api = parsed.origin() == self.media_base.origin()
+            && parsed.path().starts_with(self.media_base.path())
+            && parsed.path().len() > self.media_base.path().len()
+            && parsed.username().is_empty()
+            && parsed.password().is_none();
+        on_api.then_some(parsed)
+    }
+}
+
+#[async_trait]
+impl CarrierMedia for Bandwidth {
+    async fn download(&self, url: &str) -> Result<Vec<u8>, MediaFetchError> {
+        let Some(url) = self.media_url(url) else {
+            return Err(MediaFetchError::Permanent(format!(
+                "not a media link of this account on the carrier's API ({})",
+                self.media_base
+            )));
+        };
+        let mut response = self
+            .media_http
+            .get(url)
+            .basic_auth(&self.config.username, Some(self.config.password.expose()))
+            .send()
+            .await
+            .map_err(|e| {
+                MediaFetchError::Retryable(if e.is_timeout() {
+                    "carrier did not answer in time".into()
+                } else {
+                    format!("carrier unreachable: {e}")
+                })
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let why = format!("HTTP {}", status.as_u16());
+            return Err(
+                if status.is_server_error()
+                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    || status == reqwest::StatusCode::REQUEST_TIMEOUT
+                {
+                    MediaFetchError::Retryable(why)
+                } else {
+                    // 404 and 410 (expired or unknown), 401/403 (not ours),
+                    // a redirect elsewhere: the same answer every time.
+                    MediaFetchError::Permanent(why)
+                },
+            );
+        }
+        let too_large =
+            || MediaFetchError::Permanent(format!("larger than {MAX_MEDIA_BYTES} bytes"));
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_MEDIA_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > MAX_MEDIA_BYTES {
+                        return Err(too_large());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(bytes),
+                Err(e) => {
+                    return Err(MediaFetchError::Retryable(if e.is_timeout() {
+                        "download did not finish in time".into()
+                    } else {
+                        format!("download cut off: {e}")
+                    }))
+                }
+            }
+        }
     }
 }
 
@@ -151,5 +262,62 @@ impl Carrier for Bandwidth {
                 detail,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use messaging_core::domain::secret::Secret;
+
+    fn carrier(api_url: &str) -> Bandwidth {
+        Bandwidth::new(BandwidthConfig {
+            api_url: api_url.into(),
+            account_id: "9900000".into(),
+            application_id: "app".into(),
+            username: "user".into(),
+            password: Secret::new("pw"),
+            timeout: Duration::from_secs(1),
+        })
+        .expect("client")
+    }
+
+    #[test]
+    fn only_media_links_of_our_account_on_the_api_host_are_downloaded() {
+        let bw = carrier("https://messaging.bandwidth.com/api/v2/");
+        let ours = "https://messaging.bandwidth.com/api/v2/users/9900000/media/14762070468292kw2fuqty55yp2b2/0/bw.png";
+        assert!(bw.media_url(ours).is_some());
+        for other in [
+            "https://evil.example/api/v2/users/9900000/media/x/0/a.png",
+            "http://messaging.bandwidth.com/api/v2/users/9900000/media/x/0/a.png",
+            "https://messaging.bandwidth.com:8443/api/v2/users/9900000/media/x/0/a.png",
+            "https://messaging.bandwidth.com.evil.example/api/v2/users/9900000/media/x",
+            "https://user:pw@messaging.bandwidth.com/api/v2/users/9900000/media/x/0/a.png",
+            "https://messaging.bandwidth.com/api/v2/users/1234567/media/x/0/a.png",
+            "https://messaging.bandwidth.com/api/v2/users/9900000/messages",
+            "https://messaging.bandwidth.com/api/v2/users/9900000/media/",
+            "https://messaging.bandwidth.com/other/users/9900000/media/x",
+            "not a url",
+        ] {
+            assert!(bw.media_url(other).is_none(), "{other}");
+        }
+        // The simulator, as the local cloud configures it.
+        let sim = carrier("http://127.0.0.1:4599/api/v2");
+        assert!(sim
+            .media_url("http://127.0.0.1:4599/api/v2/users/9900000/media/m/0/file0.png")
+            .is_some());
+        assert!(sim
+            .media_url("http://localhost:4599/api/v2/users/9900000/media/m/0/file0.png")
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_link_elsewhere_is_refused_without_a_request() {
+        let bw = carrier("https://messaging.bandwidth.com/api/v2");
+        let e = bw
+            .download("http://127.0.0.1:9/api/v2/users/9900000/media/x")
+            .await
+            .expect_err("refused");
+        assert!(matches!(e, MediaFetchError::Permanent(_)), "{e}");
     }
 }

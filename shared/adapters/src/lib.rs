@@ -8,6 +8,7 @@ pub mod dynamo_conversations;
 pub mod dynamo_rate;
 pub mod dynamo_templates;
 mod retry;
+pub mod s3;
 pub mod scheduler;
 pub mod sqs;
 

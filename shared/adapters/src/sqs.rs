@@ -1,4 +1,4 @@
-//! The send queue on SQS.
+//! The send queue and the media queue on SQS.
 
 use std::time::Duration;
 
@@ -49,90 +49,6 @@ impl SqsSendQueue {
             queue_url: queue_url.into(),
         }
     }
-
-    /// Sends JSON bodies, each visible after its delay, in batches of
-    /// [`SQS_BATCH_ENTRIES`], retrying what SQS refuses.
-    async fn enqueue_bodies<T: serde::Serialize>(
-        &self,
-        what: &'static str,
-        items: &[(T, u32)],
-    ) -> Result<(), StoreError> {
-        for chunk in items.chunks(SQS_BATCH_ENTRIES) {
-            let mut pending: Vec<(String, String, u32)> = Vec::with_capacity(chunk.len());
-            for (i, (item, delay)) in chunk.iter().enumerate() {
-                let body = serde_json::to_string(item)
-                    .map_err(|e| StoreError::new("encode queue message", e))?;
-                pending.push((i.to_string(), body, (*delay).min(SQS_MAX_DELAY_SECONDS)));
-            }
-            ENQUEUE_RETRY
-                .run_carrying(
-                    pending,
-                    |_, mut pending: Vec<(String, String, u32)>| async move {
-                        let entries = match pending
-                            .iter()
-                            .map(|(id, body, delay)| {
-                                SendMessageBatchRequestEntry::builder()
-                                    .id(id)
-                                    .message_body(body)
-                                    .delay_seconds(i32::try_from(*delay).unwrap_or(MAX_DELAY_I32))
-                                    .build()
-                                    .map_err(|e| StoreError::new("build queue entry", e))
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                        {
-                            Ok(entries) => entries,
-                            Err(e) => return Err((pending, EnqueueFailure::Final(e))),
-                        };
-                        let out = match self
-                            .client
-                            .send_message_batch()
-                            .queue_url(&self.queue_url)
-                            .set_entries(Some(entries))
-                            .send()
-                            .await
-                        {
-                            Ok(out) => out,
-                            Err(e) => return Err((pending, EnqueueFailure::Request(e))),
-                        };
-                        let failed: Vec<String> =
-                            out.failed().iter().map(|f| f.id().to_string()).collect();
-                        pending.retain(|(id, _, _)| failed.contains(id));
-                        if pending.is_empty() {
-                            return Ok(());
-                        }
-                        let first = out
-                            .failed()
-                            .first()
-                            .and_then(|f| f.message())
-                            .unwrap_or_default()
-                            .to_string();
-                        let refused = EnqueueFailure::Refused(pending.len(), first);
-                        Err((pending, refused))
-                    },
-                    |failure, attempt| match failure {
-                        EnqueueFailure::Request(e) => {
-                            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), attempt, "enqueue failed; retrying");
-                            true
-                        }
-                        EnqueueFailure::Refused(..) => true,
-                        EnqueueFailure::Final(_) => false,
-                    },
-                )
-                .await
-                .map_err(|failure| match failure {
-                    EnqueueFailure::Request(e) => StoreError::new(
-                        what,
-                        aws_sdk_sqs::error::DisplayErrorContext(e),
-                    ),
-                    EnqueueFailure::Refused(left, first) => StoreError::new(
-                        what,
-                        format!("{left} entries refused: {first}"),
-                    ),
-                    EnqueueFailure::Final(e) => e,
-                })?;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -143,7 +59,15 @@ impl SendQueue for SqsSendQueue {
     }
 
     async fn enqueue_wave(&self, jobs: &[(SendJob, u32)]) -> Result<(), StoreError> {
-        self.enqueue_bodies("enqueue sends", jobs).await
+        let bodies = jobs
+            .iter()
+            .map(|(job, delay)| {
+                let body = serde_json::to_string(job)
+                    .map_err(|e| StoreError::new("encode send job", e))?;
+                Ok((body, *delay))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        send_batches(&self.client, &self.queue_url, bodies, "enqueue sends").await
     }
 
     async fn enqueue_delayed(&self, job: &SendJob, delay_seconds: u32) -> Result<(), StoreError> {
@@ -171,26 +95,158 @@ impl SendQueue for SqsSendQueue {
         receipt_handle: &str,
         delay_seconds: u32,
     ) -> Result<(), StoreError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.queue_url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(i32::try_from(delay_seconds).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| {
-                StoreError::new("delay retry", aws_sdk_sqs::error::DisplayErrorContext(e))
-            })?;
-        Ok(())
+        change_visibility(&self.client, &self.queue_url, receipt_handle, delay_seconds).await
     }
 }
 
-/// The same adapter, given the media queue's URL, carries attachment copy
-/// jobs.
+/// Sends `(body, delay in seconds)` messages to `queue_url`, in batches of
+/// [`SQS_BATCH_ENTRIES`]; entries SQS refuses are sent again
+/// ([`ENQUEUE_RETRY`]). `operation` names the work in errors.
+async fn send_batches(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    bodies: Vec<(String, u32)>,
+    operation: &'static str,
+) -> Result<(), StoreError> {
+    for chunk in bodies.chunks(SQS_BATCH_ENTRIES) {
+        let pending: Vec<(String, String, u32)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (body, delay))| {
+                (
+                    i.to_string(),
+                    body.clone(),
+                    (*delay).min(SQS_MAX_DELAY_SECONDS),
+                )
+            })
+            .collect();
+        ENQUEUE_RETRY
+            .run_carrying(
+                pending,
+                |_, mut pending: Vec<(String, String, u32)>| async move {
+                    let entries = match pending
+                        .iter()
+                        .map(|(id, body, delay)| {
+                            SendMessageBatchRequestEntry::builder()
+                                .id(id)
+                                .message_body(body)
+                                .delay_seconds(i32::try_from(*delay).unwrap_or(MAX_DELAY_I32))
+                                .build()
+                                .map_err(|e| StoreError::new("build queue entry", e))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                    {
+                        Ok(entries) => entries,
+                        Err(e) => return Err((pending, EnqueueFailure::Final(e))),
+                    };
+                    let out = match client
+                        .send_message_batch()
+                        .queue_url(queue_url)
+                        .set_entries(Some(entries))
+                        .send()
+                        .await
+                    {
+                        Ok(out) => out,
+                        Err(e) => return Err((pending, EnqueueFailure::Request(e))),
+                    };
+                    let failed: Vec<String> =
+                        out.failed().iter().map(|f| f.id().to_string()).collect();
+                    pending.retain(|(id, _, _)| failed.contains(id));
+                    if pending.is_empty() {
+                        return Ok(());
+                    }
+                    let first = out
+                        .failed()
+                        .first()
+                        .and_then(|f| f.message())
+                        .unwrap_or_default()
+                        .to_string();
+                    let refused = EnqueueFailure::Refused(pending.len(), first);
+                    Err((pending, refused))
+                },
+                |failure, attempt| match failure {
+                    EnqueueFailure::Request(e) => {
+                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), attempt, operation, "enqueue failed; retrying");
+                        true
+                    }
+                    EnqueueFailure::Refused(..) => true,
+                    EnqueueFailure::Final(_) => false,
+                },
+            )
+            .await
+            .map_err(|failure| match failure {
+                EnqueueFailure::Request(e) => {
+                    StoreError::new(operation, aws_sdk_sqs::error::DisplayErrorContext(e))
+                }
+                EnqueueFailure::Refused(left, first) => {
+                    StoreError::new(operation, format!("{left} entries refused: {first}"))
+                }
+                EnqueueFailure::Final(e) => e,
+            })?;
+    }
+    Ok(())
+}
+
+/// Makes a received message visible again in `delay_seconds`.
+async fn change_visibility(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    receipt_handle: &str,
+    delay_seconds: u32,
+) -> Result<(), StoreError> {
+    client
+        .change_message_visibility()
+        .queue_url(queue_url)
+        .receipt_handle(receipt_handle)
+        .visibility_timeout(i32::try_from(delay_seconds).unwrap_or(i32::MAX))
+        .send()
+        .await
+        .map_err(|e| StoreError::new("delay retry", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+    Ok(())
+}
+
+/// The media queue: one [`MediaCopyJob`] per attachment to copy, as JSON.
+#[derive(Debug, Clone)]
+pub struct SqsMediaQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsMediaQueue {
+    /// Wraps a client and the queue's URL.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// Makes a received copy job visible again in `delay_seconds` (the
+    /// copier's retry pause).
+    ///
+    /// # Errors
+    ///
+    /// SQS refused; the queue's visibility timeout then applies.
+    pub async fn retry_later(
+        &self,
+        receipt_handle: &str,
+        delay_seconds: u32,
+    ) -> Result<(), StoreError> {
+        change_visibility(&self.client, &self.queue_url, receipt_handle, delay_seconds).await
+    }
+}
+
 #[async_trait]
-impl MediaQueue for SqsSendQueue {
+impl MediaQueue for SqsMediaQueue {
     async fn enqueue_media(&self, jobs: &[MediaCopyJob]) -> Result<(), StoreError> {
-        let jobs: Vec<(&MediaCopyJob, u32)> = jobs.iter().map(|j| (j, 0)).collect();
-        self.enqueue_bodies("enqueue media copies", &jobs).await
+        let bodies = jobs
+            .iter()
+            .map(|job| {
+                let body = serde_json::to_string(job)
+                    .map_err(|e| StoreError::new("encode media job", e))?;
+                Ok((body, 0))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        send_batches(&self.client, &self.queue_url, bodies, "enqueue media").await
     }
 }

@@ -1,7 +1,8 @@
 //! Configuration from environment variables, read once at cold start.
 //!
 //! Each function has one typed configuration ([`MessagesApiConfig`],
-//! [`PracticeApiConfig`], [`WebhookConfig`], [`DispatcherConfig`]) read by
+//! [`PracticeApiConfig`], [`WebhookConfig`], [`DispatcherConfig`],
+//! [`MediaCopierConfig`]) read by
 //! an [`Env`], which collects every problem (missing required variables and
 //! malformed values, each naming the variable and what was expected) into one
 //! [`ConfigError`]: a function that is misconfigured refuses to start and
@@ -347,11 +348,14 @@ impl MessagesApiConfig {
     }
 }
 
-/// The practice function (settings, patients, templates, tracking).
+/// The practice function (settings, patients, templates, tracking, the
+/// Inbox and its threads).
 #[derive(Debug, Clone)]
 pub struct PracticeApiConfig {
     /// `TABLE_NAME`.
     pub table_name: String,
+    /// `MEDIA_BUCKET`: where copied attachments are, for the thread's links.
+    pub media_bucket: String,
 }
 
 impl PracticeApiConfig {
@@ -370,6 +374,7 @@ impl PracticeApiConfig {
     fn read<F: Fn(&str) -> Option<String>>(env: &mut Env<F>) -> Self {
         Self {
             table_name: env.required("TABLE_NAME"),
+            media_bucket: env.required("MEDIA_BUCKET"),
         }
     }
 }
@@ -444,6 +449,23 @@ impl CarrierConfig {
     }
 }
 
+/// `CARRIER_USERNAME`, `CARRIER_PASSWORD`, `CARRIER_API_URL` and
+/// `CARRIER_TIMEOUT_MS`: what any call to the carrier's API needs.
+fn carrier_access<F: Fn(&str) -> Option<String>>(
+    env: &mut Env<F>,
+) -> (HttpUrl, Username, Secret, Duration) {
+    let username = env.username("CARRIER_USERNAME");
+    let password = env.secret("CARRIER_PASSWORD");
+    let api_url = env.url_or("CARRIER_API_URL", HttpUrl(DEFAULT_API_URL.to_owned()));
+    let timeout = env.optional_as(
+        "CARRIER_TIMEOUT_MS",
+        "a whole number of milliseconds",
+        |v| v.parse().ok().map(Duration::from_millis),
+        DispatcherConfig::DEFAULT_CARRIER_TIMEOUT,
+    );
+    (api_url, username, password, timeout)
+}
+
 /// The dispatcher function (the send-queue consumer).
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
@@ -481,15 +503,7 @@ impl DispatcherConfig {
         let send_queue_url = env.url("SEND_QUEUE_URL");
         let account_id = env.required("CARRIER_ACCOUNT_ID");
         let application_id = env.required("CARRIER_APPLICATION_ID");
-        let username = env.username("CARRIER_USERNAME");
-        let password = env.secret("CARRIER_PASSWORD");
-        let api_url = env.url_or("CARRIER_API_URL", HttpUrl(DEFAULT_API_URL.to_owned()));
-        let timeout = env.optional_as(
-            "CARRIER_TIMEOUT_MS",
-            "a whole number of milliseconds",
-            |v| v.parse().ok().map(Duration::from_millis),
-            Self::DEFAULT_CARRIER_TIMEOUT,
-        );
+        let (api_url, username, password, timeout) = carrier_access(env);
         let defaults = RetryPolicy::default();
         let retry = RetryPolicy {
             max_attempts: env.number_or(
@@ -516,6 +530,57 @@ impl DispatcherConfig {
             },
             retry,
             number_per_second: number_per_second(env),
+        }
+    }
+}
+
+/// The media copier (the media-queue consumer): downloads attachments from
+/// the carrier into the media bucket.
+#[derive(Debug, Clone)]
+pub struct MediaCopierConfig {
+    /// `TABLE_NAME`.
+    pub table_name: String,
+    /// `MEDIA_BUCKET`.
+    pub media_bucket: String,
+    /// `MEDIA_QUEUE_URL`: its own queue (retry pauses).
+    pub media_queue_url: HttpUrl,
+    /// The `CARRIER_*` settings, as the dispatcher's; downloads name no
+    /// messaging application, so `CARRIER_APPLICATION_ID` is not read (and
+    /// is empty here).
+    pub carrier: CarrierConfig,
+}
+
+impl MediaCopierConfig {
+    /// From the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        from_process(Self::read)
+    }
+
+    /// From a lookup (a variable's value, or `None` when unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Env::new(lookup);
+        let config = Self::read(&mut env);
+        env.finish(config)
+    }
+
+    fn read<F: Fn(&str) -> Option<String>>(env: &mut Env<F>) -> Self {
+        let table_name = env.required("TABLE_NAME");
+        let media_bucket = env.required("MEDIA_BUCKET");
+        let media_queue_url = env.url("MEDIA_QUEUE_URL");
+        let account_id = env.required("CARRIER_ACCOUNT_ID");
+        let (api_url, username, password, timeout) = carrier_access(env);
+        Self {
+            table_name,
+            media_bucket,
+            media_queue_url,
+            carrier: CarrierConfig {
+                api_url,
+                account_id,
+                application_id: String::new(),
+                username,
+                password,
+                timeout,
+            },
         }
     }
 }
@@ -629,8 +694,11 @@ mod tests {
         assert_eq!(w.username.as_str(), "bandwidth");
         assert_eq!(w.password.expose(), "webhook-s3cret-pw");
 
-        let p = PracticeApiConfig::from_lookup(vars(&[("TABLE_NAME", "t")])).unwrap();
-        assert_eq!(p.table_name, "t");
+        let p = PracticeApiConfig::from_lookup(vars(&[("TABLE_NAME", "t"), ("MEDIA_BUCKET", "b")]))
+            .unwrap();
+        assert_eq!((p.table_name.as_str(), p.media_bucket.as_str()), ("t", "b"));
+        let e = PracticeApiConfig::from_lookup(vars(&[("TABLE_NAME", "t")])).unwrap_err();
+        assert_eq!(e.missing, vec!["MEDIA_BUCKET"]);
     }
 
     #[test]
@@ -801,6 +869,43 @@ mod tests {
         .unwrap();
         assert_eq!(d.carrier.api_url.as_str(), DEFAULT_API_URL);
         assert_eq!(d.carrier.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_media_copier_reads_its_bucket_queue_and_carrier_access() {
+        let vars_ok = [
+            ("TABLE_NAME", "messaging"),
+            ("MEDIA_BUCKET", "stack-media"),
+            ("MEDIA_QUEUE_URL", QUEUE_URL),
+            ("CARRIER_ACCOUNT_ID", "9900000"),
+            ("CARRIER_USERNAME", "api-user"),
+            ("CARRIER_PASSWORD", "carrier-s3cret-pw"),
+            ("CARRIER_API_URL", "http://127.0.0.1:4599/api/v2"),
+        ];
+        let c = MediaCopierConfig::from_lookup(vars(&vars_ok)).unwrap();
+        assert_eq!(c.media_bucket, "stack-media");
+        assert_eq!(c.media_queue_url.as_str(), QUEUE_URL);
+        let b = c.carrier.bandwidth();
+        assert_eq!(b.api_url, "http://127.0.0.1:4599/api/v2");
+        assert_eq!(
+            (b.account_id.as_str(), b.username.as_str()),
+            ("9900000", "api-user")
+        );
+        assert_eq!(b.timeout, DispatcherConfig::DEFAULT_CARRIER_TIMEOUT);
+        assert!(!format!("{c:?}").contains("carrier-s3cret-pw"));
+
+        let e = MediaCopierConfig::from_lookup(vars(&[("MEDIA_QUEUE_URL", "queue")])).unwrap_err();
+        assert_eq!(
+            e.missing,
+            vec![
+                "TABLE_NAME",
+                "MEDIA_BUCKET",
+                "CARRIER_ACCOUNT_ID",
+                "CARRIER_USERNAME",
+                "CARRIER_PASSWORD"
+            ]
+        );
+        assert_eq!(e.malformed[0].name, "MEDIA_QUEUE_URL");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod communications;
 pub mod conversations;
 pub mod dispatch;
 pub mod idempotency;
+pub mod media;
 pub mod messages;
 pub mod patients;
 pub mod rate_cap;

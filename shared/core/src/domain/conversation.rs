@@ -211,14 +211,25 @@ pub struct MediaItem {
     pub storage_key: String,
 }
 
-/// A [`MediaItem`] as the API shows it: without the carrier's link.
+/// A [`MediaItem`] as the API shows it: without the carrier's link, and
+/// with a time-limited link to the copy once it is ready
+/// (`{"url", "content_type", "status", "expires_at"}`).
+///
+/// [`MediaItem::view`] leaves `url` and `expires_at` null; the function
+/// serving the thread fills them in for ready items
+/// (`app::media::link_media`) with links that are fresh on every read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MediaView {
+    /// A link to the copy, null until it is ready.
+    pub url: Option<String>,
     #[allow(missing_docs)]
     pub content_type: String,
     #[allow(missing_docs)]
     pub status: MediaStatus,
-    #[allow(missing_docs)]
+    /// When `url` stops working; null with it.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Where the copy lives; never shown (the link is).
+    #[serde(skip)]
     pub storage_key: String,
 }
 
@@ -240,8 +251,10 @@ impl MediaItem {
     /// What the API may show of it.
     pub fn view(&self) -> MediaView {
         MediaView {
+            url: None,
             content_type: self.content_type.clone(),
             status: self.status,
+            expires_at: None,
             storage_key: self.storage_key.clone(),
         }
     }
@@ -1453,7 +1466,7 @@ mod tests {
                 "direction": "inbound",
                 "text": "STOP",
                 "at": "2026-12-01T15:00:00.000Z",
-                "media": [{"content_type": "image/jpeg", "status": "ready", "storage_key": "media/p1/bw-123/0"}],
+                "media": [{"url": null, "content_type": "image/jpeg", "status": "ready", "expires_at": null}],
                 "keyword": "opt_out",
                 "opt_out_intent": false,
                 "message_id": null,

@@ -3,6 +3,7 @@
 
 pub mod conversations;
 pub mod dispatcher;
+pub mod media_copier;
 pub mod messages_api;
 pub mod practice_api;
 pub mod templates;

@@ -1,5 +1,6 @@
 //! `GET/PATCH /v1/settings`, `GET /v1/patients`, `PUT/GET /v1/patients/{id}`, `/v1/templates…`,
-//! `GET /v1/error-codes`, `GET /v1/communications`.
+//! `GET /v1/error-codes`, `GET /v1/communications`, and the Inbox and
+//! Patient Chat reads (`/v1/conversations…`, see [`super::conversations`]).
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -7,6 +8,7 @@ use lambda_http::{Body, Request, Response};
 use crate::config::{ConfigError, PracticeApiConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
+use messaging_adapters::s3::S3Media;
 use messaging_core::app::auth::Authenticator;
 use messaging_core::app::communications::{self, TrackingQuery};
 use messaging_core::app::patients;
@@ -22,6 +24,8 @@ use messaging_core::ports::{OptOutStore, PracticeStore};
 pub struct PracticeApi {
     auth: Authenticator<DynamoStore>,
     store: DynamoStore,
+    /// Signs the thread's links to copied attachments.
+    media: S3Media,
 }
 
 impl PracticeApi {
@@ -37,6 +41,7 @@ impl PracticeApi {
         Self {
             auth: Authenticator::new(store.clone()),
             store,
+            media: S3Media::new(messaging_adapters::s3::client(&aws), config.media_bucket),
         }
     }
 
@@ -67,7 +72,7 @@ impl PracticeApi {
             return result;
         }
         if let Some(result) =
-            super::conversations::route(&self.store, &practice, route, req, now).await
+            super::conversations::route(&self.store, &self.media, &practice, route, req, now).await
         {
             return result;
         }

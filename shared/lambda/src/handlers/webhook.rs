@@ -6,7 +6,7 @@ use lambda_http::{Body, Request, Response};
 use crate::config::{ConfigError, Username, WebhookConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
-use messaging_adapters::sqs::SqsSendQueue;
+use messaging_adapters::sqs::{SqsMediaQueue, SqsSendQueue};
 use messaging_core::app::auth::check_basic_auth;
 use messaging_core::app::callbacks::{self, CarrierEvent};
 use messaging_core::app::messages::{Messages, SendNowOnly};
@@ -16,7 +16,7 @@ use messaging_core::domain::secret::Secret;
 /// The carrier webhook function.
 pub struct Webhook {
     messages: Messages<DynamoStore, DynamoStore, SqsSendQueue, SendNowOnly>,
-    media: SqsSendQueue,
+    media: SqsMediaQueue,
     username: Username,
     password: Secret,
 }
@@ -33,7 +33,7 @@ impl Webhook {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
         let sqs = aws_sdk_sqs::Client::new(&aws);
         Self {
-            media: SqsSendQueue::new(sqs.clone(), config.media_queue_url.as_str()),
+            media: SqsMediaQueue::new(sqs.clone(), config.media_queue_url.as_str()),
             messages: Messages {
                 practices: store.clone(),
                 store,

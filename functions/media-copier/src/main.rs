@@ -1,0 +1,15 @@
+//! Lambda: the media-queue consumer that copies inbound attachments.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use messaging_lambda::handlers::media_copier::MediaCopierFn;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    messaging_lambda::telemetry::init();
+    let copier = MediaCopierFn::from_env().await?;
+    run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        Ok::<SqsBatchResponse, Error>(copier.handle(event.payload).await)
+    }))
+    .await
+}
