@@ -527,7 +527,9 @@ def main() -> int:
         if args.command == "deploy":
             started = time.monotonic()
             wait_until("emulator (start `make dev` first)", lambda: http_ok(f"{AWS_URL}/_ministack/health"), 5)
-            build(FUNCTION_BINARIES)  # the tools keep running as they are
+            # The same set as `make dev` builds: another set unifies the
+            # dependencies' features differently and rebuilds them all.
+            build()
             staged = stage_template()
             if not deploy_code_only(staged):
                 deploy(staged)
