@@ -11,7 +11,7 @@ What it does, in order:
   1. starts the AWS emulator (ministack) on LOCAL_AWS_PORT (4566) and the
      carrier simulator on CARRIER_SIM_PORT (4599);
   2. builds every binary of the workspace in ONE cargo invocation (`local`
-     profile = release without LTO, native target: the emulator runs provided.al2023 bootstraps as
+     profile = release at opt-level 1 without LTO, native target: the emulator runs provided.al2023 bootstraps as
      local processes, so a native build is exactly what runs);
   3. stages each function's binary as `bootstrap` the way `sam build` would,
      and deploys template.yaml with `sam deploy` (the same template as AWS;
@@ -57,7 +57,7 @@ SIM_URL = f"http://127.0.0.1:{SIM_PORT}"
 CARRIER = {"account": "9900000", "application": "local-application", "user": "sim-user", "password": "sim-password"}
 WEBHOOK = {"user": "bandwidth-callbacks", "password": "local-webhook-secret"}
 
-# See Cargo.toml: release without LTO, shared with the tests' build.
+# See Cargo.toml: release at opt-level 1 without LTO, shared with the tests' build.
 PROFILE = "local"
 FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher", "media-copier"]
 TOOL_BINARIES = ["carrier-sim", "practice-admin"]
