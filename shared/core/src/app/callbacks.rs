@@ -310,6 +310,7 @@ where
 
     // Then the text itself, in its conversation; a redelivery adds nothing.
     let recorded = conversations::record_inbound(store, &practice_id, &entry).await?;
+    let position = ThreadItem::Inbound(entry.clone()).position();
     let jobs: Vec<MediaCopyJob> = entry
         .media
         .iter()
@@ -317,7 +318,7 @@ where
         .map(|(index, item)| MediaCopyJob {
             practice_id: practice_id.clone(),
             phone: patient.clone(),
-            position: ThreadItem::Inbound(entry.clone()).position(),
+            position: position.clone(),
             index,
             carrier_url: item.carrier_url.clone(),
             storage_key: item.storage_key.clone(),

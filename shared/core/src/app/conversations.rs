@@ -565,16 +565,6 @@ where
     view(store, &practice.practice_id, &conversation, patients).await
 }
 
-/// A conversation's number, for a reply: 404 unless this practice has a
-/// conversation with it.
-pub async fn reply_target<S: ConversationStore>(
-    store: &S,
-    practice: &Practice,
-    id: &str,
-) -> Result<StoredConversation, AppError> {
-    find(store, practice, id).await
-}
-
 /// Body of `POST /v1/conversations/{id}/messages`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
