@@ -15,6 +15,8 @@ use crate::domain::conversation::{
     ThreadItem,
 };
 use crate::domain::error::StoreError;
+use crate::domain::events::{self, Delivery, DeliveryJob, DeliveryState, Event, StoredEvent};
+use crate::domain::webhook::{EventEndpoint, MAX_ENDPOINTS};
 use crate::domain::message::{
     bulk_completes, BulkStatus, Counts, Message, MessageType, Recipient, RecipientStatus, SendJob,
 };
@@ -42,9 +44,26 @@ struct State {
     conversations: HashMap<(String, String), StoredConversation>,
     /// (practice, phone) → position → entry.
     threads: HashMap<(String, String), BTreeMap<String, ThreadItem>>,
+    /// (practice, event id) → event: the outbox.
+    events: BTreeMap<(String, String), StoredEvent>,
+    /// (practice, endpoint id) → endpoint.
+    endpoints: BTreeMap<(String, String), EventEndpoint>,
 }
 
 impl State {
+    /// Records an event in the write that causes it (DynamoDB: one more
+    /// `Put` in the same transaction).
+    fn record_event(&mut self, event: Event) {
+        self.events.insert(
+            (event.practice_id.clone(), event.id.clone()),
+            StoredEvent {
+                event,
+                deliveries: None,
+                round: 0,
+            },
+        );
+    }
+
     /// Stores `current.apply(t)` if the stored recipient is still at
     /// `current`'s version, and moves the message's counts with it (DynamoDB:
     /// one transaction of a versioned put and a counts update).
@@ -59,6 +78,9 @@ impl State {
             return None;
         }
         self.recipients.insert(k, next.clone());
+        if let Some(event) = events::for_transition(current, &next, Utc::now()) {
+            self.record_event(event);
+        }
         if let Some(m) = self
             .messages
             .get_mut(&(current.practice_id.clone(), current.message_id.clone()))
@@ -326,6 +348,7 @@ impl MessageStore for MemoryStore {
             return Ok(None);
         };
         // What DynamoDB's adapter writes to the message with the recipient.
+        let mut completed = None;
         if let Some(m) = s
             .messages
             .get_mut(&(current.practice_id.clone(), current.message_id.clone()))
@@ -344,9 +367,13 @@ impl MessageStore for MemoryStore {
                 MessageType::BulkMessage => {
                     if next.status.is_final() && bulk_completes(m.status.as_str(), &m.counts) {
                         m.status = BulkStatus::Completed.into();
+                        completed = Some(events::bulk_completed(&m.practice_id, &m.id, Utc::now()));
                     }
                 }
             }
+        }
+        if let Some(event) = completed {
+            s.record_event(event);
         }
         Ok(Some(next))
     }
@@ -391,10 +418,22 @@ impl OptOutStore for MemoryStore {
     }
     async fn record_opt_out(&self, change: &OptOutChange) -> Result<(), StoreError> {
         let mut s = self.0.lock().await;
-        s.opt_outs.insert(
-            (change.practice_id.clone(), change.phone.clone()),
-            change.opted_out,
-        );
+        let was = s
+            .opt_outs
+            .insert(
+                (change.practice_id.clone(), change.phone.clone()),
+                change.opted_out,
+            )
+            .unwrap_or(false);
+        if was != change.opted_out {
+            s.record_event(events::opt_change(
+                &change.practice_id,
+                &change.phone,
+                change.opted_out,
+                &change.source,
+                Utc::now(),
+            ));
+        }
         s.opt_audit.push(change.clone());
         Ok(())
     }
@@ -1018,6 +1057,9 @@ impl ConversationStore for MemoryStore {
                 .entry(k)
                 .or_default()
                 .insert(entry.position(), entry.clone());
+            if let ThreadItem::Inbound(inbound) = entry {
+                s.record_event(events::received(practice_id, inbound, Utc::now()));
+            }
         }
         Ok(SaveConversation::Saved)
     }
@@ -1127,5 +1169,334 @@ impl ConversationStore for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// Every event recorded, oldest first.
+    pub async fn events(&self) -> Vec<StoredEvent> {
+        let s = self.0.lock().await;
+        let mut all: Vec<StoredEvent> = s.events.values().cloned().collect();
+        all.sort_by(|a, b| a.event.id.cmp(&b.event.id));
+        all
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn create_endpoint(
+        &self,
+        endpoint: &EventEndpoint,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<CreateEndpoint, StoreError> {
+        let mut s = self.0.lock().await;
+        if let Some(rec) = idempotency {
+            let k = (rec.practice_id.clone(), rec.key.clone());
+            if s.idempotency.get(&k).is_some_and(|r| r.expires_at > Utc::now()) {
+                return Ok(CreateEndpoint::IdempotencyKeyTaken);
+            }
+        }
+        let count = s
+            .endpoints
+            .keys()
+            .filter(|(p, _)| *p == endpoint.practice_id)
+            .count();
+        if count >= MAX_ENDPOINTS {
+            return Ok(CreateEndpoint::LimitReached);
+        }
+        s.endpoints.insert(
+            (endpoint.practice_id.clone(), endpoint.id.clone()),
+            endpoint.clone(),
+        );
+        if let Some(rec) = idempotency {
+            s.idempotency
+                .insert((rec.practice_id.clone(), rec.key.clone()), rec.clone());
+        }
+        Ok(CreateEndpoint::Created)
+    }
+
+    async fn endpoints(&self, practice_id: &str) -> Result<Vec<EventEndpoint>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.endpoints
+            .iter()
+            .filter(|((p, _), _)| p == practice_id)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn get_endpoint(
+        &self,
+        practice_id: &str,
+        endpoint_id: &str,
+    ) -> Result<Option<EventEndpoint>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.endpoints
+            .get(&(practice_id.to_string(), endpoint_id.to_string()))
+            .cloned())
+    }
+
+    async fn replace_endpoint(&self, endpoint: &EventEndpoint) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        let k = (endpoint.practice_id.clone(), endpoint.id.clone());
+        match s.endpoints.get_mut(&k) {
+            Some(stored) => {
+                *stored = endpoint.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn delete_endpoint(
+        &self,
+        practice_id: &str,
+        endpoint_id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        Ok(s.endpoints
+            .remove(&(practice_id.to_string(), endpoint_id.to_string()))
+            .is_some())
+    }
+
+    async fn get_event(
+        &self,
+        practice_id: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.events
+            .get(&(practice_id.to_string(), event_id.to_string()))
+            .cloned())
+    }
+
+    async fn list_events(
+        &self,
+        practice_id: &str,
+        filter: &EventFilter,
+        floor: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<StoredEvent>, Option<String>), StoreError> {
+        let s = self.0.lock().await;
+        // As DynamoDB reads it: a page of `limit` ids, newest first, then
+        // the filter, so a page may hold fewer than `limit`.
+        let page: Vec<&StoredEvent> = s
+            .events
+            .iter()
+            .rev()
+            .filter(|((p, id), _)| {
+                p == practice_id && id.as_str() > floor && after.is_none_or(|a| id.as_str() < a)
+            })
+            .map(|(_, e)| e)
+            .take(limit as usize + 1)
+            .collect();
+        let more = page.len() > limit as usize;
+        let page = &page[..page.len().min(limit as usize)];
+        let next = more.then(|| page.last().map(|e| e.event.id.clone())).flatten();
+        let items = page
+            .iter()
+            .filter(|e| filter.event_type.is_none_or(|t| e.event.event_type == t))
+            .filter(|e| filter.delivery.is_none_or(|d| e.delivery() == d))
+            .map(|e| (*e).clone())
+            .collect();
+        Ok((items, next))
+    }
+
+    async fn start_round(
+        &self,
+        practice_id: &str,
+        event_id: &str,
+        round: u32,
+        deliveries: &[Delivery],
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        let Some(stored) = s
+            .events
+            .get_mut(&(practice_id.to_string(), event_id.to_string()))
+        else {
+            return Ok(false);
+        };
+        if stored.round + 1 != round {
+            return Ok(false);
+        }
+        stored.round = round;
+        stored.deliveries = Some(deliveries.to_vec());
+        Ok(true)
+    }
+
+    async fn claim_attempt(
+        &self,
+        job: &DeliveryJob,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        let Some(stored) = s
+            .events
+            .get_mut(&(job.practice_id.clone(), job.event_id.clone()))
+        else {
+            return Ok(false);
+        };
+        if stored.round != job.round {
+            return Ok(false);
+        }
+        let Some(d) = stored
+            .deliveries
+            .iter_mut()
+            .flatten()
+            .find(|d| d.endpoint_id == job.endpoint_id)
+        else {
+            return Ok(false);
+        };
+        let waiting = d.state == DeliveryState::Pending && d.attempts + 1 == job.attempt;
+        let stale = d.state == DeliveryState::Sending
+            && d.attempts == job.attempt
+            && d.claimed_at.is_some_and(|c| c < stale_before);
+        if !(waiting || stale) {
+            return Ok(false);
+        }
+        d.state = DeliveryState::Sending;
+        d.attempts = job.attempt;
+        d.claimed_at = Some(now);
+        Ok(true)
+    }
+
+    async fn record_attempt(
+        &self,
+        job: &DeliveryJob,
+        delivery: &Delivery,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.0.lock().await;
+        let Some(stored) = s
+            .events
+            .get_mut(&(job.practice_id.clone(), job.event_id.clone()))
+        else {
+            return Ok(false);
+        };
+        if stored.round != job.round {
+            return Ok(false);
+        }
+        let Some(d) = stored
+            .deliveries
+            .iter_mut()
+            .flatten()
+            .find(|d| d.endpoint_id == job.endpoint_id)
+        else {
+            return Ok(false);
+        };
+        if d.state != DeliveryState::Sending || d.attempts != job.attempt {
+            return Ok(false);
+        }
+        *d = delivery.clone();
+        Ok(true)
+    }
+}
+
+/// The event queue in memory: jobs with their delays, and those scheduled.
+#[derive(Clone, Default)]
+pub struct MemoryEventQueue {
+    /// Enqueued jobs with their delays in seconds.
+    pub queued: Arc<std::sync::Mutex<Vec<(DeliveryJob, u32)>>>,
+    /// Jobs put on one-time schedules, with their times.
+    pub scheduled: Arc<std::sync::Mutex<Vec<(DeliveryJob, DateTime<Utc>)>>>,
+    /// When set, enqueueing fails (a queue outage).
+    pub fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl MemoryEventQueue {
+    /// Takes every queued job.
+    pub fn take(&self) -> Vec<(DeliveryJob, u32)> {
+        std::mem::take(&mut *self.queued.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[async_trait]
+impl EventQueue for MemoryEventQueue {
+    async fn enqueue(&self, jobs: &[(DeliveryJob, u32)]) -> Result<(), StoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::new("enqueue deliveries", "queue unavailable"));
+        }
+        self.queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(jobs.iter().cloned());
+        Ok(())
+    }
+
+    async fn enqueue_at(&self, job: &DeliveryJob, at: DateTime<Utc>) -> Result<(), StoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::new("schedule delivery", "scheduler unavailable"));
+        }
+        self.scheduled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((job.clone(), at));
+        Ok(())
+    }
+}
+
+/// An endpoint in memory: answers from a script (then 200), records every
+/// request it got.
+#[derive(Clone, Default)]
+pub struct ScriptedWebhooks {
+    /// Results to give, in order; 200 once empty.
+    pub script: Arc<std::sync::Mutex<VecDeque<crate::domain::events::AttemptResult>>>,
+    /// (url, headers, body) of every request.
+    pub requests: Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>, String)>>>,
+}
+
+impl ScriptedWebhooks {
+    /// Answers `results` to the next requests.
+    pub fn answer(&self, results: impl IntoIterator<Item = crate::domain::events::AttemptResult>) {
+        self.script
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(results);
+    }
+
+    /// The requests received so far.
+    pub fn received(&self) -> Vec<(String, Vec<(String, String)>, String)> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait]
+impl WebhookClient for ScriptedWebhooks {
+    async fn post(
+        &self,
+        url: &crate::domain::webhook::EndpointUrl,
+        headers: &[(&'static str, String)],
+        body: &str,
+    ) -> crate::domain::events::AttemptResult {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner()).push((
+            url.url.to_string(),
+            headers
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect(),
+            body.to_string(),
+        ));
+        self.script
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+            .unwrap_or(crate::domain::events::AttemptResult::Status(200))
+    }
+}
+
+/// Name resolution from a fixed table.
+#[derive(Clone, Default)]
+pub struct FixedResolver(pub HashMap<String, Vec<std::net::IpAddr>>);
+
+#[async_trait]
+impl HostResolver for FixedResolver {
+    async fn resolve(&self, host: &str, _port: u16) -> Result<Vec<std::net::IpAddr>, String> {
+        self.0
+            .get(host)
+            .cloned()
+            .ok_or_else(|| format!("{host} is not known"))
     }
 }

@@ -9,6 +9,7 @@ pub mod callbacks;
 pub mod communications;
 pub mod conversations;
 pub mod dispatch;
+pub mod events;
 pub mod idempotency;
 pub mod media;
 pub mod messages;

@@ -1,0 +1,752 @@
+//! Events for the office's software: what happened (a patient replied, a
+//! message was delivered or failed, a bulk completed, a number opted out or
+//! back in), recorded in the same write as the change itself (an outbox),
+//! and delivered to the practice's endpoints per Standard Webhooks 1.0.
+//!
+//! Which state change causes which event is decided here, once: both
+//! stores call [`for_transition`], [`received`], [`opt_change`] and
+//! [`bulk_completed`] inside the write that makes the change.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::clock::to_api_time;
+use super::conversation::{ConversationId, InboundEntry};
+use super::error::AppError;
+use super::keywords::Keyword;
+use super::message::{MessageType, Recipient, RecipientStatus};
+use super::phone::PhoneNumber;
+
+/// The kinds of events an endpoint can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum EventType {
+    /// A patient texted the practice.
+    MessageReceived,
+    /// The carrier reported a message delivered to the handset.
+    MessageDelivered,
+    /// A message will not be delivered (with the catalog's explanation).
+    MessageFailed,
+    /// Every recipient of a bulk message reached a final status.
+    BulkCompleted,
+    /// A number opted out of the practice's texts (STOP, or staff).
+    ContactOptedOut,
+    /// A number opted back in (START).
+    ContactOptedIn,
+}
+
+impl EventType {
+    /// Every type, in the order the documentation lists them.
+    pub const ALL: [EventType; 6] = [
+        EventType::MessageReceived,
+        EventType::MessageDelivered,
+        EventType::MessageFailed,
+        EventType::BulkCompleted,
+        EventType::ContactOptedOut,
+        EventType::ContactOptedIn,
+    ];
+
+    /// The name on the wire (`message.received`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::MessageReceived => "message.received",
+            EventType::MessageDelivered => "message.delivered",
+            EventType::MessageFailed => "message.failed",
+            EventType::BulkCompleted => "bulk.completed",
+            EventType::ContactOptedOut => "contact.opted_out",
+            EventType::ContactOptedIn => "contact.opted_in",
+        }
+    }
+
+    /// Reads a type name.
+    ///
+    /// # Errors
+    ///
+    /// 422 `invalid_event_type` naming the known types.
+    pub fn parse(name: &str) -> Result<Self, AppError> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                AppError::invalid(
+                    "invalid_event_type",
+                    format!(
+                        "unknown event type {name:?}; known types: {}",
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for EventType {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s).map_err(|e| e.message)
+    }
+}
+
+impl From<EventType> for String {
+    fn from(t: EventType) -> Self {
+        t.as_str().to_string()
+    }
+}
+
+/// One event, as recorded with the change that caused it. `payload` is the
+/// exact body every delivery attempt sends, so retries and redeliveries
+/// carry the same bytes (and the same `webhook-id`, the event's id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// `evt_` + a time-ordered UUID (newest sorts last).
+    pub id: String,
+    /// Owner.
+    pub practice_id: String,
+    /// What happened.
+    pub event_type: EventType,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+    /// `{"type","timestamp","data"}`, serialised once.
+    pub payload: String,
+}
+
+impl Event {
+    /// A new event of `event_type` at `at` with `data`.
+    pub fn new(
+        practice_id: &str,
+        event_type: EventType,
+        at: DateTime<Utc>,
+        data: serde_json::Value,
+    ) -> Self {
+        let payload = serde_json::json!({
+            "type": event_type.as_str(),
+            "timestamp": to_api_time(&at),
+            "data": data,
+        })
+        .to_string();
+        Event {
+            id: new_event_id(at),
+            practice_id: practice_id.to_string(),
+            event_type,
+            created_at: at,
+            payload,
+        }
+    }
+
+    /// The body as JSON (for the API's event list).
+    pub fn payload_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A time-ordered event id: `evt_` and the 32 hex digits of a UUID v7 whose
+/// time is `at`, so ids sort by time (what the event list pages by).
+pub fn new_event_id(at: DateTime<Utc>) -> String {
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        ms / 1000,
+        u32::try_from((ms % 1000) * 1_000_000).unwrap_or(0),
+    );
+    format!("evt_{}", uuid::Uuid::new_v7(ts).simple())
+}
+
+/// The smallest event id of an event created at or after `at`: where a
+/// listing of "the last 30 days" starts.
+pub fn event_id_floor(at: DateTime<Utc>) -> String {
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    format!("evt_{ms:012x}")
+}
+
+/// Checks the shape of an event id from a URL (what [`new_event_id`] makes).
+///
+/// # Errors
+///
+/// 404 `event_not_found`: a malformed id names no event.
+pub fn validate_event_id(id: &str) -> Result<(), AppError> {
+    let ok = id
+        .strip_prefix("evt_")
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::not_found(
+            "event_not_found",
+            format!("no event {id}"),
+        ))
+    }
+}
+
+/// The event a recipient's change causes, if any: `message.delivered` when
+/// it becomes delivered, `message.failed` (with the catalog's code, title
+/// and resolution) when it becomes failed.
+pub fn for_transition(before: &Recipient, after: &Recipient, at: DateTime<Utc>) -> Option<Event> {
+    if before.status == after.status {
+        return None;
+    }
+    let event_type = match after.status {
+        RecipientStatus::Delivered => EventType::MessageDelivered,
+        RecipientStatus::Failed => EventType::MessageFailed,
+        _ => return None,
+    };
+    let mut data = serde_json::json!({
+        "message_id": after.message_id,
+        "recipient_id": after.recipient_id,
+        "bulk_id": (after.message_type == MessageType::BulkMessage).then(|| after.message_id.clone()),
+        "patient_id": after.patient_id,
+        "phone": after.to.as_str(),
+        "from": after.from.as_str(),
+        "conversation_id": ConversationId::from_phone(&after.to).to_string(),
+        "status": after.status.as_str(),
+    });
+    if let (Some(error), Some(map)) = (&after.error, data.as_object_mut()) {
+        map.insert(
+            "error".into(),
+            serde_json::json!({
+                "code": error.code,
+                "title": error.title,
+                "description": error.description,
+                "resolution": error.resolution,
+                "permanent": error.permanent,
+            }),
+        );
+    }
+    Some(Event::new(&after.practice_id, event_type, at, data))
+}
+
+/// `message.received` for an inbound text recorded in its conversation.
+pub fn received(practice_id: &str, entry: &InboundEntry, at: DateTime<Utc>) -> Event {
+    let keyword = entry.keyword.map(|k| match k {
+        Keyword::OptOut => "opt_out",
+        Keyword::OptIn => "opt_in",
+        Keyword::Help => "help",
+    });
+    let data = serde_json::json!({
+        "message_id": entry.carrier_message_id,
+        "conversation_id": ConversationId::from_phone(&entry.from).to_string(),
+        "phone": entry.from.as_str(),
+        "to": entry.to.as_str(),
+        "text": entry.text,
+        "received_at": to_api_time(&entry.at),
+        "keyword": keyword,
+        "opt_out_intent": entry.opt_out_intent,
+        "media_count": entry.media.len(),
+    });
+    Event::new(practice_id, EventType::MessageReceived, at, data)
+}
+
+/// `contact.opted_out` or `contact.opted_in` for a number whose opt-out
+/// state changed (`source`: `sms`, `staff`, `carrier`).
+pub fn opt_change(
+    practice_id: &str,
+    phone: &str,
+    opted_out: bool,
+    source: &str,
+    at: DateTime<Utc>,
+) -> Event {
+    let event_type = if opted_out {
+        EventType::ContactOptedOut
+    } else {
+        EventType::ContactOptedIn
+    };
+    let conversation_id = PhoneNumber::parse(phone)
+        .ok()
+        .map(|p| ConversationId::from_phone(&p).to_string());
+    let data = serde_json::json!({
+        "phone": phone,
+        "conversation_id": conversation_id,
+        "source": source,
+    });
+    Event::new(practice_id, event_type, at, data)
+}
+
+/// `bulk.completed` when every recipient of a bulk reached a final status.
+pub fn bulk_completed(practice_id: &str, bulk_id: &str, at: DateTime<Utc>) -> Event {
+    let data = serde_json::json!({ "bulk_id": bulk_id, "message_id": bulk_id });
+    Event::new(practice_id, EventType::BulkCompleted, at, data)
+}
+
+/// How long to wait after a failed attempt before the next: about 5 s,
+/// 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h (three days in all),
+/// then the delivery has failed.
+pub const RETRY_DELAYS_SECONDS: [u32; 9] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
+
+/// A retry schedule: the waits after the 1st, 2nd, ... failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(Vec<u32>);
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        Self(RETRY_DELAYS_SECONDS.to_vec())
+    }
+}
+
+impl RetrySchedule {
+    /// A schedule from comma-separated seconds (`5,300,1800`); a deployment
+    /// parameter, so the local cloud's tests need not wait minutes.
+    ///
+    /// # Errors
+    ///
+    /// A sentence naming what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let delays = text
+            .split(',')
+            .map(|d| {
+                d.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("{d:?} is not a whole number of seconds above 0"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if delays.is_empty() || delays.len() > 20 {
+            return Err("between 1 and 20 delays are needed".into());
+        }
+        Ok(Self(delays))
+    }
+
+    /// The wait before attempt `attempt + 1` after attempt `attempt`
+    /// (1-based) failed; `None` when it was the last attempt.
+    pub fn after(&self, attempt: u32) -> Option<Duration> {
+        let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
+        self.0
+            .get(index)
+            .map(|s| Duration::seconds(i64::from(*s)))
+    }
+
+    /// Attempts in all: the first and one per delay.
+    pub fn max_attempts(&self) -> u32 {
+        u32::try_from(self.0.len()).unwrap_or(u32::MAX).saturating_add(1)
+    }
+}
+
+/// What one delivery attempt got back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// The endpoint answered with this HTTP status (a redirect is not
+    /// followed: it counts as a failure).
+    Status(u16),
+    /// No answer within the timeout.
+    Timeout,
+    /// No answer at all: DNS, connection, TLS, or an address we refuse to
+    /// call (private, loopback...).
+    Error(String),
+}
+
+impl AttemptResult {
+    /// A 2xx.
+    pub fn delivered(&self) -> bool {
+        matches!(self, AttemptResult::Status(s) if (200..300).contains(s))
+    }
+
+    /// 410 Gone: the endpoint asks not to be called again.
+    pub fn gone(&self) -> bool {
+        matches!(self, AttemptResult::Status(410))
+    }
+
+    /// The HTTP status, if the endpoint answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AttemptResult::Status(s) => Some(*s),
+            _ => None,
+        }
+    }
+
+    /// A short description for the event list (never the response body).
+    pub fn describe(&self) -> String {
+        match self {
+            AttemptResult::Status(s) if (200..300).contains(s) => format!("HTTP {s}"),
+            AttemptResult::Status(s) if (300..400).contains(s) => {
+                format!("HTTP {s}: redirects are not followed")
+            }
+            AttemptResult::Status(410) => "HTTP 410: the endpoint was disabled".into(),
+            AttemptResult::Status(s) => format!("HTTP {s}"),
+            AttemptResult::Timeout => "no answer within 15 seconds".into(),
+            AttemptResult::Error(e) => e.clone(),
+        }
+    }
+}
+
+/// Where one endpoint's delivery of one event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// An attempt is under way.
+    Sending,
+    /// An attempt got a 2xx.
+    Delivered,
+    /// Every attempt failed, or the endpoint was disabled or deleted.
+    Failed,
+}
+
+impl DeliveryState {
+    /// Snake-case name, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    /// No attempt will follow.
+    pub fn is_final(self) -> bool {
+        matches!(self, DeliveryState::Delivered | DeliveryState::Failed)
+    }
+}
+
+/// One endpoint's delivery of one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The endpoint.
+    pub endpoint_id: String,
+    #[allow(missing_docs)]
+    pub state: DeliveryState,
+    /// Attempts made in this round.
+    pub attempts: u32,
+    /// The HTTP status of the last attempt, if it got an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// What the last attempt got, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the next attempt is due (pending only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the attempt under way began (sending only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// When the last attempt ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl Delivery {
+    /// A delivery not yet attempted, due now.
+    pub fn new(endpoint_id: &str, now: DateTime<Utc>) -> Self {
+        Delivery {
+            endpoint_id: endpoint_id.to_string(),
+            state: DeliveryState::Pending,
+            attempts: 0,
+            last_status: None,
+            last_error: None,
+            next_attempt_at: Some(now),
+            claimed_at: None,
+            last_attempt_at: None,
+        }
+    }
+}
+
+/// An attempt that began this long ago without an outcome recorded is taken
+/// to have died with its function (the HTTP timeout is 15 s; the function's
+/// 30 s): the redelivered job may attempt again.
+pub const STALE_ATTEMPT: Duration = Duration::seconds(60);
+
+/// An event with where its deliveries stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    #[allow(missing_docs)]
+    pub event: Event,
+    /// `None` until the event has been fanned out to the endpoints
+    /// subscribed when it happened (or when it was last redelivered).
+    pub deliveries: Option<Vec<Delivery>>,
+    /// Bumped by each redelivery; jobs of an older round are dropped.
+    pub round: u32,
+}
+
+/// The delivery state of an event as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventDelivery {
+    /// Some endpoint still has attempts to come (or it is not fanned out yet).
+    Pending,
+    /// Every endpoint got it.
+    Delivered,
+    /// No attempt will follow and at least one endpoint never got it.
+    Failed,
+    /// No endpoint was subscribed to it.
+    None,
+}
+
+impl EventDelivery {
+    /// Reads the `delivery` query parameter.
+    ///
+    /// # Errors
+    ///
+    /// 422 `invalid_field` naming `delivery`.
+    pub fn parse(value: &str) -> Result<Self, AppError> {
+        match value {
+            "pending" => Ok(EventDelivery::Pending),
+            "delivered" => Ok(EventDelivery::Delivered),
+            "failed" => Ok(EventDelivery::Failed),
+            other => Err(AppError::invalid(
+                "invalid_field",
+                format!("delivery must be pending, delivered or failed, not {other:?}"),
+            )
+            .at("delivery")),
+        }
+    }
+}
+
+impl StoredEvent {
+    /// The event as a whole (see [`EventDelivery`]).
+    pub fn delivery(&self) -> EventDelivery {
+        let Some(deliveries) = &self.deliveries else {
+            return EventDelivery::Pending;
+        };
+        if deliveries.is_empty() {
+            EventDelivery::None
+        } else if deliveries.iter().any(|d| !d.state.is_final()) {
+            EventDelivery::Pending
+        } else if deliveries.iter().any(|d| d.state == DeliveryState::Failed) {
+            EventDelivery::Failed
+        } else {
+            EventDelivery::Delivered
+        }
+    }
+
+    /// The delivery to `endpoint_id`, if the event is fanned out to it.
+    pub fn delivery_to(&self, endpoint_id: &str) -> Option<&Delivery> {
+        self.deliveries
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|d| d.endpoint_id == endpoint_id)
+    }
+
+    /// The API's view: `{"id","type","created_at","data","delivery",
+    /// "attempts","last_status","next_attempt_at","deliveries":[…]}`.
+    pub fn view(&self) -> serde_json::Value {
+        let deliveries = self.deliveries.as_deref().unwrap_or_default();
+        let attempts: u32 = deliveries.iter().map(|d| d.attempts).sum();
+        let last = deliveries
+            .iter()
+            .filter(|d| d.last_attempt_at.is_some())
+            .max_by_key(|d| d.last_attempt_at);
+        let next = deliveries
+            .iter()
+            .filter(|d| !d.state.is_final())
+            .filter_map(|d| d.next_attempt_at)
+            .min();
+        let payload = self.event.payload_json();
+        serde_json::json!({
+            "id": self.event.id,
+            "type": self.event.event_type.as_str(),
+            "created_at": to_api_time(&self.event.created_at),
+            "data": payload.get("data").cloned().unwrap_or(serde_json::Value::Null),
+            "delivery": self.delivery(),
+            "attempts": attempts,
+            "last_status": last.and_then(|d| d.last_status),
+            "last_error": last.and_then(|d| d.last_error.clone()),
+            "next_attempt_at": next.map(|t| to_api_time(&t)),
+            "deliveries": deliveries.iter().map(|d| serde_json::json!({
+                "endpoint_id": d.endpoint_id,
+                "status": d.state.as_str(),
+                "attempts": d.attempts,
+                "last_status": d.last_status,
+                "last_error": d.last_error,
+                "last_attempt_at": d.last_attempt_at.map(|t| to_api_time(&t)),
+                "next_attempt_at": d.next_attempt_at.filter(|_| !d.state.is_final()).map(|t| to_api_time(&t)),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// One delivery attempt to make: what the event queue carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryJob {
+    #[allow(missing_docs)]
+    pub practice_id: String,
+    #[allow(missing_docs)]
+    pub event_id: String,
+    #[allow(missing_docs)]
+    pub endpoint_id: String,
+    /// Which attempt this is (1 = the first).
+    pub attempt: u32,
+    /// The event's delivery round it belongs to.
+    pub round: u32,
+}
+
+impl DeliveryJob {
+    /// A name for a one-time schedule that enqueues this job: unique per
+    /// attempt, within EventBridge Scheduler's 64 characters.
+    pub fn schedule_name(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(
+            format!(
+                "{}|{}|{}|{}|{}",
+                self.practice_id, self.event_id, self.endpoint_id, self.round, self.attempt
+            )
+            .as_bytes(),
+        );
+        format!("evt-{}", &hex::encode(digest)[..40])
+    }
+}
+
+/// How long events are kept and listed.
+pub const EVENT_RETENTION: Duration = Duration::days(30);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::message::RecipientError;
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 15, 0, 0).unwrap()
+    }
+
+    fn recipient(status: RecipientStatus) -> Recipient {
+        Recipient {
+            practice_id: "p1".into(),
+            message_id: "m1".into(),
+            recipient_id: "00001".into(),
+            patient_id: Some("pat-1".into()),
+            to: PhoneNumber::parse("+14155550142").unwrap(),
+            from: PhoneNumber::parse("+14155550100").unwrap(),
+            text: "Your cleaning is tomorrow".into(),
+            status,
+            not_before: None,
+            carrier_message_id: None,
+            sent_at: None,
+            delivered_at: None,
+            error: None,
+            skip_reason: None,
+            attempts: 0,
+            claimed_at: None,
+            message_type: MessageType::DirectMessage,
+            origin: None,
+            version: 0,
+        }
+    }
+
+    #[test]
+    fn event_ids_sort_by_time_and_the_floor_sorts_before_them() {
+        let a = new_event_id(at());
+        let b = new_event_id(at() + Duration::milliseconds(1));
+        assert!(a < b, "{a} < {b}");
+        assert!(event_id_floor(at()) <= a);
+        assert!(event_id_floor(at() + Duration::milliseconds(1)) > a);
+        validate_event_id(&a).unwrap();
+        assert!(validate_event_id("evt_0").is_err());
+        assert!(validate_event_id("msg_0123456789abcdef0123456789abcdef").is_err());
+    }
+
+    #[test]
+    fn only_delivered_and_failed_changes_make_events() {
+        let queued = recipient(RecipientStatus::Queued);
+        let sending = recipient(RecipientStatus::Sending);
+        assert!(for_transition(&queued, &sending, at()).is_none());
+        assert!(for_transition(&sending, &sending, at()).is_none());
+        let mut sent = recipient(RecipientStatus::Sent);
+        let delivered = recipient(RecipientStatus::Delivered);
+        let e = for_transition(&sent, &delivered, at()).unwrap();
+        assert_eq!(e.event_type, EventType::MessageDelivered);
+        let body = e.payload_json();
+        assert_eq!(body["type"], "message.delivered");
+        assert_eq!(body["data"]["message_id"], "m1");
+        assert_eq!(body["data"]["conversation_id"], "c14155550142");
+        assert_eq!(body["data"]["bulk_id"], serde_json::Value::Null);
+        assert_eq!(body["timestamp"], "2026-12-01T15:00:00.000Z");
+
+        sent.status = RecipientStatus::Sent;
+        let mut failed = recipient(RecipientStatus::Failed);
+        failed.error = Some(RecipientError::from_carrier_code(4720));
+        let e = for_transition(&sent, &failed, at()).unwrap();
+        let body = e.payload_json();
+        assert_eq!(body["type"], "message.failed");
+        assert_eq!(body["data"]["error"]["code"], "4720");
+        assert!(!body["data"]["error"]["title"].as_str().unwrap().is_empty());
+        assert!(!body["data"]["error"]["resolution"]
+            .as_str()
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn event_types_round_trip_and_unknown_ones_are_named() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()).unwrap(), t);
+        }
+        let e = EventType::parse("message.sent").unwrap_err();
+        assert_eq!(e.code, "invalid_event_type");
+        assert!(e.message.contains("message.received"));
+    }
+
+    #[test]
+    fn the_default_schedule_retries_nine_times_over_about_three_days() {
+        let s = RetrySchedule::default();
+        assert_eq!(s.max_attempts(), 10);
+        assert_eq!(s.after(1), Some(Duration::seconds(5)));
+        assert_eq!(s.after(2), Some(Duration::minutes(5)));
+        assert_eq!(s.after(9), Some(Duration::hours(24)));
+        assert_eq!(s.after(10), None);
+        assert_eq!(s.after(0), None);
+        let total: i64 = (1..10).map(|a| s.after(a).unwrap().num_seconds()).sum();
+        assert!((Duration::hours(70).num_seconds()..=Duration::hours(80).num_seconds())
+            .contains(&total));
+        assert_eq!(RetrySchedule::parse("1, 2,3").unwrap().after(3), Some(Duration::seconds(3)));
+        assert!(RetrySchedule::parse("1,x").is_err());
+        assert!(RetrySchedule::parse("0").is_err());
+    }
+
+    #[test]
+    fn the_event_as_a_whole_follows_its_deliveries() {
+        let event = bulk_completed("p1", "b1", at());
+        let mut stored = StoredEvent {
+            event,
+            deliveries: None,
+            round: 0,
+        };
+        assert_eq!(stored.delivery(), EventDelivery::Pending);
+        stored.deliveries = Some(vec![]);
+        assert_eq!(stored.delivery(), EventDelivery::None);
+        let mut a = Delivery::new("a", at());
+        let mut b = Delivery::new("b", at());
+        stored.deliveries = Some(vec![a.clone(), b.clone()]);
+        assert_eq!(stored.delivery(), EventDelivery::Pending);
+        a.state = DeliveryState::Delivered;
+        b.state = DeliveryState::Failed;
+        stored.deliveries = Some(vec![a.clone(), b.clone()]);
+        assert_eq!(stored.delivery(), EventDelivery::Failed);
+        b.state = DeliveryState::Delivered;
+        stored.deliveries = Some(vec![a, b]);
+        assert_eq!(stored.delivery(), EventDelivery::Delivered);
+    }
+
+    #[test]
+    fn attempt_results_classify_redirects_and_gone() {
+        assert!(AttemptResult::Status(204).delivered());
+        assert!(!AttemptResult::Status(301).delivered());
+        assert!(AttemptResult::Status(301).describe().contains("not followed"));
+        assert!(AttemptResult::Status(410).gone());
+        assert!(!AttemptResult::Timeout.delivered());
+    }
+
+    #[test]
+    fn schedule_names_are_short_and_differ_per_attempt() {
+        let job = DeliveryJob {
+            practice_id: "p".repeat(36),
+            event_id: new_event_id(at()),
+            endpoint_id: "e".repeat(36),
+            attempt: 3,
+            round: 1,
+        };
+        let mut next = job.clone();
+        next.attempt = 4;
+        assert!(job.schedule_name().len() <= 64);
+        assert_ne!(job.schedule_name(), next.schedule_name());
+    }
+}
