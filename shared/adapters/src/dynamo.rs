@@ -39,6 +39,7 @@ use crate::retry::Backoff;
 
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
+use messaging_core::domain::events;
 use messaging_core::domain::message::{Message, MessageType, Recipient, SendJob, Transition};
 use messaging_core::domain::patient::{Patient, UndeliverableNumber};
 use messaging_core::domain::phone::PhoneNumber;
@@ -827,7 +828,11 @@ impl MessageStore for DynamoStore {
         }
         let update =
             self.message_update(&next.practice_id, &next.message_id, &sets, names, values)?;
-        let items = vec![put, update];
+        let mut items = vec![put, update];
+        // The outbox: the event this change causes, in the same write.
+        if let Some(event) = events::for_transition(current, &next, chrono::Utc::now()) {
+            items.push(self.event_put(&event)?);
+        }
         match self.transact_retrying_conflicts(items).await {
             Ok(_) => {
                 if next.message_type == MessageType::BulkMessage && next.status.is_final() {
@@ -973,6 +978,43 @@ impl OptOutStore for DynamoStore {
             uuid::Uuid::new_v4().simple()
         );
         let audit = to_item(change, pk, audit_sk)?;
+        // A change of state carries its event (the outbox), conditioned on
+        // the state actually changing; a repeated STOP only adds to the audit.
+        let changes = if change.opted_out {
+            "attribute_not_exists(opted_out) OR opted_out = :false"
+        } else {
+            "opted_out = :true"
+        };
+        let event = events::opt_change(
+            &change.practice_id,
+            &change.phone,
+            change.opted_out,
+            &change.source,
+            chrono::Utc::now(),
+        );
+        let state_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(state.clone()))
+            .condition_expression(changes)
+            .expression_attribute_values(
+                if change.opted_out { ":false" } else { ":true" },
+                AttributeValue::Bool(!change.opted_out),
+            )
+            .build()
+            .map_err(|e| StoreError::new("build put", e))?;
+        let with_event = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(state_put).build())
+            .transact_items(self.put(audit.clone(), Some("attribute_not_exists(pk)"))?)
+            .transact_items(self.event_put(&event)?)
+            .send()
+            .await;
+        match with_event {
+            Ok(_) => return Ok(()),
+            Err(e) if cancelled_by_condition(&e, 0) => {}
+            Err(e) => return Err(StoreError::new("record opt-out", DisplayErrorContext(e))),
+        }
         self.client
             .transact_write_items()
             .transact_items(self.put(state, None)?)

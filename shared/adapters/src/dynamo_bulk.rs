@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, TransactWriteItem, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 
@@ -27,6 +27,7 @@ use crate::dynamo::{
 use crate::retry::Backoff;
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
+use messaging_core::domain::events;
 use messaging_core::domain::limits::{DYNAMO_BATCH_GET_KEYS, DYNAMO_BATCH_WRITE_ITEMS};
 use messaging_core::domain::message::{
     BulkStatus, Message, MessageType, Recipient, RecipientStatus, Transition, BULK_COMPLETES_FROM,
@@ -231,9 +232,7 @@ impl DynamoStore {
             )
             .collect::<Vec<_>>()
             .join(" AND ");
-        let result = self
-            .client
-            .update_item()
+        let update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(practice_pk(practice_id), message_sk(message_id))))
             .update_expression("SET #status = :done, gsi2pk = :g2pk")
@@ -250,10 +249,21 @@ impl DynamoStore {
                     BulkStatus::Completed.as_str(),
                 )),
             )
+            .build()
+            .map_err(|e| StoreError::new("build update", e))?;
+        // The outbox: completion and `bulk.completed` are one write.
+        let event = events::bulk_completed(practice_id, message_id, chrono::Utc::now());
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(self.event_put(&event)?)
             .send()
             .await;
-        if conditional(result, "complete bulk")? {
-            tracing::info!(message_id, "bulk completed");
+        match result {
+            Ok(_) => tracing::info!(message_id, "bulk completed"),
+            Err(e) if cancelled_by_condition(&e, 0) => {}
+            Err(e) => return Err(StoreError::new("complete bulk", DisplayErrorContext(e))),
         }
         Ok(())
     }
@@ -415,6 +425,14 @@ impl BulkStore for DynamoStore {
             let Some(next) = r.apply(transition) else {
                 return Ok(false);
             };
+            if events::for_transition(r, &next, chrono::Utc::now()).is_some() {
+                // A transaction holds at most 100 items: this is for
+                // changes that cause no event (cancellations).
+                return Err(StoreError::new(
+                    "update recipients",
+                    "a change that causes events is written one recipient at a time",
+                ));
+            }
             *delta.entry(r.status.as_str()).or_default() -= 1;
             *delta.entry(next.status.as_str()).or_default() += 1;
             writes.push(self.versioned_put(r, &next)?);

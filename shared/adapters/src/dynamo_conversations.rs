@@ -49,6 +49,7 @@ use messaging_core::domain::conversation::{
     ThreadItem,
 };
 use messaging_core::domain::error::StoreError;
+use messaging_core::domain::events;
 use messaging_core::domain::message::{Recipient, SendJob};
 use messaging_core::domain::patient::Patient;
 use messaging_core::domain::phone::PhoneNumber;
@@ -309,6 +310,11 @@ impl ConversationStore for DynamoStore {
                 thread_item(practice_id, &conversation.phone, entry)?,
                 Some("attribute_not_exists(sk)"),
             )?);
+            // The outbox: a patient's text and its `message.received` are one write.
+            if let ThreadItem::Inbound(inbound) = entry {
+                let event = events::received(practice_id, inbound, chrono::Utc::now());
+                writes.push(self.event_put(&event)?);
+            }
         }
         // The entry (index 1) is looked at first: a recorded entry is a
         // duplicate whatever else changed meanwhile.

@@ -5,12 +5,14 @@ pub mod bandwidth;
 pub mod dynamo;
 pub mod dynamo_bulk;
 pub mod dynamo_conversations;
+pub mod dynamo_events;
 pub mod dynamo_rate;
 pub mod dynamo_templates;
 mod retry;
 pub mod s3;
 pub mod scheduler;
 pub mod sqs;
+pub mod webhooks;
 
 /// Loads the AWS SDK configuration once per process. Endpoints come from the
 /// standard `AWS_ENDPOINT_URL` variable when it is set (the local cloud).

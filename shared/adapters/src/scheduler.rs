@@ -1,4 +1,6 @@
-//! One-time EventBridge Scheduler schedules that put a send on the queue.
+//! One-time EventBridge Scheduler schedules that put a job on a queue: a
+//! scheduled send on the send queue, a late event delivery attempt on the
+//! event queue.
 //!
 //! Each schedule is `at(...)` in UTC, targets the send queue directly with the
 //! send job as its input, retries delivery to the queue, sends what it cannot
@@ -42,9 +44,7 @@ impl EventBridgeScheduler {
         Self { client, config }
     }
 
-    fn target(&self, job: &SendJob) -> Result<Target, StoreError> {
-        let input =
-            serde_json::to_string(job).map_err(|e| StoreError::new("encode send job", e))?;
+    fn target(&self, input: &str) -> Result<Target, StoreError> {
         let retry = RetryPolicy::builder()
             .maximum_retry_attempts(10)
             .maximum_event_age_in_seconds(3600)
@@ -69,13 +69,14 @@ fn at_expression(at: DateTime<Utc>) -> String {
     format!("at({})", at.format("%Y-%m-%dT%H:%M:%S"))
 }
 
-#[async_trait]
-impl SendScheduler for EventBridgeScheduler {
-    async fn schedule(
+impl EventBridgeScheduler {
+    /// Creates, or replaces, the one-time schedule `name` that puts `input`
+    /// on the target queue at `at`.
+    pub async fn put_schedule(
         &self,
         name: &str,
         at: DateTime<Utc>,
-        job: &SendJob,
+        input: &str,
     ) -> Result<(), StoreError> {
         let window = FlexibleTimeWindow::builder()
             .mode(FlexibleTimeWindowMode::Off)
@@ -89,7 +90,7 @@ impl SendScheduler for EventBridgeScheduler {
             .schedule_expression(at_expression(at))
             .schedule_expression_timezone("UTC")
             .flexible_time_window(window.clone())
-            .target(self.target(job)?)
+            .target(self.target(input)?)
             .action_after_completion(ActionAfterCompletion::Delete)
             .send()
             .await;
@@ -104,7 +105,7 @@ impl SendScheduler for EventBridgeScheduler {
                     .schedule_expression(at_expression(at))
                     .schedule_expression_timezone("UTC")
                     .flexible_time_window(window)
-                    .target(self.target(job)?)
+                    .target(self.target(input)?)
                     .action_after_completion(ActionAfterCompletion::Delete)
                     .send()
                     .await
@@ -113,6 +114,20 @@ impl SendScheduler for EventBridgeScheduler {
             }
             Err(e) => Err(StoreError::new("create schedule", DisplayErrorContext(e))),
         }
+    }
+}
+
+#[async_trait]
+impl SendScheduler for EventBridgeScheduler {
+    async fn schedule(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        job: &SendJob,
+    ) -> Result<(), StoreError> {
+        let input =
+            serde_json::to_string(job).map_err(|e| StoreError::new("encode send job", e))?;
+        self.put_schedule(name, at, &input).await
     }
 
     async fn unschedule(&self, name: &str) -> Result<(), StoreError> {

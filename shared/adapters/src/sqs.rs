@@ -1,4 +1,4 @@
-//! The send queue and the media queue on SQS.
+//! The send queue, the media queue and the event queue on SQS.
 
 use std::time::Duration;
 
@@ -9,7 +9,8 @@ use messaging_core::domain::conversation::MediaCopyJob;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::limits::{SQS_BATCH_ENTRIES, SQS_MAX_DELAY_SECONDS};
 use messaging_core::domain::message::SendJob;
-use messaging_core::ports::{MediaQueue, SendQueue};
+use messaging_core::domain::events::DeliveryJob;
+use messaging_core::ports::{EventQueue, MediaQueue, SendQueue};
 
 use crate::retry::Backoff;
 
@@ -96,6 +97,59 @@ impl SendQueue for SqsSendQueue {
         delay_seconds: u32,
     ) -> Result<(), StoreError> {
         change_visibility(&self.client, &self.queue_url, receipt_handle, delay_seconds).await
+    }
+}
+
+/// The event queue: delivery attempts, delayed on the queue up to 15
+/// minutes, and through a one-time schedule beyond.
+#[derive(Debug, Clone)]
+pub struct SqsEventQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    scheduler: Option<crate::scheduler::EventBridgeScheduler>,
+}
+
+impl SqsEventQueue {
+    /// Wraps a client, the queue's URL and, where attempts may wait longer
+    /// than the queue's delays, the scheduler targeting this queue.
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        scheduler: Option<crate::scheduler::EventBridgeScheduler>,
+    ) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+            scheduler,
+        }
+    }
+}
+
+#[async_trait]
+impl EventQueue for SqsEventQueue {
+    async fn enqueue(&self, jobs: &[(DeliveryJob, u32)]) -> Result<(), StoreError> {
+        let bodies = jobs
+            .iter()
+            .map(|(job, delay)| {
+                serde_json::to_string(job)
+                    .map(|body| (body, *delay))
+                    .map_err(|e| StoreError::new("encode delivery job", e))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        send_batches(&self.client, &self.queue_url, bodies, "enqueue deliveries").await
+    }
+
+    async fn enqueue_at(
+        &self,
+        job: &DeliveryJob,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let scheduler = self.scheduler.as_ref().ok_or_else(|| {
+            StoreError::new("schedule delivery", "no scheduler configured for the event queue")
+        })?;
+        let input =
+            serde_json::to_string(job).map_err(|e| StoreError::new("encode delivery job", e))?;
+        scheduler.put_schedule(&job.schedule_name(), at, &input).await
     }
 }
 
