@@ -59,7 +59,7 @@ WEBHOOK = {"user": "bandwidth-callbacks", "password": "local-webhook-secret"}
 
 # See Cargo.toml: release at opt-level 1 without LTO, shared with the tests' build.
 PROFILE = "local"
-FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher", "media-copier"]
+FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher", "media-copier", "event-delivery"]
 TOOL_BINARIES = ["carrier-sim", "practice-admin"]
 
 COLORS = {"aws": "\033[36m", "sim": "\033[35m", "local": "\033[32m", "test": "\033[33m"}

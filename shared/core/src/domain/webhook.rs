@@ -261,7 +261,7 @@ impl UrlPolicy {
         (self.allow_local && ip == IpAddr::V4(Ipv4Addr::LOCALHOST)) || is_public(ip)
     }
 
-    /// Checks what a host name resolved to: every address must be allowed
+    /// Checks what a host name resolved to: every address must be public
     /// (a name with one private address among public ones is refused, so a
     /// DNS answer cannot steer a delivery inside).
     ///
@@ -272,7 +272,9 @@ impl UrlPolicy {
         if addresses.is_empty() {
             return Err(invalid_url(format!("{host} does not resolve to any address")));
         }
-        if let Some(bad) = addresses.iter().find(|a| !self.address_allowed(**a)) {
+        // The local exception is for the literal 127.0.0.1 only: a name
+        // never gets it.
+        if let Some(bad) = addresses.iter().find(|a| !is_public(**a)) {
             return Err(invalid_url(format!(
                 "{host} resolves to {bad}, a private, loopback, link-local or otherwise non-public address"
             )));
@@ -472,5 +474,9 @@ mod tests {
         assert!(aws
             .check_resolved("localhost", &["127.0.0.1".parse().unwrap()])
             .is_err());
+        let local = UrlPolicy { allow_local: true };
+        assert!(local
+            .check_resolved("localhost", &["127.0.0.1".parse().unwrap()])
+            .is_err(), "the local exception is for the address literal only");
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod conversations;
 pub mod dispatcher;
+pub mod event_delivery;
+pub mod events_api;
 pub mod media_copier;
 pub mod messages_api;
 pub mod practice_api;

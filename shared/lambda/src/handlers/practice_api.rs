@@ -1,6 +1,7 @@
 //! `GET/PATCH /v1/settings`, `GET /v1/patients`, `PUT/GET /v1/patients/{id}`, `/v1/templates…`,
 //! `GET /v1/error-codes`, `GET /v1/communications`, and the Inbox and
-//! Patient Chat reads (`/v1/conversations…`, see [`super::conversations`]).
+//! Patient Chat reads (`/v1/conversations…`, see [`super::conversations`]),
+//! and the office's event endpoints and events (see [`super::events_api`]).
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -9,6 +10,9 @@ use crate::config::{ConfigError, PracticeApiConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::s3::S3Media;
+use messaging_adapters::sqs::SqsEventQueue;
+use messaging_adapters::webhooks::SystemResolver;
+use messaging_core::domain::webhook::UrlPolicy;
 use messaging_core::app::auth::Authenticator;
 use messaging_core::app::communications::{self, TrackingQuery};
 use messaging_core::app::patients;
@@ -26,6 +30,10 @@ pub struct PracticeApi {
     store: DynamoStore,
     /// Signs the thread's links to copied attachments.
     media: S3Media,
+    /// Where redelivered events' first attempts go.
+    event_queue: SqsEventQueue,
+    /// Which event endpoint URLs are allowed.
+    url_policy: UrlPolicy,
 }
 
 impl PracticeApi {
@@ -42,6 +50,12 @@ impl PracticeApi {
             auth: Authenticator::new(store.clone()),
             store,
             media: S3Media::new(messaging_adapters::s3::client(&aws), config.media_bucket),
+            event_queue: SqsEventQueue::new(
+                aws_sdk_sqs::Client::new(&aws),
+                config.event_queue_url.as_str(),
+                None,
+            ),
+            url_policy: config.url_policy,
         }
     }
 
@@ -68,6 +82,17 @@ impl PracticeApi {
         let practice = self.auth.practice(super::authorization(req)).await?;
         let now = chrono::Utc::now();
         if let Some(result) = super::templates::route(&self.store, &practice, route, req, now).await
+        {
+            return result;
+        }
+        let events = super::events_api::EventRoutes {
+            queue: &self.event_queue,
+            resolver: &SystemResolver,
+            policy: self.url_policy,
+        };
+        if let Some(result) = events
+            .route(&self.store, &practice.practice_id, route, req, now)
+            .await
         {
             return result;
         }

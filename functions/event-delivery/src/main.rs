@@ -1,0 +1,14 @@
+//! Lambda: new events from the table's stream, delivery attempts from the event queue.
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use messaging_lambda::handlers::event_delivery::EventDeliveryFn;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    messaging_lambda::telemetry::init();
+    let delivery = EventDeliveryFn::from_env().await?;
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
+        Ok::<serde_json::Value, Error>(delivery.handle(event.payload).await)
+    }))
+    .await
+}
