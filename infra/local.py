@@ -314,6 +314,11 @@ def deploy_params() -> dict[str, str]:
         # so tests and the precision benchmark exercise that path.
         "QueueDelayMaxSeconds": os.environ.get("QUEUE_DELAY_MAX_SECONDS", "0"),
         "LogLevel": os.environ.get("LOG_LEVEL", "info"),
+        # Tests (and a developer's receiver) get events at http://127.0.0.1:PORT.
+        "AllowLocalEventEndpoints": "true",
+        # Event retries in seconds instead of hours, so a failing receiver
+        # sees every attempt within minutes (AWS keeps the 3-day default).
+        "EventRetrySchedule": os.environ.get("EVENT_RETRY_SCHEDULE", "1,2,4,8,16,32,64,128,256"),
     }
 
 

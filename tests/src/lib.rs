@@ -18,6 +18,8 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod receiver;
+
 /// Why a test is ignored by default.
 pub const NEEDS_LOCAL_CLOUD: &str = "needs the local cloud: run `make test`";
 

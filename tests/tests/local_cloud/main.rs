@@ -11,6 +11,7 @@ mod conformance;
 mod contract;
 mod conversations;
 mod direct_messages;
+mod events;
 mod media;
 mod patients;
 mod scheduling;
