@@ -133,7 +133,7 @@ impl Event {
         })
         .to_string();
         Event {
-            id: new_event_id(at),
+            id: new_event_id(),
             practice_id: practice_id.to_string(),
             event_type,
             created_at: at,
@@ -147,16 +147,12 @@ impl Event {
     }
 }
 
-/// A time-ordered event id: `evt_` and the 32 hex digits of a UUID v7 whose
-/// time is `at`, so ids sort by time (what the event list pages by).
-pub fn new_event_id(at: DateTime<Utc>) -> String {
-    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-    let ts = uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        ms / 1000,
-        u32::try_from((ms % 1000) * 1_000_000).unwrap_or(0),
-    );
-    format!("evt_{}", uuid::Uuid::new_v7(ts).simple())
+/// A time-ordered event id: `evt_` and the 32 hex digits of a UUID v7
+/// (its first 48 bits are the creation time in milliseconds), so ids sort by
+/// time — what the event list pages by. Ids made by one process also sort
+/// in creation order within a millisecond.
+pub fn new_event_id() -> String {
+    format!("evt_{}", uuid::Uuid::now_v7().simple())
 }
 
 /// The smallest event id of an event created at or after `at`: where a
@@ -633,13 +629,15 @@ mod tests {
     }
 
     #[test]
-    fn event_ids_sort_by_time_and_the_floor_sorts_before_them() {
-        let a = new_event_id(at());
-        let b = new_event_id(at() + Duration::milliseconds(1));
-        assert!(a < b, "{a} < {b}");
-        assert!(event_id_floor(at()) <= a);
-        assert!(event_id_floor(at() + Duration::milliseconds(1)) > a);
-        validate_event_id(&a).unwrap();
+    fn event_ids_sort_by_creation_and_the_floor_sorts_before_them() {
+        let before = Utc::now() - Duration::milliseconds(1);
+        let ids: Vec<String> = (0..50).map(|_| new_event_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted, "creation order is id order");
+        assert!(event_id_floor(before) < ids[0]);
+        assert!(event_id_floor(Utc::now() + Duration::seconds(1)) > ids[49]);
+        validate_event_id(&ids[0]).unwrap();
         assert!(validate_event_id("evt_0").is_err());
         assert!(validate_event_id("msg_0123456789abcdef0123456789abcdef").is_err());
     }
@@ -739,7 +737,7 @@ mod tests {
     fn schedule_names_are_short_and_differ_per_attempt() {
         let job = DeliveryJob {
             practice_id: "p".repeat(36),
-            event_id: new_event_id(at()),
+            event_id: new_event_id(),
             endpoint_id: "e".repeat(36),
             attempt: 3,
             round: 1,

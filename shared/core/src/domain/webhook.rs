@@ -239,14 +239,22 @@ impl UrlPolicy {
             Some(url::Host::Domain(_)) => None,
             None => return Err(invalid_url("url has no host")),
         };
-        let local = self.allow_local && ip == Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        // The local exception is for the address written as `127.0.0.1`,
+        // not for other spellings the URL parser maps to it (`2130706433`,
+        // `0x7f.1`...).
+        let written_host = raw
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+            .unwrap_or("");
+        let literal = written_host == "127.0.0.1" || written_host.starts_with("127.0.0.1:");
+        let local = self.allow_local && literal && ip == Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
         match url.scheme() {
             "https" => {}
             "http" if local => {}
             _ => return Err(invalid_url("url must start with https://")),
         }
         if let Some(ip) = ip {
-            if !self.address_allowed(ip) {
+            if !(local || is_public(ip)) {
                 return Err(invalid_url(format!(
                     "url points to {ip}, a private, loopback, link-local or otherwise non-public address"
                 )));
@@ -457,7 +465,14 @@ mod tests {
         }
         // The local cloud's exception is exactly 127.0.0.1.
         local.check("http://127.0.0.1:8080/hooks").unwrap();
-        for bad in ["http://localhost:8080/", "http://127.0.0.2/", "http://10.0.0.1/"] {
+        for bad in [
+            "http://localhost:8080/",
+            "http://127.0.0.2/",
+            "http://10.0.0.1/",
+            "https://2130706433/",
+            "http://0x7f.0.0.1:8080/",
+            "http://127.1:8080/",
+        ] {
             assert!(local.check(bad).is_err(), "{bad}");
         }
         assert!(aws.check("http://127.0.0.1:8080/hooks").is_err());
