@@ -189,8 +189,12 @@ impl EventStore for DynamoStore {
         practice_id: &str,
         endpoint_id: &str,
     ) -> Result<Option<EventEndpoint>, StoreError> {
-        self.get(practice_pk(practice_id), endpoint_sk(endpoint_id), "read endpoint")
-            .await
+        self.get(
+            practice_pk(practice_id),
+            endpoint_sk(endpoint_id),
+            "read endpoint",
+        )
+        .await
     }
 
     async fn replace_endpoint(&self, endpoint: &EventEndpoint) -> Result<bool, StoreError> {
@@ -366,7 +370,8 @@ impl EventStore for DynamoStore {
             .expression_attribute_values(":previous", n(round.saturating_sub(1)))
             .expression_attribute_values(":count", n(count))
             .expression_attribute_values(":zero", n(0));
-        self.conditional_update(update, "start delivery round").await
+        self.conditional_update(update, "start delivery round")
+            .await
     }
 
     async fn claim_attempt(
@@ -398,7 +403,8 @@ impl EventStore for DynamoStore {
             // Fixed-width times, so text order is time order.
             .expression_attribute_values(":now", s(to_api_time(&now)))
             .expression_attribute_values(":stale", s(to_api_time(&stale_before)));
-        self.conditional_update(update, "claim delivery attempt").await
+        self.conditional_update(update, "claim delivery attempt")
+            .await
     }
 
     async fn record_attempt(
@@ -432,6 +438,7 @@ impl EventStore for DynamoStore {
         if delivery.state.is_final() {
             update = update.expression_attribute_values(":one", n(1));
         }
-        self.conditional_update(update, "record delivery attempt").await
+        self.conditional_update(update, "record delivery attempt")
+            .await
     }
 }

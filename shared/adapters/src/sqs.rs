@@ -7,9 +7,9 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use messaging_core::domain::conversation::MediaCopyJob;
 use messaging_core::domain::error::StoreError;
+use messaging_core::domain::events::DeliveryJob;
 use messaging_core::domain::limits::{SQS_BATCH_ENTRIES, SQS_MAX_DELAY_SECONDS};
 use messaging_core::domain::message::SendJob;
-use messaging_core::domain::events::DeliveryJob;
 use messaging_core::ports::{EventQueue, MediaQueue, SendQueue};
 
 use crate::retry::Backoff;
@@ -145,11 +145,16 @@ impl EventQueue for SqsEventQueue {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
         let scheduler = self.scheduler.as_ref().ok_or_else(|| {
-            StoreError::new("schedule delivery", "no scheduler configured for the event queue")
+            StoreError::new(
+                "schedule delivery",
+                "no scheduler configured for the event queue",
+            )
         })?;
         let input =
             serde_json::to_string(job).map_err(|e| StoreError::new("encode delivery job", e))?;
-        scheduler.put_schedule(&job.schedule_name(), at, &input).await
+        scheduler
+            .put_schedule(&job.schedule_name(), at, &input)
+            .await
     }
 }
 

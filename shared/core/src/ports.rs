@@ -621,8 +621,11 @@ pub trait EventStore: Send + Sync {
         endpoint: &crate::domain::webhook::EventEndpoint,
     ) -> Result<bool, StoreError>;
     /// Deletes an endpoint; `false` when there was none.
-    async fn delete_endpoint(&self, practice_id: &str, endpoint_id: &str)
-        -> Result<bool, StoreError>;
+    async fn delete_endpoint(
+        &self,
+        practice_id: &str,
+        endpoint_id: &str,
+    ) -> Result<bool, StoreError>;
     /// An event with its deliveries, read consistently.
     async fn get_event(
         &self,
@@ -672,8 +675,10 @@ pub trait EventStore: Send + Sync {
 #[async_trait]
 pub trait EventQueue: Send + Sync {
     /// Enqueues attempts, each visible after its delay in seconds (at most 900).
-    async fn enqueue(&self, jobs: &[(crate::domain::events::DeliveryJob, u32)])
-        -> Result<(), StoreError>;
+    async fn enqueue(
+        &self,
+        jobs: &[(crate::domain::events::DeliveryJob, u32)],
+    ) -> Result<(), StoreError>;
     /// Puts an attempt on the queue at `at` (beyond the queue's own delays:
     /// a one-time schedule).
     async fn enqueue_at(

@@ -16,7 +16,6 @@ use crate::domain::conversation::{
 };
 use crate::domain::error::StoreError;
 use crate::domain::events::{self, Delivery, DeliveryJob, DeliveryState, Event, StoredEvent};
-use crate::domain::webhook::{EventEndpoint, MAX_ENDPOINTS};
 use crate::domain::message::{
     bulk_completes, BulkStatus, Counts, Message, MessageType, Recipient, RecipientStatus, SendJob,
 };
@@ -24,6 +23,7 @@ use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::phone::PhoneNumber;
 use crate::domain::practice::{Channels, Practice};
 use crate::domain::template::QuickMessage;
+use crate::domain::webhook::{EventEndpoint, MAX_ENDPOINTS};
 use crate::ports::*;
 
 pub mod conformance;
@@ -1192,7 +1192,10 @@ impl EventStore for MemoryStore {
         let mut s = self.0.lock().await;
         if let Some(rec) = idempotency {
             let k = (rec.practice_id.clone(), rec.key.clone());
-            if s.idempotency.get(&k).is_some_and(|r| r.expires_at > Utc::now()) {
+            if s.idempotency
+                .get(&k)
+                .is_some_and(|r| r.expires_at > Utc::now())
+            {
                 return Ok(CreateEndpoint::IdempotencyKeyTaken);
             }
         }
@@ -1292,7 +1295,9 @@ impl EventStore for MemoryStore {
             .collect();
         let more = page.len() > limit as usize;
         let page = &page[..page.len().min(limit as usize)];
-        let next = more.then(|| page.last().map(|e| e.event.id.clone())).flatten();
+        let next = more
+            .then(|| page.last().map(|e| e.event.id.clone()))
+            .flatten();
         let items = page
             .iter()
             .filter(|e| filter.event_type.is_none_or(|t| e.event.event_type == t))
@@ -1392,13 +1397,19 @@ impl EventStore for MemoryStore {
     }
 }
 
+/// Jobs put on one-time schedules, with their times.
+pub type ScheduledJobs = Arc<std::sync::Mutex<Vec<(DeliveryJob, DateTime<Utc>)>>>;
+
+/// One request an endpoint got: URL, headers, body.
+pub type WebhookRequest = (String, Vec<(String, String)>, String);
+
 /// The event queue in memory: jobs with their delays, and those scheduled.
 #[derive(Clone, Default)]
 pub struct MemoryEventQueue {
     /// Enqueued jobs with their delays in seconds.
     pub queued: Arc<std::sync::Mutex<Vec<(DeliveryJob, u32)>>>,
     /// Jobs put on one-time schedules, with their times.
-    pub scheduled: Arc<std::sync::Mutex<Vec<(DeliveryJob, DateTime<Utc>)>>>,
+    pub scheduled: ScheduledJobs,
     /// When set, enqueueing fails (a queue outage).
     pub fail: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -1425,7 +1436,10 @@ impl EventQueue for MemoryEventQueue {
 
     async fn enqueue_at(&self, job: &DeliveryJob, at: DateTime<Utc>) -> Result<(), StoreError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::new("schedule delivery", "scheduler unavailable"));
+            return Err(StoreError::new(
+                "schedule delivery",
+                "scheduler unavailable",
+            ));
         }
         self.scheduled
             .lock()
@@ -1442,7 +1456,7 @@ pub struct ScriptedWebhooks {
     /// Results to give, in order; 200 once empty.
     pub script: Arc<std::sync::Mutex<VecDeque<crate::domain::events::AttemptResult>>>,
     /// (url, headers, body) of every request.
-    pub requests: Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>, String)>>>,
+    pub requests: Arc<std::sync::Mutex<Vec<WebhookRequest>>>,
 }
 
 impl ScriptedWebhooks {
@@ -1455,7 +1469,7 @@ impl ScriptedWebhooks {
     }
 
     /// The requests received so far.
-    pub fn received(&self) -> Vec<(String, Vec<(String, String)>, String)> {
+    pub fn received(&self) -> Vec<WebhookRequest> {
         self.requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -1471,14 +1485,17 @@ impl WebhookClient for ScriptedWebhooks {
         headers: &[(&'static str, String)],
         body: &str,
     ) -> crate::domain::events::AttemptResult {
-        self.requests.lock().unwrap_or_else(|e| e.into_inner()).push((
-            url.url.to_string(),
-            headers
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), v.clone()))
-                .collect(),
-            body.to_string(),
-        ));
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((
+                url.url.to_string(),
+                headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), v.clone()))
+                    .collect(),
+                body.to_string(),
+            ));
         self.script
             .lock()
             .unwrap_or_else(|e| e.into_inner())

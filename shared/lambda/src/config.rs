@@ -18,8 +18,8 @@ use messaging_adapters::bandwidth::{BandwidthConfig, DEFAULT_API_URL};
 use messaging_adapters::scheduler::SchedulerConfig;
 use messaging_core::app::dispatch::RetryPolicy;
 use messaging_core::app::rate_cap::DEFAULT_NUMBER_PER_SECOND;
-use messaging_core::domain::secret::Secret;
 use messaging_core::domain::events::RetrySchedule;
+use messaging_core::domain::secret::Secret;
 use messaging_core::domain::webhook::UrlPolicy;
 
 /// Everything wrong with a function's environment, all of it at once.
@@ -773,7 +773,10 @@ mod tests {
         let p = PracticeApiConfig::from_lookup(vars(&[
             ("TABLE_NAME", "t"),
             ("MEDIA_BUCKET", "b"),
-            ("EVENT_QUEUE_URL", "http://127.0.0.1:4566/000000000000/events"),
+            (
+                "EVENT_QUEUE_URL",
+                "http://127.0.0.1:4566/000000000000/events",
+            ),
         ]))
         .unwrap();
         assert_eq!((p.table_name.as_str(), p.media_bucket.as_str()), ("t", "b"));
@@ -785,8 +788,14 @@ mod tests {
     fn event_vars() -> Vec<(&'static str, &'static str)> {
         vec![
             ("TABLE_NAME", "t"),
-            ("EVENT_QUEUE_URL", "http://127.0.0.1:4566/000000000000/events"),
-            ("EVENT_QUEUE_ARN", "arn:aws:sqs:us-east-1:000000000000:events"),
+            (
+                "EVENT_QUEUE_URL",
+                "http://127.0.0.1:4566/000000000000/events",
+            ),
+            (
+                "EVENT_QUEUE_ARN",
+                "arn:aws:sqs:us-east-1:000000000000:events",
+            ),
             ("SCHEDULE_GROUP", "g"),
             ("SCHEDULER_ROLE_ARN", "arn:aws:iam::000000000000:role/s"),
             ("SCHEDULE_DLQ_ARN", "arn:aws:sqs:us-east-1:000000000000:dlq"),
@@ -800,18 +809,27 @@ mod tests {
         assert!(!c.url_policy.allow_local);
         let c = EventDeliveryConfig::from_lookup(vars(&with(
             event_vars(),
-            &[("EVENT_RETRY_SCHEDULE", "1,2"), ("ALLOW_LOCAL_EVENT_ENDPOINTS", "true")],
+            &[
+                ("EVENT_RETRY_SCHEDULE", "1,2"),
+                ("ALLOW_LOCAL_EVENT_ENDPOINTS", "true"),
+            ],
         )))
         .unwrap();
         assert_eq!(c.retry_schedule.max_attempts(), 3);
         assert!(c.url_policy.allow_local);
         let e = EventDeliveryConfig::from_lookup(vars(&with(
             event_vars(),
-            &[("EVENT_RETRY_SCHEDULE", "1,soon"), ("ALLOW_LOCAL_EVENT_ENDPOINTS", "yes")],
+            &[
+                ("EVENT_RETRY_SCHEDULE", "1,soon"),
+                ("ALLOW_LOCAL_EVENT_ENDPOINTS", "yes"),
+            ],
         )))
         .unwrap_err();
         let names: Vec<&str> = e.malformed.iter().map(|m| m.name).collect();
-        assert_eq!(names, vec!["ALLOW_LOCAL_EVENT_ENDPOINTS", "EVENT_RETRY_SCHEDULE"]);
+        assert_eq!(
+            names,
+            vec!["ALLOW_LOCAL_EVENT_ENDPOINTS", "EVENT_RETRY_SCHEDULE"]
+        );
     }
 
     #[test]

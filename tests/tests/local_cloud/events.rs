@@ -15,7 +15,10 @@ const WITHIN: Duration = Duration::from_secs(30);
 async fn endpoint(t: &TestPractice, url: &str, types: Value) -> Value {
     let r = t
         .api
-        .post("/v1/event-endpoints", &json!({"url": url, "event_types": types}))
+        .post(
+            "/v1/event-endpoints",
+            &json!({"url": url, "event_types": types}),
+        )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     r.body
@@ -36,7 +39,10 @@ async fn wait_for_event(t: &TestPractice, kind: &str, done: impl Fn(&Value) -> b
     .await;
     match found {
         Some(e) => e,
-        None => panic!("no {kind} event reached the expected state: {:?}", events(t, kind).await),
+        None => panic!(
+            "no {kind} event reached the expected state: {:?}",
+            events(t, kind).await
+        ),
     }
 }
 
@@ -46,7 +52,12 @@ async fn a_patient_reply_reaches_the_office_signed_as_the_standard_says() {
     let local = Endpoints::load();
     let t = local.new_practice().await;
     let receiver = Receiver::start().await;
-    let created = endpoint(&t, &receiver.url("ok", Script::Always(204)), json!(["message.received"])).await;
+    let created = endpoint(
+        &t,
+        &receiver.url("ok", Script::Always(204)),
+        json!(["message.received"]),
+    )
+    .await;
     let secret = created["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"));
     assert_eq!(created["status"], "enabled");
@@ -62,12 +73,18 @@ async fn a_patient_reply_reaches_the_office_signed_as_the_standard_says() {
         .patient_texts(&patient, &office, "Running 10 minutes late", Value::Null)
         .await;
     let got = receiver.wait_for("ok", 1, WITHIN).await;
-    println!("first attempt reached the receiver {:?} after the text was recorded", got[0].at - texted);
+    println!(
+        "first attempt reached the receiver {:?} after the text was recorded",
+        got[0].at - texted
+    );
     let body = got[0].json();
     assert_eq!(body["type"], "message.received");
     assert_eq!(body["data"]["phone"], patient.as_str());
     assert_eq!(body["data"]["text"], "Running 10 minutes late");
-    assert_eq!(body["data"]["conversation_id"], format!("c{}", patient.trim_start_matches('+')));
+    assert_eq!(
+        body["data"]["conversation_id"],
+        format!("c{}", patient.trim_start_matches('+'))
+    );
     assert!(got[0].header("webhook-id").starts_with("evt_"));
     assert_eq!(got[0].header("content-type"), "application/json");
     assert_eq!(verify_independently(&[(&secret, &got[0])]), vec![Ok(())]);
@@ -80,7 +97,10 @@ async fn a_patient_reply_reaches_the_office_signed_as_the_standard_says() {
 
     let listed = wait_for_event(&t, "message.received", |e| e["delivery"] == "delivered").await;
     assert_eq!(listed["id"], got[0].header("webhook-id"));
-    assert_eq!((listed["attempts"].as_u64(), listed["last_status"].as_u64()), (Some(1), Some(204)));
+    assert_eq!(
+        (listed["attempts"].as_u64(), listed["last_status"].as_u64()),
+        (Some(1), Some(204))
+    );
 }
 
 #[tokio::test]
@@ -89,16 +109,31 @@ async fn a_receiver_that_fails_twice_gets_the_event_three_times_with_one_id() {
     let local = Endpoints::load();
     let t = local.new_practice().await;
     let receiver = Receiver::start().await;
-    endpoint(&t, &receiver.url("flaky", Script::Then(vec![500, 503])), json!(["message.received"])).await;
+    endpoint(
+        &t,
+        &receiver.url("flaky", Script::Then(vec![500, 503])),
+        json!(["message.received"]),
+    )
+    .await;
     local
-        .patient_texts(&random_phone().to_string(), t.practice.channels.sms_main.as_str(), "Is parking free?", Value::Null)
+        .patient_texts(
+            &random_phone().to_string(),
+            t.practice.channels.sms_main.as_str(),
+            "Is parking free?",
+            Value::Null,
+        )
         .await;
     let event = wait_for_event(&t, "message.received", |e| e["delivery"] == "delivered").await;
     assert_eq!(event["attempts"], 3);
     let got = receiver.received("flaky");
     assert_eq!(got.len(), 3, "three attempts and no other");
-    assert!(got.iter().all(|r| r.header("webhook-id") == event["id"].as_str().unwrap()));
-    assert!(got.iter().all(|r| r.body == got[0].body), "every retry carries the same body");
+    assert!(got
+        .iter()
+        .all(|r| r.header("webhook-id") == event["id"].as_str().unwrap()));
+    assert!(
+        got.iter().all(|r| r.body == got[0].body),
+        "every retry carries the same body"
+    );
     // The retries waited (1 s, then 2 s on the local cloud's schedule).
     assert!(got[1].at - got[0].at >= Duration::from_millis(900));
     assert!(got[2].at - got[1].at >= Duration::from_millis(1900));
@@ -110,26 +145,63 @@ async fn an_endpoint_that_hangs_delays_neither_another_endpoint_nor_a_text() {
     let local = Endpoints::load();
     let t = local.new_practice().await;
     let receiver = Receiver::start().await;
-    endpoint(&t, &receiver.url("hang", Script::Hang(Duration::from_secs(25))), json!(["message.received"])).await;
-    endpoint(&t, &receiver.url("fast", Script::Always(200)), json!(["message.received"])).await;
+    endpoint(
+        &t,
+        &receiver.url("hang", Script::Hang(Duration::from_secs(25))),
+        json!(["message.received"]),
+    )
+    .await;
+    endpoint(
+        &t,
+        &receiver.url("fast", Script::Always(200)),
+        json!(["message.received"]),
+    )
+    .await;
     local
-        .patient_texts(&random_phone().to_string(), t.practice.channels.sms_main.as_str(), "Hello?", Value::Null)
+        .patient_texts(
+            &random_phone().to_string(),
+            t.practice.channels.sms_main.as_str(),
+            "Hello?",
+            Value::Null,
+        )
         .await;
     let hung = receiver.wait_for("hang", 1, WITHIN).await;
     let fast = receiver.wait_for("fast", 1, WITHIN).await;
     // Both attempts started together: the fast one did not wait for the hang.
-    let gap = if fast[0].at > hung[0].at { fast[0].at - hung[0].at } else { hung[0].at - fast[0].at };
-    assert!(gap < Duration::from_secs(5), "the fast endpoint waited {gap:?}");
+    let gap = if fast[0].at > hung[0].at {
+        fast[0].at - hung[0].at
+    } else {
+        hung[0].at - fast[0].at
+    };
+    assert!(
+        gap < Duration::from_secs(5),
+        "the fast endpoint waited {gap:?}"
+    );
     // While the hang lasts, a text goes out at once.
     let to = random_phone().to_string();
     let sent = Instant::now();
-    let r = t.api.post("/v1/messages", &json!({"to": to, "text": "Your appointment is confirmed"})).await;
+    let r = t
+        .api
+        .post(
+            "/v1/messages",
+            &json!({"to": to, "text": "Your appointment is confirmed"}),
+        )
+        .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
-    poll(WITHIN, || async { (!local.carrier_messages(&to).await.is_empty()).then_some(()) })
-        .await
-        .expect("the text reached the carrier");
-    assert!(sent.elapsed() < Duration::from_secs(10), "the text took {:?}", sent.elapsed());
-    assert!(hung[0].at.elapsed() < Duration::from_secs(25), "measured while the endpoint still hung");
+    poll(WITHIN, || async {
+        (!local.carrier_messages(&to).await.is_empty()).then_some(())
+    })
+    .await
+    .expect("the text reached the carrier");
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "the text took {:?}",
+        sent.elapsed()
+    );
+    assert!(
+        hung[0].at.elapsed() < Duration::from_secs(25),
+        "measured while the endpoint still hung"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +213,9 @@ async fn a_410_disables_the_endpoint_and_nothing_more_is_sent_to_it() {
     let created = endpoint(&t, &receiver.url("gone", Script::Always(410)), Value::Null).await;
     let id = created["id"].as_str().unwrap();
     let office = t.practice.channels.sms_main.to_string();
-    local.patient_texts(&random_phone().to_string(), &office, "First", Value::Null).await;
+    local
+        .patient_texts(&random_phone().to_string(), &office, "First", Value::Null)
+        .await;
     let e = poll(WITHIN, || async {
         let r = t.api.get(&format!("/v1/event-endpoints/{id}")).await;
         (r.body["status"] == "disabled").then_some(r.body)
@@ -150,9 +224,14 @@ async fn a_410_disables_the_endpoint_and_nothing_more_is_sent_to_it() {
     .expect("the endpoint was disabled");
     assert!(e["disabled_reason"].as_str().unwrap().contains("410"));
     let failed = wait_for_event(&t, "message.received", |e| e["delivery"] == "failed").await;
-    assert_eq!((failed["attempts"].as_u64(), failed["last_status"].as_u64()), (Some(1), Some(410)));
+    assert_eq!(
+        (failed["attempts"].as_u64(), failed["last_status"].as_u64()),
+        (Some(1), Some(410))
+    );
     // A later event is not sent to it.
-    local.patient_texts(&random_phone().to_string(), &office, "Second", Value::Null).await;
+    local
+        .patient_texts(&random_phone().to_string(), &office, "Second", Value::Null)
+        .await;
     poll(WITHIN, || async {
         let all = events(&t, "message.received").await;
         (all.len() == 2 && all[0]["delivery"] == "none").then_some(())
@@ -172,21 +251,38 @@ async fn a_rotated_secret_signs_beside_the_new_one_and_redelivery_keeps_the_id()
     let old = created["secret"].as_str().unwrap().to_string();
     let rotated = t
         .api
-        .post(&format!("/v1/event-endpoints/{}/rotate-secret", created["id"].as_str().unwrap()), &json!({}))
+        .post(
+            &format!(
+                "/v1/event-endpoints/{}/rotate-secret",
+                created["id"].as_str().unwrap()
+            ),
+            &json!({}),
+        )
         .await;
     assert_eq!(rotated.status, 200, "{:?}", rotated.body);
     let new = rotated.body["secret"].as_str().unwrap().to_string();
     assert_ne!(old, new);
     local
-        .patient_texts(&random_phone().to_string(), t.practice.channels.sms_main.as_str(), "Thanks!", Value::Null)
+        .patient_texts(
+            &random_phone().to_string(),
+            t.practice.channels.sms_main.as_str(),
+            "Thanks!",
+            Value::Null,
+        )
         .await;
     let got = receiver.wait_for("rot", 1, WITHIN).await;
     assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2);
-    assert_eq!(verify_independently(&[(&old, &got[0]), (&new, &got[0])]), vec![Ok(()), Ok(())]);
+    assert_eq!(
+        verify_independently(&[(&old, &got[0]), (&new, &got[0])]),
+        vec![Ok(()), Ok(())]
+    );
 
     let event = wait_for_event(&t, "message.received", |e| e["delivery"] == "delivered").await;
     let id = event["id"].as_str().unwrap();
-    let r = t.api.post(&format!("/v1/events/{id}/redeliver"), &json!({})).await;
+    let r = t
+        .api
+        .post(&format!("/v1/events/{id}/redeliver"), &json!({}))
+        .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let again = receiver.wait_for("rot", 2, WITHIN).await;
     assert_eq!(again[1].header("webhook-id"), id);
@@ -203,28 +299,61 @@ async fn outcomes_opt_outs_and_bulk_completion_become_events_with_their_explanat
     let good = random_phone().to_string();
     let bad = phone_ending(4720).to_string();
     for to in [&good, &bad] {
-        let r = t.api.post("/v1/messages", &json!({"to": to, "text": "Reminder: cleaning tomorrow"})).await;
+        let r = t
+            .api
+            .post(
+                "/v1/messages",
+                &json!({"to": to, "text": "Reminder: cleaning tomorrow"}),
+            )
+            .await;
         assert_eq!(r.status, 202, "{:?}", r.body);
     }
-    let delivered = wait_for_event(&t, "message.delivered", |e| e["data"]["phone"] == good.as_str()).await;
+    let delivered = wait_for_event(&t, "message.delivered", |e| {
+        e["data"]["phone"] == good.as_str()
+    })
+    .await;
     assert!(delivered["data"]["message_id"].is_string());
     let failed = wait_for_event(&t, "message.failed", |e| e["data"]["phone"] == bad.as_str()).await;
     assert_eq!(failed["data"]["error"]["code"], "4720");
-    assert!(!failed["data"]["error"]["title"].as_str().unwrap().is_empty());
-    assert!(!failed["data"]["error"]["resolution"].as_str().unwrap().is_empty());
+    assert!(!failed["data"]["error"]["title"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    assert!(!failed["data"]["error"]["resolution"]
+        .as_str()
+        .unwrap()
+        .is_empty());
 
     let office = t.practice.channels.sms_main.to_string();
-    local.patient_texts(&good, &office, "STOP", Value::Null).await;
+    local
+        .patient_texts(&good, &office, "STOP", Value::Null)
+        .await;
     let out = wait_for_event(&t, "contact.opted_out", |_| true).await;
-    assert_eq!((out["data"]["phone"].as_str(), out["data"]["source"].as_str()), (Some(good.as_str()), Some("sms")));
+    assert_eq!(
+        (
+            out["data"]["phone"].as_str(),
+            out["data"]["source"].as_str()
+        ),
+        (Some(good.as_str()), Some("sms"))
+    );
     // A second STOP changes nothing and makes no second event.
-    local.patient_texts(&good, &office, "STOP", Value::Null).await;
-    local.patient_texts(&good, &office, "START", Value::Null).await;
+    local
+        .patient_texts(&good, &office, "STOP", Value::Null)
+        .await;
+    local
+        .patient_texts(&good, &office, "START", Value::Null)
+        .await;
     wait_for_event(&t, "contact.opted_in", |_| true).await;
     assert_eq!(events(&t, "contact.opted_out").await.len(), 1);
 
     for (id, phone) in [("p-1", random_phone()), ("p-2", random_phone())] {
-        let r = t.api.put(&format!("/v1/patients/{id}"), &json!({"first_name": "Kim", "phone": phone.to_string()})).await;
+        let r = t
+            .api
+            .put(
+                &format!("/v1/patients/{id}"),
+                &json!({"first_name": "Kim", "phone": phone.to_string()}),
+            )
+            .await;
         assert_eq!(r.status, 200);
     }
     let r = t
@@ -233,14 +362,25 @@ async fn outcomes_opt_outs_and_bulk_completion_become_events_with_their_explanat
         .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let bulk_id = r.body["id"].as_str().unwrap().to_string();
-    let completed = wait_for_event(&t, "bulk.completed", |e| e["data"]["bulk_id"] == bulk_id.as_str()).await;
+    let completed = wait_for_event(&t, "bulk.completed", |e| {
+        e["data"]["bulk_id"] == bulk_id.as_str()
+    })
+    .await;
     assert_eq!(events(&t, "bulk.completed").await.len(), 1);
     // Every one of them reached the endpoint.
-    let ids: Vec<String> = receiver.received("all").iter().map(|r| r.header("webhook-id").to_string()).collect();
+    let ids: Vec<String> = receiver
+        .received("all")
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
     for e in [&delivered, &failed, &out, &completed] {
         let id = e["id"].as_str().unwrap();
         poll(WITHIN, || async {
-            receiver.received("all").iter().any(|r| r.header("webhook-id") == id).then_some(())
+            receiver
+                .received("all")
+                .iter()
+                .any(|r| r.header("webhook-id") == id)
+                .then_some(())
         })
         .await
         .unwrap_or_else(|| panic!("{id} not delivered; got {ids:?}"));
@@ -257,14 +397,22 @@ async fn another_practices_endpoints_and_events_are_invisible() {
     let created = endpoint(&a, &receiver.url("a", Script::Always(200)), Value::Null).await;
     let endpoint_id = created["id"].as_str().unwrap();
     local
-        .patient_texts(&random_phone().to_string(), a.practice.channels.sms_main.as_str(), "Hi", Value::Null)
+        .patient_texts(
+            &random_phone().to_string(),
+            a.practice.channels.sms_main.as_str(),
+            "Hi",
+            Value::Null,
+        )
         .await;
     let event = wait_for_event(&a, "message.received", |_| true).await;
     let event_id = event["id"].as_str().unwrap();
     for (method, path) in [
         ("GET", format!("/v1/event-endpoints/{endpoint_id}")),
         ("DELETE", format!("/v1/event-endpoints/{endpoint_id}")),
-        ("POST", format!("/v1/event-endpoints/{endpoint_id}/rotate-secret")),
+        (
+            "POST",
+            format!("/v1/event-endpoints/{endpoint_id}/rotate-secret"),
+        ),
         ("GET", format!("/v1/events/{event_id}")),
         ("POST", format!("/v1/events/{event_id}/redeliver")),
     ] {
@@ -275,10 +423,19 @@ async fn another_practices_endpoints_and_events_are_invisible() {
         };
         assert_eq!(r.status, 404, "{method} {path}: {:?}", r.body);
     }
-    assert_eq!(b.api.get("/v1/event-endpoints").await.body["items"], json!([]));
+    assert_eq!(
+        b.api.get("/v1/event-endpoints").await.body["items"],
+        json!([])
+    );
     assert_eq!(b.api.get("/v1/events").await.body["items"], json!([]));
     // A's endpoint is intact.
-    assert_eq!(a.api.get(&format!("/v1/event-endpoints/{endpoint_id}")).await.status, 200);
+    assert_eq!(
+        a.api
+            .get(&format!("/v1/event-endpoints/{endpoint_id}"))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -307,23 +464,76 @@ async fn endpoints_that_could_reach_inside_are_refused_at_creation() {
         "https://user:pass@pm.example.com/",
         "not a url",
     ] {
-        let r = t.api.post("/v1/event-endpoints", &json!({"url": url})).await;
-        assert_eq!((r.status, r.code(), r.field()), (422, "invalid_url", "url"), "{url}: {:?}", r.body);
+        let r = t
+            .api
+            .post("/v1/event-endpoints", &json!({"url": url}))
+            .await;
+        assert_eq!(
+            (r.status, r.code(), r.field()),
+            (422, "invalid_url", "url"),
+            "{url}: {:?}",
+            r.body
+        );
     }
-    let r = t.api.post("/v1/event-endpoints", &json!({"url": "https://x.example/", "event_types": ["message.sent"]})).await;
-    assert_eq!((r.status, r.code(), r.field()), (422, "invalid_event_type", "event_types[0]"));
-    let r = t.api.post("/v1/event-endpoints", &json!({"url": "https://x.example/", "secret": "mine"})).await;
+    let r = t
+        .api
+        .post(
+            "/v1/event-endpoints",
+            &json!({"url": "https://x.example/", "event_types": ["message.sent"]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.field()),
+        (422, "invalid_event_type", "event_types[0]")
+    );
+    let r = t
+        .api
+        .post(
+            "/v1/event-endpoints",
+            &json!({"url": "https://x.example/", "secret": "mine"}),
+        )
+        .await;
     assert_eq!((r.status, r.code()), (400, "unknown_field"));
-    assert_eq!(t.api.get("/v1/event-endpoints").await.body["items"], json!([]), "nothing stored");
+    assert_eq!(
+        t.api.get("/v1/event-endpoints").await.body["items"],
+        json!([]),
+        "nothing stored"
+    );
     // At most five.
     let receiver = Receiver::start().await;
     for i in 0..5 {
-        endpoint(&t, &receiver.url(&format!("e{i}"), Script::Always(200)), Value::Null).await;
+        endpoint(
+            &t,
+            &receiver.url(&format!("e{i}"), Script::Always(200)),
+            Value::Null,
+        )
+        .await;
     }
-    let r = t.api.post("/v1/event-endpoints", &json!({"url": receiver.url("e5", Script::Always(200))})).await;
+    let r = t
+        .api
+        .post(
+            "/v1/event-endpoints",
+            &json!({"url": receiver.url("e5", Script::Always(200))}),
+        )
+        .await;
     assert_eq!((r.status, r.code()), (409, "too_many_endpoints"));
-    let first = t.api.get("/v1/event-endpoints").await.body["items"][0]["id"].as_str().unwrap().to_string();
-    assert_eq!(t.api.delete(&format!("/v1/event-endpoints/{first}")).await.status, 204);
-    assert_eq!(t.api.delete(&format!("/v1/event-endpoints/{first}")).await.status, 404);
+    let first = t.api.get("/v1/event-endpoints").await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        t.api
+            .delete(&format!("/v1/event-endpoints/{first}"))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        t.api
+            .delete(&format!("/v1/event-endpoints/{first}"))
+            .await
+            .status,
+        404
+    );
     endpoint(&t, &receiver.url("e6", Script::Always(200)), Value::Null).await;
 }

@@ -29,8 +29,7 @@ use crate::domain::webhook::{
 };
 use crate::paging::{decode_cursor, encode_cursor};
 use crate::ports::{
-    CreateEndpoint, EventFilter, EventQueue, EventStore, HostResolver, MessageStore,
-    WebhookClient,
+    CreateEndpoint, EventFilter, EventQueue, EventStore, HostResolver, MessageStore, WebhookClient,
 };
 
 /// Body of `POST /v1/event-endpoints`.
@@ -84,8 +83,7 @@ pub async fn check_url<R: HostResolver>(
     let url = policy.check(raw)?;
     if let Some(host) = url.host_name() {
         let addresses = resolver.resolve(host, url.port()).await.map_err(|e| {
-            AppError::invalid("invalid_url", format!("{host} could not be resolved: {e}"))
-                .at("url")
+            AppError::invalid("invalid_url", format!("{host} could not be resolved: {e}")).at("url")
         })?;
         policy.check_resolved(host, &addresses)?;
     }
@@ -244,9 +242,8 @@ pub fn parse_filter(
     Ok(EventFilter {
         event_type: event_type
             .map(|t| {
-                EventType::parse(t).map_err(|e| {
-                    AppError::invalid("invalid_field", e.message).at("type")
-                })
+                EventType::parse(t)
+                    .map_err(|e| AppError::invalid("invalid_field", e.message).at("type"))
             })
             .transpose()?,
         delivery: delivery.map(EventDelivery::parse).transpose()?,
@@ -330,27 +327,53 @@ fn job(stored: &StoredEvent, endpoint_id: &str, attempt: u32, round: u32) -> Del
     }
 }
 
-/// A newly recorded event (from the table's stream): its first round, to
-/// the endpoints subscribed now. A stream record delivered again finds the
-/// round started and queues its first attempts again; the claim makes the
-/// second copy of each a no-op.
+/// A newly recorded event (from the table's stream, which carries its id and
+/// type): its first round, to the endpoints subscribed now, started without
+/// reading the event. A stream record delivered again finds the round
+/// started and queues its not-yet-attempted deliveries again; the claim
+/// makes the second copy of each a no-op.
 pub async fn fan_out<S: EventStore, Q: EventQueue>(
     store: &S,
     queue: &Q,
     practice_id: &str,
     event_id: &str,
+    event_type: EventType,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    let Some(stored) = store.get_event(practice_id, event_id).await? else {
-        tracing::warn!(event_id, "event to fan out is gone");
-        return Ok(());
+    let deliveries: Vec<Delivery> = store
+        .endpoints(practice_id)
+        .await?
+        .iter()
+        .filter(|e| e.wants(event_type))
+        .map(|e| Delivery::new(&e.id, now))
+        .collect();
+    let first = |endpoint_id: &str, round: u32| {
+        (
+            DeliveryJob {
+                practice_id: practice_id.to_string(),
+                event_id: event_id.to_string(),
+                endpoint_id: endpoint_id.to_string(),
+                attempt: 1,
+                round,
+            },
+            0,
+        )
     };
-    if stored.round == 0 && start_round(store, queue, &stored, now).await?.is_some() {
+    if store
+        .start_round(practice_id, event_id, 1, &deliveries)
+        .await?
+    {
+        let jobs: Vec<(DeliveryJob, u32)> = deliveries
+            .iter()
+            .map(|d| first(&d.endpoint_id, 1))
+            .collect();
+        queue.enqueue(&jobs).await?;
         return Ok(());
     }
     // Already fanned out (a repeated stream record, or a redelivery got
-    // there first): queue again what has not been attempted yet.
+    // there first), or gone: queue again what has not been attempted yet.
     let Some(stored) = store.get_event(practice_id, event_id).await? else {
+        tracing::warn!(event_id, "event to fan out is gone");
         return Ok(());
     };
     let jobs: Vec<(DeliveryJob, u32)> = stored
@@ -358,7 +381,7 @@ pub async fn fan_out<S: EventStore, Q: EventQueue>(
         .iter()
         .flatten()
         .filter(|d| d.state == DeliveryState::Pending && d.attempts == 0)
-        .map(|d| (job(&stored, &d.endpoint_id, 1, stored.round), 0))
+        .map(|d| first(&d.endpoint_id, stored.round))
         .collect();
     queue.enqueue(&jobs).await?;
     Ok(())
@@ -394,8 +417,16 @@ pub struct Deliverer<'a, S, Q, W> {
 impl<S: EventStore, Q: EventQueue, W: WebhookClient> Deliverer<'_, S, Q, W> {
     /// One attempt of `job`: claim it, POST the signed event, record the
     /// outcome, and queue the next attempt when there is one.
-    pub async fn deliver(&self, job: &DeliveryJob, now: DateTime<Utc>) -> Result<Delivered, AppError> {
-        let Some(stored) = self.store.get_event(&job.practice_id, &job.event_id).await? else {
+    pub async fn deliver(
+        &self,
+        job: &DeliveryJob,
+        now: DateTime<Utc>,
+    ) -> Result<Delivered, AppError> {
+        let Some(stored) = self
+            .store
+            .get_event(&job.practice_id, &job.event_id)
+            .await?
+        else {
             return Ok(Delivered::Skipped);
         };
         let Some(current) = stored.delivery_to(&job.endpoint_id).cloned() else {
@@ -498,7 +529,12 @@ impl<S: EventStore, Q: EventQueue, W: WebhookClient> Deliverer<'_, S, Q, W> {
     }
 
     /// POSTs the event, signed with every secret that signs now.
-    async fn attempt(&self, endpoint: &EventEndpoint, stored: &StoredEvent, now: DateTime<Utc>) -> AttemptResult {
+    async fn attempt(
+        &self,
+        endpoint: &EventEndpoint,
+        stored: &StoredEvent,
+        now: DateTime<Utc>,
+    ) -> AttemptResult {
         let url = match self.policy.check(&endpoint.url) {
             Ok(url) => url,
             Err(e) => return AttemptResult::Error(e.message),
@@ -518,7 +554,12 @@ impl<S: EventStore, Q: EventQueue, W: WebhookClient> Deliverer<'_, S, Q, W> {
 
     /// Queues attempt `job.attempt + 1` for `at`: on the queue with a delay
     /// when it is within the queue's 15 minutes, else by a one-time schedule.
-    async fn queue_next(&self, job: &DeliveryJob, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), AppError> {
+    async fn queue_next(
+        &self,
+        job: &DeliveryJob,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
         let next = DeliveryJob {
             attempt: job.attempt + 1,
             ..job.clone()
@@ -554,11 +595,20 @@ mod tests {
 
     fn resolver() -> FixedResolver {
         let mut names = HashMap::new();
-        names.insert("pm.example.com".to_string(), vec!["93.184.216.34".parse().unwrap()]);
-        names.insert("inside.example.com".to_string(), vec!["10.0.0.7".parse().unwrap()]);
+        names.insert(
+            "pm.example.com".to_string(),
+            vec!["93.184.216.34".parse().unwrap()],
+        );
+        names.insert(
+            "inside.example.com".to_string(),
+            vec!["10.0.0.7".parse().unwrap()],
+        );
         names.insert(
             "mixed.example.com".to_string(),
-            vec!["93.184.216.34".parse().unwrap(), "169.254.169.254".parse().unwrap()],
+            vec![
+                "93.184.216.34".parse().unwrap(),
+                "169.254.169.254".parse().unwrap(),
+            ],
         );
         FixedResolver(names)
     }
@@ -601,13 +651,28 @@ mod tests {
         assert_eq!(body["event_types"], serde_json::json!(["message.received"]));
         let listed = list_endpoints(&store, "p1").await.unwrap();
         assert_eq!(listed.len(), 1);
-        assert!(listed[0].get("secret").is_none(), "the list never shows the secret");
+        assert!(
+            listed[0].get("secret").is_none(),
+            "the list never shows the secret"
+        );
         // Another practice sees nothing of it.
         let id = body["id"].as_str().unwrap();
         assert!(list_endpoints(&store, "p2").await.unwrap().is_empty());
-        assert_eq!(get_endpoint(&store, "p2", id).await.unwrap_err().code, "endpoint_not_found");
-        assert_eq!(delete_endpoint(&store, "p2", id).await.unwrap_err().code, "endpoint_not_found");
-        assert_eq!(rotate_secret(&store, "p2", id, now()).await.unwrap_err().code, "endpoint_not_found");
+        assert_eq!(
+            get_endpoint(&store, "p2", id).await.unwrap_err().code,
+            "endpoint_not_found"
+        );
+        assert_eq!(
+            delete_endpoint(&store, "p2", id).await.unwrap_err().code,
+            "endpoint_not_found"
+        );
+        assert_eq!(
+            rotate_secret(&store, "p2", id, now())
+                .await
+                .unwrap_err()
+                .code,
+            "endpoint_not_found"
+        );
         delete_endpoint(&store, "p1", id).await.unwrap();
         assert!(list_endpoints(&store, "p1").await.unwrap().is_empty());
     }
@@ -616,13 +681,41 @@ mod tests {
     async fn bad_endpoints_are_refused_naming_the_field_and_store_nothing() {
         let store = MemoryStore::default();
         for (body, code, field) in [
-            (serde_json::json!({"url": "http://pm.example.com/"}), "invalid_url", "url"),
-            (serde_json::json!({"url": "https://inside.example.com/"}), "invalid_url", "url"),
-            (serde_json::json!({"url": "https://mixed.example.com/"}), "invalid_url", "url"),
-            (serde_json::json!({"url": "https://unknown.example.com/"}), "invalid_url", "url"),
-            (serde_json::json!({"url": "https://169.254.169.254/"}), "invalid_url", "url"),
-            (serde_json::json!({"url": "https://pm.example.com/", "event_types": []}), "invalid_field", "event_types"),
-            (serde_json::json!({"url": "https://pm.example.com/", "event_types": ["message.sent"]}), "invalid_event_type", "event_types[0]"),
+            (
+                serde_json::json!({"url": "http://pm.example.com/"}),
+                "invalid_url",
+                "url",
+            ),
+            (
+                serde_json::json!({"url": "https://inside.example.com/"}),
+                "invalid_url",
+                "url",
+            ),
+            (
+                serde_json::json!({"url": "https://mixed.example.com/"}),
+                "invalid_url",
+                "url",
+            ),
+            (
+                serde_json::json!({"url": "https://unknown.example.com/"}),
+                "invalid_url",
+                "url",
+            ),
+            (
+                serde_json::json!({"url": "https://169.254.169.254/"}),
+                "invalid_url",
+                "url",
+            ),
+            (
+                serde_json::json!({"url": "https://pm.example.com/", "event_types": []}),
+                "invalid_field",
+                "event_types",
+            ),
+            (
+                serde_json::json!({"url": "https://pm.example.com/", "event_types": ["message.sent"]}),
+                "invalid_event_type",
+                "event_types[0]",
+            ),
         ] {
             let e = create(&store, "p1", body.clone(), None).await.unwrap_err();
             assert_eq!((e.code, e.field.as_deref()), (code, Some(field)), "{body}");
@@ -634,8 +727,12 @@ mod tests {
     async fn a_practice_has_at_most_five_endpoints_and_a_key_replays_the_first_answer() {
         let store = MemoryStore::default();
         let body = serde_json::json!({"url": "https://pm.example.com/hooks"});
-        let first = create(&store, "p1", body.clone(), Some("k1")).await.unwrap();
-        let again = create(&store, "p1", body.clone(), Some("k1")).await.unwrap();
+        let first = create(&store, "p1", body.clone(), Some("k1"))
+            .await
+            .unwrap();
+        let again = create(&store, "p1", body.clone(), Some("k1"))
+            .await
+            .unwrap();
         assert_eq!(first, again, "same key, same answer, one endpoint");
         assert_eq!(list_endpoints(&store, "p1").await.unwrap().len(), 1);
         for _ in 0..4 {
@@ -687,9 +784,14 @@ mod tests {
         let store = MemoryStore::default();
         let queue = MemoryEventQueue::default();
         let practice = queued_recipient().practice_id;
-        let all = create(&store, &practice, serde_json::json!({"url": "https://pm.example.com/a"}), None)
-            .await
-            .unwrap();
+        let all = create(
+            &store,
+            &practice,
+            serde_json::json!({"url": "https://pm.example.com/a"}),
+            None,
+        )
+        .await
+        .unwrap();
         create(
             &store,
             &practice,
@@ -700,26 +802,63 @@ mod tests {
         .unwrap();
         let event = delivered_event(&store).await;
         assert_eq!(event.event.event_type, EventType::MessageDelivered);
-        fan_out(&store, &queue, &practice, &event.event.id, now()).await.unwrap();
+        fan_out(
+            &store,
+            &queue,
+            &practice,
+            &event.event.id,
+            event.event.event_type,
+            now(),
+        )
+        .await
+        .unwrap();
         let jobs = queue.take();
         let all_id = serde_json::from_str::<serde_json::Value>(&all.body).unwrap()["id"]
             .as_str()
             .unwrap()
             .to_string();
         assert_eq!(jobs.len(), 1, "only the endpoint subscribed to the type");
-        assert_eq!((jobs[0].0.endpoint_id.as_str(), jobs[0].0.attempt, jobs[0].1), (all_id.as_str(), 1, 0));
+        assert_eq!(
+            (jobs[0].0.endpoint_id.as_str(), jobs[0].0.attempt, jobs[0].1),
+            (all_id.as_str(), 1, 0)
+        );
         // The stream hands the same record over again: the first attempt is
         // queued again, and its claim makes the copy a no-op.
-        fan_out(&store, &queue, &practice, &event.event.id, now()).await.unwrap();
+        fan_out(
+            &store,
+            &queue,
+            &practice,
+            &event.event.id,
+            event.event.event_type,
+            now(),
+        )
+        .await
+        .unwrap();
         let again = queue.take();
         assert_eq!(again, jobs);
         let hooks = ScriptedWebhooks::default();
         let schedule = RetrySchedule::default();
-        let d = Deliverer { store: &store, queue: &queue, client: &hooks, policy: UrlPolicy::default(), schedule: &schedule };
-        assert_eq!(d.deliver(&jobs[0].0, now()).await.unwrap(), Delivered::Delivered);
-        assert_eq!(d.deliver(&again[0].0, now()).await.unwrap(), Delivered::Skipped);
+        let d = Deliverer {
+            store: &store,
+            queue: &queue,
+            client: &hooks,
+            policy: UrlPolicy::default(),
+            schedule: &schedule,
+        };
+        assert_eq!(
+            d.deliver(&jobs[0].0, now()).await.unwrap(),
+            Delivered::Delivered
+        );
+        assert_eq!(
+            d.deliver(&again[0].0, now()).await.unwrap(),
+            Delivered::Skipped
+        );
         assert_eq!(hooks.received().len(), 1);
-        let stored = store.get_event(&practice, &event.event.id).await.unwrap().unwrap();
+        let stored = store
+            .get_event(&practice, &event.event.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.delivery(), EventDelivery::Delivered);
     }
 
@@ -728,45 +867,82 @@ mod tests {
         let store = MemoryStore::default();
         let queue = MemoryEventQueue::default();
         let practice = queued_recipient().practice_id;
-        let created = create(&store, &practice, serde_json::json!({"url": "https://pm.example.com/a"}), None)
-            .await
-            .unwrap();
+        let created = create(
+            &store,
+            &practice,
+            serde_json::json!({"url": "https://pm.example.com/a"}),
+            None,
+        )
+        .await
+        .unwrap();
         let secret = serde_json::from_str::<serde_json::Value>(&created.body).unwrap()["secret"]
             .as_str()
             .unwrap()
             .to_string();
         let event = delivered_event(&store).await;
-        fan_out(&store, &queue, &practice, &event.event.id, now()).await.unwrap();
+        fan_out(
+            &store,
+            &queue,
+            &practice,
+            &event.event.id,
+            event.event.event_type,
+            now(),
+        )
+        .await
+        .unwrap();
         let hooks = ScriptedWebhooks::default();
         hooks.answer([AttemptResult::Status(500), AttemptResult::Timeout]);
         let schedule = RetrySchedule::default();
-        let d = Deliverer { store: &store, queue: &queue, client: &hooks, policy: UrlPolicy::default(), schedule: &schedule };
+        let d = Deliverer {
+            store: &store,
+            queue: &queue,
+            client: &hooks,
+            policy: UrlPolicy::default(),
+            schedule: &schedule,
+        };
         let mut t = now();
         let (job, _) = queue.take().remove(0);
-        assert_eq!(d.deliver(&job, t).await.unwrap(), Delivered::RetryAt(t + Duration::seconds(5)));
+        assert_eq!(
+            d.deliver(&job, t).await.unwrap(),
+            Delivered::RetryAt(t + Duration::seconds(5))
+        );
         let (job, delay) = queue.take().remove(0);
         assert_eq!((job.attempt, delay), (2, 5));
         t += Duration::seconds(5);
-        assert_eq!(d.deliver(&job, t).await.unwrap(), Delivered::RetryAt(t + Duration::minutes(5)));
+        assert_eq!(
+            d.deliver(&job, t).await.unwrap(),
+            Delivered::RetryAt(t + Duration::minutes(5))
+        );
         let (job, delay) = queue.take().remove(0);
         assert_eq!((job.attempt, delay), (3, 300));
         t += Duration::minutes(5);
         assert_eq!(d.deliver(&job, t).await.unwrap(), Delivered::Delivered);
         let got = hooks.received();
         assert_eq!(got.len(), 3);
-        let header = |i: usize, name: &str| {
-            got[i].1.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap()
-        };
-        for i in 0..3 {
-            assert_eq!(header(i, "webhook-id"), event.event.id);
-            assert_eq!(got[i].2, event.event.payload);
-            let ts: i64 = header(i, "webhook-timestamp").parse().unwrap();
-            let expected = crate::domain::webhook::SigningSecret { value: secret.clone(), expires_at: None }
-                .sign(&event.event.id, ts, &event.event.payload)
-                .unwrap();
-            assert_eq!(header(i, "webhook-signature"), expected);
+        for (_, headers, body) in &got {
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap()
+            };
+            assert_eq!(header("webhook-id"), event.event.id);
+            assert_eq!(body, &event.event.payload);
+            let ts: i64 = header("webhook-timestamp").parse().unwrap();
+            let expected = crate::domain::webhook::SigningSecret {
+                value: secret.clone(),
+                expires_at: None,
+            }
+            .sign(&event.event.id, ts, &event.event.payload)
+            .unwrap();
+            assert_eq!(header("webhook-signature"), expected);
         }
-        let stored = store.get_event(&practice, &event.event.id).await.unwrap().unwrap();
+        let stored = store
+            .get_event(&practice, &event.event.id)
+            .await
+            .unwrap()
+            .unwrap();
         let view = stored.view();
         assert_eq!(view["attempts"], 3);
         assert_eq!(view["delivery"], "delivered");
@@ -778,15 +954,35 @@ mod tests {
         let store = MemoryStore::default();
         let queue = MemoryEventQueue::default();
         let practice = queued_recipient().practice_id;
-        create(&store, &practice, serde_json::json!({"url": "https://pm.example.com/a"}), None)
-            .await
-            .unwrap();
+        create(
+            &store,
+            &practice,
+            serde_json::json!({"url": "https://pm.example.com/a"}),
+            None,
+        )
+        .await
+        .unwrap();
         let event = delivered_event(&store).await;
-        fan_out(&store, &queue, &practice, &event.event.id, now()).await.unwrap();
+        fan_out(
+            &store,
+            &queue,
+            &practice,
+            &event.event.id,
+            event.event.event_type,
+            now(),
+        )
+        .await
+        .unwrap();
         let hooks = ScriptedWebhooks::default();
         hooks.answer(std::iter::repeat_n(AttemptResult::Status(503), 10));
         let schedule = RetrySchedule::default();
-        let d = Deliverer { store: &store, queue: &queue, client: &hooks, policy: UrlPolicy::default(), schedule: &schedule };
+        let d = Deliverer {
+            store: &store,
+            queue: &queue,
+            client: &hooks,
+            policy: UrlPolicy::default(),
+            schedule: &schedule,
+        };
         let mut job = queue.take().remove(0).0;
         let mut t = now();
         for attempt in 1..=10 {
@@ -808,9 +1004,16 @@ mod tests {
         }
         assert_eq!(hooks.received().len(), 10);
         assert!(queue.take().is_empty() && queue.scheduled.lock().unwrap().is_empty());
-        let stored = store.get_event(&practice, &event.event.id).await.unwrap().unwrap();
+        let stored = store
+            .get_event(&practice, &event.event.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.delivery(), EventDelivery::Failed);
-        assert!(t - now() > Duration::hours(70), "about three days of retries");
+        assert!(
+            t - now() > Duration::hours(70),
+            "about three days of retries"
+        );
     }
 
     #[tokio::test]
@@ -818,42 +1021,81 @@ mod tests {
         let store = MemoryStore::default();
         let queue = MemoryEventQueue::default();
         let practice = queued_recipient().practice_id;
-        let created = create(&store, &practice, serde_json::json!({"url": "https://pm.example.com/a"}), None)
-            .await
-            .unwrap();
+        let created = create(
+            &store,
+            &practice,
+            serde_json::json!({"url": "https://pm.example.com/a"}),
+            None,
+        )
+        .await
+        .unwrap();
         let endpoint_id = serde_json::from_str::<serde_json::Value>(&created.body).unwrap()["id"]
             .as_str()
             .unwrap()
             .to_string();
         let event = delivered_event(&store).await;
-        fan_out(&store, &queue, &practice, &event.event.id, now()).await.unwrap();
+        fan_out(
+            &store,
+            &queue,
+            &practice,
+            &event.event.id,
+            event.event.event_type,
+            now(),
+        )
+        .await
+        .unwrap();
         let hooks = ScriptedWebhooks::default();
         hooks.answer([AttemptResult::Status(410)]);
         let schedule = RetrySchedule::default();
-        let d = Deliverer { store: &store, queue: &queue, client: &hooks, policy: UrlPolicy::default(), schedule: &schedule };
+        let d = Deliverer {
+            store: &store,
+            queue: &queue,
+            client: &hooks,
+            policy: UrlPolicy::default(),
+            schedule: &schedule,
+        };
         let job = queue.take().remove(0).0;
         assert_eq!(d.deliver(&job, now()).await.unwrap(), Delivered::Failed);
-        let endpoint = store.get_endpoint(&practice, &endpoint_id).await.unwrap().unwrap();
+        let endpoint = store
+            .get_endpoint(&practice, &endpoint_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(endpoint.status, EndpointStatus::Disabled);
         assert!(queue.take().is_empty(), "no retry after 410");
 
         // Redelivery goes to enabled endpoints only: none now.
-        let view = redeliver(&store, &queue, &practice, &event.event.id, now()).await.unwrap();
+        let view = redeliver(&store, &queue, &practice, &event.event.id, now())
+            .await
+            .unwrap();
         assert_eq!(view["delivery"], "none");
         // A new endpoint gets it on the next redelivery; the old round's
         // job is dropped.
-        create(&store, &practice, serde_json::json!({"url": "https://pm.example.com/b"}), None)
+        create(
+            &store,
+            &practice,
+            serde_json::json!({"url": "https://pm.example.com/b"}),
+            None,
+        )
+        .await
+        .unwrap();
+        redeliver(&store, &queue, &practice, &event.event.id, now())
             .await
             .unwrap();
-        redeliver(&store, &queue, &practice, &event.event.id, now()).await.unwrap();
         let jobs = queue.take();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].0.round, 3);
         assert_eq!(d.deliver(&job, now()).await.unwrap(), Delivered::Skipped);
-        assert_eq!(d.deliver(&jobs[0].0, now()).await.unwrap(), Delivered::Delivered);
+        assert_eq!(
+            d.deliver(&jobs[0].0, now()).await.unwrap(),
+            Delivered::Delivered
+        );
         // Another practice cannot see or redeliver it.
         assert_eq!(
-            redeliver(&store, &queue, "other", &event.event.id, now()).await.unwrap_err().code,
+            redeliver(&store, &queue, "other", &event.event.id, now())
+                .await
+                .unwrap_err()
+                .code,
             "event_not_found"
         );
     }
@@ -863,19 +1105,52 @@ mod tests {
         let store = MemoryStore::default();
         let queue = MemoryEventQueue::default();
         let practice = queued_recipient().practice_id;
-        create(&store, &practice, serde_json::json!({"url": "https://pm.example.com/a"}), None)
-            .await
-            .unwrap();
+        create(
+            &store,
+            &practice,
+            serde_json::json!({"url": "https://pm.example.com/a"}),
+            None,
+        )
+        .await
+        .unwrap();
         let event = delivered_event(&store).await;
-        fan_out(&store, &queue, &practice, &event.event.id, now()).await.unwrap();
+        fan_out(
+            &store,
+            &queue,
+            &practice,
+            &event.event.id,
+            event.event.event_type,
+            now(),
+        )
+        .await
+        .unwrap();
         let job = queue.take().remove(0).0;
         // A first copy claimed it and died before recording anything.
-        assert!(store.claim_attempt(&job, now(), now() - STALE_ATTEMPT).await.unwrap());
+        assert!(store
+            .claim_attempt(&job, now(), now() - STALE_ATTEMPT)
+            .await
+            .unwrap());
         let hooks = ScriptedWebhooks::default();
         let schedule = RetrySchedule::default();
-        let d = Deliverer { store: &store, queue: &queue, client: &hooks, policy: UrlPolicy::default(), schedule: &schedule };
-        assert_eq!(d.deliver(&job, now() + Duration::seconds(10)).await.unwrap(), Delivered::Skipped);
-        assert_eq!(d.deliver(&job, now() + Duration::seconds(61)).await.unwrap(), Delivered::Delivered);
+        let d = Deliverer {
+            store: &store,
+            queue: &queue,
+            client: &hooks,
+            policy: UrlPolicy::default(),
+            schedule: &schedule,
+        };
+        assert_eq!(
+            d.deliver(&job, now() + Duration::seconds(10))
+                .await
+                .unwrap(),
+            Delivered::Skipped
+        );
+        assert_eq!(
+            d.deliver(&job, now() + Duration::seconds(61))
+                .await
+                .unwrap(),
+            Delivered::Delivered
+        );
         assert_eq!(hooks.received().len(), 1);
     }
 
@@ -893,7 +1168,11 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(store.events().await.is_empty());
-        let claimed = store.transition(&r, &Transition::Claim { at: now() }).await.unwrap().unwrap();
+        let claimed = store
+            .transition(&r, &Transition::Claim { at: now() })
+            .await
+            .unwrap()
+            .unwrap();
         let failed = store
             .transition(
                 &claimed,

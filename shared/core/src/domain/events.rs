@@ -313,14 +313,14 @@ impl RetrySchedule {
     /// (1-based) failed; `None` when it was the last attempt.
     pub fn after(&self, attempt: u32) -> Option<Duration> {
         let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
-        self.0
-            .get(index)
-            .map(|s| Duration::seconds(i64::from(*s)))
+        self.0.get(index).map(|s| Duration::seconds(i64::from(*s)))
     }
 
     /// Attempts in all: the first and one per delay.
     pub fn max_attempts(&self) -> u32 {
-        u32::try_from(self.0.len()).unwrap_or(u32::MAX).saturating_add(1)
+        u32::try_from(self.0.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1)
     }
 }
 
@@ -693,9 +693,14 @@ mod tests {
         assert_eq!(s.after(10), None);
         assert_eq!(s.after(0), None);
         let total: i64 = (1..10).map(|a| s.after(a).unwrap().num_seconds()).sum();
-        assert!((Duration::hours(70).num_seconds()..=Duration::hours(80).num_seconds())
-            .contains(&total));
-        assert_eq!(RetrySchedule::parse("1, 2,3").unwrap().after(3), Some(Duration::seconds(3)));
+        assert!(
+            (Duration::hours(70).num_seconds()..=Duration::hours(80).num_seconds())
+                .contains(&total)
+        );
+        assert_eq!(
+            RetrySchedule::parse("1, 2,3").unwrap().after(3),
+            Some(Duration::seconds(3))
+        );
         assert!(RetrySchedule::parse("1,x").is_err());
         assert!(RetrySchedule::parse("0").is_err());
     }
@@ -728,7 +733,9 @@ mod tests {
     fn attempt_results_classify_redirects_and_gone() {
         assert!(AttemptResult::Status(204).delivered());
         assert!(!AttemptResult::Status(301).delivered());
-        assert!(AttemptResult::Status(301).describe().contains("not followed"));
+        assert!(AttemptResult::Status(301)
+            .describe()
+            .contains("not followed"));
         assert!(AttemptResult::Status(410).gone());
         assert!(!AttemptResult::Timeout.delivered());
     }

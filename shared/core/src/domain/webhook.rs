@@ -60,7 +60,10 @@ impl SigningSecret {
 
     /// The HMAC key: the base64-decoded part after `whsec_`.
     fn key(&self) -> Option<Vec<u8>> {
-        let encoded = self.value.strip_prefix(SECRET_PREFIX).unwrap_or(&self.value);
+        let encoded = self
+            .value
+            .strip_prefix(SECRET_PREFIX)
+            .unwrap_or(&self.value);
         B64.decode(encoded).ok()
     }
 
@@ -127,7 +130,13 @@ impl EventEndpoint {
 
     /// The `webhook-signature` header: one `v1,…` per signing secret,
     /// separated by spaces.
-    pub fn signature_header(&self, id: &str, timestamp: i64, body: &str, now: DateTime<Utc>) -> String {
+    pub fn signature_header(
+        &self,
+        id: &str,
+        timestamp: i64,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> String {
         self.signing_secrets(now)
             .iter()
             .filter_map(|s| s.sign(id, timestamp, body))
@@ -171,7 +180,10 @@ impl EventEndpoint {
     pub fn view_with_secret(&self) -> serde_json::Value {
         let mut v = self.view();
         if let (Some(map), Some(secret)) = (v.as_object_mut(), self.current_secret()) {
-            map.insert("secret".into(), serde_json::Value::String(secret.value.clone()));
+            map.insert(
+                "secret".into(),
+                serde_json::Value::String(secret.value.clone()),
+            );
         }
         v
     }
@@ -223,7 +235,9 @@ impl UrlPolicy {
     /// 422 `invalid_url` naming `url`, with the reason.
     pub fn check(&self, raw: &str) -> Result<EndpointUrl, AppError> {
         if raw.len() > MAX_URL_LEN {
-            return Err(invalid_url(format!("url is longer than {MAX_URL_LEN} characters")));
+            return Err(invalid_url(format!(
+                "url is longer than {MAX_URL_LEN} characters"
+            )));
         }
         let url = url::Url::parse(raw)
             .map_err(|e| invalid_url(format!("url is not a valid absolute URL ({e})")))?;
@@ -278,7 +292,9 @@ impl UrlPolicy {
     /// 422 `invalid_url` naming the refused address.
     pub fn check_resolved(&self, host: &str, addresses: &[IpAddr]) -> Result<(), AppError> {
         if addresses.is_empty() {
-            return Err(invalid_url(format!("{host} does not resolve to any address")));
+            return Err(invalid_url(format!(
+                "{host} does not resolve to any address"
+            )));
         }
         // The local exception is for the literal 127.0.0.1 only: a name
         // never gets it.
@@ -328,7 +344,9 @@ fn is_public_v6(a: Ipv6Addr) -> bool {
     if (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4]) || s[..6] == [0; 6] {
         let [a0, a1] = s[6].to_be_bytes();
         let [a2, a3] = s[7].to_be_bytes();
-        return !a.is_unspecified() && !a.is_loopback() && is_public_v4(Ipv4Addr::new(a0, a1, a2, a3));
+        return !a.is_unspecified()
+            && !a.is_loopback()
+            && is_public_v4(Ipv4Addr::new(a0, a1, a2, a3));
     }
     !(a.is_unspecified()
         || a.is_loopback()
@@ -404,7 +422,12 @@ mod tests {
         assert_eq!(sigs[1], old.sign("evt_1", 1, "{}").unwrap());
         assert_eq!(e.current_secret().unwrap(), &fresh);
         let later = now() + ROTATION_OVERLAP;
-        assert_eq!(e.signature_header("evt_1", 1, "{}", later).split(' ').count(), 1);
+        assert_eq!(
+            e.signature_header("evt_1", 1, "{}", later)
+                .split(' ')
+                .count(),
+            1
+        );
         // A second rotation drops the first old secret at once.
         e.rotate(now());
         assert_eq!(e.secrets.len(), 2);
@@ -421,7 +444,10 @@ mod tests {
         e.status = EndpointStatus::Disabled;
         assert!(!e.wants(EventType::MessageReceived));
         assert!(e.view().get("secret").is_none());
-        assert!(e.view_with_secret()["secret"].as_str().unwrap().starts_with("whsec_"));
+        assert!(e.view_with_secret()["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_"));
     }
 
     #[test]
@@ -461,7 +487,11 @@ mod tests {
             "https://224.0.0.1/",
         ] {
             let e = aws.check(bad).unwrap_err();
-            assert_eq!((e.code, e.field.as_deref()), ("invalid_url", Some("url")), "{bad}");
+            assert_eq!(
+                (e.code, e.field.as_deref()),
+                ("invalid_url", Some("url")),
+                "{bad}"
+            );
         }
         // The local cloud's exception is exactly 127.0.0.1.
         local.check("http://127.0.0.1:8080/hooks").unwrap();
@@ -484,14 +514,19 @@ mod tests {
         let public: IpAddr = "93.184.216.34".parse().unwrap();
         let private: IpAddr = "10.1.2.3".parse().unwrap();
         aws.check_resolved("pm.example.com", &[public]).unwrap();
-        assert!(aws.check_resolved("evil.example.com", &[public, private]).is_err());
+        assert!(aws
+            .check_resolved("evil.example.com", &[public, private])
+            .is_err());
         assert!(aws.check_resolved("nothing.example.com", &[]).is_err());
         assert!(aws
             .check_resolved("localhost", &["127.0.0.1".parse().unwrap()])
             .is_err());
         let local = UrlPolicy { allow_local: true };
-        assert!(local
-            .check_resolved("localhost", &["127.0.0.1".parse().unwrap()])
-            .is_err(), "the local exception is for the address literal only");
+        assert!(
+            local
+                .check_resolved("localhost", &["127.0.0.1".parse().unwrap()])
+                .is_err(),
+            "the local exception is for the address literal only"
+        );
     }
 }

@@ -22,6 +22,7 @@ use crate::domain::conversation::{
     Conversation, ConversationStatus, InboundEntry, InboxFilter, MediaItem, MediaStatus,
     OutboundEntry, OutboundKind, PatientRef, StoredConversation, ThreadItem,
 };
+use crate::domain::events::{Delivery, DeliveryJob, DeliveryState, EventDelivery, EventType};
 use crate::domain::message::{
     bulk_status_of, BulkStatus, Counts, Message, MessageStatus, MessageType, Recipient,
     RecipientError, RecipientStatus, SendJob, Transition,
@@ -32,13 +33,12 @@ use crate::domain::practice::{Channel, Channels, Practice, QuietHours};
 use crate::domain::rate_limit::RateBucket;
 use crate::domain::template::QuickMessage;
 use crate::domain::text::Encoding;
+use crate::domain::webhook::{EndpointStatus, EventEndpoint, SigningSecret, MAX_ENDPOINTS};
 use crate::ports::{
     inbox_key, tracking_key, BulkStore, ConversationStore, CreateOutcome, IdempotencyRecord,
     MessageStore, OptOutChange, OptOutStore, PracticeStore, RateStore, SaveConversation,
     TemplateStore, TrackingIndex,
 };
-use crate::domain::events::{Delivery, DeliveryJob, DeliveryState, EventDelivery, EventType};
-use crate::domain::webhook::{EndpointStatus, EventEndpoint, SigningSecret, MAX_ENDPOINTS};
 use crate::ports::{CreateEndpoint, EventFilter, EventStore};
 
 /// Every store port the use cases need, as one bound.
@@ -2396,9 +2396,12 @@ pub async fn media_status_is_recorded_on_its_attachment<S: Store>(store: S, prac
         .is_empty());
 }
 
-
 /// The practice's events (of the last day), newest first.
-async fn all_events<S: Store>(store: &S, practice_id: &str, filter: &EventFilter) -> Vec<crate::domain::events::StoredEvent> {
+async fn all_events<S: Store>(
+    store: &S,
+    practice_id: &str,
+    filter: &EventFilter,
+) -> Vec<crate::domain::events::StoredEvent> {
     let floor = crate::domain::events::event_id_floor(now() - Duration::days(1));
     let mut all = Vec::new();
     let mut after: Option<String> = None;
@@ -2435,7 +2438,10 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
         .await
         .unwrap()
         .is_none());
-    assert!(all_events(&store, practice_id, &none).await.is_empty(), "claiming causes no event");
+    assert!(
+        all_events(&store, practice_id, &none).await.is_empty(),
+        "claiming causes no event"
+    );
     let failed = store
         .transition(
             &claimed,
@@ -2471,7 +2477,10 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
     store.record_opt_out(&change(true)).await.unwrap();
     store.record_opt_out(&change(true)).await.unwrap();
     store.record_opt_out(&change(false)).await.unwrap();
-    assert!(!store.is_opted_out(practice_id, number.as_str()).await.unwrap());
+    assert!(!store
+        .is_opted_out(practice_id, number.as_str())
+        .await
+        .unwrap());
 
     let patient = phone();
     let conversation = Conversation::new(patient.clone(), now());
@@ -2484,10 +2493,17 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
         vec![],
     ));
     assert_eq!(
-        store.save_conversation(practice_id, &conversation, true, &[], Some(&entry)).await.unwrap(),
+        store
+            .save_conversation(practice_id, &conversation, true, &[], Some(&entry))
+            .await
+            .unwrap(),
         SaveConversation::Saved
     );
-    let stored = store.get_conversation(practice_id, &patient).await.unwrap().unwrap();
+    let stored = store
+        .get_conversation(practice_id, &patient)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         store
             .save_conversation(practice_id, &stored.conversation, false, &[], Some(&entry))
@@ -2510,12 +2526,20 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
     let received = all_events(
         &store,
         practice_id,
-        &EventFilter { event_type: Some(EventType::MessageReceived), delivery: None },
+        &EventFilter {
+            event_type: Some(EventType::MessageReceived),
+            delivery: None,
+        },
     )
     .await;
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].event.payload_json()["data"]["phone"], patient.as_str());
-    assert!(all_events(&store, &format!("{practice_id}-other"), &none).await.is_empty());
+    assert_eq!(
+        received[0].event.payload_json()["data"]["phone"],
+        patient.as_str()
+    );
+    assert!(all_events(&store, &format!("{practice_id}-other"), &none)
+        .await
+        .is_empty());
 }
 
 fn event_endpoint(practice_id: &str) -> EventEndpoint {
@@ -2538,19 +2562,39 @@ pub async fn event_endpoints_are_limited_per_practice<S: Store>(store: S, practi
     let mut created = Vec::new();
     for _ in 0..MAX_ENDPOINTS {
         let e = event_endpoint(practice_id);
-        assert_eq!(store.create_endpoint(&e, None).await.unwrap(), CreateEndpoint::Created);
+        assert_eq!(
+            store.create_endpoint(&e, None).await.unwrap(),
+            CreateEndpoint::Created
+        );
         created.push(e);
     }
     assert_eq!(
-        store.create_endpoint(&event_endpoint(practice_id), None).await.unwrap(),
+        store
+            .create_endpoint(&event_endpoint(practice_id), None)
+            .await
+            .unwrap(),
         CreateEndpoint::LimitReached
     );
     let listed = store.endpoints(practice_id).await.unwrap();
     assert_eq!(listed, created, "oldest first, as stored");
-    assert!(store.endpoints(&format!("{practice_id}-other")).await.unwrap().is_empty());
-    assert!(store.delete_endpoint(practice_id, &created[0].id).await.unwrap());
-    assert!(!store.delete_endpoint(practice_id, &created[0].id).await.unwrap());
-    assert!(store.get_endpoint(practice_id, &created[0].id).await.unwrap().is_none());
+    assert!(store
+        .endpoints(&format!("{practice_id}-other"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .delete_endpoint(practice_id, &created[0].id)
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_endpoint(practice_id, &created[0].id)
+        .await
+        .unwrap());
+    assert!(store
+        .get_endpoint(practice_id, &created[0].id)
+        .await
+        .unwrap()
+        .is_none());
 
     let rec = IdempotencyRecord {
         practice_id: practice_id.to_string(),
@@ -2561,19 +2605,34 @@ pub async fn event_endpoints_are_limited_per_practice<S: Store>(store: S, practi
         expires_at: now() + Duration::hours(24),
     };
     let e = event_endpoint(practice_id);
-    assert_eq!(store.create_endpoint(&e, Some(&rec)).await.unwrap(), CreateEndpoint::Created);
     assert_eq!(
-        store.create_endpoint(&event_endpoint(practice_id), Some(&rec)).await.unwrap(),
+        store.create_endpoint(&e, Some(&rec)).await.unwrap(),
+        CreateEndpoint::Created
+    );
+    assert_eq!(
+        store
+            .create_endpoint(&event_endpoint(practice_id), Some(&rec))
+            .await
+            .unwrap(),
         CreateEndpoint::IdempotencyKeyTaken
     );
-    assert_eq!(store.endpoints(practice_id).await.unwrap().len(), MAX_ENDPOINTS);
+    assert_eq!(
+        store.endpoints(practice_id).await.unwrap().len(),
+        MAX_ENDPOINTS
+    );
 
     let mut changed = e.clone();
     changed.status = EndpointStatus::Disabled;
     changed.disabled_reason = Some("410".into());
     assert!(store.replace_endpoint(&changed).await.unwrap());
-    assert_eq!(store.get_endpoint(practice_id, &e.id).await.unwrap(), Some(changed));
-    assert!(!store.replace_endpoint(&created[0]).await.unwrap(), "a deleted one stays deleted");
+    assert_eq!(
+        store.get_endpoint(practice_id, &e.id).await.unwrap(),
+        Some(changed)
+    );
+    assert!(
+        !store.replace_endpoint(&created[0]).await.unwrap(),
+        "a deleted one stays deleted"
+    );
 }
 
 /// A delivery round starts once; an attempt is claimed once (or again
@@ -2595,12 +2654,23 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
         })
         .await
         .unwrap();
-    let event = all_events(&store, practice_id, &EventFilter::default()).await.remove(0);
+    let event = all_events(&store, practice_id, &EventFilter::default())
+        .await
+        .remove(0);
     let id = event.event.id.clone();
     let t0 = now();
     let deliveries = vec![Delivery::new("ep-a", t0), Delivery::new("ep-b", t0)];
-    assert!(store.start_round(practice_id, &id, 1, &deliveries).await.unwrap());
-    assert!(!store.start_round(practice_id, &id, 1, &deliveries).await.unwrap(), "once");
+    assert!(store
+        .start_round(practice_id, &id, 1, &deliveries)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .start_round(practice_id, &id, 1, &deliveries)
+            .await
+            .unwrap(),
+        "once"
+    );
     let job = |endpoint: &str, attempt: u32, round: u32| DeliveryJob {
         practice_id: practice_id.to_string(),
         event_id: id.clone(),
@@ -2608,34 +2678,70 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
         attempt,
         round,
     };
-    let pending = EventFilter { event_type: None, delivery: Some(EventDelivery::Pending) };
+    let pending = EventFilter {
+        event_type: None,
+        delivery: Some(EventDelivery::Pending),
+    };
     assert_eq!(all_events(&store, practice_id, &pending).await.len(), 1);
 
     let a1 = job("ep-a", 1, 1);
-    assert!(!store.claim_attempt(&job("ep-a", 2, 1), t0, t0 - Duration::seconds(60)).await.unwrap(), "not its turn");
-    assert!(!store.claim_attempt(&job("ep-a", 1, 2), t0, t0 - Duration::seconds(60)).await.unwrap(), "not its round");
-    assert!(store.claim_attempt(&a1, t0, t0 - Duration::seconds(60)).await.unwrap());
-    assert!(!store.claim_attempt(&a1, t0, t0 - Duration::seconds(60)).await.unwrap(), "claimed once");
+    assert!(
+        !store
+            .claim_attempt(&job("ep-a", 2, 1), t0, t0 - Duration::seconds(60))
+            .await
+            .unwrap(),
+        "not its turn"
+    );
+    assert!(
+        !store
+            .claim_attempt(&job("ep-a", 1, 2), t0, t0 - Duration::seconds(60))
+            .await
+            .unwrap(),
+        "not its round"
+    );
+    assert!(store
+        .claim_attempt(&a1, t0, t0 - Duration::seconds(60))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .claim_attempt(&a1, t0, t0 - Duration::seconds(60))
+            .await
+            .unwrap(),
+        "claimed once"
+    );
     // Stale after 60 s without an outcome: the job may be taken over.
     let later = t0 + Duration::seconds(61);
-    assert!(store.claim_attempt(&a1, later, later - Duration::seconds(60)).await.unwrap());
+    assert!(store
+        .claim_attempt(&a1, later, later - Duration::seconds(60))
+        .await
+        .unwrap());
     let mut done = Delivery::new("ep-a", t0);
     done.state = DeliveryState::Delivered;
     done.attempts = 1;
     done.last_status = Some(200);
     done.next_attempt_at = None;
     assert!(store.record_attempt(&a1, &done).await.unwrap());
-    assert!(!store.record_attempt(&a1, &done).await.unwrap(), "recorded once");
+    assert!(
+        !store.record_attempt(&a1, &done).await.unwrap(),
+        "recorded once"
+    );
 
     let b1 = job("ep-b", 1, 1);
-    assert!(store.claim_attempt(&b1, t0, t0 - Duration::seconds(60)).await.unwrap());
+    assert!(store
+        .claim_attempt(&b1, t0, t0 - Duration::seconds(60))
+        .await
+        .unwrap());
     let mut retry = Delivery::new("ep-b", t0);
     retry.attempts = 1;
     retry.last_status = Some(500);
     retry.next_attempt_at = Some(t0 + Duration::seconds(5));
     assert!(store.record_attempt(&b1, &retry).await.unwrap());
     let b2 = job("ep-b", 2, 1);
-    assert!(store.claim_attempt(&b2, t0, t0 - Duration::seconds(60)).await.unwrap());
+    assert!(store
+        .claim_attempt(&b2, t0, t0 - Duration::seconds(60))
+        .await
+        .unwrap());
     let mut gave_up = retry.clone();
     gave_up.state = DeliveryState::Failed;
     gave_up.attempts = 2;
@@ -2646,15 +2752,30 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
     assert_eq!(stored.round, 1);
     assert_eq!(stored.deliveries.clone().unwrap(), vec![done, gave_up]);
     assert_eq!(stored.delivery(), EventDelivery::Failed);
-    let failed = EventFilter { event_type: None, delivery: Some(EventDelivery::Failed) };
+    let failed = EventFilter {
+        event_type: None,
+        delivery: Some(EventDelivery::Failed),
+    };
     assert_eq!(all_events(&store, practice_id, &failed).await.len(), 1);
     assert!(all_events(&store, practice_id, &pending).await.is_empty());
 
     // A redelivery: round 2; round 1's jobs find nothing to claim.
-    assert!(store.start_round(practice_id, &id, 2, &[Delivery::new("ep-b", t0)]).await.unwrap());
-    assert!(!store.claim_attempt(&job("ep-b", 1, 1), t0, t0).await.unwrap());
-    assert!(store.claim_attempt(&job("ep-b", 1, 2), t0, t0).await.unwrap());
-    let delivered = EventFilter { event_type: None, delivery: Some(EventDelivery::Delivered) };
+    assert!(store
+        .start_round(practice_id, &id, 2, &[Delivery::new("ep-b", t0)])
+        .await
+        .unwrap());
+    assert!(!store
+        .claim_attempt(&job("ep-b", 1, 1), t0, t0)
+        .await
+        .unwrap());
+    assert!(store
+        .claim_attempt(&job("ep-b", 1, 2), t0, t0)
+        .await
+        .unwrap());
+    let delivered = EventFilter {
+        event_type: None,
+        delivery: Some(EventDelivery::Delivered),
+    };
     assert!(all_events(&store, practice_id, &delivered).await.is_empty());
     assert_eq!(all_events(&store, practice_id, &pending).await.len(), 1);
 }

@@ -17,7 +17,7 @@ use messaging_adapters::scheduler::EventBridgeScheduler;
 use messaging_adapters::sqs::SqsEventQueue;
 use messaging_adapters::webhooks::HttpWebhooks;
 use messaging_core::app::events::{self, Deliverer};
-use messaging_core::domain::events::{DeliveryJob, RetrySchedule};
+use messaging_core::domain::events::{DeliveryJob, EventType, RetrySchedule};
 use messaging_core::domain::webhook::UrlPolicy;
 use messaging_core::ports::{EventQueue, EventStore, WebhookClient};
 
@@ -73,7 +73,13 @@ where
     W: WebhookClient + Clone + 'static,
 {
     /// Wires ports (tests use in-memory ones).
-    pub fn with_ports(store: S, queue: Q, client: W, policy: UrlPolicy, schedule: RetrySchedule) -> Self {
+    pub fn with_ports(
+        store: S,
+        queue: Q,
+        client: W,
+        policy: UrlPolicy,
+        schedule: RetrySchedule,
+    ) -> Self {
         Self {
             store,
             queue,
@@ -148,16 +154,27 @@ where
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
-        let (Some(practice_id), Some(event_id)) = (image("practice_id"), image("id")) else {
+        let (Some(practice_id), Some(event_id), Some(event_type)) = (
+            image("practice_id"),
+            image("id"),
+            image("event_type").and_then(|t| EventType::parse(&t).ok()),
+        ) else {
             tracing::warn!(sequence, "stream record without an event; ignored");
             return Ok(());
         };
-        events::fan_out(&self.store, &self.queue, &practice_id, &event_id, chrono::Utc::now())
-            .await
-            .map_err(|e| {
-                tracing::error!(event_id, error = %e, "fan-out failed; the stream will retry");
-                sequence
-            })
+        events::fan_out(
+            &self.store,
+            &self.queue,
+            &practice_id,
+            &event_id,
+            event_type,
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(event_id, error = %e, "fan-out failed; the stream will retry");
+            sequence
+        })
     }
 
     /// A queue record: one delivery attempt. `Err` holds the message id
@@ -202,9 +219,11 @@ mod tests {
     use super::*;
     use messaging_core::domain::events::AttemptResult;
     use messaging_core::domain::message::Transition;
-    use messaging_core::ports::MessageStore;
-    use messaging_core::testing::{queued_recipient, MemoryEventQueue, MemoryStore, ScriptedWebhooks};
     use messaging_core::domain::webhook::{EndpointStatus, EventEndpoint, SigningSecret};
+    use messaging_core::ports::MessageStore;
+    use messaging_core::testing::{
+        queued_recipient, MemoryEventQueue, MemoryStore, ScriptedWebhooks,
+    };
 
     fn endpoint(practice_id: &str, id: &str) -> EventEndpoint {
         EventEndpoint {
@@ -227,9 +246,21 @@ mod tests {
         let r = queued_recipient();
         store.insert_recipient(r.clone()).await;
         for id in ["a", "b"] {
-            store.create_endpoint(&endpoint(&r.practice_id, id), None).await.unwrap();
+            store
+                .create_endpoint(&endpoint(&r.practice_id, id), None)
+                .await
+                .unwrap();
         }
-        let claimed = store.transition(&r, &Transition::Claim { at: chrono::Utc::now() }).await.unwrap().unwrap();
+        let claimed = store
+            .transition(
+                &r,
+                &Transition::Claim {
+                    at: chrono::Utc::now(),
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
         store
             .transition(
                 &claimed,
@@ -253,26 +284,36 @@ mod tests {
             "eventSource": "aws:dynamodb",
             "eventName": "INSERT",
             "dynamodb": {"SequenceNumber": "1", "NewImage": {
-                "practice_id": {"S": r.practice_id}, "id": {"S": event.id}, "entity": {"S": "event"}
+                "practice_id": {"S": r.practice_id}, "id": {"S": event.id}, "entity": {"S": "event"},
+                "event_type": {"S": "message.failed"}
             }}
         }]});
-        assert_eq!(f.handle(stream).await["batchItemFailures"], serde_json::json!([]));
+        assert_eq!(
+            f.handle(stream).await["batchItemFailures"],
+            serde_json::json!([])
+        );
         let jobs = queue.take();
         assert_eq!(jobs.len(), 2);
         hooks.answer([AttemptResult::Status(500)]);
         let records: Vec<Value> = jobs
             .iter()
             .enumerate()
-            .map(|(i, (job, _))| serde_json::json!({
-                "eventSource": "aws:sqs", "messageId": format!("m{i}"),
-                "body": serde_json::to_string(job).unwrap()
-            }))
+            .map(|(i, (job, _))| {
+                serde_json::json!({
+                    "eventSource": "aws:sqs", "messageId": format!("m{i}"),
+                    "body": serde_json::to_string(job).unwrap()
+                })
+            })
             .chain(std::iter::once(serde_json::json!({
                 "eventSource": "aws:sqs", "messageId": "junk", "body": "not a job"
             })))
             .collect();
         let answer = f.handle(serde_json::json!({"Records": records})).await;
-        assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "failed attempts are retried by the schedule, not the queue");
+        assert_eq!(
+            answer["batchItemFailures"],
+            serde_json::json!([]),
+            "failed attempts are retried by the schedule, not the queue"
+        );
         assert_eq!(hooks.received().len(), 2);
         assert_eq!(queue.take().len(), 1, "the failed one's next attempt");
         let retry = store.events().await.remove(0);

@@ -12,7 +12,6 @@ use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::s3::S3Media;
 use messaging_adapters::sqs::SqsEventQueue;
 use messaging_adapters::webhooks::SystemResolver;
-use messaging_core::domain::webhook::UrlPolicy;
 use messaging_core::app::auth::Authenticator;
 use messaging_core::app::communications::{self, TrackingQuery};
 use messaging_core::app::patients;
@@ -21,6 +20,7 @@ use messaging_core::domain::carrier_errors;
 use messaging_core::domain::error::AppError;
 use messaging_core::domain::message::CARRIER;
 use messaging_core::domain::patient::{validate_id, AgeFilter, Patient, PatientInput};
+use messaging_core::domain::webhook::UrlPolicy;
 use messaging_core::ports::{OptOutStore, PracticeStore};
 
 /// The practice function: settings, patients, Quick Messages, the error

@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::error::BoxError;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::sqs::SqsEventQueue;
 use messaging_adapters::webhooks::HttpWebhooks;
-use messaging_core::app::events::{self, Deliverer, Delivered};
+use messaging_core::app::events::{self, Delivered, Deliverer};
 use messaging_core::domain::events::{DeliveryJob, RetrySchedule};
 use messaging_core::domain::webhook::{EndpointStatus, EventEndpoint, SigningSecret, UrlPolicy};
 use messaging_core::ports::{EventStore, OptOutChange, OptOutStore};
@@ -98,10 +98,17 @@ async fn main() {
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         local
-            .patient_texts(&random_phone().to_string(), &office, &format!("probe {i}"), Value::Null)
+            .patient_texts(
+                &random_phone().to_string(),
+                &office,
+                &format!("probe {i}"),
+                Value::Null,
+            )
             .await;
         let recorded = Instant::now();
-        let got = receiver.wait_for("bench", i + 1, Duration::from_secs(60)).await;
+        let got = receiver
+            .wait_for("bench", i + 1, Duration::from_secs(60))
+            .await;
         samples.push(got[i].at.saturating_duration_since(recorded));
     }
     samples.sort();
@@ -140,6 +147,7 @@ async fn main() {
         .expect("private queue")
         .queue_url
         .expect("queue url");
+    sqs_count.take();
     let queue = SqsEventQueue::new(sqs.clone(), queue_url.clone(), None);
     let practice_id = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let endpoint = EventEndpoint {
@@ -152,7 +160,10 @@ async fn main() {
         secrets: vec![SigningSecret::generate()],
         created_at: chrono::Utc::now(),
     };
-    store.create_endpoint(&endpoint, None).await.expect("endpoint");
+    store
+        .create_endpoint(&endpoint, None)
+        .await
+        .expect("endpoint");
     dynamo_count.take();
     let phone = random_phone().to_string();
     store
@@ -167,7 +178,10 @@ async fn main() {
         .await
         .expect("opt-out");
     println!("requests per event (one endpoint):");
-    println!("  the change and its event: DynamoDB {}", dynamo_count.take());
+    println!(
+        "  the change and its event: DynamoDB {}",
+        dynamo_count.take()
+    );
     let (listed, _) = events::list_events(
         &store,
         &practice_id,
@@ -180,9 +194,17 @@ async fn main() {
     .expect("list");
     dynamo_count.take();
     let event_id = listed[0]["id"].as_str().unwrap().to_string();
-    events::fan_out(&store, &queue, &practice_id, &event_id, chrono::Utc::now())
-        .await
-        .expect("fan out");
+    let event_type = messaging_core::domain::events::EventType::ContactOptedOut;
+    events::fan_out(
+        &store,
+        &queue,
+        &practice_id,
+        &event_id,
+        event_type,
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("fan out");
     println!(
         "  fan-out (stream record): DynamoDB {}; SQS {}",
         dynamo_count.take(),
@@ -195,7 +217,10 @@ async fn main() {
         .send()
         .await
         .expect("receive");
-    let body = received.messages.unwrap_or_default()[0].body().unwrap().to_string();
+    let body = received.messages.unwrap_or_default()[0]
+        .body()
+        .unwrap()
+        .to_string();
     let job: DeliveryJob = serde_json::from_str(&body).unwrap();
     sqs_count.take();
     let client = HttpWebhooks::new(UrlPolicy { allow_local: true }).expect("client");
@@ -207,7 +232,10 @@ async fn main() {
         policy: UrlPolicy { allow_local: true },
         schedule: &schedule,
     };
-    let outcome = deliverer.deliver(&job, chrono::Utc::now()).await.expect("deliver");
+    let outcome = deliverer
+        .deliver(&job, chrono::Utc::now())
+        .await
+        .expect("deliver");
     assert_eq!(outcome, Delivered::Delivered);
     println!(
         "  one successful attempt (queue record): DynamoDB {}; SQS {} (the event-source mapping's receive and delete come on top, per batch of up to 10)",
