@@ -938,3 +938,110 @@ async fn get_patients_reads_the_existing_ones_in_batches() {
         .unwrap()
         .is_empty());
 }
+
+/// The event queue adapter: attempts go on the queue with their delay, and
+/// beyond the queue's 15 minutes through a one-time schedule that puts the
+/// same job on the same queue (here a private queue, scheduled 5 s ahead).
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn event_queue_delays_attempts_and_schedules_late_ones_onto_itself() {
+    use messaging_adapters::scheduler::{EventBridgeScheduler, SchedulerConfig};
+    use messaging_adapters::sqs::SqsEventQueue;
+    use messaging_core::domain::events::DeliveryJob;
+    use messaging_core::ports::EventQueue;
+
+    let local = Endpoints::load();
+    let aws = local.aws().await;
+    let client = aws_sdk_sqs::Client::new(&aws);
+    let url = client
+        .create_queue()
+        .queue_name(format!(
+            "event-queue-test-{}",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let scheduler = EventBridgeScheduler::new(
+        aws_sdk_scheduler::Client::new(&aws),
+        SchedulerConfig {
+            group: "patient-messaging-sends".into(),
+            queue_arn: arn.clone(),
+            role_arn: "arn:aws:iam::000000000000:role/scheduler".into(),
+            dead_letter_arn: arn,
+        },
+    );
+    let queue = SqsEventQueue::new(client.clone(), &url, Some(scheduler));
+    let job = |attempt: u32| DeliveryJob {
+        practice_id: "p".into(),
+        event_id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
+        endpoint_id: "e".into(),
+        attempt,
+        round: 1,
+    };
+    let (now_job, delayed_job, scheduled_job) = (job(1), job(2), job(3));
+    queue
+        .enqueue(&[(now_job.clone(), 0), (delayed_job.clone(), 2)])
+        .await
+        .unwrap();
+    queue
+        .enqueue_at(
+            &scheduled_job,
+            chrono::Utc::now() + chrono::Duration::seconds(5),
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(DeliveryJob, Duration)>::new()));
+    let all = tests::poll(Duration::from_secs(40), || {
+        let (client, url, seen) = (client.clone(), url.clone(), seen.clone());
+        async move {
+            let out = client
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            for m in out.messages() {
+                let job: DeliveryJob = serde_json::from_str(m.body().unwrap()).unwrap();
+                seen.lock().unwrap().push((job, started.elapsed()));
+                client
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            let n = seen.lock().unwrap().len();
+            (n == 3).then_some(())
+        }
+    })
+    .await;
+    client.delete_queue().queue_url(&url).send().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(all.is_some(), "received {seen:?}");
+    let when = |j: &DeliveryJob| seen.iter().find(|(s, _)| s == j).map(|(_, t)| *t).unwrap();
+    assert!(
+        when(&delayed_job) >= Duration::from_millis(1500),
+        "the delay held it back"
+    );
+    assert!(
+        when(&scheduled_job) >= Duration::from_secs(4),
+        "the schedule fired at its time"
+    );
+    assert!(when(&now_job) < when(&scheduled_job));
+}
