@@ -11,8 +11,10 @@ What it does, in order:
   1. starts the AWS emulator (ministack) on LOCAL_AWS_PORT (4566) and the
      carrier simulator on CARRIER_SIM_PORT (4599);
   2. builds every binary of the workspace in ONE cargo invocation (`local`
-     profile = release at opt-level 1 without LTO, native target: the emulator runs provided.al2023 bootstraps as
-     local processes, so a native build is exactly what runs);
+     profile: unoptimised dependencies of the AWS SDK, no LTO, native target:
+     the emulator runs provided.al2023 bootstraps as local processes, so a
+     native build is exactly what runs); `test` builds the tests in the same
+     invocation;
   3. stages each function's binary as `bootstrap` the way `sam build` would,
      and deploys template.yaml with `sam deploy` (the same template as AWS;
      only parameters differ);
@@ -229,16 +231,32 @@ def run(cmd: list[str], env: dict[str, str] | None = None, capture: bool = False
     return result.stdout or ""
 
 
-def build(binaries: list[str] | None = None) -> None:
+# What `make test` builds and tests: the whole workspace but the benchmarks
+# (which have no tests and are run by hand with `make dev` up).
+TEST_SELECTION = ["--workspace", "--exclude", "benchmarks"]
+
+
+def build(binaries: list[str] | None = None, with_tests: bool = False) -> None:
     """One cargo invocation for every binary asked (default: the functions
-    and the tools), so dependencies are built once."""
+    and the tools), so dependencies are built once.
+
+    `with_tests` (make test) builds the binaries and every test target in
+    that one invocation: cargo then resolves features once for both (the
+    tests turn on messaging-core's `testing` feature, which only adds
+    in-memory ports no function calls), so the tests reuse every crate the
+    functions were built with instead of rebuilding the workspace's own
+    crates with other features."""
     binaries = binaries or FUNCTION_BINARIES + TOOL_BINARIES
     started = time.monotonic()
     cmd = ["cargo", "build", "--profile", PROFILE, "--locked"]
-    for b in binaries:
-        cmd += ["-p", b]
+    if with_tests:
+        cmd += TEST_SELECTION + ["--bins", "--tests"]
+    else:
+        for b in binaries:
+            cmd += ["-p", b]
     run(cmd)
-    log(f"built {len(binaries)} binaries in {time.monotonic() - started:.0f} s")
+    what = "binaries and tests" if with_tests else f"{len(binaries)} binaries"
+    log(f"built {what} in {time.monotonic() - started:.0f} s")
 
 
 def stage_template() -> Path:
@@ -455,7 +473,7 @@ def readable(message: str) -> str | None:
     return f"{record.get('level', '')} {text} {extras}".strip()
 
 
-def up(procs: Processes) -> dict[str, str]:
+def up(procs: Processes, with_tests: bool = False) -> dict[str, str]:
     started = time.monotonic()
     stop_leftovers()
     (LOCAL / "endpoints.json").unlink(missing_ok=True)
@@ -466,7 +484,7 @@ def up(procs: Processes) -> dict[str, str]:
     emulator_env = dict(os.environ, GATEWAY_PORT=str(AWS_PORT), MINISTACK_REGION=REGION, LOG_LEVEL="WARNING")
     emulator = procs.start("aws", [str(TOOLS / "emulator" / "bin" / "ministack")], emulator_env, logs / "emulator.log")
 
-    build()  # overlaps with the emulator starting
+    build(with_tests=with_tests)  # overlaps with the emulator starting
     sim_env = dict(
         os.environ,
         SIM_PORT=str(SIM_PORT),
@@ -542,7 +560,7 @@ def main() -> int:
             return 0
         if args.command == "test":
             os.environ.setdefault("LOCAL_QUIET", "1")
-            up(procs)
+            up(procs, with_tests=True)
             return run_tests(procs)
         endpoints = up(procs)
         threading.Thread(target=follow_function_logs, args=(stopping,), daemon=True).start()
@@ -578,7 +596,7 @@ def run_tests(procs: Processes) -> int:
     env = dict(os.environ, ENDPOINTS_FILE=str(LOCAL / "endpoints.json"))
     log("running every test: unit, adapter (emulator) and end-to-end (deployed stack)", "test")
     tests = subprocess.Popen(
-        ["cargo", "test", "--profile", PROFILE, "--locked", "--workspace", "--no-fail-fast", "--",
+        ["cargo", "test", "--profile", PROFILE, "--locked", *TEST_SELECTION, "--no-fail-fast", "--",
          # The end-to-end tests mostly wait on the cloud (polling with
          # deadlines), each with its own practice or numbers: 8 at a time
          # take 70 s instead of 176 s on 2 cores.
