@@ -225,6 +225,27 @@ impl Carrier for Bandwidth {
             }
         };
         let status = response.status();
+        if status.is_success() {
+            // A 2xx is a certain acceptance: the text is on its way and must
+            // never be sent again, whatever happens to the answer's body. An
+            // answer that cannot be read leaves the carrier's id unknown
+            // (empty); the callbacks, matched by tag and numbers, fill it in.
+            let id = match response.bytes().await {
+                Ok(bytes) => serde_json::from_slice::<Created>(&bytes)
+                    .map(|c| c.id)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "carrier accepted with an unreadable answer");
+                        String::new()
+                    }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "carrier accepted; its answer was cut off");
+                    String::new()
+                }
+            };
+            return CarrierOutcome::Accepted {
+                carrier_message_id: id,
+            };
+        }
         let bytes = match response.bytes().await {
             Ok(b) => b,
             Err(e) => {
@@ -233,19 +254,6 @@ impl Carrier for Bandwidth {
                 }
             }
         };
-        if status.is_success() {
-            return match serde_json::from_slice::<Created>(&bytes) {
-                Ok(c) => CarrierOutcome::Accepted {
-                    carrier_message_id: c.id,
-                },
-                // Accepted but unreadable: the message may be on its way, so
-                // this must not be retried (it could reach the patient twice).
-                Err(e) => CarrierOutcome::Rejected {
-                    status: status.as_u16(),
-                    detail: format!("accepted with an unreadable answer: {e}"),
-                },
-            };
-        }
         let problem: Problem = serde_json::from_slice(&bytes).unwrap_or_default();
         let detail = match (problem.kind.is_empty(), problem.description.is_empty()) {
             (_, false) => format!("{} ({})", problem.description, problem.kind),
@@ -319,5 +327,62 @@ mod tests {
             .await
             .expect_err("refused");
         assert!(matches!(e, MediaFetchError::Permanent(_)), "{e}");
+    }
+
+    /// A one-request HTTP server on 127.0.0.1 answering `answer` raw.
+    async fn serve_once(answer: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            if let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 16384];
+                if socket.read(&mut buf).await.is_ok() {
+                    socket.write_all(answer.as_bytes()).await.ok();
+                }
+            }
+        });
+        format!("http://127.0.0.1:{port}/api/v2")
+    }
+
+    fn text() -> OutboundText {
+        OutboundText {
+            from: "+14155550100".into(),
+            to: "+14155550142".into(),
+            text: "hi".into(),
+            tag: "p/m/00001".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_2xx_is_an_acceptance_even_when_its_answer_cannot_be_read() {
+        for answer in [
+            // Not JSON.
+            "HTTP/1.1 202 Accepted\r\nContent-Length: 5\r\n\r\nhello",
+            // Cut off: promises 100 bytes, sends 10 and closes.
+            "HTTP/1.1 202 Accepted\r\nContent-Length: 100\r\n\r\n{\"id\": \"12",
+        ] {
+            let url = serve_once(answer).await;
+            assert_eq!(
+                carrier(&url).send(&text()).await,
+                CarrierOutcome::Accepted {
+                    carrier_message_id: String::new()
+                },
+                "{answer}"
+            );
+        }
+        let url =
+            serve_once("HTTP/1.1 202 Accepted\r\nContent-Length: 12\r\n\r\n{\"id\": \"m1\"}").await;
+        assert_eq!(
+            carrier(&url).send(&text()).await,
+            CarrierOutcome::Accepted {
+                carrier_message_id: "m1".into()
+            }
+        );
+        let url = serve_once("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n").await;
+        assert!(matches!(
+            carrier(&url).send(&text()).await,
+            CarrierOutcome::Retryable { .. }
+        ));
     }
 }

@@ -443,6 +443,12 @@ impl PracticeStore for DynamoStore {
         .flatten()
         .map(|n| n.to_string())
         .collect();
+        // Each number write is conditioned on the number being free or
+        // already this practice's: a practice never takes over another's
+        // number (its STOP replies would be recorded for the wrong practice).
+        let me = s(practice.practice_id.clone());
+        let owned = "attribute_not_exists(pk) OR practice_id = :me";
+        let mut guarded: Vec<String> = Vec::new();
         if let Some(mut old) = existing {
             // Keep the current key hash: settings changes must not orphan the key.
             if let Some(h) = old.remove("api_key_hash") {
@@ -452,30 +458,57 @@ impl PracticeStore for DynamoStore {
                 let old_numbers = [Some(previous.channels.sms_main), previous.channels.sms_alt];
                 for n in old_numbers.into_iter().flatten().map(|n| n.to_string()) {
                     if !numbers.contains(&n) {
-                        writes.push(self.delete(format!("NUMBER#{n}"), NUMBER_SK.into())?);
+                        let delete = Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(format!("NUMBER#{n}"), NUMBER_SK.into())))
+                            .condition_expression(owned)
+                            .expression_attribute_values(":me", me.clone())
+                            .build()
+                            .map_err(|e| StoreError::new("build delete", e))?;
+                        writes.push(TransactWriteItem::builder().delete(delete).build());
+                        guarded.push(n);
                     }
                 }
             }
         }
         // Inbound texts (STOP, HELP) arrive addressed to a number: map it back.
         for n in &numbers {
-            writes.push(self.put(
-                HashMap::from([
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(HashMap::from([
                     ("pk".to_string(), s(format!("NUMBER#{n}"))),
                     ("sk".to_string(), s(NUMBER_SK)),
-                    ("practice_id".to_string(), s(practice.practice_id.clone())),
-                ]),
-                None,
-            )?);
+                    ("practice_id".to_string(), me.clone()),
+                ])))
+                .condition_expression(owned)
+                .expression_attribute_values(":me", me.clone())
+                .build()
+                .map_err(|e| StoreError::new("build put", e))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+            guarded.push(n.clone());
         }
         writes.push(self.put(item, None)?);
-        self.client
+        match self
+            .client
             .transact_write_items()
             .set_transact_items(Some(writes))
             .send()
             .await
-            .map_err(err("store practice"))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let Some(n) = (0..guarded.len())
+                    .find(|i| cancelled_by_condition(&e, *i))
+                    .map(|i| &guarded[i])
+                {
+                    return Err(StoreError::new(
+                        "store practice",
+                        format!("the sending number {n} belongs to another practice; a practice never takes over another's number"),
+                    ));
+                }
+                Err(StoreError::new("store practice", DisplayErrorContext(e)))
+            }
+        }
     }
 
     async fn set_api_key(&self, practice_id: &str, key_hash: &str) -> Result<(), StoreError> {
@@ -724,13 +757,16 @@ impl MessageStore for DynamoStore {
         let mut start: Option<Item> = None;
         let recipient_prefix = format!("{}#R#", message_sk(message_id));
         loop {
+            // The message's own item and its recipients, nothing else: a
+            // prefix alone would also match every message id it begins.
             let out = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
+                .key_condition_expression("pk = :pk AND sk BETWEEN :sk AND :last")
                 .expression_attribute_values(":pk", s(practice_pk(practice_id)))
                 .expression_attribute_values(":sk", s(message_sk(message_id)))
+                .expression_attribute_values(":last", s(format!("{recipient_prefix}~")))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await

@@ -221,9 +221,10 @@ pub struct OutboundText {
 /// What the carrier said to a send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CarrierOutcome {
-    /// Accepted for delivery.
+    /// Accepted for delivery (any 2xx): never sent again.
     Accepted {
-        /// The carrier's message id.
+        /// The carrier's message id; empty when the answer could not be
+        /// read (the delivery callback, matched by tag, brings it).
         carrier_message_id: String,
     },
     /// Refused for good (HTTP 4xx other than 429).

@@ -165,10 +165,30 @@ impl PracticeStore for MemoryStore {
         Ok(self.0.lock().await.practices.get(practice_id).cloned())
     }
     async fn put_practice(&self, practice: &Practice) -> Result<(), StoreError> {
-        self.0
-            .lock()
-            .await
+        let mut s = self.0.lock().await;
+        let numbers = |p: &Practice| {
+            [
+                Some(p.channels.sms_main.clone()),
+                p.channels.sms_alt.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+        };
+        let mine = numbers(practice);
+        if let Some(taken) = s
             .practices
+            .values()
+            .filter(|other| other.practice_id != practice.practice_id)
+            .flat_map(numbers)
+            .find(|n| mine.contains(n))
+        {
+            return Err(StoreError::new(
+                "store practice",
+                format!("the sending number {taken} belongs to another practice; a practice never takes over another's number"),
+            ));
+        }
+        s.practices
             .insert(practice.practice_id.clone(), practice.clone());
         Ok(())
     }

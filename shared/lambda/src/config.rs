@@ -468,6 +468,8 @@ pub struct WebhookConfig {
     pub username: Username,
     /// `WEBHOOK_PASSWORD`: the Basic password Bandwidth sends.
     pub password: Secret,
+    /// `CARRIER_APPLICATION_ID`: events of any other application are ignored.
+    pub application_id: String,
 }
 
 impl WebhookConfig {
@@ -490,6 +492,7 @@ impl WebhookConfig {
             media_queue_url: env.url("MEDIA_QUEUE_URL"),
             username: env.username("WEBHOOK_USERNAME"),
             password: env.secret("WEBHOOK_PASSWORD"),
+            application_id: env.required("CARRIER_APPLICATION_ID"),
         }
     }
 }
@@ -706,6 +709,7 @@ mod tests {
             ("MEDIA_QUEUE_URL", QUEUE_URL),
             ("WEBHOOK_USERNAME", "bandwidth"),
             ("WEBHOOK_PASSWORD", "webhook-s3cret-pw"),
+            ("CARRIER_APPLICATION_ID", "app-1"),
         ]
     }
 
@@ -959,7 +963,8 @@ mod tests {
                 "SEND_QUEUE_URL",
                 "MEDIA_QUEUE_URL",
                 "WEBHOOK_USERNAME",
-                "WEBHOOK_PASSWORD"
+                "WEBHOOK_PASSWORD",
+                "CARRIER_APPLICATION_ID"
             ]
         );
         let e = MessagesApiConfig::from_lookup(vars(&with(

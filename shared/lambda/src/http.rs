@@ -100,6 +100,35 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Refuses a parameter the route reads (`names`) when it is given empty
+/// (`?sent_to=`) or more than once, with 422 `invalid_field` naming it.
+/// Parameters the route does not read are ignored. (API Gateway's HTTP API
+/// joins repeated values with commas in `queryStringParameters`; the raw
+/// query string, which this reads, keeps them apart.)
+pub fn check_query(req: &Request, names: &[&str]) -> Result<(), AppError> {
+    let Some(params) = req.query_string_parameters_ref() else {
+        return Ok(());
+    };
+    for name in names {
+        let values = params.all(name).unwrap_or_default();
+        if values.len() > 1 {
+            return Err(AppError::invalid(
+                "invalid_field",
+                format!("{name} is given {} times; give it once", values.len()),
+            )
+            .at(*name));
+        }
+        if values.first().is_some_and(|v| v.is_empty()) {
+            return Err(AppError::invalid(
+                "invalid_field",
+                format!("{name} is empty; give a value or leave it out"),
+            )
+            .at(*name));
+        }
+    }
+    Ok(())
+}
+
 /// Default and largest page size of list endpoints.
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page size.
@@ -107,6 +136,7 @@ pub const MAX_LIMIT: u32 = 200;
 
 /// `?limit=` (1..=200, default 50; else 422 `invalid_limit`) and `?cursor=`.
 pub fn page_params(req: &Request) -> Result<(u32, Option<String>), AppError> {
+    check_query(req, &["limit", "cursor"])?;
     let limit = match query_param(req, "limit") {
         None => DEFAULT_LIMIT,
         Some(v) => v
@@ -154,5 +184,33 @@ mod tests {
             serde_json::json!({"error": {"code": "invalid_phone", "message": "bad", "field": "to"}})
         );
         assert_eq!(status_of(e.kind), 422);
+    }
+
+    fn with_query(query: &str) -> Request {
+        use lambda_http::RequestExt;
+        let parsed: lambda_http::aws_lambda_events::query_map::QueryMap = query.parse().unwrap();
+        Request::default().with_query_string_parameters(parsed)
+    }
+
+    #[test]
+    fn a_read_parameter_given_empty_or_twice_is_refused_by_name() {
+        let e = check_query(&with_query("sent_to="), &["sent_from", "sent_to"]).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("sent_to"))
+        );
+        let e = check_query(&with_query("status=open&status=closed"), &["status"]).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("status"))
+        );
+        let e = page_params(&with_query("limit=5&limit=6")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("limit"));
+        let e = page_params(&with_query("cursor=")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("cursor"));
+        // Parameters the route does not read are ignored, however given.
+        check_query(&with_query("status=open&x=1&x=2&y="), &["status"]).unwrap();
+        check_query(&Request::default(), &["status"]).unwrap();
+        assert_eq!(page_params(&with_query("limit=7")).unwrap(), (7, None));
     }
 }

@@ -1,10 +1,42 @@
-//! Logging: JSON lines on Lambda (CloudWatch), filtered by `RUST_LOG`
-//! (default `info`).
+//! Logging: JSON lines on Lambda (CloudWatch), at the level `RUST_LOG`
+//! names (`error`, `warn`, `info` (default), `debug`, `trace`) — for this
+//! project's crates only. Dependencies (the Lambda runtime, the AWS SDK,
+//! hyper, rustls...) log at `warn` at most whatever the level: their debug
+//! and trace output prints raw events (the `Authorization` header, request
+//! bodies) and DynamoDB items, which must never reach the logs.
+
+/// The crates whose logs follow `RUST_LOG`.
+const OWN_CRATES: [&str; 9] = [
+    "messaging_core",
+    "messaging_adapters",
+    "messaging_lambda",
+    "messages_api",
+    "practice_api",
+    "carrier_webhook",
+    "dispatcher",
+    "media_copier",
+    "event_delivery",
+];
+
+/// The filter for `level`: our crates at `level`, everything else at
+/// `warn`, or at `error` when `level` is `error`. An unknown level is `info`.
+pub fn directives(level: Option<&str>) -> String {
+    let level = match level.map(|l| l.trim().to_ascii_lowercase()).as_deref() {
+        Some(l @ ("error" | "warn" | "info" | "debug" | "trace")) => l.to_string(),
+        _ => "info".to_string(),
+    };
+    let others = if level == "error" { "error" } else { "warn" };
+    std::iter::once(others.to_string())
+        .chain(OWN_CRATES.iter().map(|c| format!("{c}={level}")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// Installs the global subscriber once per process.
 pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let level = std::env::var("RUST_LOG").ok();
+    let filter = tracing_subscriber::EnvFilter::try_new(directives(level.as_deref()))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let result = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -14,5 +46,38 @@ pub fn init() {
         .try_init();
     if let Err(e) = result {
         eprintln!("logging was already initialised: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependencies_never_log_below_warn() {
+        let trace = directives(Some("trace"));
+        assert!(trace.starts_with("warn,"), "{trace}");
+        assert!(trace.contains("messaging_core=trace"));
+        assert!(trace.contains("event_delivery=trace"));
+        assert!(!trace.contains("aws") && !trace.contains("lambda_runtime"));
+        assert!(directives(Some("error")).starts_with("error,"));
+        assert!(directives(Some("DEBUG")).contains("messaging_lambda=debug"));
+    }
+
+    #[test]
+    fn an_unknown_or_missing_level_is_info() {
+        for level in [
+            None,
+            Some(""),
+            Some("lambda_runtime=trace"),
+            Some("verbose"),
+        ] {
+            let d = directives(level);
+            assert!(
+                d.starts_with("warn,") && d.contains("messaging_core=info"),
+                "{level:?}: {d}"
+            );
+        }
+        assert!(tracing_subscriber::EnvFilter::try_new(directives(Some("trace"))).is_ok());
     }
 }

@@ -157,10 +157,13 @@ async fn a_bulk_goes_out_in_waves_under_the_cap_while_direct_messages_go_at_once
         fullest_window(&times, chrono::Duration::seconds(30)) <= 5,
         "a 30 s window held more than 5: {times:?}"
     );
+    // The dispatcher paces its requests 1 s apart; what is measured here is
+    // their arrival at the simulator, which varies by the time each takes
+    // to get there (claim, conversation write, HTTP) on a loaded machine.
     assert!(
         times
             .windows(2)
-            .all(|w| w[1] - w[0] >= chrono::Duration::milliseconds(900)),
+            .all(|w| w[1] - w[0] >= chrono::Duration::milliseconds(750)),
         "the number's pace of 1/s was exceeded: {times:?}"
     );
     // Done within ceil(12/5) = 3 windows plus 5 minutes.

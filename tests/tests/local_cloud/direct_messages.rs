@@ -491,6 +491,23 @@ async fn missing_or_wrong_api_key_is_401_and_other_practices_are_invisible() {
         (404, "message_not_found")
     );
     assert_eq!(a.api.get("/v1/messages/no-such-id").await.status, 404);
+    // Ids are checked by shape before any read: a prefix of every id, and a
+    // recipient's key spelled into the path, name no message.
+    for path in [
+        "/v1/messages/0".to_string(),
+        format!("/v1/messages/{id}%23R%2300001"),
+        format!("/v1/bulk-messages/{id}%23R%2300001"),
+        format!("/v1/messages/{}", id.to_uppercase()),
+    ] {
+        let r = a.api.get(&path).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "message_not_found"),
+            "{path}: {:?}",
+            r.body
+        );
+    }
+    assert_eq!(a.api.delete("/v1/messages/0").await.status, 404);
 
     a.api
         .put(

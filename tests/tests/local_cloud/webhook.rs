@@ -2,13 +2,32 @@
 //! callbacks for messages we do not know. Bodies come from `events/`, the
 //! same files `sam local invoke -e` and `cargo lambda invoke` use.
 
-use messaging_core::domain::message::RecipientStatus;
+use messaging_core::domain::message::{RecipientStatus, SendJob};
 use messaging_core::ports::MessageStore;
 use serde_json::{json, Value};
 use tests::Endpoints;
 
 /// The callback body of a sample API Gateway event in `events/carrier-webhook/`,
-/// re-aimed at one of our recipients.
+/// re-aimed at one of our recipients (its id, tag and numbers).
+async fn callback_for(local: &Endpoints, sample: &str, carrier_id: &str, job: &SendJob) -> Vec<u8> {
+    let r = local
+        .store()
+        .await
+        .get_recipient(job)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut body: Value =
+        serde_json::from_slice(&callback_body(sample, carrier_id, &job.to_tag())).unwrap();
+    body[0]["to"] = json!(r.to.as_str());
+    body[0]["message"]["to"] = json!([r.to.as_str()]);
+    body[0]["message"]["from"] = json!(r.from.as_str());
+    body[0]["message"]["owner"] = json!(r.from.as_str());
+    body.to_string().into_bytes()
+}
+
+/// The callback body of a sample API Gateway event in `events/carrier-webhook/`,
+/// with another carrier id and tag.
 fn callback_body(sample: &str, carrier_id: &str, tag: &str) -> Vec<u8> {
     let path = format!(
         "{}/../events/carrier-webhook/{sample}",
@@ -44,7 +63,8 @@ async fn webhook_requires_credentials_and_only_moves_statuses_forward() {
         .stored_recipient(&t.practice.practice_id, RecipientStatus::Sent)
         .await;
     let carrier_id = format!("carrier-{}", job.message_id);
-    let delivered = || callback_body("message-delivered.json", &carrier_id, &job.to_tag());
+    let delivered_body = callback_for(&local, "message-delivered.json", &carrier_id, &job).await;
+    let delivered = || delivered_body.clone();
     let status = || async { store.get_recipient(&job).await.unwrap().unwrap().status };
 
     assert_eq!(post_callback(&local, delivered(), None).await, 401);
@@ -59,11 +79,8 @@ async fn webhook_requires_credentials_and_only_moves_statuses_forward() {
     );
 
     let creds = Some((local.webhook.user.as_str(), local.webhook.password.as_str()));
-    let someone_else = callback_body(
-        "message-delivered.json",
-        "not-our-carrier-id",
-        &job.to_tag(),
-    );
+    let someone_else =
+        callback_for(&local, "message-delivered.json", "not-our-carrier-id", &job).await;
     assert_eq!(post_callback(&local, someone_else, creds).await, 200);
     assert_eq!(
         status().await,
@@ -77,7 +94,7 @@ async fn webhook_requires_credentials_and_only_moves_statuses_forward() {
     assert_eq!(status().await, RecipientStatus::Delivered);
     // Duplicate and late, out-of-order callbacks never move it back.
     assert_eq!(post_callback(&local, delivered(), creds).await, 200);
-    let failed = callback_body("message-failed.json", &carrier_id, &job.to_tag());
+    let failed = callback_for(&local, "message-failed.json", &carrier_id, &job).await;
     assert_eq!(post_callback(&local, failed, creds).await, 200);
     let r = store.get_recipient(&job).await.unwrap().unwrap();
     assert_eq!(r.status, RecipientStatus::Delivered);
@@ -93,12 +110,35 @@ async fn failure_callback_records_the_catalog_entry() {
     let job = local
         .stored_recipient(&t.practice.practice_id, RecipientStatus::Sent)
         .await;
-    let body = callback_body(
-        "message-failed.json",
-        &format!("carrier-{}", job.message_id),
-        &job.to_tag(),
-    );
+    let carrier_id = format!("carrier-{}", job.message_id);
     let creds = Some((local.webhook.user.as_str(), local.webhook.password.as_str()));
+    // Not believed: another application's event, or numbers that are not
+    // the tagged recipient's (answered 2xx, nothing recorded).
+    let genuine: Value = serde_json::from_slice(
+        &callback_for(&local, "message-failed.json", &carrier_id, &job).await,
+    )
+    .unwrap();
+    let mut other_app = genuine.clone();
+    other_app[0]["message"]["applicationId"] = json!("someone-elses-application");
+    let mut no_app = genuine.clone();
+    no_app[0]["message"]
+        .as_object_mut()
+        .unwrap()
+        .remove("applicationId");
+    let mut other_number = genuine.clone();
+    other_number[0]["to"] = json!("+14155550199");
+    other_number[0]["message"]["to"] = json!(["+14155550199"]);
+    let mut other_sender = genuine.clone();
+    other_sender[0]["message"]["from"] = json!("+14155550177");
+    for forged in [other_app, no_app, other_number, other_sender] {
+        assert_eq!(
+            post_callback(&local, forged.to_string().into_bytes(), creds).await,
+            200
+        );
+        let r = store.get_recipient(&job).await.unwrap().unwrap();
+        assert_eq!(r.status, RecipientStatus::Sent, "{forged}");
+    }
+    let body = genuine.to_string().into_bytes();
     assert_eq!(post_callback(&local, body, creds).await, 200);
     let r = store.get_recipient(&job).await.unwrap().unwrap();
     assert_eq!(r.status, RecipientStatus::Failed);

@@ -104,6 +104,31 @@ pub struct EventMessage {
     /// Links to an MMS's attachments (on the carrier's media API).
     #[serde(default)]
     pub media: Vec<String>,
+    /// The messaging application the message belongs to.
+    #[serde(default, rename = "applicationId")]
+    pub application_id: Option<String>,
+    /// Recipients (for an outbound message, the patient).
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+/// Splits callback events into those of the deployment's messaging
+/// application `application_id` and the count of the others (no
+/// `applicationId`, or another one), which are not believed.
+pub fn of_application(events: Vec<CarrierEvent>, application_id: &str) -> (Vec<CarrierEvent>, u32) {
+    let mut foreign = 0;
+    let believed = events
+        .into_iter()
+        .filter(|e| {
+            let ours = e.message.application_id.as_deref() == Some(application_id);
+            if !ours {
+                foreign += 1;
+                tracing::warn!(kind = %e.kind, carrier_message_id = %e.message.id, "callback of another messaging application; ignored");
+            }
+            ours
+        })
+        .collect();
+    (believed, foreign)
 }
 
 /// What happened to each event, for the log and the tests.
@@ -184,6 +209,16 @@ where
             tracing::warn!(%job, "callback for an unknown recipient; ignored");
             return Ok(false);
         };
+        // Believed only when its numbers are the tagged recipient's: the
+        // patient's number, and the practice number it was sent from.
+        let number = |n: Option<&str>| n.and_then(|n| PhoneNumber::parse(n).ok());
+        let patient = number(event.to.as_deref())
+            .or_else(|| number(event.message.to.first().map(String::as_str)));
+        let sender = number(event.message.from.as_deref());
+        if patient.as_ref() != Some(&current.to) || sender.as_ref() != Some(&current.from) {
+            tracing::warn!(%job, "callback's numbers are not the tagged recipient's; ignored");
+            return Ok(false);
+        }
         if current.apply(&transition).is_none() {
             tracing::info!(%job, kind = %event.kind, status = current.status.as_str(), "callback changes nothing (duplicate, late or another carrier id)");
             return Ok(false);
@@ -1031,5 +1066,66 @@ mod tests {
             .unwrap()
             .conversation;
         assert!(c.awaiting_reply());
+    }
+
+    #[tokio::test]
+    async fn a_status_callback_whose_numbers_are_not_the_recipients_is_ignored() {
+        let store = MemoryStore::default();
+        let job = sent_recipient(&store, None).await;
+        let tag = job.to_tag();
+        let m = messages(&store);
+        let forged = |to: &str, from: &str| -> CarrierEvent {
+            serde_json::from_value(serde_json::json!({
+                "type": "message-failed", "time": "2026-11-26T15:00:01Z", "errorCode": 4720, "to": to,
+                "message": {"id": "c-1", "tag": tag, "to": [to], "from": from}
+            }))
+            .unwrap()
+        };
+        for event in [
+            forged("+14155550199", "+14155550100"),
+            forged("+14155550142", "+14155550177"),
+        ] {
+            let a = apply(&m, &MemoryQueue::default(), &[event], Utc::now())
+                .await
+                .unwrap();
+            assert_eq!((a.recorded, a.ignored), (0, 1));
+        }
+        assert_eq!(
+            store.recipient(&job).await.unwrap().status,
+            RecipientStatus::Sent
+        );
+        let genuine = forged("+14155550142", "+14155550100");
+        let a = apply(&m, &MemoryQueue::default(), &[genuine], Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(a.recorded, 1);
+        assert_eq!(
+            store.recipient(&job).await.unwrap().status,
+            RecipientStatus::Failed
+        );
+    }
+
+    #[test]
+    fn only_the_deployments_application_is_believed() {
+        let with = |app: Option<&str>| -> CarrierEvent {
+            let mut message = serde_json::json!({"id": "c-1", "tag": "t"});
+            if let Some(app) = app {
+                message["applicationId"] = serde_json::json!(app);
+            }
+            serde_json::from_value(
+                serde_json::json!({"type": "message-delivered", "message": message}),
+            )
+            .unwrap()
+        };
+        let (believed, foreign) = of_application(
+            vec![
+                with(Some("ours")),
+                with(Some("theirs")),
+                with(None),
+                with(Some("ours")),
+            ],
+            "ours",
+        );
+        assert_eq!((believed.len(), foreign), (2, 2));
     }
 }

@@ -170,6 +170,14 @@ impl<
                 (Some(patient_id), patient.phone, rendered)
             }
             (None, Some(to)) => {
+                for (name, field) in [
+                    (&request.first_name, "first_name"),
+                    (&request.last_name, "last_name"),
+                ] {
+                    if let Some(name) = name {
+                        crate::domain::limits::check_name(name, field)?;
+                    }
+                }
                 let phone = PhoneNumber::parse(&to)
                     .map_err(|e| AppError::invalid("invalid_phone", format!("to {e}")).at("to"))?;
                 let data = MergeData {
@@ -331,7 +339,7 @@ impl<
     ) -> Result<(Message, Recipient), AppError> {
         let not_found =
             || AppError::not_found("message_not_found", format!("no message {message_id}"));
-        if message_id.is_empty() || message_id.len() > 64 {
+        if !crate::domain::message::is_message_id(message_id) {
             return Err(not_found());
         }
         let (message, recipients) = self
@@ -449,7 +457,7 @@ impl<
     ) -> Result<MessageView, AppError> {
         let not_found =
             || AppError::not_found("message_not_found", format!("no message {message_id}"));
-        if message_id.is_empty() || message_id.len() > 64 {
+        if !crate::domain::message::is_message_id(message_id) {
             return Err(not_found());
         }
         let (message, recipients) = self

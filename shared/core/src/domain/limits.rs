@@ -21,3 +21,25 @@ pub const DYNAMO_BATCH_GET_KEYS: usize = 100;
 
 /// Most items in one DynamoDB `TransactWriteItems`.
 pub const DYNAMO_TRANSACTION_ITEMS: usize = 100;
+
+/// Longest name (a patient's first or last name, a Quick Message's name, an
+/// assignee), in characters: keeps every page of names far below Lambda's
+/// 6 MB response limit.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// Refuses a name longer than [`MAX_NAME_CHARS`] with 422 `invalid_field`
+/// naming `field`.
+///
+/// # Errors
+///
+/// As above.
+pub fn check_name(value: &str, field: &str) -> Result<(), super::error::AppError> {
+    if value.chars().count() > MAX_NAME_CHARS {
+        return Err(super::error::AppError::invalid(
+            "invalid_field",
+            format!("{field} is longer than {MAX_NAME_CHARS} characters"),
+        )
+        .at(field.to_string()));
+    }
+    Ok(())
+}

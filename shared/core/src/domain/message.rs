@@ -395,7 +395,10 @@ impl Recipient {
                     return None;
                 }
                 next.status = Sent;
-                next.carrier_message_id = Some(carrier_message_id.clone());
+                // Empty: accepted, but the carrier's answer could not be
+                // read; its callbacks (matched by tag) will carry the id.
+                next.carrier_message_id =
+                    Some(carrier_message_id.clone()).filter(|id| !id.is_empty());
                 next.sent_at = Some(*at);
             }
             Transition::Delivered {
@@ -743,6 +746,14 @@ impl PartialEq<&str> for BulkStatus {
     }
 }
 
+/// Whether `id` has the shape of a message id the API gives out: a UUID in
+/// its canonical lower-case hyphenated form (36 characters). Anything else
+/// names no message and is answered 404 before any read; a lookup of a
+/// well-formed id reads only that message and its recipients.
+pub fn is_message_id(id: &str) -> bool {
+    id.len() == 36 && uuid::Uuid::parse_str(id).is_ok_and(|u| u.hyphenated().to_string() == id)
+}
+
 /// A bulk message's status from its counts, `canceled` when the office
 /// canceled it before any recipient reached the carrier.
 pub fn bulk_status_of(message: &Message) -> BulkStatus {
@@ -850,6 +861,47 @@ impl SendJob {
 mod tests {
     use super::RecipientStatus::*;
     use super::*;
+
+    #[test]
+    fn an_acceptance_without_a_readable_id_takes_the_callbacks_id() {
+        let r = crate::testing::queued_recipient();
+        let at = Utc::now();
+        let claimed = r.apply(&Transition::Claim { at }).unwrap();
+        let sent = claimed
+            .apply(&Transition::Sent {
+                carrier_message_id: String::new(),
+                at,
+            })
+            .unwrap();
+        assert_eq!(
+            (sent.status, sent.carrier_message_id.as_deref()),
+            (Sent, None)
+        );
+        let delivered = sent
+            .apply(&Transition::Delivered {
+                carrier_message_id: "bw-9".into(),
+                at,
+            })
+            .unwrap();
+        assert_eq!(delivered.carrier_message_id.as_deref(), Some("bw-9"));
+    }
+
+    #[test]
+    fn only_canonical_uuids_are_message_ids() {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert!(is_message_id(&id));
+        for bad in [
+            "",
+            "0",
+            "m-1",
+            &id.to_uppercase(),
+            &id.replace('-', ""),
+            &format!("{id}#R#00001"),
+            &format!("{{{id}}}"),
+        ] {
+            assert!(!is_message_id(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn delivered_never_moves_back_to_sent() {

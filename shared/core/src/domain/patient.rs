@@ -102,6 +102,10 @@ impl PatientInput {
             .last_name
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
+        super::limits::check_name(&first_name, "first_name")?;
+        if let Some(last) = &last_name {
+            super::limits::check_name(last, "last_name")?;
+        }
         let phone = PhoneNumber::parse(&self.phone)
             .map_err(|e| AppError::invalid("invalid_phone", format!("phone {e}")).at("phone"))?;
         let birth_date = match self.birth_date {
@@ -151,6 +155,35 @@ mod tests {
             phone: phone.into(),
             birth_date: Some("1990-04-02".into()),
         }
+    }
+
+    #[test]
+    fn names_longer_than_100_characters_are_refused() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let input = |first: String, last: Option<String>| PatientInput {
+            first_name: first,
+            last_name: last,
+            phone: "+14155550142".into(),
+            birth_date: None,
+        };
+        let long = "é".repeat(101);
+        let e = input(long.clone(), None)
+            .into_patient("p-1", today, None)
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("first_name"))
+        );
+        let e = input("Ana".into(), Some(long))
+            .into_patient("p-1", today, None)
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("last_name"))
+        );
+        input("é".repeat(100), Some("D".repeat(100)))
+            .into_patient("p-1", today, None)
+            .unwrap();
     }
 
     #[test]

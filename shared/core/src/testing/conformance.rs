@@ -411,9 +411,30 @@ pub async fn sending_numbers_map_to_their_practice<S: Store>(store: S, practice_
 
     p.channels.sms_alt = Some(other.clone());
     store.put_practice(&p).await.unwrap();
-    assert_eq!(owner(main).await.as_deref(), Some(practice_id));
-    assert_eq!(owner(alt).await, None, "the number given up is free");
-    assert_eq!(owner(other).await.as_deref(), Some(practice_id));
+    assert_eq!(owner(main.clone()).await.as_deref(), Some(practice_id));
+    assert_eq!(
+        owner(alt.clone()).await,
+        None,
+        "the number given up is free"
+    );
+    assert_eq!(owner(other.clone()).await.as_deref(), Some(practice_id));
+
+    // Another practice cannot take a number over, as main or alt; what it
+    // tried to store is not stored. A number given up is free to take.
+    let second_id = format!("{practice_id}-second");
+    for taken in [main.clone(), other.clone()] {
+        let mut second = practice(&second_id);
+        second.channels.sms_alt = Some(taken.clone());
+        let e = store.put_practice(&second).await.unwrap_err();
+        assert!(e.to_string().contains("belongs to another practice"), "{e}");
+        assert_eq!(owner(taken).await.as_deref(), Some(practice_id));
+        assert!(store.get_practice(&second_id).await.unwrap().is_none());
+        assert_eq!(owner(second.channels.sms_main).await, None);
+    }
+    let mut second = practice(&second_id);
+    second.channels.sms_alt = Some(alt.clone());
+    store.put_practice(&second).await.unwrap();
+    assert_eq!(owner(alt).await.as_deref(), Some(second_id.as_str()));
 }
 
 /// Patients are stored whole, read singly or in batches, and listed in id

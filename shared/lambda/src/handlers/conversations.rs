@@ -62,6 +62,7 @@ async fn list<S: ConversationStore + OptOutStore>(
     req: &Request,
 ) -> Result<Response<Body>, AppError> {
     let (limit, cursor) = http::page_params(req)?;
+    http::check_query(req, &["status", "unread", "assignee", "phone"])?;
     let query = InboxQuery {
         status: http::query_param(req, "status"),
         unread: http::query_param(req, "unread"),

@@ -114,6 +114,7 @@ async fn list<S: EventStore>(
     now: DateTime<Utc>,
 ) -> Result<Response<Body>, AppError> {
     let (limit, cursor) = http::page_params(req)?;
+    http::check_query(req, &["type", "delivery"])?;
     let filter = events::parse_filter(
         http::query_param(req, "type").as_deref(),
         http::query_param(req, "delivery").as_deref(),

@@ -118,6 +118,7 @@ impl MessagesApi {
             )),
             "GET /v1/bulk-messages/{id}/recipients" => {
                 let (limit, cursor) = http::page_params(req)?;
+                http::check_query(req, &["status"])?;
                 let status = http::query_param(req, "status");
                 let (items, next) = self
                     .bulk

@@ -154,6 +154,7 @@ impl PracticeApi {
             }
             "GET /v1/patients" => {
                 let (limit, cursor) = http::page_params(req)?;
+                http::check_query(req, &["min_age", "max_age"])?;
                 let filter = AgeFilter::parse(
                     http::query_param(req, "min_age").as_deref(),
                     http::query_param(req, "max_age").as_deref(),
@@ -189,6 +190,7 @@ impl PracticeApi {
             }
             "GET /v1/communications" => {
                 let (limit, cursor) = http::page_params(req)?;
+                http::check_query(req, &["type", "status", "sent_from", "sent_to"])?;
                 let query = TrackingQuery::parse(|k| http::query_param(req, k), limit, cursor)?;
                 let (items, next) =
                     communications::list(&self.store, &practice.practice_id, &query).await?;

@@ -19,6 +19,8 @@ pub struct Webhook {
     media: SqsMediaQueue,
     username: Username,
     password: Secret,
+    /// The deployment's messaging application: events of another are ignored.
+    application_id: String,
 }
 
 impl Webhook {
@@ -43,6 +45,7 @@ impl Webhook {
             },
             username: config.username,
             password: config.password,
+            application_id: config.application_id,
         }
     }
 
@@ -68,11 +71,14 @@ impl Webhook {
                 format!("expected an array of Bandwidth events: {e}"),
             )
         })?;
+        // Answered 2xx either way, so the carrier does not retry what we
+        // will never believe.
+        let (believed, foreign) = callbacks::of_application(events, &self.application_id);
         let applied =
-            callbacks::apply(&self.messages, &self.media, &events, chrono::Utc::now()).await?;
+            callbacks::apply(&self.messages, &self.media, &believed, chrono::Utc::now()).await?;
         Ok(http::json(
             StatusCode::OK,
-            &serde_json::json!({"recorded": applied.recorded, "ignored": applied.ignored}),
+            &serde_json::json!({"recorded": applied.recorded, "ignored": applied.ignored + foreign}),
         ))
     }
 }

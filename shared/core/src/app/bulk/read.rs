@@ -31,7 +31,7 @@ where
         practice: &Practice,
         message_id: &str,
     ) -> Result<Message, AppError> {
-        if message_id.is_empty() || message_id.len() > 64 {
+        if !crate::domain::message::is_message_id(message_id) {
             return Err(not_found(message_id));
         }
         self.store
