@@ -33,10 +33,17 @@ pub fn generate_key() -> String {
     )
 }
 
+/// Most key lookups a warm function remembers (found or not); beyond it,
+/// expired ones are dropped first, then all.
+pub const CACHE_ENTRIES: usize = 10_000;
+
 /// Resolves bearer keys to practices.
 pub struct Authenticator<S> {
     store: S,
-    cache: Mutex<HashMap<String, (Practice, Instant)>>,
+    /// Key digest → the practice, or `None` for a key that matched none
+    /// (negative caching: a client retrying a wrong key costs one read a
+    /// minute per instance, not one per request).
+    cache: Mutex<HashMap<String, (Option<Practice>, Instant)>>,
 }
 
 impl<S: PracticeStore> Authenticator<S> {
@@ -64,22 +71,26 @@ impl<S: PracticeStore> Authenticator<S> {
                 )
             })?;
         let hash = hash_key(key);
+        let unknown =
+            || AppError::unauthorized("The API key is not valid; check it or ask for a new one.");
         {
             let cache = self.cache.lock().await;
             if let Some((practice, at)) = cache.get(&hash) {
                 if at.elapsed() < CACHE_TTL {
-                    return Ok(practice.clone());
+                    return practice.clone().ok_or_else(unknown);
                 }
             }
         }
-        let practice = self.store.practice_for_key(&hash).await?.ok_or_else(|| {
-            AppError::unauthorized("The API key is not valid; check it or ask for a new one.")
-        })?;
-        self.cache
-            .lock()
-            .await
-            .insert(hash, (practice.clone(), Instant::now()));
-        Ok(practice)
+        let practice = self.store.practice_for_key(&hash).await?;
+        let mut cache = self.cache.lock().await;
+        if cache.len() >= CACHE_ENTRIES {
+            cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(hash, (practice.clone(), Instant::now()));
+        practice.ok_or_else(unknown)
     }
 
     /// Replaces this instance's cached copy of `practice` after the practice
@@ -87,7 +98,10 @@ impl<S: PracticeStore> Authenticator<S> {
     /// warm instances see it within [`CACHE_TTL`]).
     pub async fn updated(&self, practice: &Practice) {
         for (cached, _) in self.cache.lock().await.values_mut() {
-            if cached.practice_id == practice.practice_id {
+            if let Some(cached) = cached
+                .as_mut()
+                .filter(|c| c.practice_id == practice.practice_id)
+            {
                 *cached = practice.clone();
             }
         }
@@ -196,5 +210,95 @@ mod tests {
         assert!(check_basic_auth(Some(&bad), "u", "p").is_err());
         assert!(check_basic_auth(None, "u", "p").is_err());
         assert!(check_basic_auth(Some("Basic !!!"), "u", "p").is_err());
+    }
+
+    /// Counts key lookups that reach the store.
+    #[derive(Clone, Default)]
+    struct Counting {
+        store: MemoryStore,
+        lookups: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    }
+
+    #[async_trait::async_trait]
+    impl PracticeStore for Counting {
+        async fn practice_for_key(
+            &self,
+            key_hash: &str,
+        ) -> Result<Option<Practice>, crate::domain::error::StoreError> {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.store.practice_for_key(key_hash).await
+        }
+        async fn get_practice(
+            &self,
+            id: &str,
+        ) -> Result<Option<Practice>, crate::domain::error::StoreError> {
+            self.store.get_practice(id).await
+        }
+        async fn put_practice(&self, p: &Practice) -> Result<(), crate::domain::error::StoreError> {
+            self.store.put_practice(p).await
+        }
+        async fn set_api_key(
+            &self,
+            id: &str,
+            h: &str,
+        ) -> Result<(), crate::domain::error::StoreError> {
+            self.store.set_api_key(id, h).await
+        }
+        async fn put_patient(
+            &self,
+            id: &str,
+            p: &crate::domain::patient::Patient,
+        ) -> Result<(), crate::domain::error::StoreError> {
+            self.store.put_patient(id, p).await
+        }
+        async fn list_patients(
+            &self,
+            id: &str,
+            limit: u32,
+            after: Option<&str>,
+        ) -> Result<
+            (Vec<crate::domain::patient::Patient>, Option<String>),
+            crate::domain::error::StoreError,
+        > {
+            self.store.list_patients(id, limit, after).await
+        }
+        async fn mark_undeliverable(
+            &self,
+            id: &str,
+            p: &str,
+            m: &crate::domain::patient::UndeliverableNumber,
+        ) -> Result<(), crate::domain::error::StoreError> {
+            self.store.mark_undeliverable(id, p, m).await
+        }
+        async fn get_patient(
+            &self,
+            id: &str,
+            p: &str,
+        ) -> Result<Option<crate::domain::patient::Patient>, crate::domain::error::StoreError>
+        {
+            self.store.get_patient(id, p).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_is_remembered_too() {
+        let store = Counting::default();
+        let auth = Authenticator::new(store.clone());
+        for _ in 0..5 {
+            let e = auth.practice(Some("Bearer pmk_wrong")).await.unwrap_err();
+            assert_eq!(e.kind, crate::domain::error::ErrorKind::Unauthorized);
+        }
+        assert_eq!(store.lookups.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let key = generate_key();
+        store
+            .store
+            .add_practice(sample_practice("demo"), &key)
+            .await;
+        let bearer = format!("Bearer {key}");
+        for _ in 0..3 {
+            auth.practice(Some(&bearer)).await.unwrap();
+        }
+        assert_eq!(store.lookups.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }
