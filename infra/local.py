@@ -59,7 +59,7 @@ SIM_URL = f"http://127.0.0.1:{SIM_PORT}"
 CARRIER = {"account": "9900000", "application": "local-application", "user": "sim-user", "password": "sim-password"}
 WEBHOOK = {"user": "bandwidth-callbacks", "password": "local-webhook-secret"}
 
-# See Cargo.toml: release at opt-level 1 without LTO, shared with the tests' build.
+# See Cargo.toml: opt-level 0 without LTO, shared with the tests' build.
 PROFILE = "local"
 FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher", "media-copier", "event-delivery"]
 TOOL_BINARIES = ["carrier-sim", "practice-admin"]
