@@ -1061,35 +1061,26 @@ impl OptOutStore for DynamoStore {
         Ok(())
     }
 
-    async fn opted_out_numbers(
+    async fn opted_out_among(
         &self,
         practice_id: &str,
+        phones: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
-        let mut numbers = std::collections::HashSet::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(practice_pk(practice_id)))
-                .expression_attribute_values(":prefix", s("OPTOUT#"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(err("list opt-outs"))?;
-            for item in out.items.unwrap_or_default() {
-                let change: OptOutChange = from_item(item)?;
-                if change.opted_out {
-                    numbers.insert(change.phone);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(numbers),
-            }
-        }
+        let unique: std::collections::BTreeSet<&String> = phones.iter().collect();
+        let keys: Vec<Item> = unique
+            .into_iter()
+            .map(|phone| key(practice_pk(practice_id), format!("OPTOUT#{phone}")))
+            .collect();
+        Ok(self
+            .batch_get(keys, "read opt-outs")
+            .await?
+            .into_iter()
+            .filter(|item| matches!(item.get("opted_out"), Some(AttributeValue::Bool(true))))
+            .filter_map(|item| match item.get("phone") {
+                Some(AttributeValue::S(phone)) => Some(phone.clone()),
+                _ => None,
+            })
+            .collect())
     }
 
     async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError> {

@@ -164,10 +164,13 @@ pub trait OptOutStore: Send + Sync {
     async fn is_opted_out(&self, practice_id: &str, phone: &str) -> Result<bool, StoreError>;
     /// Records an opt-out (`true`) or opt-in and its audit entry, atomically.
     async fn record_opt_out(&self, change: &OptOutChange) -> Result<(), StoreError>;
-    /// Every number currently opted out of this practice's texts.
-    async fn opted_out_numbers(
+    /// Which of `phones` (E.164) are opted out of this practice's texts:
+    /// reads only those numbers' records (a bulk's audience, a page of
+    /// patients), never the practice's whole opt-out list.
+    async fn opted_out_among(
         &self,
         practice_id: &str,
+        phones: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError>;
     /// The practice that owns a sending number.
     async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError>;

@@ -457,15 +457,21 @@ impl OptOutStore for MemoryStore {
         s.opt_audit.push(change.clone());
         Ok(())
     }
-    async fn opted_out_numbers(
+    async fn opted_out_among(
         &self,
         practice_id: &str,
+        phones: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         let s = self.0.lock().await;
-        Ok(s.opt_outs
+        Ok(phones
             .iter()
-            .filter(|((p, _), out)| p == practice_id && **out)
-            .map(|((_, phone), _)| phone.clone())
+            .filter(|phone| {
+                s.opt_outs
+                    .get(&(practice_id.to_string(), (*phone).clone()))
+                    .copied()
+                    .unwrap_or(false)
+            })
+            .cloned()
             .collect())
     }
     async fn practice_for_number(&self, number: &str) -> Result<Option<String>, StoreError> {

@@ -32,28 +32,35 @@ pub async fn list<S: PracticeStore + OptOutStore>(
     cursor: Option<&str>,
 ) -> Result<(Vec<Patient>, Option<String>), AppError> {
     let mut after = cursor.map(decode_cursor).transpose()?;
-    let opted_out = store.opted_out_numbers(practice_id).await?;
     let mut page = Vec::new();
-    loop {
+    let next = loop {
         let (batch, next) = store
             .list_patients(practice_id, READ_BATCH.max(limit), after.as_deref())
             .await?;
-        for mut patient in batch {
+        let mut full = None;
+        for patient in batch {
             let id = patient.patient_id.clone();
             if filter.matches(&patient, today) {
-                patient.sms_opted_out = opted_out.contains(patient.phone.as_str());
                 page.push(patient);
                 if page.len() == limit as usize {
                     // More may follow: continue after this patient.
-                    return Ok((page, Some(encode_cursor(&id))));
+                    full = Some(encode_cursor(&id));
+                    break;
                 }
             }
             after = Some(id);
         }
-        if next.is_none() {
-            return Ok((page, None));
+        if full.is_some() || next.is_none() {
+            break full;
         }
+    };
+    // The opt-out state of this page's numbers only.
+    let phones: Vec<String> = page.iter().map(|p| p.phone.to_string()).collect();
+    let opted_out = store.opted_out_among(practice_id, &phones).await?;
+    for patient in &mut page {
+        patient.sms_opted_out = opted_out.contains(patient.phone.as_str());
     }
+    Ok((page, next))
 }
 
 #[cfg(test)]

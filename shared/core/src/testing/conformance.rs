@@ -1363,8 +1363,9 @@ pub async fn opt_outs_are_per_practice_and_reversible<S: Store>(store: S, practi
         async move { store.is_opted_out(&practice, phone.as_str()).await.unwrap() }
     };
     assert!(!opted_out(practice_id.into(), first.clone()).await);
+    let asked = [first.to_string(), second.to_string(), phone().to_string()];
     assert!(store
-        .opted_out_numbers(practice_id)
+        .opted_out_among(practice_id, &asked)
         .await
         .unwrap()
         .is_empty());
@@ -1383,7 +1384,7 @@ pub async fn opt_outs_are_per_practice_and_reversible<S: Store>(store: S, practi
         "per practice"
     );
     assert_eq!(
-        store.opted_out_numbers(practice_id).await.unwrap(),
+        store.opted_out_among(practice_id, &asked).await.unwrap(),
         HashSet::from([first.to_string(), second.to_string()])
     );
 
@@ -1393,7 +1394,7 @@ pub async fn opt_outs_are_per_practice_and_reversible<S: Store>(store: S, practi
         .unwrap();
     assert!(!opted_out(practice_id.into(), second.clone()).await);
     assert_eq!(
-        store.opted_out_numbers(practice_id).await.unwrap(),
+        store.opted_out_among(practice_id, &asked).await.unwrap(),
         HashSet::from([first.to_string()])
     );
     store
@@ -1401,7 +1402,16 @@ pub async fn opt_outs_are_per_practice_and_reversible<S: Store>(store: S, practi
         .await
         .unwrap();
     assert!(opted_out(practice_id.into(), second).await, "STOP again");
-    assert!(store.opted_out_numbers(&other).await.unwrap().is_empty());
+    assert!(store
+        .opted_out_among(&other, &asked)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .opted_out_among(practice_id, &[])
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// A rate bucket is written only if its `count` is still the one read (or

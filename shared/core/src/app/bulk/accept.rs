@@ -86,7 +86,8 @@ where
             .await?;
 
         // Sendable recipients first (`1..=sendable`), skipped ones after.
-        let opted_out = self.store.opted_out_numbers(pid).await?;
+        let phones: Vec<String> = patients.iter().map(|p| p.phone.to_string()).collect();
+        let opted_out = self.store.opted_out_among(pid, &phones).await?;
         let practice_phone = practice.channels.sms_main.to_string();
         let mut sendable: Vec<(Patient, String)> = Vec::new();
         let mut skipped: Vec<(Patient, String, String)> = Vec::new();
@@ -358,6 +359,14 @@ where
                 .list_patients(&practice.practice_id, 1000, after.as_deref())
                 .await?;
             matched.extend(batch.into_iter().filter(|p| filter.matches(p, today)));
+            // Refused as soon as it is too big: never more than the limit
+            // (and one page) held in memory.
+            check_size(
+                practice,
+                matched.len(),
+                "audience",
+                "try a narrower age filter",
+            )?;
             match next {
                 Some(n) => after = Some(n),
                 None => break,
