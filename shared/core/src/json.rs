@@ -53,6 +53,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::V
     Ok((typed, value))
 }
 
+/// For an optional field that may be left out but not given as `null`
+/// (`#[serde(default, deserialize_with = "crate::json::non_null")]`): a
+/// `null` is refused like any other value of the wrong type, naming the field.
+///
+/// # Errors
+///
+/// When the value is not a `T` (a `null` included).
+pub fn non_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +116,21 @@ mod tests {
             parse_json::<Sample>(b"[1]").unwrap_err().code,
             "invalid_json"
         );
+    }
+
+    #[test]
+    fn a_field_that_may_be_left_out_is_not_null() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Patch {
+            #[serde(default, deserialize_with = "super::non_null")]
+            read: Option<bool>,
+        }
+        let (p, _) = parse_json::<Patch>(b"{}").unwrap();
+        assert_eq!(p.read, None);
+        let (p, _) = parse_json::<Patch>(br#"{"read": false}"#).unwrap();
+        assert_eq!(p.read, Some(false));
+        let e = parse_json::<Patch>(br#"{"read": null}"#).unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("invalid_field", Some("read")));
     }
 }

@@ -473,16 +473,16 @@ fn outbound_view(
 #[serde(deny_unknown_fields)]
 pub struct ConversationPatch {
     /// Mark read (`true`) or unread (`false`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::non_null")]
     pub read: Option<bool>,
     /// `open` or `closed`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::non_null")]
     pub status: Option<String>,
     /// A staff member, or null to unassign.
     #[serde(default, with = "double_option")]
     pub assignee: Option<Option<String>>,
     /// Only `true`: staff record that the patient asked not to be texted.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::non_null")]
     pub sms_opted_out: Option<bool>,
 }
 
