@@ -131,6 +131,9 @@ mod tests {
         let (p, _) = parse_json::<Patch>(br#"{"read": false}"#).unwrap();
         assert_eq!(p.read, Some(false));
         let e = parse_json::<Patch>(br#"{"read": null}"#).unwrap_err();
-        assert_eq!((e.code, e.field.as_deref()), ("invalid_field", Some("read")));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("read"))
+        );
     }
 }

@@ -307,7 +307,11 @@ impl InboxQuery {
                     AppError::invalid("invalid_field", "assignee must not be empty").at("assignee"),
                 )
             }
-            other => other.map(str::to_string),
+            Some(a) => {
+                crate::domain::limits::check_name(a, "assignee")?;
+                Some(a.to_string())
+            }
+            None => None,
         };
         Ok(InboxFilter {
             status,
@@ -761,6 +765,13 @@ mod tests {
             (
                 InboxQuery {
                     assignee: Some(" ".into()),
+                    ..Default::default()
+                },
+                "assignee",
+            ),
+            (
+                InboxQuery {
+                    assignee: Some("a".repeat(101)),
                     ..Default::default()
                 },
                 "assignee",
