@@ -727,6 +727,33 @@ impl MessageStore for DynamoStore {
         }
     }
 
+    async fn settle_idempotency(&self, practice_id: &str, key: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(crate::dynamo::key(
+                practice_pk(practice_id),
+                format!("IDEM#{key}"),
+            )))
+            .update_expression("SET pending = :false")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::new("settle idempotency", DisplayErrorContext(e))),
+        }
+    }
+
     async fn remove_message(
         &self,
         message: &Message,

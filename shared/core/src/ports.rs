@@ -73,6 +73,12 @@ pub struct IdempotencyRecord {
     pub response_body: String,
     /// Forgotten after this instant (24 h).
     pub expires_at: DateTime<Utc>,
+    /// Stored with a message that was not yet handed over to the queue (or
+    /// a schedule): a replay hands it over again before answering, so an
+    /// accepted answer is never replayed for a message that was never
+    /// queued. Cleared once the hand-over succeeded.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 /// How storing a new message went.
@@ -111,6 +117,9 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Option<(Message, Vec<Recipient>)>, StoreError>;
     /// One recipient.
     async fn get_recipient(&self, job: &SendJob) -> Result<Option<Recipient>, StoreError>;
+    /// Marks the idempotency record for `key` no longer pending (its
+    /// message is on the queue or scheduled). Nothing when there is none.
+    async fn settle_idempotency(&self, practice_id: &str, key: &str) -> Result<(), StoreError>;
     /// The remembered answer for an idempotency key, if not expired.
     async fn get_idempotency(
         &self,

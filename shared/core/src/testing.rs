@@ -48,6 +48,10 @@ struct State {
     events: BTreeMap<(String, String), StoredEvent>,
     /// (practice, endpoint id) → endpoint.
     endpoints: BTreeMap<(String, String), EventEndpoint>,
+    /// Fault injection: `remove_message` fails (an undo that cannot happen).
+    fail_remove: bool,
+    /// Fault injection: `settle_idempotency` fails.
+    fail_settle: bool,
 }
 
 impl State {
@@ -114,6 +118,13 @@ fn rkey(job: &SendJob) -> (String, String, String) {
 }
 
 impl MemoryStore {
+    /// Makes `remove_message` and `settle_idempotency` fail (`true`) or work.
+    pub async fn fail_undo(&self, fail: bool) {
+        let mut s = self.0.lock().await;
+        s.fail_remove = fail;
+        s.fail_settle = fail;
+    }
+
     pub async fn add_practice(&self, p: Practice, key: &str) {
         let mut s = self.0.lock().await;
         s.keys.insert(hash_key(key), p.practice_id.clone());
@@ -296,6 +307,19 @@ impl MessageStore for MemoryStore {
         }
         Ok(CreateOutcome::Created)
     }
+    async fn settle_idempotency(&self, practice_id: &str, key: &str) -> Result<(), StoreError> {
+        let mut s = self.0.lock().await;
+        if s.fail_settle {
+            return Err(StoreError::new("settle idempotency", "store unavailable"));
+        }
+        if let Some(rec) = s
+            .idempotency
+            .get_mut(&(practice_id.to_string(), key.to_string()))
+        {
+            rec.pending = false;
+        }
+        Ok(())
+    }
     async fn remove_message(
         &self,
         message: &Message,
@@ -303,6 +327,9 @@ impl MessageStore for MemoryStore {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<(), StoreError> {
         let mut s = self.0.lock().await;
+        if s.fail_remove {
+            return Err(StoreError::new("remove message", "store unavailable"));
+        }
         s.messages
             .remove(&(message.practice_id.clone(), message.id.clone()));
         for r in recipients {

@@ -64,6 +64,7 @@ pub fn record(
         status,
         response_body: body.to_string(),
         expires_at: now + RETENTION,
+        pending: false,
     }
 }
 

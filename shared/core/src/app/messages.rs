@@ -22,8 +22,8 @@ use crate::domain::practice::Practice;
 use crate::domain::quiet_hours::next_allowed;
 use crate::domain::text;
 use crate::ports::{
-    CreateOutcome, MessageStore, OptOutStore, PracticeStore, SendQueue, SendScheduler,
-    TemplateStore,
+    CreateOutcome, IdempotencyRecord, MessageStore, OptOutStore, PracticeStore, SendQueue,
+    SendScheduler, TemplateStore,
 };
 
 pub use crate::app::sending::{new_message_id, Answer, SendNowOnly};
@@ -114,6 +114,9 @@ impl<
                 .await?
             {
                 let (status, body) = idempotency::replay(&rec, &hash)?;
+                if rec.pending {
+                    self.finish_hand_over(practice, key, &body, now).await?;
+                }
                 return Ok(Answer { status, body });
             }
         }
@@ -262,8 +265,13 @@ impl<
         let recipients = [recipient];
         let body = serde_json::to_string(&MessageView::new(&message, &recipients))
             .map_err(|e| AppError::unavailable(format!("could not encode the answer: {e}")))?;
-        let record = idempotency_key
-            .map(|k| idempotency::record(&practice.practice_id, k, &hash, 202, &body, now));
+        // Pending until the message is on the queue (or scheduled): should
+        // this function die in between, or fail to undo, a retry with the
+        // same key hands it over before answering 202 again.
+        let record = idempotency_key.map(|k| IdempotencyRecord {
+            pending: true,
+            ..idempotency::record(&practice.practice_id, k, &hash, 202, &body, now)
+        });
 
         match self
             .store
@@ -306,8 +314,60 @@ impl<
                 "The message could not be queued or scheduled; nothing was stored or sent. Retry shortly.",
             ));
         }
+        if let Some(key) = idempotency_key {
+            // On the queue now; a failure here only means a retry hands it
+            // over once more, which the dispatcher's claim makes harmless.
+            if let Err(e) = self
+                .store
+                .settle_idempotency(&practice.practice_id, key)
+                .await
+            {
+                tracing::warn!(error = %e, message_id = %message.id, "idempotency record left pending");
+            }
+        }
         tracing::info!(message_id = %message.id, practice_id = %practice.practice_id, "direct message accepted");
         Ok(Answer { status: 202, body })
+    }
+
+    /// A retry found its idempotency record still pending: the first
+    /// request stored the message but may never have handed it over. Hands
+    /// over what is still waiting (queued, or scheduled) — a job that is
+    /// on the queue twice is sent once, the dispatcher claims it — and
+    /// settles the record.
+    async fn finish_hand_over(
+        &self,
+        practice: &Practice,
+        key: &str,
+        answer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let message_id = serde_json::from_str::<serde_json::Value>(answer)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_string))
+            .ok_or_else(|| AppError::unavailable("the remembered answer has no message id"))?;
+        let Some((message, recipients)) = self
+            .store
+            .get_message(&practice.practice_id, &message_id)
+            .await?
+        else {
+            return Err(AppError::unavailable(
+                "The first request with this Idempotency-Key is still being handled; retry shortly.",
+            ));
+        };
+        for r in &recipients {
+            match (r.status, r.not_before) {
+                (RecipientStatus::Queued, _) => self.queue.enqueue(&[r.job()]).await?,
+                (RecipientStatus::Scheduled, Some(due)) => {
+                    self.plan(&message.id, due, &r.job(), now).await?;
+                }
+                _ => {}
+            }
+        }
+        self.store
+            .settle_idempotency(&practice.practice_id, key)
+            .await?;
+        tracing::info!(message_id = %message.id, "pending message handed over on a retry");
+        Ok(())
     }
 
     /// Arranges for `job` to reach the queue in time for `due`: with a queue
@@ -808,6 +868,55 @@ mod tests {
             store.get_idempotency("demo", "k").await.unwrap().is_none(),
             "refusal not remembered"
         );
+    }
+
+    #[tokio::test]
+    async fn a_message_neither_queued_nor_undone_is_handed_over_by_the_retry() {
+        let store = MemoryStore::default();
+        let practice = sample_practice("demo");
+        let (req, value) = request("+14155550142", "Hi");
+        // The queue refuses and the undo fails: the message and a pending
+        // record stay behind, and the client is told to retry.
+        store.fail_undo(true).await;
+        let refusing = MemoryQueue {
+            refuse: true,
+            ..MemoryQueue::default()
+        };
+        let e = service(&store, refusing)
+            .send_direct(&practice, req.clone(), &value, Some("k"), Utc::now())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+        store.fail_undo(false).await;
+        let rec = store.get_idempotency("demo", "k").await.unwrap().unwrap();
+        assert!(rec.pending, "answer remembered, hand-over not done");
+
+        // The retry with the same key: the message goes on the queue, then
+        // the first answer is replayed; a further retry queues nothing more.
+        let queue = MemoryQueue::default();
+        let svc = service(&store, queue.clone());
+        let first = svc
+            .send_direct(&practice, req.clone(), &value, Some("k"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(first.status, 202);
+        assert_eq!(first.body, rec.response_body);
+        assert_eq!(queue.jobs.lock().await.len(), 1, "handed over on the retry");
+        assert!(
+            !store
+                .get_idempotency("demo", "k")
+                .await
+                .unwrap()
+                .unwrap()
+                .pending
+        );
+        let again = svc
+            .send_direct(&practice, req, &value, Some("k"), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(again, first);
+        assert_eq!(queue.jobs.lock().await.len(), 1);
+        assert_eq!(store.message_count().await, 1);
     }
 
     #[tokio::test]

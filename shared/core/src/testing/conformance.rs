@@ -273,6 +273,7 @@ fn idempotency(practice_id: &str, key: &str, created_at: DateTime<Utc>) -> Idemp
         status: 202,
         response_body: format!("{{\"created_at\":\"{created_at}\"}}"),
         expires_at: created_at + crate::app::idempotency::RETENTION,
+        pending: true,
     }
 }
 
@@ -631,6 +632,35 @@ pub async fn live_idempotency_record_replays_and_keeps_its_key_taken<S: Store>(
         store.get_idempotency(practice_id, "order-1").await.unwrap(),
         Some(rec1.clone()),
         "the first answer stays"
+    );
+    // Settled once its message is handed over; settling again, or a key
+    // with no record, changes nothing.
+    store
+        .settle_idempotency(practice_id, "order-1")
+        .await
+        .unwrap();
+    store
+        .settle_idempotency(practice_id, "order-1")
+        .await
+        .unwrap();
+    store
+        .settle_idempotency(practice_id, "no-such-key")
+        .await
+        .unwrap();
+    let settled = IdempotencyRecord {
+        pending: false,
+        ..rec1.clone()
+    };
+    assert_eq!(
+        store.get_idempotency(practice_id, "order-1").await.unwrap(),
+        Some(settled)
+    );
+    assert_eq!(
+        store
+            .get_idempotency(practice_id, "no-such-key")
+            .await
+            .unwrap(),
+        None
     );
 
     // A refused send is removed with its record: the key is free again.
@@ -2634,6 +2664,7 @@ pub async fn event_endpoints_are_limited_per_practice<S: Store>(store: S, practi
         status: 201,
         response_body: "{}".into(),
         expires_at: now() + Duration::hours(24),
+        pending: false,
     };
     let e = event_endpoint(practice_id);
     assert_eq!(
