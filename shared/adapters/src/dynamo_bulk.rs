@@ -59,7 +59,7 @@ fn n(v: impl ToString) -> AttributeValue {
 
 /// `Ok(true)` when a conditional update went through, `Ok(false)` when its
 /// condition did not hold, else the error.
-fn conditional<T>(
+pub(crate) fn conditional<T>(
     result: Result<T, SdkError<UpdateItemError, HttpResponse>>,
     op: &'static str,
 ) -> Result<bool, StoreError> {

@@ -20,13 +20,13 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use crate::dynamo::{
     cancelled_by_condition, err, from_item, key, practice_pk, s, to_item, DynamoStore, Item,
 };
+use crate::dynamo_bulk::conditional;
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::events::{
@@ -103,23 +103,6 @@ impl DynamoStore {
             ("#state".to_string(), "state".to_string()),
             ("#round".to_string(), "round".to_string()),
         ])
-    }
-
-    async fn conditional_update(
-        &self,
-        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
-        op: &'static str,
-    ) -> Result<bool, StoreError> {
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::new(op, DisplayErrorContext(e))),
-        }
     }
 }
 
@@ -370,8 +353,7 @@ impl EventStore for DynamoStore {
             .expression_attribute_values(":previous", n(round.saturating_sub(1)))
             .expression_attribute_values(":count", n(count))
             .expression_attribute_values(":zero", n(0));
-        self.conditional_update(update, "start delivery round")
-            .await
+        conditional(update.send().await, "start delivery round")
     }
 
     async fn claim_attempt(
@@ -403,8 +385,7 @@ impl EventStore for DynamoStore {
             // Fixed-width times, so text order is time order.
             .expression_attribute_values(":now", s(to_api_time(&now)))
             .expression_attribute_values(":stale", s(to_api_time(&stale_before)));
-        self.conditional_update(update, "claim delivery attempt")
-            .await
+        conditional(update.send().await, "claim delivery attempt")
     }
 
     async fn record_attempt(
@@ -438,7 +419,6 @@ impl EventStore for DynamoStore {
         if delivery.state.is_final() {
             update = update.expression_attribute_values(":one", n(1));
         }
-        self.conditional_update(update, "record delivery attempt")
-            .await
+        conditional(update.send().await, "record delivery attempt")
     }
 }

@@ -55,6 +55,21 @@ struct State {
 }
 
 impl State {
+    /// The delivery `job` is about, if its event is still in `job`'s round.
+    fn delivery_in_round(&mut self, job: &DeliveryJob) -> Option<&mut Delivery> {
+        let stored = self
+            .events
+            .get_mut(&(job.practice_id.clone(), job.event_id.clone()))?;
+        if stored.round != job.round {
+            return None;
+        }
+        stored
+            .deliveries
+            .iter_mut()
+            .flatten()
+            .find(|d| d.endpoint_id == job.endpoint_id)
+    }
+
     /// Records an event in the write that causes it (DynamoDB: one more
     /// `Put` in the same transaction).
     fn record_event(&mut self, event: Event) {
@@ -1389,21 +1404,7 @@ impl EventStore for MemoryStore {
         stale_before: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut s = self.0.lock().await;
-        let Some(stored) = s
-            .events
-            .get_mut(&(job.practice_id.clone(), job.event_id.clone()))
-        else {
-            return Ok(false);
-        };
-        if stored.round != job.round {
-            return Ok(false);
-        }
-        let Some(d) = stored
-            .deliveries
-            .iter_mut()
-            .flatten()
-            .find(|d| d.endpoint_id == job.endpoint_id)
-        else {
+        let Some(d) = s.delivery_in_round(job) else {
             return Ok(false);
         };
         let waiting = d.state == DeliveryState::Pending && d.attempts + 1 == job.attempt;
@@ -1425,21 +1426,7 @@ impl EventStore for MemoryStore {
         delivery: &Delivery,
     ) -> Result<bool, StoreError> {
         let mut s = self.0.lock().await;
-        let Some(stored) = s
-            .events
-            .get_mut(&(job.practice_id.clone(), job.event_id.clone()))
-        else {
-            return Ok(false);
-        };
-        if stored.round != job.round {
-            return Ok(false);
-        }
-        let Some(d) = stored
-            .deliveries
-            .iter_mut()
-            .flatten()
-            .find(|d| d.endpoint_id == job.endpoint_id)
-        else {
+        let Some(d) = s.delivery_in_round(job) else {
             return Ok(false);
         };
         if d.state != DeliveryState::Sending || d.attempts != job.attempt {

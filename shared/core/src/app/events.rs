@@ -582,7 +582,7 @@ mod tests {
     use chrono::{Duration, TimeZone};
 
     use super::*;
-    use crate::domain::events::{self, EventType};
+    use crate::domain::events::EventType;
     use crate::domain::message::{RecipientStatus, Transition};
     use crate::ports::MessageStore;
     use crate::testing::{
@@ -1190,6 +1190,5 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].event.event_type, EventType::MessageFailed);
         assert_eq!(all[0].event.payload_json()["data"]["error"]["code"], "4720");
-        let _ = events::EVENT_RETENTION;
     }
 }

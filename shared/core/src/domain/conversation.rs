@@ -31,7 +31,7 @@ pub const AUTO_REPLY_MIN_GAP_HOURS: i64 = 12;
 pub const HELP_REPLY_MIN_GAP_HOURS: i64 = 24;
 
 /// Longest assignee (a staff member's id or name) accepted.
-pub const MAX_ASSIGNEE_LEN: usize = 100;
+pub const MAX_ASSIGNEE_LEN: usize = super::limits::MAX_NAME_CHARS;
 
 /// A conversation's id: `c` followed by the E.164 digits of the patient's
 /// number (`c14155550142` for `+14155550142`).

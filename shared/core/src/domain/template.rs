@@ -23,7 +23,7 @@ pub struct QuickMessage {
 }
 
 /// The most characters (Unicode code points) a Quick Message's name may have.
-pub const MAX_NAME_CHARS: usize = 100;
+pub use super::limits::MAX_NAME_CHARS;
 
 /// Body of `POST /v1/templates` and `PUT /v1/templates/{id}`.
 #[derive(Debug, Clone, Deserialize)]

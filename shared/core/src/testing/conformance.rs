@@ -2503,7 +2503,7 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
         all_events(&store, practice_id, &none).await.is_empty(),
         "claiming causes no event"
     );
-    let failed = store
+    store
         .transition(
             &claimed,
             &Transition::Failed {
@@ -2523,7 +2523,6 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
     assert_eq!(events[0].round, 0);
     assert_eq!(events[0].deliveries, None, "not fanned out yet");
     assert_eq!(events[0].delivery(), EventDelivery::Pending);
-    let _ = failed;
 
     let number = phone();
     let change = |opted_out: bool| OptOutChange {
