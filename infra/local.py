@@ -32,6 +32,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -289,6 +290,9 @@ def deploy(staged: Path) -> dict[str, str]:
     sam = str(TOOLS / "venv" / "bin" / "sam")
     params = deploy_params()
     DEPLOYED.unlink(missing_ok=True)
+    # SAM reads samconfig.toml from the template's directory, here
+    # .aws-sam/local/ (none there): the repository's samconfig.toml, meant
+    # for AWS deploys, is never applied to the local stack.
     run(
         [
             sam, "deploy",
@@ -316,6 +320,8 @@ def deploy(staged: Path) -> dict[str, str]:
 
 
 DEPLOYED = LOCAL / "deployed.json"
+# The Lambda name of this machine's architecture (the local build is native).
+NATIVE_ARCHITECTURE = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
 
 
 def deploy_params() -> dict[str, str]:
@@ -328,9 +334,15 @@ def deploy_params() -> dict[str, str]:
         "WebhookUsername": WEBHOOK["user"],
         "WebhookPassword": WEBHOOK["password"],
         "AwsEndpointUrl": AWS_URL,
+        # The emulator runs the native binaries as local processes (it only
+        # looks at the architecture when it runs functions in Docker), so
+        # declare the machine's own; AWS defaults to arm64.
+        "Architecture": NATIVE_ARCHITECTURE,
         # Every scheduled send through EventBridge Scheduler, even a near one,
         # so tests and the precision benchmark exercise that path.
         "QueueDelayMaxSeconds": os.environ.get("QUEUE_DELAY_MAX_SECONDS", "0"),
+        # An unanswered send is settled within a minute here (AWS: 120 s).
+        "SendConfirmWaitSeconds": os.environ.get("SEND_CONFIRM_WAIT_SECONDS", "45"),
         "LogLevel": os.environ.get("LOG_LEVEL", "info"),
         # Tests (and a developer's receiver) get events at http://127.0.0.1:PORT.
         "AllowLocalEventEndpoints": "true",

@@ -220,6 +220,25 @@ impl Endpoints {
         r.json().await.expect("simulator json")
     }
 
+    /// Send requests the carrier simulator received for `to`, whether it
+    /// accepted them or answered with an injected fault.
+    pub async fn sent_attempts(&self, to: &str) -> u64 {
+        let url = format!(
+            "{}/_sim/attempts?to={}",
+            self.carrier_url,
+            to.replace('+', "%2B")
+        );
+        let r: Value = reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .expect("simulator")
+            .json()
+            .await
+            .expect("simulator json");
+        r["attempts"].as_u64().expect("attempts")
+    }
+
     /// Plays a patient texting `text` from `from` to the practice number
     /// `to` (the simulator delivers the `message-received` callback to the
     /// webhook before it answers); `media` as `/_sim/inbound` takes it.
@@ -325,7 +344,9 @@ impl Api {
         }
     }
 
-    /// Sends a request with the bearer key and extra headers.
+    /// Sends a request with the bearer key and extra headers. A 429
+    /// (`rate_limited`) is waited out as its `Retry-After` says and sent
+    /// again, as a well-behaved client does (a few times at most).
     pub async fn call(
         &self,
         method: &str,
@@ -334,22 +355,38 @@ impl Api {
         headers: &[(&str, &str)],
     ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if !self.key.is_empty() {
-            req = req.bearer_auth(&self.key);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b);
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.expect("body");
-        Reply {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base));
+            if !self.key.is_empty() {
+                req = req.bearer_auth(&self.key);
+            }
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            if let Some(b) = &body {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(b.clone());
+            }
+            let r = req.send().await.expect("request");
+            let status = r.status().as_u16();
+            let wait = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            let bytes = r.bytes().await.expect("body");
+            if let (429, Some(seconds), true) = (status, wait, tries < 5) {
+                tokio::time::sleep(Duration::from_secs(seconds)).await;
+                continue;
+            }
+            return Reply {
+                status,
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            };
         }
     }
 

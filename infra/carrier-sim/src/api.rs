@@ -16,7 +16,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::callbacks::spawn_status_callbacks;
+use crate::callbacks::{spawn_status_callbacks, status_callbacks};
 use crate::sim::{
     new_message_id, now_rfc3339, segment_count, AppState, BwMessage, FaultMode, StoredMessage,
 };
@@ -146,7 +146,7 @@ fn injected_response(mode: FaultMode) -> Response {
         }
         // Only reached if the hang ended (hang time elapsed or shutdown):
         // the client has normally given up long before.
-        FaultMode::Timeout => (
+        _ => (
             StatusCode::GATEWAY_TIMEOUT,
             Json(json!({"type": "gateway-timeout", "description": "Simulated timeout"})),
         )
@@ -298,7 +298,7 @@ pub async fn create_message(
     Path(account_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<BwMessage>), ApiError> {
+) -> Result<Response, ApiError> {
     let authorized = basic_credentials(&headers)
         .is_some_and(|(user, password)| state.credentials_match(&user, &password));
     if !authorized {
@@ -318,10 +318,14 @@ pub async fn create_message(
         field_errors,
     })?;
 
-    if let Some(mode) = state.take_fault(&send.to).await {
+    state.count_attempt(&send.to).await;
+    let fault = state.take_fault(&send.to).await;
+    if let Some(mode) = fault.filter(|m| !m.accepts()) {
         tracing::info!(to = ?send.to, ?mode, "send answered with injected fault");
-        if mode == FaultMode::Timeout {
-            hang(&state, state.fault_hang()).await;
+        match mode {
+            FaultMode::Timeout => hang(&state, state.fault_hang()).await,
+            FaultMode::CutBeforeAccept => cut_connection(),
+            _ => {}
         }
         return Err(ApiError::Injected(mode));
     }
@@ -357,8 +361,63 @@ pub async fn create_message(
         })
         .await;
     tracing::info!(id = %message.id, from = %message.from, to = ?message.to, segments = message.segment_count, "message accepted");
-    spawn_status_callbacks(&state, message.clone());
-    Ok((StatusCode::ACCEPTED, Json(message)))
+    match fault {
+        Some(FaultMode::EarlyCallbacks) => status_callbacks(&state, message.clone(), 1).await,
+        Some(FaultMode::DuplicateCallbacks) => spawn_status_callbacks(&state, message.clone(), 2),
+        _ => spawn_status_callbacks(&state, message.clone(), 1),
+    }
+    if let Some(mode) = fault {
+        tracing::info!(id = %message.id, ?mode, "accepted send answered with injected fault");
+    }
+    match fault {
+        Some(FaultMode::AcceptThenTimeout) => {
+            hang(&state, state.fault_hang()).await;
+            Err(ApiError::Injected(FaultMode::Timeout))
+        }
+        Some(FaultMode::CutAfterAccept) => cut_connection(),
+        Some(FaultMode::CutBodyAfter2xx) => Ok(body_cut_short(&message)),
+        _ => Ok((StatusCode::ACCEPTED, Json(message)).into_response()),
+    }
+}
+
+/// Panic payload that drops the connection without an answer: the server
+/// runs each connection in its own task, so unwinding out of the handler
+/// closes the socket. `main` keeps these panics out of the log.
+#[derive(Debug, Clone, Copy)]
+pub struct CutConnection;
+
+fn cut_connection() -> ! {
+    std::panic::panic_any(CutConnection)
+}
+
+/// A 202 whose JSON body breaks off after its first bytes.
+fn body_cut_short(message: &BwMessage) -> Response {
+    let json = serde_json::to_vec(message).unwrap_or_default();
+    let head = Bytes::copy_from_slice(&json[..json.len().min(8)]);
+    // The head and the first bytes go out; a moment later the body fails,
+    // which makes the server drop the connection mid-body.
+    let chunks = futures_util::stream::unfold(Some(head), |head| async move {
+        match head {
+            Some(head) => Some((Ok(head), None)),
+            None => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "cut by fault",
+                    )),
+                    None,
+                ))
+            }
+        }
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(chunks));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Holds a faulted request open, but lets go early on shutdown so the

@@ -113,42 +113,58 @@ pub async fn deliver(
     }
 }
 
-/// Schedules one status callback per recipient after the delivery delay, in
-/// background tasks so the 202 is not held up by the webhook.
-pub fn spawn_status_callbacks(state: &AppState, message: BwMessage) {
+/// Schedules the status callbacks of `message` (see [`status_callbacks`])
+/// in a background task so the 202 is not held up by the webhook.
+pub fn spawn_status_callbacks(state: &AppState, message: BwMessage, copies: u32) {
+    let state = state.clone();
+    tokio::spawn(async move { status_callbacks(&state, message, copies).await });
+}
+
+/// Posts one status callback per recipient after the delivery delay,
+/// `copies` times each (a carrier may repeat a delivery report), the
+/// recipients concurrently.
+pub async fn status_callbacks(state: &AppState, message: BwMessage, copies: u32) {
+    let mut tasks = tokio::task::JoinSet::new();
     for to in message.to.clone() {
         let state = state.clone();
         let message = message.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             tokio::time::sleep(state.delivery_delay()).await;
-            let fate = fate_for(&to);
-            let body = status_event(&message, &to, fate);
-            let kind = match fate {
-                Fate::Delivered => "message-delivered",
-                Fate::Failed { .. } => "message-failed",
-            };
-            let target = state.callback_target().await;
-            let outcome = deliver(state.http(), &target, &body).await;
-            tracing::info!(
-                id = %message.id,
-                to = %to,
-                kind,
-                status = ?outcome.status,
-                attempts = outcome.attempts,
-                "status callback finished"
-            );
-            state
-                .record_callback(
-                    &message.id,
-                    CallbackRecord {
-                        kind: kind.to_owned(),
-                        to,
-                        status: outcome.status,
-                        attempts: outcome.attempts,
-                        at: now_rfc3339(),
-                    },
-                )
-                .await;
+            for _ in 0..copies.max(1) {
+                status_callback(&state, &message, &to).await;
+            }
         });
     }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn status_callback(state: &AppState, message: &BwMessage, to: &str) {
+    let fate = fate_for(to);
+    let body = status_event(message, to, fate);
+    let kind = match fate {
+        Fate::Delivered => "message-delivered",
+        Fate::Failed { .. } => "message-failed",
+    };
+    let target = state.callback_target().await;
+    let outcome = deliver(state.http(), &target, &body).await;
+    tracing::info!(
+        id = %message.id,
+        to = %to,
+        kind,
+        status = ?outcome.status,
+        attempts = outcome.attempts,
+        "status callback finished"
+    );
+    state
+        .record_callback(
+            &message.id,
+            CallbackRecord {
+                kind: kind.to_owned(),
+                to: to.to_owned(),
+                status: outcome.status,
+                attempts: outcome.attempts,
+                at: now_rfc3339(),
+            },
+        )
+        .await;
 }

@@ -6,10 +6,19 @@
 //! | --- | --- |
 //! | `GET /_sim/health` | `{"ok": true}` |
 //! | `GET /_sim/messages[?to=]`, `DELETE` | accepted sends and their callbacks |
-//! | `POST /_sim/faults`, `DELETE` | `{"to", "mode": "http_500"\|"http_400"\|"http_429"\|"timeout", "times"}` for sends |
+//! | `GET /_sim/attempts?to=` | `{"to", "attempts"}`: send requests received for `to`, faults included |
+//! | `POST /_sim/faults`, `DELETE` | `{"to", "mode", "times"}` for the next `times` sends to `to`, see below |
 //! | `PUT /_sim/config` | `{"callback_url", "callback_user", "callback_password", "media_failures"}`, all optional |
 //! | `POST /_sim/inbound` | a patient texts (or MMSes) a practice number, see [`inbound`] |
 //! | `GET /_sim/media-requests[?message_id=]`, `DELETE` | `{"count", "requests": [{"media_id", "status", "at"}]}` |
+//!
+//! Fault modes: `http_500`, `http_400`, `http_429` answer that status without
+//! accepting; `timeout` hangs without accepting; `cut_before_accept` drops
+//! the connection without accepting. These accept the message (recorded,
+//! delivery reports sent) and then misbehave: `accept_then_timeout` hangs,
+//! `cut_after_accept` drops the connection unanswered, `cut_body_after_2xx`
+//! answers 202 and cuts the body, `duplicate_callbacks` posts every delivery
+//! report twice, `early_callbacks` posts the report before answering.
 //!
 //! `media_failures: N` makes the next N downloads of stored media from the
 //! media API answer 503 (`0` disarms), for tests of the product's download
@@ -46,6 +55,23 @@ pub async fn list_messages(
     Query(query): Query<MessagesQuery>,
 ) -> Response {
     Json(state.messages(query.to.as_deref()).await).into_response()
+}
+
+/// Query of `GET /_sim/attempts`.
+#[derive(Debug, Deserialize)]
+pub struct AttemptsQuery {
+    /// The destination number.
+    pub to: String,
+}
+
+/// `GET /_sim/attempts?to=`: how many valid send requests reached the
+/// simulator for `to`, whatever it answered (faults included).
+pub async fn count_attempts(
+    State(state): State<AppState>,
+    Query(query): Query<AttemptsQuery>,
+) -> Response {
+    let attempts = state.attempts(&query.to).await;
+    Json(json!({"to": query.to, "attempts": attempts})).into_response()
 }
 
 /// `DELETE /_sim/messages`.

@@ -23,6 +23,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
 
+pub use api::CutConnection;
 pub use config::{CallbackTarget, Config, ConfigError};
 pub use sim::{AppState, StateError};
 
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
             "/_sim/messages",
             get(control::list_messages).delete(control::clear_messages),
         )
+        .route("/_sim/attempts", get(control::count_attempts))
         .route(
             "/_sim/faults",
             post(control::arm_fault).delete(control::clear_faults),

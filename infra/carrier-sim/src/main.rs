@@ -61,6 +61,14 @@ async fn run() -> Result<(), RunError> {
         "starting carrier-sim"
     );
     let state = AppState::new(config)?;
+    // A `cut_*` fault unwinds out of its handler to drop the connection;
+    // that is the fault working, not a bug worth a backtrace.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.payload().is::<carrier_sim::CutConnection>() {
+            report(info);
+        }
+    }));
     announce(address).map_err(RunError::Announce)?;
     tracing::info!(%address, "listening");
 

@@ -246,6 +246,40 @@ pub enum FaultMode {
     /// Answer 429.
     #[serde(rename = "http_429")]
     Http429,
+    /// Accept the message (recorded, callbacks sent), then keep the request
+    /// open without answering: the sender times out not knowing.
+    #[serde(rename = "accept_then_timeout")]
+    AcceptThenTimeout,
+    /// Drop the connection without answering and without accepting.
+    #[serde(rename = "cut_before_accept")]
+    CutBeforeAccept,
+    /// Accept the message, then drop the connection without answering.
+    #[serde(rename = "cut_after_accept")]
+    CutAfterAccept,
+    /// Accept and answer 202, but cut the connection inside the body.
+    #[serde(rename = "cut_body_after_2xx")]
+    CutBodyAfter2xx,
+    /// Accept normally; post each status callback twice.
+    #[serde(rename = "duplicate_callbacks")]
+    DuplicateCallbacks,
+    /// Accept, but post the status callback before answering the send (the
+    /// delivery report overtakes the send's own answer).
+    #[serde(rename = "early_callbacks")]
+    EarlyCallbacks,
+}
+
+impl FaultMode {
+    /// Whether the carrier records (accepts) the message under this fault.
+    pub fn accepts(self) -> bool {
+        matches!(
+            self,
+            Self::AcceptThenTimeout
+                | Self::CutAfterAccept
+                | Self::CutBodyAfter2xx
+                | Self::DuplicateCallbacks
+                | Self::EarlyCallbacks
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -279,6 +313,8 @@ struct Inner {
     callback: Mutex<CallbackTarget>,
     messages: Mutex<Vec<StoredMessage>>,
     faults: Mutex<HashMap<String, ArmedFault>>,
+    /// Send requests received per destination, whatever was answered.
+    attempts: Mutex<HashMap<String, u32>>,
     public_url: Option<String>,
     media: Mutex<HashMap<String, StoredMedia>>,
     media_failures: Mutex<u32>,
@@ -308,6 +344,7 @@ impl AppState {
                 callback: Mutex::new(config.callback),
                 messages: Mutex::new(Vec::new()),
                 faults: Mutex::new(HashMap::new()),
+                attempts: Mutex::new(HashMap::new()),
                 public_url: config.public_url,
                 media: Mutex::new(HashMap::new()),
                 media_failures: Mutex::new(0),
@@ -388,6 +425,25 @@ impl AppState {
                 },
             );
         }
+    }
+
+    /// Counts one send request to each of `recipients`.
+    pub async fn count_attempt(&self, recipients: &[String]) {
+        let mut attempts = self.inner.attempts.lock().await;
+        for to in recipients {
+            *attempts.entry(to.clone()).or_default() += 1;
+        }
+    }
+
+    /// Send requests received for `to`, accepted or not.
+    pub async fn attempts(&self, to: &str) -> u32 {
+        self.inner
+            .attempts
+            .lock()
+            .await
+            .get(to)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Disarms every fault.

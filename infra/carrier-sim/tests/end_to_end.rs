@@ -623,3 +623,98 @@ async fn armed_media_failures_answer_503_then_serve_the_file() {
     assert_eq!(cleared.status(), 204);
     assert_eq!(h.media_requests(id).await["count"], 0);
 }
+
+impl Harness {
+    async fn arm(&self, to: &str, mode: &str) {
+        let armed = self
+            .http
+            .post(format!("{}/_sim/faults", self.sim))
+            .json(&json!({"to": to, "mode": mode, "times": 1}))
+            .send()
+            .await
+            .expect("arm");
+        assert!(armed.status().is_success(), "{mode}");
+    }
+
+    async fn try_send(&self, to: &str) -> reqwest::Result<reqwest::Response> {
+        self.http
+            .post(format!("{}/api/v2/users/{ACCOUNT}/messages", self.sim))
+            .basic_auth("sim-user", Some("sim-password"))
+            .json(&json!({
+                "applicationId": "app-1",
+                "to": [to],
+                "from": "+14155550100",
+                "text": "Your appointment is tomorrow",
+                "tag": "msg-42",
+            }))
+            .send()
+            .await
+    }
+
+    async fn attempts(&self, to: &str) -> u64 {
+        let r: Value = self
+            .http
+            .get(format!(
+                "{}/_sim/attempts?to={}",
+                self.sim,
+                to.replace('+', "%2B")
+            ))
+            .send()
+            .await
+            .expect("attempts")
+            .json()
+            .await
+            .expect("json");
+        r["attempts"].as_u64().expect("a count")
+    }
+
+    async fn callbacks_for(&self, to: &str) -> usize {
+        self.inbox
+            .lock()
+            .await
+            .iter()
+            .filter(|r| r.body[0]["to"] == to)
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn cut_connections_drop_the_answer_before_or_after_taking_the_text() {
+    let h = start().await;
+    let before = "+14155550201";
+    h.arm(before, "cut_before_accept").await;
+    assert!(h.try_send(before).await.is_err(), "no answer");
+    assert!(h.messages(before).await.is_empty());
+    assert_eq!(h.attempts(before).await, 1);
+
+    let after = "+14155550202";
+    h.arm(after, "cut_after_accept").await;
+    assert!(h.try_send(after).await.is_err(), "no answer");
+    assert_eq!(h.messages(after).await.len(), 1, "taken all the same");
+    h.wait_for_event("message-delivered", after).await;
+
+    let body = "+14155550203";
+    h.arm(body, "cut_body_after_2xx").await;
+    let response = h.try_send(body).await.expect("a status line");
+    assert_eq!(response.status(), 202);
+    assert!(response.bytes().await.is_err(), "the body is cut");
+    assert_eq!(h.messages(body).await.len(), 1);
+}
+
+#[tokio::test]
+async fn delivery_reports_can_come_twice_or_before_the_answer() {
+    let h = start().await;
+    let twice = "+14155550204";
+    h.arm(twice, "duplicate_callbacks").await;
+    assert_eq!(h.try_send(twice).await.expect("answer").status(), 202);
+    let give_up = tokio::time::Instant::now() + DEADLINE;
+    while h.callbacks_for(twice).await < 2 {
+        assert!(tokio::time::Instant::now() < give_up, "no second report");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let early = "+14155550205";
+    h.arm(early, "early_callbacks").await;
+    assert_eq!(h.try_send(early).await.expect("answer").status(), 202);
+    assert_eq!(h.callbacks_for(early).await, 1, "reported before answering");
+}

@@ -7,9 +7,14 @@
 //! practice-admin update --practice-id ID [same options as create] [--no-alt]
 //! practice-admin rotate-key --practice-id ID
 //! practice-admin show --practice-id ID
+//! practice-admin requeue-dead-letters
 //! ```
 //! Needs `TABLE_NAME` (and the usual AWS settings). `create` and `rotate-key`
 //! print the API key once, as JSON; only its SHA-256 digest is stored.
+//! `requeue-dead-letters` (also needs `SEND_QUEUE_URL`) puts back on the send
+//! queue every job set aside from its dead-letter queue that is safe to send
+//! again, and prints what it requeued and dropped
+//! (`messaging_core::app::dead_letters`).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -23,7 +28,7 @@ use messaging_core::domain::practice::{
 };
 use messaging_core::ports::PracticeStore;
 
-const USAGE: &str = "usage: practice-admin <create|update|rotate-key|show> [--option value]... (see the source header or README)";
+const USAGE: &str = "usage: practice-admin <create|update|rotate-key|show|requeue-dead-letters> [--option value]... (see the source header or README)";
 
 struct Args {
     command: String,
@@ -181,6 +186,19 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(serde_json::json!({"practice_id": id, "api_key": key}))
+        }
+        "requeue-dead-letters" => {
+            let [queue_url] =
+                messaging_lambda::config::require(["SEND_QUEUE_URL"]).map_err(|e| e.to_string())?;
+            let aws = messaging_adapters::aws_config().await;
+            let queue = messaging_adapters::sqs::SqsSendQueue::new(
+                aws_sdk_sqs::Client::new(&aws),
+                queue_url,
+            );
+            let report = messaging_core::app::dead_letters::requeue_parked(&store, &queue)
+                .await
+                .map_err(|e| e.to_string())?;
+            serde_json::to_value(report).map_err(|e| e.to_string())
         }
         "show" => {
             let practice = existing(id_arg()?).await?;

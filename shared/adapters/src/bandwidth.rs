@@ -213,14 +213,22 @@ impl Carrier for Bandwidth {
             .await
         {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => {
+            // No connection was made: the request never reached the carrier.
+            Err(e) if e.is_connect() => {
                 return CarrierOutcome::Retryable {
+                    reason: format!("carrier unreachable: {e}"),
+                }
+            }
+            // The request went out and no status line came back: the carrier
+            // may have taken it.
+            Err(e) if e.is_timeout() => {
+                return CarrierOutcome::Unconfirmed {
                     reason: "carrier did not answer in time".into(),
                 }
             }
             Err(e) => {
-                return CarrierOutcome::Retryable {
-                    reason: format!("carrier unreachable: {e}"),
+                return CarrierOutcome::Unconfirmed {
+                    reason: format!("carrier connection lost before its answer: {e}"),
                 }
             }
         };
@@ -383,6 +391,27 @@ mod tests {
         assert!(matches!(
             carrier(&url).send(&text()).await,
             CarrierOutcome::Retryable { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn no_connection_is_retryable_but_a_lost_answer_is_unconfirmed() {
+        // Nothing listens: the request never left, so trying again is safe.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let closed = format!("http://127.0.0.1:{port}/api/v2");
+        assert!(matches!(
+            carrier(&closed).send(&text()).await,
+            CarrierOutcome::Retryable { .. }
+        ));
+        // The request was read, then the connection dropped without a status
+        // line: the carrier may have taken it.
+        let url = serve_once("").await;
+        assert!(matches!(
+            carrier(&url).send(&text()).await,
+            CarrierOutcome::Unconfirmed { .. }
         ));
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::conversation::{
 use crate::domain::error::StoreError;
 pub use crate::domain::message::Transition;
 use crate::domain::message::{
-    BulkStatus, Message, MessageType, Recipient, RecipientStatus, SendJob,
+    BulkStatus, Message, MessageType, ParkedJob, Recipient, RecipientStatus, SendJob,
 };
 use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::phone::PhoneNumber;
@@ -203,6 +203,18 @@ pub struct OptOutChange {
 }
 
 /// The queue the dispatcher consumes.
+/// Jobs taken off the send dead-letter queue, kept until the repair
+/// command requeues or drops them.
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync {
+    /// Keeps `parked` (one per job: parking the same job again replaces it).
+    async fn park(&self, parked: &ParkedJob) -> Result<(), StoreError>;
+    /// Up to `limit` parked jobs, oldest first.
+    async fn parked(&self, limit: u32) -> Result<Vec<ParkedJob>, StoreError>;
+    /// Forgets the parked `job`.
+    async fn unpark(&self, job: &SendJob) -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait SendQueue: Send + Sync {
     /// Enqueues sends (batched by the adapter).
@@ -246,8 +258,16 @@ pub enum CarrierOutcome {
         /// The carrier's description.
         detail: String,
     },
-    /// Worth trying again later (5xx, 429, timeout, connection failure).
+    /// The carrier said it did not take it (5xx, 429), or the request never
+    /// reached it (no connection): safe to try again later.
     Retryable {
+        /// What happened, for the record.
+        reason: String,
+    },
+    /// The request was sent but no answer came (timeout, connection dropped
+    /// before the status line): the carrier may have taken it. Never resent
+    /// blindly; its delivery report, matched by tag, settles it.
+    Unconfirmed {
         /// What happened, for the record.
         reason: String,
     },

@@ -17,7 +17,8 @@ use crate::domain::conversation::{
 use crate::domain::error::StoreError;
 use crate::domain::events::{self, Delivery, DeliveryJob, DeliveryState, Event, StoredEvent};
 use crate::domain::message::{
-    bulk_completes, BulkStatus, Counts, Message, MessageType, Recipient, RecipientStatus, SendJob,
+    bulk_completes, BulkStatus, Counts, Message, MessageType, ParkedJob, Recipient,
+    RecipientStatus, SendJob,
 };
 use crate::domain::patient::{Patient, UndeliverableNumber};
 use crate::domain::phone::PhoneNumber;
@@ -30,6 +31,7 @@ pub mod conformance;
 
 #[derive(Default)]
 struct State {
+    parked: Vec<ParkedJob>,
     practices: HashMap<String, Practice>,
     keys: HashMap<String, String>,
     patients: HashMap<(String, String), Patient>,
@@ -582,6 +584,24 @@ impl TemplateStore for MemoryStore {
         all.truncate(limit as usize);
         let next = more.then(|| all.last().map(|t| t.id.clone())).flatten();
         Ok((all, next))
+    }
+}
+
+#[async_trait]
+impl DeadLetterStore for MemoryStore {
+    async fn park(&self, parked: &ParkedJob) -> Result<(), StoreError> {
+        let mut s = self.0.lock().await;
+        s.parked.retain(|p| p.job != parked.job);
+        s.parked.push(parked.clone());
+        Ok(())
+    }
+    async fn parked(&self, limit: u32) -> Result<Vec<ParkedJob>, StoreError> {
+        let s = self.0.lock().await;
+        Ok(s.parked.iter().take(limit as usize).cloned().collect())
+    }
+    async fn unpark(&self, job: &SendJob) -> Result<(), StoreError> {
+        self.0.lock().await.parked.retain(|p| &p.job != job);
+        Ok(())
     }
 }
 

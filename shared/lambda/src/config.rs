@@ -559,6 +559,9 @@ pub struct DispatcherConfig {
     pub retry: RetryPolicy,
     /// `NUMBER_MESSAGES_PER_SECOND` (default 1): the number's pace.
     pub number_per_second: u32,
+    /// `SEND_DEAD_LETTER_QUEUE_ARN`: records from this queue are jobs the
+    /// send queue gave up on, set aside instead of dispatched.
+    pub dead_letter_queue_arn: Option<String>,
 }
 
 impl DispatcherConfig {
@@ -595,6 +598,11 @@ impl DispatcherConfig {
                 "a whole number of seconds (up to 4294967295)",
                 defaults.base_delay_seconds,
             ),
+            confirm_wait_seconds: env.number_or(
+                "SEND_CONFIRM_WAIT_SECONDS",
+                "a whole number of seconds (up to 4294967295)",
+                defaults.confirm_wait_seconds,
+            ),
         };
         Self {
             table_name,
@@ -609,6 +617,12 @@ impl DispatcherConfig {
             },
             retry,
             number_per_second: number_per_second(env),
+            dead_letter_queue_arn: env.optional_as(
+                "SEND_DEAD_LETTER_QUEUE_ARN",
+                "an ARN (arn:...)",
+                |v| v.starts_with("arn:").then(|| Some(v.to_owned())),
+                None,
+            ),
         }
     }
 }

@@ -20,6 +20,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -62,7 +63,14 @@ pub fn error_body(e: &AppError) -> serde_json::Value {
 
 /// The error response, with the status for its kind.
 pub fn error(e: &AppError) -> Response<Body> {
-    raw_json(status_of(e.kind).as_u16(), error_body(e).to_string())
+    let mut response = raw_json(status_of(e.kind).as_u16(), error_body(e).to_string());
+    if e.kind == ErrorKind::TooManyRequests {
+        response.headers_mut().insert(
+            lambda_http::http::header::RETRY_AFTER,
+            lambda_http::http::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }
 
 /// The body bytes, refusing oversized ones with 413.

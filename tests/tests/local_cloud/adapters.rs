@@ -323,13 +323,39 @@ async fn bandwidth_adapter_speaks_the_carrier_api() {
             "{mode}: {outcome:?}"
         );
     }
-    let to = random_phone();
-    local.carrier_fault(to.as_str(), "timeout", 1).await;
+    // No answer: the carrier may have taken it, whether it did (the
+    // simulator recorded it) or not.
     let quick = bandwidth(&local, "sim-password", Duration::from_millis(500));
-    assert!(matches!(
-        quick.send(&outbound(to.as_str())).await,
-        CarrierOutcome::Retryable { .. }
-    ));
+    for (mode, accepted) in [
+        ("timeout", 0),
+        ("accept_then_timeout", 1),
+        ("cut_before_accept", 0),
+        ("cut_after_accept", 1),
+    ] {
+        let to = random_phone();
+        local.carrier_fault(to.as_str(), mode, 1).await;
+        let outcome = quick.send(&outbound(to.as_str())).await;
+        assert!(
+            matches!(outcome, CarrierOutcome::Unconfirmed { .. }),
+            "{mode}: {outcome:?}"
+        );
+        assert_eq!(
+            local.carrier_messages(to.as_str()).await.len(),
+            accepted,
+            "{mode}"
+        );
+    }
+    // A 2xx whose body is cut off is still an acceptance.
+    let to = random_phone();
+    local
+        .carrier_fault(to.as_str(), "cut_body_after_2xx", 1)
+        .await;
+    assert_eq!(
+        carrier.send(&outbound(to.as_str())).await,
+        CarrierOutcome::Accepted {
+            carrier_message_id: String::new()
+        }
+    );
 }
 
 #[tokio::test]

@@ -156,27 +156,67 @@ async fn carrier_500_is_retried_and_sent_once() {
 
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]
-async fn carrier_timeout_is_retried_and_sent_once() {
+async fn a_send_the_carrier_took_but_never_answered_is_not_resent() {
+    let local = Endpoints::load();
+    let t = local.new_practice().await;
+    // Accepted, then the connection dropped or hung: the delivery report
+    // settles it, and the carrier gets the text exactly once.
+    for mode in ["accept_then_timeout", "cut_after_accept"] {
+        let to = random_phone();
+        local.carrier_fault(to.as_str(), mode, 1).await;
+        let r = t
+            .api
+            .post(
+                "/v1/messages",
+                &json!({"to": to.as_str(), "text": "Slow carrier"}),
+            )
+            .await;
+        assert_eq!(r.status, 202);
+        t.api
+            .wait_for_message(
+                r.body["id"].as_str().unwrap(),
+                Duration::from_secs(90),
+                status_is("delivered"),
+            )
+            .await;
+        assert_eq!(local.carrier_messages(to.as_str()).await.len(), 1, "{mode}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn an_unanswered_send_with_no_report_fails_with_advice_and_is_not_resent() {
     let local = Endpoints::load();
     let t = local.new_practice().await;
     let to = random_phone();
-    local.carrier_fault(to.as_str(), "timeout", 1).await;
+    local
+        .carrier_fault(to.as_str(), "cut_before_accept", 1)
+        .await;
     let r = t
         .api
         .post(
             "/v1/messages",
-            &json!({"to": to.as_str(), "text": "Slow carrier"}),
+            &json!({"to": to.as_str(), "text": "Lost answer"}),
         )
         .await;
     assert_eq!(r.status, 202);
-    t.api
+    // The stack waits SendConfirmWaitSeconds (45 s here) for a report.
+    let m = t
+        .api
         .wait_for_message(
             r.body["id"].as_str().unwrap(),
-            Duration::from_secs(90),
-            status_is("delivered"),
+            Duration::from_secs(120),
+            status_is("failed"),
         )
         .await;
-    assert_eq!(local.carrier_messages(to.as_str()).await.len(), 1);
+    let error = &m["recipients"][0]["error"];
+    assert_eq!(error["code"], "send_interrupted", "{m}");
+    assert!(error["resolution"]
+        .as_str()
+        .unwrap()
+        .contains("Check with the patient"));
+    assert!(local.carrier_messages(to.as_str()).await.is_empty());
+    assert_eq!(local.sent_attempts(to.as_str()).await, 1);
 }
 
 #[tokio::test]

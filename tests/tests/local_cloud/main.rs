@@ -10,6 +10,7 @@ mod bulk_messages;
 mod conformance;
 mod contract;
 mod conversations;
+mod dead_letters;
 mod direct_messages;
 mod events;
 mod media;

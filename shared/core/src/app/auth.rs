@@ -37,9 +37,50 @@ pub fn generate_key() -> String {
 /// expired ones are dropped first, then all.
 pub const CACHE_ENTRIES: usize = 10_000;
 
+/// Requests per second one practice may make through one warm instance,
+/// sustained, and the burst it may take at once. Per instance and in
+/// memory, so the check costs nothing; with the API functions' reserved
+/// concurrency (template.yaml) it bounds what one practice can take from
+/// the others. The stage's own throttle stays the bound for everyone.
+pub const PRACTICE_REQUESTS_PER_SECOND: f64 = 25.0;
+/// See [`PRACTICE_REQUESTS_PER_SECOND`].
+pub const PRACTICE_REQUEST_BURST: f64 = 100.0;
+
+/// Per-practice token buckets of one warm instance.
+#[derive(Debug, Default)]
+struct RequestLimiter {
+    /// Practice id → (tokens left, when last refilled).
+    buckets: HashMap<String, (f64, Instant)>,
+}
+
+impl RequestLimiter {
+    /// Takes one request's token for `practice_id`, or says it must wait.
+    fn take(&mut self, practice_id: &str, now: Instant) -> bool {
+        if self.buckets.len() >= CACHE_ENTRIES && !self.buckets.contains_key(practice_id) {
+            // Full buckets refill in a few seconds; forgetting them is safe.
+            self.buckets.clear();
+        }
+        let (tokens, at) = self
+            .buckets
+            .entry(practice_id.to_string())
+            .or_insert((PRACTICE_REQUEST_BURST, now));
+        let refill =
+            now.saturating_duration_since(*at).as_secs_f64() * PRACTICE_REQUESTS_PER_SECOND;
+        *tokens = (*tokens + refill).min(PRACTICE_REQUEST_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Resolves bearer keys to practices.
 pub struct Authenticator<S> {
     store: S,
+    limiter: Mutex<RequestLimiter>,
     /// Key digest → the practice, or `None` for a key that matched none
     /// (negative caching: a client retrying a wrong key costs one read a
     /// minute per instance, not one per request).
@@ -51,13 +92,30 @@ impl<S: PracticeStore> Authenticator<S> {
     pub fn new(store: S) -> Self {
         Self {
             store,
+            limiter: Mutex::new(RequestLimiter::default()),
             cache: Mutex::new(HashMap::new()),
         }
     }
 
     /// The practice for an `Authorization` header value; 401 when missing,
-    /// malformed or unknown.
+    /// malformed or unknown; 429 `rate_limited` when the practice is over
+    /// its request limit ([`PRACTICE_REQUESTS_PER_SECOND`]).
     pub async fn practice(&self, authorization: Option<&str>) -> Result<Practice, AppError> {
+        let practice = self.resolve(authorization).await?;
+        if !self
+            .limiter
+            .lock()
+            .await
+            .take(&practice.practice_id, Instant::now())
+        {
+            return Err(AppError::too_many_requests(
+                "Too many requests for this practice; wait a second and try again.",
+            ));
+        }
+        Ok(practice)
+    }
+
+    async fn resolve(&self, authorization: Option<&str>) -> Result<Practice, AppError> {
         let key = authorization
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
@@ -136,7 +194,50 @@ pub fn check_basic_auth(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::error::ErrorKind;
     use crate::testing::{sample_practice, MemoryStore};
+
+    #[test]
+    fn a_practice_gets_its_burst_then_its_rate_and_others_are_unaffected() {
+        let mut limiter = RequestLimiter::default();
+        let start = Instant::now();
+        for _ in 0..100 {
+            assert!(limiter.take("busy", start));
+        }
+        assert!(!limiter.take("busy", start), "burst used up");
+        assert!(limiter.take("quiet", start), "another practice is not held");
+        // 40 ms later, one more (25 per second).
+        let later = start + Duration::from_millis(40);
+        assert!(limiter.take("busy", later));
+        assert!(!limiter.take("busy", later));
+        // After a long pause the whole burst is back, never more.
+        let idle = later + Duration::from_secs(30);
+        for _ in 0..100 {
+            assert!(limiter.take("busy", idle));
+        }
+        assert!(!limiter.take("busy", idle));
+    }
+
+    #[tokio::test]
+    async fn over_the_limit_the_api_answers_rate_limited() {
+        let store = MemoryStore::default();
+        let key = generate_key();
+        store.add_practice(sample_practice("demo"), &key).await;
+        let auth = Authenticator::new(store);
+        let bearer = format!("Bearer {key}");
+        let mut refused = None;
+        for _ in 0..150 {
+            if let Err(e) = auth.practice(Some(&bearer)).await {
+                refused = Some(e);
+                break;
+            }
+        }
+        let e = refused.expect("refused within 150 quick requests");
+        assert_eq!(
+            (e.kind, e.code),
+            (ErrorKind::TooManyRequests, "rate_limited")
+        );
+    }
 
     #[tokio::test]
     async fn a_practice_changed_here_is_seen_at_once_despite_the_cache() {

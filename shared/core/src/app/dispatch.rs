@@ -12,7 +12,7 @@ use crate::domain::bulk::{Pace, QueuedJob};
 use crate::domain::clock::{queue_delay, Clock};
 use crate::domain::conversation::{OutboundEntry, OutboundKind};
 use crate::domain::error::StoreError;
-use crate::domain::limits::SQS_MAX_DELAY_SECONDS;
+use crate::domain::limits::{SQS_MAX_DELAY_SECONDS, SQS_MAX_VISIBILITY_SECONDS};
 use crate::domain::message::MessageType;
 use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
 use crate::domain::quiet_hours::next_allowed;
@@ -28,6 +28,12 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Delay before the first retry; doubles on each further one.
     pub base_delay_seconds: u32,
+    /// How long a claim may stay `sending` with no outcome recorded before
+    /// it is given up as failed (`send_interrupted`): the instance died
+    /// mid-send, or the carrier never answered and no delivery report came.
+    /// Must exceed the function's timeout, so a live send is never taken
+    /// for a dead one.
+    pub confirm_wait_seconds: u32,
 }
 
 impl Default for RetryPolicy {
@@ -35,6 +41,7 @@ impl Default for RetryPolicy {
         Self {
             max_attempts: 4,
             base_delay_seconds: 10,
+            confirm_wait_seconds: 120,
         }
     }
 }
@@ -46,6 +53,10 @@ impl RetryPolicy {
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
             .min(SQS_MAX_DELAY_SECONDS)
     }
+
+    fn confirm_wait(&self) -> Duration {
+        Duration::seconds(i64::from(self.confirm_wait_seconds))
+    }
 }
 
 /// What to do with the queue message after dispatching.
@@ -56,10 +67,6 @@ pub enum Dispatched {
     /// Deliver it again after this many seconds.
     RetryAfter(u32),
 }
-
-/// A claim older than this whose instance never recorded an outcome is
-/// treated as interrupted (the function timed out or crashed mid-send).
-pub const STALE_CLAIM: Duration = Duration::seconds(120);
 
 /// How soon a duplicate that found its recipient mid-send looks again.
 const RECHECK_SENDING_SECONDS: i64 = 10;
@@ -147,16 +154,18 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
                     .claimed_at
                     .unwrap_or(recipient.sent_at.unwrap_or_default());
                 let age = self.clock.now() - claimed;
-                if age < STALE_CLAIM {
+                if age < self.retry.confirm_wait() {
                     // Another instance is sending it right now (a duplicate
                     // delivery): look again shortly, by when it has usually
                     // recorded the outcome and this copy can be dropped.
-                    let wait = (STALE_CLAIM - age)
+                    let wait = (self.retry.confirm_wait() - age)
                         .num_seconds()
                         .clamp(1, RECHECK_SENDING_SECONDS);
                     return Ok(Dispatched::RetryAfter(u32::try_from(wait).unwrap_or(1)));
                 }
-                // Whether the carrier got it is unknown; never risk a second text.
+                // Whether the carrier got it is unknown (the instance died, or
+                // the carrier never answered and no delivery report came):
+                // never risk a second text.
                 let failed = Transition::Failed {
                     carrier_message_id: None,
                     error: RecipientError::send_interrupted(),
@@ -249,6 +258,15 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
                 let delay = self.retry.delay_after(claimed.attempts);
                 tracing::warn!(%job, attempts = claimed.attempts, delay, %reason, "carrier failed; will retry");
                 Ok(Dispatched::RetryAfter(delay))
+            }
+            CarrierOutcome::Unconfirmed { reason } => {
+                // The carrier may have taken it: the claim stays, so nothing
+                // sends it again. Its delivery report (matched by tag) moves
+                // it on; if none has come when this job is seen again, it is
+                // marked `send_interrupted` there.
+                let wait = self.retry.confirm_wait_seconds.saturating_add(1);
+                tracing::warn!(%job, %reason, wait, "carrier did not confirm the send; waiting for its report, not resending");
+                Ok(Dispatched::RetryAfter(wait.min(SQS_MAX_VISIBILITY_SECONDS)))
             }
         }
     }
@@ -354,6 +372,7 @@ mod tests {
             retry: RetryPolicy {
                 max_attempts: 3,
                 base_delay_seconds: 5,
+                confirm_wait_seconds: 120,
             },
             bulk_per_second: 1,
             inline_wait: Duration::zero(),
@@ -576,6 +595,63 @@ mod tests {
         assert_eq!(carrier.calls().await, 0);
     }
 
+    fn unconfirmed() -> ScriptedCarrier {
+        ScriptedCarrier::with(vec![CarrierOutcome::Unconfirmed {
+            reason: "carrier did not answer in time".into(),
+        }])
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_send_is_never_resent_and_its_report_settles_it() {
+        let store = MemoryStore::default();
+        let job = store.insert_recipient(queued_recipient()).await;
+        let carrier = unconfirmed();
+        let d = dispatcher(store.clone(), carrier.clone());
+        // The claim stays; the job comes back once the wait is over.
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::RetryAfter(121));
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Sending);
+        // A copy of the job meanwhile does not send it again.
+        assert!(matches!(
+            d.dispatch(&job).await.unwrap(),
+            Dispatched::RetryAfter(_)
+        ));
+        // The carrier had taken it: its delivery report arrives.
+        let delivered = Transition::Delivered {
+            carrier_message_id: "bw-1".into(),
+            at: "2026-11-26T15:00:05Z".parse().unwrap(),
+        };
+        store.transition(&r, &delivered).await.unwrap().unwrap();
+        let later = Dispatcher {
+            clock: FixedClock::at("2026-11-26T15:02:01Z"),
+            ..d
+        };
+        assert_eq!(later.dispatch(&job).await.unwrap(), Dispatched::Done);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Delivered);
+        assert_eq!(carrier.calls().await, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_send_without_a_report_fails_with_advice_not_a_resend() {
+        let store = MemoryStore::default();
+        let job = store.insert_recipient(queued_recipient()).await;
+        let carrier = unconfirmed();
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::RetryAfter(121));
+        let later = Dispatcher {
+            clock: FixedClock::at("2026-11-26T15:02:01Z"),
+            ..d
+        };
+        assert_eq!(later.dispatch(&job).await.unwrap(), Dispatched::Done);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Failed);
+        let error = r.error.unwrap();
+        assert_eq!(error.code, "send_interrupted");
+        assert!(error.resolution.contains("Check with the patient"));
+        assert_eq!(carrier.calls().await, 1);
+    }
+
     #[tokio::test]
     async fn fresh_claim_by_another_instance_is_waited_on_and_stale_one_fails() {
         let store = MemoryStore::default();
@@ -604,6 +680,7 @@ mod tests {
         let p = RetryPolicy {
             max_attempts: 10,
             base_delay_seconds: 10,
+            ..RetryPolicy::default()
         };
         assert_eq!(
             (p.delay_after(1), p.delay_after(2), p.delay_after(3)),

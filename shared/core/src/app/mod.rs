@@ -8,6 +8,7 @@ mod bulk_flow_tests;
 pub mod callbacks;
 pub mod communications;
 pub mod conversations;
+pub mod dead_letters;
 pub mod dispatch;
 pub mod events;
 pub mod idempotency;

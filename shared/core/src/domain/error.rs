@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Unprocessable,
     /// A dependency (database, queue) failed; the client may retry.
     Unavailable,
+    /// The practice sent more requests than its limit; retry after a second.
+    TooManyRequests,
 }
 
 /// A refusal with a stable `code`, a sentence the office can act on, and the
@@ -81,6 +83,11 @@ impl AppError {
     /// 413: the body is too large.
     pub fn payload_too_large(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::PayloadTooLarge, "payload_too_large", message)
+    }
+
+    /// 429: the practice is over its request limit.
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooManyRequests, "rate_limited", message)
     }
 
     /// 503: a dependency failed. The detail is logged, not shown to the client.

@@ -6,6 +6,8 @@ use chrono::Duration;
 
 /// Longest delivery delay of an SQS message (15 minutes), in seconds.
 pub const SQS_MAX_DELAY_SECONDS: u32 = 900;
+/// Longest visibility timeout SQS allows (12 hours).
+pub const SQS_MAX_VISIBILITY_SECONDS: u32 = 43_200;
 
 /// [`SQS_MAX_DELAY_SECONDS`] as a duration.
 pub const SQS_MAX_DELAY: Duration = Duration::seconds(SQS_MAX_DELAY_SECONDS as i64);

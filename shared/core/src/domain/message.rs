@@ -99,7 +99,9 @@ impl RecipientStatus {
             // A delivery or failure callback may overtake the dispatcher's own
             // `sent` write, so both are accepted from `sending` too.
             Delivered => &[Sending, Sent],
-            Failed => &[Queued, Sending, Sent],
+            // From `scheduled` only when its job is set aside from the
+            // dead-letter queue before its time came (app::dead_letters).
+            Failed => &[Scheduled, Queued, Sending, Sent],
             Canceled => &[Scheduled, Queued],
             Skipped => &[Scheduled, Queued],
         }
@@ -158,6 +160,19 @@ impl RecipientError {
         }
     }
 
+    /// The send's queue job kept failing and was set aside on the
+    /// dead-letter queue before anything reached the carrier.
+    pub fn job_dead_lettered() -> Self {
+        Self {
+            code: JOB_DEAD_LETTERED.to_string(),
+            carrier: CARRIER.to_string(),
+            title: "Set aside after repeated failures".to_string(),
+            description: "This text could not be processed after repeated attempts and was set aside. It was not sent.".to_string(),
+            resolution: "Nothing reached the patient. Your administrator can send it again with `practice-admin requeue-dead-letters`; or send a new message.".to_string(),
+            permanent: false,
+        }
+    }
+
     /// The carrier kept answering with errors or timing out.
     pub fn retries_exhausted(attempts: u32, last: &str) -> Self {
         Self {
@@ -179,12 +194,27 @@ impl RecipientError {
             code: "send_interrupted".to_string(),
             carrier: CARRIER.to_string(),
             title: "Send interrupted".to_string(),
-            description: "The send was interrupted; the patient may or may not have received it."
+            description: "The send was interrupted before the carrier confirmed it, and no delivery report came; the patient may or may not have received it. It was not sent again, to avoid a duplicate."
                 .to_string(),
             resolution: "Check with the patient before sending again.".to_string(),
             permanent: false,
         }
     }
+}
+
+/// Error code of a recipient whose queue job was set aside (dead-lettered)
+/// before it reached the carrier; only these may be requeued.
+pub const JOB_DEAD_LETTERED: &str = "job_dead_lettered";
+
+/// A send or pump job taken off the dead-letter queue and kept for repair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedJob {
+    /// The job as it was queued.
+    pub job: SendJob,
+    /// What was done with it when it was set aside.
+    pub reason: String,
+    /// When.
+    pub parked_at: DateTime<Utc>,
 }
 
 /// One forward move of a recipient. Adapters perform it as one conditional
@@ -217,6 +247,10 @@ pub enum Transition {
     },
     /// `scheduled → queued`: its time has come.
     Queue,
+    /// `failed (job_dead_lettered) → queued`: a job set aside before it
+    /// reached the carrier is sent again by the repair command. No other
+    /// failure may go back: it may have reached the patient.
+    Requeue,
     /// `scheduled → scheduled` at a new time (the office rescheduled it).
     Reschedule {
         /// The requested send time.
@@ -419,6 +453,18 @@ impl Recipient {
                     return None;
                 }
                 next.status = Queued;
+            }
+            Transition::Requeue => {
+                let set_aside = self
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.code == JOB_DEAD_LETTERED);
+                if self.status != Failed || !set_aside {
+                    return None;
+                }
+                next.status = Queued;
+                next.error = None;
+                next.claimed_at = None;
             }
             Transition::Reschedule { not_before, .. } => {
                 if self.status != Scheduled {

@@ -7,6 +7,7 @@ use crate::config::{ConfigError, DispatcherConfig};
 use messaging_adapters::bandwidth::Bandwidth;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::sqs::SqsSendQueue;
+use messaging_core::app::dead_letters::set_aside;
 use messaging_core::app::dispatch::{Dispatched, Dispatcher};
 use messaging_core::domain::clock::SystemClock;
 use messaging_core::domain::message::SendJob;
@@ -27,6 +28,7 @@ pub enum StartError {
 pub struct DispatcherFn {
     dispatcher: Dispatcher<DynamoStore, Bandwidth, SystemClock, SqsSendQueue>,
     queue: SqsSendQueue,
+    dead_letter_queue_arn: Option<String>,
 }
 
 impl DispatcherFn {
@@ -54,11 +56,21 @@ impl DispatcherFn {
                 inline_wait: messaging_core::app::dispatch::INLINE_WAIT,
             },
             queue,
+            dead_letter_queue_arn: config.dead_letter_queue_arn,
         })
     }
 
-    /// Handles one batch of queue records.
+    /// Handles one batch of queue records: sends from the send queue, or
+    /// jobs it gave up on from its dead-letter queue.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let from_dead_letters = self.dead_letter_queue_arn.is_some()
+            && event
+                .records
+                .first()
+                .is_some_and(|r| r.event_source_arn == self.dead_letter_queue_arn);
+        if from_dead_letters {
+            return self.set_aside(event).await;
+        }
         let mut failures = Vec::new();
         for record in event.records {
             let id = record.message_id.clone().unwrap_or_default();
@@ -87,6 +99,31 @@ impl DispatcherFn {
                 }
             };
             if retry {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failures.push(failure);
+            }
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures;
+        response
+    }
+
+    /// Jobs from the dead-letter queue: each recipient is shown failed with
+    /// an explanation and its job parked for the repair command
+    /// ([`set_aside`]).
+    async fn set_aside(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut failures = Vec::new();
+        for record in event.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            let body = record.body.as_deref().unwrap_or_default();
+            let Ok(job) = serde_json::from_str::<SendJob>(body) else {
+                tracing::error!(message_id = %id, "unreadable dead-lettered job dropped");
+                continue;
+            };
+            let d = &self.dispatcher;
+            if let Err(e) = set_aside(&d.store, &d.clock, &job).await {
+                tracing::error!(%job, error = %e, "could not set the job aside; will be redelivered");
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
                 failures.push(failure);

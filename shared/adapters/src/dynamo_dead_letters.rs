@@ -1,0 +1,72 @@
+//! Jobs set aside from the send dead-letter queue, on the same table.
+//!
+//! | item        | pk             | sk               |
+//! |-------------|----------------|------------------|
+//! | parked job  | `DEADLETTERS`  | `JOB#{job tag}`  |
+//!
+//! One partition for the whole deployment: it only holds jobs that failed
+//! ten receives, which should be none, and the repair command reads it
+//! whole. The sort key is the job's tag, so parking one job twice keeps one
+//! item.
+
+use async_trait::async_trait;
+
+use crate::dynamo::{err, from_item, key, s, to_item, DynamoStore};
+use messaging_core::domain::error::StoreError;
+use messaging_core::domain::message::{ParkedJob, SendJob};
+use messaging_core::ports::DeadLetterStore;
+
+const PK: &str = "DEADLETTERS";
+
+fn sk(job: &SendJob) -> String {
+    format!("JOB#{}", job.to_tag())
+}
+
+#[async_trait]
+impl DeadLetterStore for DynamoStore {
+    async fn park(&self, parked: &ParkedJob) -> Result<(), StoreError> {
+        let mut item = to_item(parked, PK.to_string(), sk(&parked.job))?;
+        item.insert("entity".into(), s("dead_letter"));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(err("park a dead-lettered job"))?;
+        Ok(())
+    }
+
+    async fn parked(&self, limit: u32) -> Result<Vec<ParkedJob>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(PK))
+            .consistent_read(true)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(err("read parked jobs"))?;
+        let mut jobs: Vec<ParkedJob> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        jobs.sort_by_key(|j| j.parked_at);
+        Ok(jobs)
+    }
+
+    async fn unpark(&self, job: &SendJob) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(PK.to_string(), sk(job))))
+            .send()
+            .await
+            .map_err(err("unpark a job"))?;
+        Ok(())
+    }
+}
