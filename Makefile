@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 VENV := .tools/venv
 EMULATOR := .tools/emulator
+FUZZ := .tools/fuzz
 PY := $(VENV)/bin/python
 
 .PHONY: dev test deploy tools lint unit clean
@@ -30,7 +31,7 @@ lint: tools
 	$(VENV)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 
 ## make tools: pinned local-cloud tools into .tools/ (skipped when up to date)
-tools: $(VENV)/.installed $(EMULATOR)/.installed
+tools: $(VENV)/.installed $(EMULATOR)/.installed $(FUZZ)/.installed
 
 $(VENV)/.installed: infra/requirements.txt
 	python3 -m venv $(VENV)
@@ -40,6 +41,11 @@ $(VENV)/.installed: infra/requirements.txt
 $(EMULATOR)/.installed: infra/requirements-emulator.txt
 	python3 -m venv $(EMULATOR)
 	$(EMULATOR)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-emulator.txt
+	touch $@
+
+$(FUZZ)/.installed: infra/requirements-fuzz.txt
+	python3 -m venv $(FUZZ)
+	$(FUZZ)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-fuzz.txt
 	touch $@
 
 clean:
