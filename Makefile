@@ -5,7 +5,7 @@ EMULATOR := .tools/emulator
 FUZZ := .tools/fuzz
 PY := $(VENV)/bin/python
 
-.PHONY: dev test deploy tools lint unit clean
+.PHONY: dev test deploy tools lint unit clean build-aws
 
 ## make dev: emulator + stack + demo practice + carrier simulator, in the foreground
 dev: tools
@@ -18,6 +18,10 @@ test: tools
 ## make deploy: rebuild and redeploy into the cloud `make dev` is running
 deploy: tools
 	$(PY) infra/local.py deploy
+
+## make build-aws: sam build for AWS (ARCH=arm64 by default), bootstraps checked
+build-aws: tools
+	$(PY) infra/aws_build.py
 
 ## make unit: the fast tests only (no local cloud)
 unit:

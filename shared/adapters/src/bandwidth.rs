@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use messaging_core::domain::secret::Secret;
+use crate::secrets::Password;
 use messaging_core::ports::{Carrier, CarrierMedia, CarrierOutcome, MediaFetchError, OutboundText};
 
 /// Production base URL of the Messaging API v2.
@@ -32,8 +32,8 @@ pub struct BandwidthConfig {
     pub application_id: String,
     /// API user name.
     pub username: String,
-    /// API password.
-    pub password: Secret,
+    /// API password (from Secrets Manager in a deployed function).
+    pub password: Password,
     /// How long to wait for an answer before treating the attempt as retryable.
     pub timeout: Duration,
 }
@@ -135,19 +135,32 @@ impl CarrierMedia for Bandwidth {
                 self.media_base
             )));
         };
-        let mut response = self
-            .media_http
-            .get(url)
-            .basic_auth(&self.config.username, Some(self.config.password.expose()))
-            .send()
-            .await
-            .map_err(|e| {
-                MediaFetchError::Retryable(if e.is_timeout() {
-                    "carrier did not answer in time".into()
-                } else {
-                    format!("carrier unreachable: {e}")
-                })
-            })?;
+        let mut fresh_password = false;
+        let mut response = loop {
+            let password = self.config.password.current().await;
+            let response = self
+                .media_http
+                .get(url.clone())
+                .basic_auth(&self.config.username, Some(password.expose()))
+                .send()
+                .await
+                .map_err(|e| {
+                    MediaFetchError::Retryable(if e.is_timeout() {
+                        "carrier did not answer in time".into()
+                    } else {
+                        format!("carrier unreachable: {e}")
+                    })
+                })?;
+            // Refused: the password may have been rotated; read it again once.
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED
+                && !fresh_password
+                && self.config.password.refresh().await
+            {
+                fresh_password = true;
+                continue;
+            }
+            break response;
+        };
         let status = response.status();
         if !status.is_success() {
             let why = format!("HTTP {}", status.as_u16());
@@ -204,14 +217,30 @@ impl Carrier for Bandwidth {
             text: &text.text,
             tag: &text.tag,
         };
-        let response = match self
-            .http
-            .post(&self.messages_url)
-            .basic_auth(&self.config.username, Some(self.config.password.expose()))
-            .json(&body)
-            .send()
-            .await
-        {
+        let mut fresh_password = false;
+        let response = loop {
+            let password = self.config.password.current().await;
+            let sent = self
+                .http
+                .post(&self.messages_url)
+                .basic_auth(&self.config.username, Some(password.expose()))
+                .json(&body)
+                .send()
+                .await;
+            // A 401 took nothing: if the password was rotated, the send is
+            // safe to repeat once with the new one.
+            if let Ok(r) = &sent {
+                if r.status() == reqwest::StatusCode::UNAUTHORIZED
+                    && !fresh_password
+                    && self.config.password.refresh().await
+                {
+                    fresh_password = true;
+                    continue;
+                }
+            }
+            break sent;
+        };
+        let response = match response {
             Ok(r) => r,
             // No connection was made: the request never reached the carrier.
             Err(e) if e.is_connect() => {
@@ -292,7 +321,7 @@ mod tests {
             account_id: "9900000".into(),
             application_id: "app".into(),
             username: "user".into(),
-            password: Secret::new("pw"),
+            password: Secret::new("pw").into(),
             timeout: Duration::from_secs(1),
         })
         .expect("client")

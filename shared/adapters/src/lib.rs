@@ -12,6 +12,7 @@ pub mod dynamo_templates;
 mod retry;
 pub mod s3;
 pub mod scheduler;
+pub mod secrets;
 pub mod sqs;
 pub mod webhooks;
 

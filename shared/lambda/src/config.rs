@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use messaging_adapters::bandwidth::{BandwidthConfig, DEFAULT_API_URL};
 use messaging_adapters::scheduler::SchedulerConfig;
+use messaging_adapters::secrets::Password;
 use messaging_core::app::dispatch::RetryPolicy;
 use messaging_core::app::rate_cap::DEFAULT_NUMBER_PER_SECOND;
+use messaging_core::domain::error::StoreError;
 use messaging_core::domain::events::RetrySchedule;
 use messaging_core::domain::secret::Secret;
 use messaging_core::domain::webhook::UrlPolicy;
@@ -466,8 +468,9 @@ pub struct WebhookConfig {
     pub media_queue_url: HttpUrl,
     /// `WEBHOOK_USERNAME`: the Basic user Bandwidth sends.
     pub username: Username,
-    /// `WEBHOOK_PASSWORD`: the Basic password Bandwidth sends.
-    pub password: Secret,
+    /// `WEBHOOK_PASSWORD_SECRET_ARN` (or `WEBHOOK_PASSWORD`): the Basic
+    /// password Bandwidth sends.
+    pub password: PasswordSetting,
     /// `CARRIER_APPLICATION_ID`: events of any other application are ignored.
     pub application_id: String,
 }
@@ -491,7 +494,7 @@ impl WebhookConfig {
             send_queue_url: env.url("SEND_QUEUE_URL"),
             media_queue_url: env.url("MEDIA_QUEUE_URL"),
             username: env.username("WEBHOOK_USERNAME"),
-            password: env.secret("WEBHOOK_PASSWORD"),
+            password: password(env, "WEBHOOK_PASSWORD", "WEBHOOK_PASSWORD_SECRET_ARN"),
             application_id: env.required("CARRIER_APPLICATION_ID"),
         }
     }
@@ -508,33 +511,71 @@ pub struct CarrierConfig {
     pub application_id: String,
     /// `CARRIER_USERNAME`.
     pub username: Username,
-    /// `CARRIER_PASSWORD`.
-    pub password: Secret,
+    /// `CARRIER_PASSWORD_SECRET_ARN` (or `CARRIER_PASSWORD`).
+    pub password: PasswordSetting,
     /// `CARRIER_TIMEOUT_MS` (default 10 000 ms).
     pub timeout: Duration,
 }
 
 impl CarrierConfig {
-    /// What the Bandwidth adapter needs.
-    pub fn bandwidth(&self) -> BandwidthConfig {
+    /// What the Bandwidth adapter needs, with the password resolved
+    /// ([`PasswordSetting::resolve`]).
+    pub fn bandwidth(&self, password: Password) -> BandwidthConfig {
         BandwidthConfig {
             api_url: self.api_url.as_str().to_owned(),
             account_id: self.account_id.clone(),
             application_id: self.application_id.clone(),
             username: self.username.as_str().to_owned(),
-            password: self.password.clone(),
+            password,
             timeout: self.timeout,
         }
     }
 }
 
-/// `CARRIER_USERNAME`, `CARRIER_PASSWORD`, `CARRIER_API_URL` and
-/// `CARRIER_TIMEOUT_MS`: what any call to the carrier's API needs.
+/// Where a password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSetting {
+    /// `*_PASSWORD_SECRET_ARN`: read from AWS Secrets Manager at cold start
+    /// and again when the other side refuses it (how the template deploys
+    /// every function: the value never appears in the environment).
+    SecretArn(String),
+    /// `*_PASSWORD`: given directly (unit tests, a developer's own run).
+    Value(Secret),
+}
+
+impl PasswordSetting {
+    /// The password, read from Secrets Manager now if that is its source.
+    pub async fn resolve(&self, aws: &aws_config::SdkConfig) -> Result<Password, StoreError> {
+        match self {
+            Self::Value(secret) => Ok(secret.clone().into()),
+            Self::SecretArn(arn) => {
+                Password::from_secrets_manager(aws_sdk_secretsmanager::Client::new(aws), arn).await
+            }
+        }
+    }
+}
+
+/// `{arn_var}` when set (an ARN), else `{value_var}` (required then).
+fn password<F: Fn(&str) -> Option<String>>(
+    env: &mut Env<F>,
+    value_var: &'static str,
+    arn_var: &'static str,
+) -> PasswordSetting {
+    if env.value(arn_var).is_some() {
+        PasswordSetting::SecretArn(env.arn(arn_var))
+    } else {
+        PasswordSetting::Value(env.secret(value_var))
+    }
+}
+
+/// `CARRIER_USERNAME`, `CARRIER_PASSWORD_SECRET_ARN` (or
+/// `CARRIER_PASSWORD`), `CARRIER_API_URL` and `CARRIER_TIMEOUT_MS`: what any
+/// call to the carrier's API needs.
 fn carrier_access<F: Fn(&str) -> Option<String>>(
     env: &mut Env<F>,
-) -> (HttpUrl, Username, Secret, Duration) {
+) -> (HttpUrl, Username, PasswordSetting, Duration) {
     let username = env.username("CARRIER_USERNAME");
-    let password = env.secret("CARRIER_PASSWORD");
+    let password = password(env, "CARRIER_PASSWORD", "CARRIER_PASSWORD_SECRET_ARN");
     let api_url = env.url_or("CARRIER_API_URL", HttpUrl(DEFAULT_API_URL.to_owned()));
     let timeout = env.optional_as(
         "CARRIER_TIMEOUT_MS",
@@ -777,16 +818,22 @@ mod tests {
             RetryPolicy::default().base_delay_seconds
         );
         assert_eq!(d.number_per_second, DEFAULT_NUMBER_PER_SECOND);
-        let b = d.carrier.bandwidth();
+        let b = d.carrier.bandwidth(Secret::new("resolved").into());
         assert_eq!(b.api_url, DEFAULT_API_URL);
         assert_eq!(b.account_id, "9900000");
         assert_eq!(b.application_id, "app-1");
         assert_eq!(b.username, "api-user");
-        assert_eq!(b.password.expose(), "carrier-s3cret-pw");
+        assert_eq!(
+            d.carrier.password,
+            PasswordSetting::Value(Secret::new("carrier-s3cret-pw"))
+        );
 
         let w = WebhookConfig::from_lookup(vars(&webhook_vars())).unwrap();
         assert_eq!(w.username.as_str(), "bandwidth");
-        assert_eq!(w.password.expose(), "webhook-s3cret-pw");
+        assert_eq!(
+            w.password,
+            PasswordSetting::Value(Secret::new("webhook-s3cret-pw"))
+        );
 
         let p = PracticeApiConfig::from_lookup(vars(&[
             ("TABLE_NAME", "t"),
@@ -1035,7 +1082,7 @@ mod tests {
         let c = MediaCopierConfig::from_lookup(vars(&vars_ok)).unwrap();
         assert_eq!(c.media_bucket, "stack-media");
         assert_eq!(c.media_queue_url.as_str(), QUEUE_URL);
-        let b = c.carrier.bandwidth();
+        let b = c.carrier.bandwidth(Secret::new("resolved").into());
         assert_eq!(b.api_url, "http://127.0.0.1:4599/api/v2");
         assert_eq!(
             (b.account_id.as_str(), b.username.as_str()),
@@ -1065,7 +1112,7 @@ mod tests {
             format!("{d:?}"),
             format!("{d:#?}"),
             format!("{:?}", d.carrier),
-            format!("{:?}", d.carrier.bandwidth()),
+            format!("{:?}", d.carrier.password),
         ] {
             assert!(!printed.contains("carrier-s3cret-pw"), "{printed}");
             assert!(printed.contains("[redacted]"), "{printed}");

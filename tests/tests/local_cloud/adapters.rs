@@ -24,7 +24,7 @@ fn bandwidth(local: &Endpoints, password: &str, timeout: Duration) -> Bandwidth 
         account_id: "9900000".into(),
         application_id: "local-application".into(),
         username: "sim-user".into(),
-        password: password.into(),
+        password: messaging_core::domain::secret::Secret::new(password).into(),
         timeout,
     })
     .unwrap()
@@ -380,6 +380,7 @@ async fn dispatching_the_same_job_twice_sends_once() {
         retry: RetryPolicy::default(),
         bulk_per_second: messaging_core::app::rate_cap::DEFAULT_NUMBER_PER_SECOND,
         inline_wait: messaging_core::app::dispatch::INLINE_WAIT,
+        practices: Default::default(),
     };
     let (a, b) = tokio::join!(dispatcher.dispatch(&job), dispatcher.dispatch(&job));
     assert_eq!(a.unwrap(), Dispatched::Done);
@@ -1070,4 +1071,57 @@ async fn event_queue_delays_attempts_and_schedules_late_ones_onto_itself() {
         "the schedule fired at its time"
     );
     assert!(when(&now_job) < when(&scheduled_job));
+}
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn a_rotated_carrier_password_is_read_again_when_the_carrier_refuses_it() {
+    use messaging_adapters::secrets::Password;
+    let local = Endpoints::load();
+    let sm = aws_sdk_secretsmanager::Client::new(&local.aws().await);
+    let name = format!("test/carrier-{}", uuid::Uuid::new_v4().simple());
+    let created = sm
+        .create_secret()
+        .name(&name)
+        .secret_string("an-old-password")
+        .send()
+        .await
+        .expect("create secret");
+    let arn = created.arn().expect("an ARN").to_string();
+    let password = Password::from_secrets_manager(sm.clone(), &arn)
+        .await
+        .expect("read at start")
+        .with_refresh_spacing(Duration::ZERO);
+    assert_eq!(password.current().await.expose(), "an-old-password");
+    let carrier = Bandwidth::new(BandwidthConfig {
+        api_url: format!("{}/api/v2", local.carrier_url),
+        account_id: "9900000".into(),
+        application_id: "local-application".into(),
+        username: "sim-user".into(),
+        password: password.clone(),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    // Unchanged secret: the 401 stands, and nothing was taken.
+    let to = random_phone();
+    assert!(matches!(
+        carrier.send(&outbound(to.as_str())).await,
+        CarrierOutcome::Rejected { status: 401, .. }
+    ));
+    // Rotated to the right one: the refused send is repeated once with it.
+    sm.put_secret_value()
+        .secret_id(&arn)
+        .secret_string("sim-password")
+        .send()
+        .await
+        .expect("rotate");
+    let to = random_phone();
+    assert!(matches!(
+        carrier.send(&outbound(to.as_str())).await,
+        CarrierOutcome::Accepted { .. }
+    ));
+    assert_eq!(password.current().await.expose(), "sim-password");
+    // Taken once (the refused attempt never got past the credentials).
+    assert_eq!(local.carrier_messages(to.as_str()).await.len(), 1);
+    assert_eq!(local.sent_attempts(to.as_str()).await, 1);
 }

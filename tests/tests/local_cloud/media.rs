@@ -38,7 +38,7 @@ fn carrier(local: &Endpoints) -> Bandwidth {
         account_id: "9900000".into(),
         application_id: "local-application".into(),
         username: "sim-user".into(),
-        password: Secret::new("sim-password"),
+        password: Secret::new("sim-password").into(),
         timeout: Duration::from_secs(5),
     })
     .unwrap()
@@ -186,13 +186,13 @@ async fn the_carrier_adapter_downloads_media_and_classifies_failures() {
     assert_eq!(bw.download(&urls[0]).await.unwrap(), PNG);
     // Wrong credentials: refused for good.
     let wrong = Bandwidth::new(BandwidthConfig {
-        password: Secret::new("not-it"),
+        password: Secret::new("not-it").into(),
         ..BandwidthConfig {
             api_url: format!("{}/api/v2", local.carrier_url),
             account_id: "9900000".into(),
             application_id: String::new(),
             username: "sim-user".into(),
-            password: Secret::new(""),
+            password: Secret::new("").into(),
             timeout: Duration::from_secs(5),
         }
     })

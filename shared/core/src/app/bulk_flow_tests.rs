@@ -60,6 +60,7 @@ impl Sim {
             retry: RetryPolicy::default(),
             bulk_per_second: 1,
             inline_wait: Duration::zero(),
+            practices: Default::default(),
         };
         loop {
             self.collect().await;
@@ -258,6 +259,7 @@ async fn a_short_wait_for_the_number_is_spent_in_the_function_not_the_queue() {
         retry: RetryPolicy::default(),
         bulk_per_second: 1,
         inline_wait,
+        practices: Default::default(),
     };
     // Delivered all at once (as if SQS were early): the second waits
     // for the number's next second in the function...

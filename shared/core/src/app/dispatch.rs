@@ -15,6 +15,7 @@ use crate::domain::error::StoreError;
 use crate::domain::limits::{SQS_MAX_DELAY_SECONDS, SQS_MAX_VISIBILITY_SECONDS};
 use crate::domain::message::MessageType;
 use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
+use crate::domain::practice::Practice;
 use crate::domain::quiet_hours::next_allowed;
 use crate::ports::{
     BulkStore, Carrier, CarrierOutcome, ConversationStore, MessageStore, OptOutStore, OutboundText,
@@ -88,6 +89,47 @@ pub struct Dispatcher<M, C, K, Q> {
     /// A bulk recipient told to wait at most this long for a token waits
     /// in the function instead of going back to the queue (zero: never).
     pub inline_wait: Duration,
+    /// Practices read for bulk pacing, kept by a warm instance.
+    pub practices: PracticeCache,
+}
+
+/// How long a warm dispatcher trusts a practice it read. Only bulk pacing
+/// reads it (cap, window, quiet hours, time zone): a change an
+/// administrator makes reaches sends within a minute. The cap itself is
+/// enforced by the bucket items' conditional writes, whatever is cached.
+pub const PRACTICE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Practices a warm dispatcher read recently (one `GetItem` fewer per bulk
+/// recipient).
+#[derive(Debug, Default)]
+pub struct PracticeCache(
+    tokio::sync::Mutex<std::collections::HashMap<String, (Practice, std::time::Instant)>>,
+);
+
+impl PracticeCache {
+    async fn get<S: PracticeStore>(
+        &self,
+        store: &S,
+        practice_id: &str,
+    ) -> Result<Option<Practice>, StoreError> {
+        if let Some((practice, at)) = self.0.lock().await.get(practice_id) {
+            if at.elapsed() < PRACTICE_CACHE_TTL {
+                return Ok(Some(practice.clone()));
+            }
+        }
+        let practice = store.get_practice(practice_id).await?;
+        if let Some(p) = &practice {
+            let mut cache = self.0.lock().await;
+            if cache.len() >= crate::app::auth::CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(
+                practice_id.to_string(),
+                (p.clone(), std::time::Instant::now()),
+            );
+        }
+        Ok(practice)
+    }
 }
 
 /// The dispatcher's default [`Dispatcher::inline_wait`]: a sub-second wait
@@ -285,7 +327,11 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
         job: &SendJob,
         recipient: &crate::domain::message::Recipient,
     ) -> Result<bool, StoreError> {
-        let Some(practice) = self.store.get_practice(&recipient.practice_id).await? else {
+        let Some(practice) = self
+            .practices
+            .get(&self.store, &recipient.practice_id)
+            .await?
+        else {
             return Ok(false);
         };
         let limits = Pace::for_practice(&practice, self.bulk_per_second);
@@ -376,6 +422,7 @@ mod tests {
             },
             bulk_per_second: 1,
             inline_wait: Duration::zero(),
+            practices: Default::default(),
         }
     }
 

@@ -53,8 +53,25 @@ pub async fn take_token<S: RateStore + ?Sized>(
     cap: u32,
     window: Duration,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    take_token_from(store, practice_id, key, now, cap, window, None).await
+}
+
+/// [`take_token`], starting from a state of the bucket just read (one read
+/// fewer); the conditional write still catches any change since.
+async fn take_token_from<S: RateStore + ?Sized>(
+    store: &S,
+    practice_id: &str,
+    key: &str,
+    now: DateTime<Utc>,
+    cap: u32,
+    window: Duration,
+    mut just_read: Option<(crate::domain::rate_limit::RateBucket, Option<u64>)>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     for _ in 0..MAX_ATTEMPTS {
-        let (bucket, stored_count) = store.read_bucket(practice_id, key).await?;
+        let (bucket, stored_count) = match just_read.take() {
+            Some(read) => read,
+            None => store.read_bucket(practice_id, key).await?,
+        };
         match bucket.decide(now, cap, window) {
             Decision::WaitUntil(at) => return Ok(Some(at)),
             Decision::Take(next) => {
@@ -115,8 +132,8 @@ pub async fn take_bulk_submission<S: RateStore + ?Sized>(
     now: DateTime<Utc>,
     limits: &Pace,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let (bulk, _) = store.read_bucket(practice_id, BULK_KEY).await?;
-    if let Decision::WaitUntil(at) = bulk.decide(now, limits.cap, limits.window) {
+    let bulk = store.read_bucket(practice_id, BULK_KEY).await?;
+    if let Decision::WaitUntil(at) = bulk.0.decide(now, limits.cap, limits.window) {
         return Ok(Some(at));
     }
     let number = take_token(
@@ -131,7 +148,18 @@ pub async fn take_bulk_submission<S: RateStore + ?Sized>(
     if number.is_some() {
         return Ok(number);
     }
-    take_token(store, practice_id, BULK_KEY, now, limits.cap, limits.window).await
+    // The bulk bucket as read in step 1: if another instance took from it
+    // since, the conditional write fails and it is read again.
+    take_token_from(
+        store,
+        practice_id,
+        BULK_KEY,
+        now,
+        limits.cap,
+        limits.window,
+        Some(bulk),
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error("carrier client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The carrier password could not be read from Secrets Manager.
+    #[error(transparent)]
+    Secret(#[from] messaging_core::domain::error::StoreError),
 }
 
 /// The dispatcher function.
@@ -40,7 +43,8 @@ impl DispatcherFn {
     /// Builds the clients for `config`.
     pub async fn new(config: DispatcherConfig) -> Result<Self, StartError> {
         let aws = messaging_adapters::aws_config().await;
-        let carrier = Bandwidth::new(config.carrier.bandwidth())?;
+        let password = config.carrier.password.resolve(&aws).await?;
+        let carrier = Bandwidth::new(config.carrier.bandwidth(password))?;
         let queue = SqsSendQueue::new(
             aws_sdk_sqs::Client::new(&aws),
             config.send_queue_url.as_str(),
@@ -54,6 +58,7 @@ impl DispatcherFn {
                 retry: config.retry,
                 bulk_per_second: config.number_per_second,
                 inline_wait: messaging_core::app::dispatch::INLINE_WAIT,
+                practices: Default::default(),
             },
             queue,
             dead_letter_queue_arn: config.dead_letter_queue_arn,

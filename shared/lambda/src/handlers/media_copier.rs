@@ -23,6 +23,9 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error("carrier client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The carrier password could not be read from Secrets Manager.
+    #[error(transparent)]
+    Secret(#[from] messaging_core::domain::error::StoreError),
 }
 
 /// Where a retry's pause is set: the queue the record came from.
@@ -62,10 +65,11 @@ impl MediaCopierFn {
     /// Builds the clients for `config`.
     pub async fn new(config: MediaCopierConfig) -> Result<Self, StartError> {
         let aws = messaging_adapters::aws_config().await;
+        let password = config.carrier.password.resolve(&aws).await?;
         Ok(Self {
             copier: MediaCopier {
                 store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
-                carrier: Bandwidth::new(config.carrier.bandwidth())?,
+                carrier: Bandwidth::new(config.carrier.bandwidth(password))?,
                 storage: S3Media::new(messaging_adapters::s3::client(&aws), config.media_bucket),
                 max_attempts: MAX_COPY_ATTEMPTS,
             },

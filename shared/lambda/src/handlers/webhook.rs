@@ -6,35 +6,47 @@ use lambda_http::{Body, Request, Response};
 use crate::config::{ConfigError, Username, WebhookConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
+use messaging_adapters::secrets::Password;
 use messaging_adapters::sqs::{SqsMediaQueue, SqsSendQueue};
 use messaging_core::app::auth::check_basic_auth;
 use messaging_core::app::callbacks::{self, CarrierEvent};
 use messaging_core::app::messages::{Messages, SendNowOnly};
-use messaging_core::domain::error::AppError;
-use messaging_core::domain::secret::Secret;
+use messaging_core::domain::error::{AppError, StoreError};
 
 /// The carrier webhook function.
 pub struct Webhook {
     messages: Messages<DynamoStore, DynamoStore, SqsSendQueue, SendNowOnly>,
     media: SqsMediaQueue,
     username: Username,
-    password: Secret,
+    password: Password,
     /// The deployment's messaging application: events of another are ignored.
     application_id: String,
 }
 
+/// Why the webhook could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Missing or malformed variables.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The webhook password could not be read from Secrets Manager.
+    #[error(transparent)]
+    Secret(#[from] StoreError),
+}
+
 impl Webhook {
     /// Reads [`WebhookConfig`] from the environment; builds clients once.
-    pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(WebhookConfig::from_env()?).await)
+    pub async fn from_env() -> Result<Self, StartError> {
+        Self::new(WebhookConfig::from_env()?).await
     }
 
     /// Builds the clients for `config`.
-    pub async fn new(config: WebhookConfig) -> Self {
+    pub async fn new(config: WebhookConfig) -> Result<Self, StartError> {
         let aws = messaging_adapters::aws_config().await;
+        let password = config.password.resolve(&aws).await?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
         let sqs = aws_sdk_sqs::Client::new(&aws);
-        Self {
+        Ok(Self {
             media: SqsMediaQueue::new(sqs.clone(), config.media_queue_url.as_str()),
             messages: Messages {
                 practices: store.clone(),
@@ -44,9 +56,9 @@ impl Webhook {
                 queue_delay_max: chrono::Duration::zero(),
             },
             username: config.username,
-            password: config.password,
+            password,
             application_id: config.application_id,
-        }
+        })
     }
 
     /// Handles one callback request.
@@ -59,11 +71,18 @@ impl Webhook {
         if route != "POST /v1/webhooks/bandwidth" {
             return Err(http::no_route());
         }
-        check_basic_auth(
-            super::authorization(req),
-            self.username.as_str(),
-            self.password.expose(),
-        )?;
+        let authorization = super::authorization(req);
+        let check = |password: &messaging_core::domain::secret::Secret| {
+            check_basic_auth(authorization, self.username.as_str(), password.expose())
+        };
+        if let Err(refused) = check(&self.password.current().await) {
+            // Perhaps the secret was rotated since this instance read it
+            // (re-read at most every 30 s, whatever callers send).
+            if !self.password.refresh().await {
+                return Err(refused);
+            }
+            check(&self.password.current().await)?;
+        }
         let bytes = http::body_bytes(req)?;
         let events: Vec<CarrierEvent> = serde_json::from_slice(bytes).map_err(|e| {
             AppError::bad_request(

@@ -245,7 +245,7 @@ async fn costs(local: &Endpoints, size: usize, cap: u32, window: u32, per_second
             account_id: "9900000".into(),
             application_id: "local-application".into(),
             username: "sim-user".into(),
-            password: "sim-password".into(),
+            password: messaging_core::domain::secret::Secret::new("sim-password").into(),
             timeout: Duration::from_secs(10),
         })
         .expect("carrier"),
@@ -253,6 +253,7 @@ async fn costs(local: &Endpoints, size: usize, cap: u32, window: u32, per_second
         retry: RetryPolicy::default(),
         bulk_per_second: per_second,
         inline_wait: messaging_core::app::dispatch::INLINE_WAIT,
+        practices: Default::default(),
     });
     let receives: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let started = Instant::now();
