@@ -371,16 +371,19 @@ pub async fn fan_out<S: EventStore, Q: EventQueue>(
         return Ok(());
     }
     // Already fanned out (a repeated stream record, or a redelivery got
-    // there first), or gone: queue again what has not been attempted yet.
+    // there first), or gone: queue again what has not been attempted yet,
+    // for endpoints that still exist and want it.
     let Some(stored) = store.get_event(practice_id, event_id).await? else {
         tracing::warn!(event_id, "event to fan out is gone");
         return Ok(());
     };
+    let wanted = |endpoint_id: &str| deliveries.iter().any(|d| d.endpoint_id == endpoint_id);
     let jobs: Vec<(DeliveryJob, u32)> = stored
         .deliveries
         .iter()
         .flatten()
         .filter(|d| d.state == DeliveryState::Pending && d.attempts == 0)
+        .filter(|d| wanted(&d.endpoint_id))
         .map(|d| first(&d.endpoint_id, stored.round))
         .collect();
     queue.enqueue(&jobs).await?;
@@ -777,6 +780,31 @@ mod tests {
         let all = store.events().await;
         assert_eq!(all.len(), 1, "only the delivery makes an event");
         all[0].clone()
+    }
+
+    #[tokio::test]
+    async fn a_repeated_fan_out_queues_nothing_for_an_endpoint_that_is_gone() {
+        let store = MemoryStore::default();
+        let queue = MemoryEventQueue::default();
+        let practice = queued_recipient().practice_id;
+        let event = delivered_event(&store).await;
+        // A round already started for an endpoint this practice no longer has.
+        let gone = vec![Delivery::new("ep-gone", now())];
+        assert!(store
+            .start_round(&practice, &event.event.id, 1, &gone)
+            .await
+            .unwrap());
+        fan_out(
+            &store,
+            &queue,
+            &practice,
+            &event.event.id,
+            event.event.event_type,
+            now(),
+        )
+        .await
+        .unwrap();
+        assert!(queue.take().is_empty());
     }
 
     #[tokio::test]
