@@ -175,6 +175,19 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The `Idempotency-Key` header: `None` when absent. A value that is not
+/// visible ASCII at all (bytes a header may carry but text cannot) is
+/// refused like any other malformed key, never taken as "no key".
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => match value.to_str() {
+            Ok(key) => Ok(Some(key)),
+            Err(_) => Err(messaging_core::app::idempotency::invalid_key()),
+        },
+    }
+}
+
 /// 404 for a route this function does not serve.
 pub fn no_route() -> AppError {
     AppError::not_found("not_found", "there is no such endpoint")
@@ -198,6 +211,26 @@ mod tests {
         use lambda_http::RequestExt;
         let parsed: lambda_http::aws_lambda_events::query_map::QueryMap = query.parse().unwrap();
         Request::default().with_query_string_parameters(parsed)
+    }
+
+    #[test]
+    fn an_idempotency_key_that_is_not_text_is_refused_not_ignored() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(idempotency_key(&headers).unwrap(), None);
+        headers.insert(
+            "idempotency-key",
+            lambda_http::http::HeaderValue::from_static("order-17"),
+        );
+        assert_eq!(idempotency_key(&headers).unwrap(), Some("order-17"));
+        headers.insert(
+            "idempotency-key",
+            lambda_http::http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        let e = idempotency_key(&headers).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_idempotency_key", Some("Idempotency-Key"))
+        );
     }
 
     #[test]

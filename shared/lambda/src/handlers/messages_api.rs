@@ -75,7 +75,7 @@ impl MessagesApi {
             "POST /v1/messages" => {
                 let bytes = http::body_bytes(req)?;
                 let (body, value) = messaging_core::json::parse_json::<SendMessageRequest>(bytes)?;
-                let key = http::header(req.headers(), "idempotency-key");
+                let key = http::idempotency_key(req.headers())?;
                 let answer = self
                     .messages
                     .send_direct(&practice, body, &value, key, self.clock.now())
@@ -105,7 +105,7 @@ impl MessagesApi {
             "POST /v1/bulk-messages" => {
                 let bytes = http::body_bytes(req)?;
                 let (body, value) = messaging_core::json::parse_json::<BulkRequest>(bytes)?;
-                let key = http::header(req.headers(), "idempotency-key");
+                let key = http::idempotency_key(req.headers())?;
                 let answer = self
                     .bulk
                     .accept(&practice, body, &value, key, self.clock.now())
@@ -135,7 +135,7 @@ impl MessagesApi {
             "POST /v1/conversations/{id}/messages" => {
                 let bytes = http::body_bytes(req)?;
                 let (body, value) = messaging_core::json::parse_json::<ReplyRequest>(bytes)?;
-                let key = http::header(req.headers(), "idempotency-key");
+                let key = http::idempotency_key(req.headers())?;
                 let answer = conversations::reply(
                     &self.messages,
                     &self.messages.store,
