@@ -15,6 +15,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -65,9 +66,10 @@ pub fn error_body(e: &AppError) -> serde_json::Value {
 pub fn error(e: &AppError) -> Response<Body> {
     let mut response = raw_json(status_of(e.kind).as_u16(), error_body(e).to_string());
     if e.kind == ErrorKind::TooManyRequests {
+        let seconds = e.retry_after_seconds.unwrap_or(1);
         response.headers_mut().insert(
             lambda_http::http::header::RETRY_AFTER,
-            lambda_http::http::HeaderValue::from_static("1"),
+            lambda_http::http::HeaderValue::from(seconds),
         );
     }
     response
