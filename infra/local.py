@@ -349,8 +349,8 @@ def deploy_params() -> dict[str, str]:
         # Event retries in seconds instead of hours, so a failing receiver
         # sees every attempt within minutes (AWS keeps the 3-day default).
         "EventRetrySchedule": os.environ.get("EVENT_RETRY_SCHEDULE", "1,2,4,8,16,32,64,128,256"),
-        # The console is served over plain HTTP here, where a browser would
-        # not keep a Secure cookie (AWS keeps the default, "true").
+        # The console is served over plain HTTP here, where browsers keep a
+        # Secure cookie only on 127.0.0.1 and localhost (AWS keeps "true").
         "SessionCookieSecure": "false",
     }
 

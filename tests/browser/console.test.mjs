@@ -66,7 +66,9 @@ async function apiCall(method, path, body) {
   return r.status === 204 ? null : r.json();
 }
 
+// A screenshot of the screen as it stands (notices cleared, so they hide nothing).
 async function shot(name) {
+  await page.evaluate(() => document.getElementById('toast').replaceChildren());
   await page.screenshot({ path: join(SHOTS, `${name}.png`) });
 }
 
@@ -166,7 +168,7 @@ test('Quick Messages: one is saved for later replies', async () => {
 
 test('a direct message to a patient ends delivered', async () => {
   await go('Patients');
-  await page.getByRole('cell', { name: /Ana Diaz/ }).waitFor(WAIT);
+  await page.getByRole('button', { name: 'Actions for Ana Diaz' }).waitFor(WAIT);
   await shot('patients');
   await page.getByRole('button', { name: 'Actions for Ana Diaz' }).click();
   await page.getByRole('menuitem', { name: 'Send a direct message' }).click();

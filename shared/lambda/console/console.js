@@ -77,6 +77,12 @@
     if (Array.isArray(kid)) { kid.forEach(function (k) { add(el, k); }); return; }
     el.append(kid.nodeType ? kid : String(kid));
   }
+  // Replaces an element's children (arrays flattened, null and false skipped).
+  function fill(el) {
+    el.replaceChildren();
+    for (let i = 1; i < arguments.length; i++) add(el, arguments[i]);
+    return el;
+  }
   let uid = 0;
   function id(prefix) { uid += 1; return (prefix || 'f') + '-' + uid; }
 
@@ -258,7 +264,7 @@
   // A message editor: Quick Message picker, text, live counter, preview.
   // Sends `template_id` when a loaded Quick Message is sent unchanged.
   function messageEditor(opts) {
-    const textarea = h('textarea', { rows: 4, maxlength: 1600 });
+    const textarea = h('textarea', { rows: opts.compact ? 2 : 4, maxlength: 1600 });
     const picker = h('select', {}, h('option', { value: '' }, 'Type a message, or choose one…'));
     const counter = h('p', { class: 'counter', 'aria-live': 'polite' });
     const preview = h('div', { class: 'preview', 'aria-live': 'polite' });
@@ -291,7 +297,8 @@
       textarea: textarea,
       picker: picker,
       update: update,
-      nodes: [field('Load a Quick Message', picker), field(opts.label || 'Message', textarea, 'Merge fields: {first_name} {last_name} {practice_name} {practice_phone}'), counter, previewBox],
+      picked: field('Load a Quick Message', picker),
+      nodes: [opts.compact ? null : field('Load a Quick Message', picker), field(opts.label || 'Message', textarea, opts.compact ? null : 'Merge fields: {first_name} {last_name} {practice_name} {practice_phone}'), counter, previewBox],
       body: function () { return loaded ? { template_id: loaded.id } : { text: textarea.value }; },
     };
   }
@@ -308,11 +315,20 @@
     return { node: set, control: main, value: function () { return alt.checked ? 'sms_alt' : 'sms_main'; } };
   }
 
+  // The same choice as a select, for the reply box.
+  function channelSelect() {
+    const ch = state.settings.channels;
+    const select = h('select', {},
+      h('option', { value: 'sms_main' }, 'Main ' + phone(ch.sms_main)),
+      ch.sms_alt ? h('option', { value: 'sms_alt' }, 'Alternate ' + phone(ch.sms_alt)) : null);
+    return { node: field('Delivery Channel', select), control: select, value: function () { return select.value; } };
+  }
+
   function schedulePicker() {
     const toggle = h('input', { type: 'checkbox', id: id('sched') });
     const date = h('input', { type: 'date', value: practiceDate(1), min: practiceDate(0) });
     const time = h('input', { type: 'time', value: '09:00', step: 60 });
-    const box = h('div', { class: 'row', hidden: true }, field('Date', date), field('Time', time, zoneLabel()));
+    const box = h('div', { class: 'row fields', hidden: true }, field('Date', date), field('Time', time, zoneLabel()));
     toggle.addEventListener('change', function () { box.hidden = !toggle.checked; if (toggle.checked) date.focus(); });
     return {
       node: h('div', {}, h('div', { class: 'check' }, toggle, h('label', { for: toggle.id }, 'Schedule for Future')), box),
@@ -348,7 +364,7 @@
         button.disabled = false;
       }
     });
-    app.replaceChildren(h('main', { id: 'main' }, form));
+    fill(app, h('main', { id: 'main' }, form));
     user.focus();
   }
 
@@ -380,7 +396,7 @@
     nav = h('nav', { class: 'menu', 'aria-label': 'Sections' });
     SCREENS.forEach(function (sc) { nav.append(h('a', { href: '#/' + sc[0], 'data-screen': sc[0] }, sc[1])); });
     main = h('main', { id: 'main', tabindex: '-1' });
-    app.replaceChildren(h('div', { class: 'shell' },
+    fill(app, h('div', { class: 'shell' },
       h('header', { class: 'top' },
         h('span', { class: 'practice' }, state.settings.name),
         h('span', { class: 'tz' }, 'Times in ' + tz()),
@@ -404,11 +420,11 @@
       else a.removeAttribute('aria-current');
     });
     document.title = screen[1] + ' · ' + state.settings.name;
-    main.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
+    fill(main, h('p', { class: 'loading' }, 'Loading…'));
     try {
       await screen[2](main, parts.slice(1));
     } catch (e) {
-      if (e.status !== 401) main.replaceChildren(h('p', { class: 'form-error', role: 'alert' }, e.message));
+      if (e.status !== 401) fill(main, h('p', { class: 'form-error', role: 'alert' }, e.message));
     }
   }
   window.addEventListener('hashchange', route);
@@ -422,7 +438,7 @@
     state.staff.forEach(function (s) { if (s.id !== state.session.staff.id) assignee.append(h('option', { value: s.id }, s.name)); });
     const list = h('ul', { class: 'convs', 'aria-label': 'Conversations' });
     const chat = h('section', { class: 'chat', 'aria-label': 'Patient Chat' }, h('p', { class: 'empty' }, 'Choose a conversation to read and reply.'));
-    root.replaceChildren(
+    fill(root,
       h('h1', {}, 'Inbox'),
       h('div', { class: 'inbox' },
         h('section', { class: 'list', 'aria-label': 'Inbox' },
@@ -444,9 +460,14 @@
       }
       const unreadTotal = unread.length;
       const link = nav.querySelector('[data-screen=inbox]');
-      link.replaceChildren('Inbox', unreadTotal ? h('span', { class: 'count', 'aria-label': unreadTotal + ' unread' }, unreadTotal) : null);
-      list.replaceChildren.apply(list, items.length ? items.map(convItem) : [h('li', { class: 'empty' }, 'No conversations here.')]);
+      fill(link, 'Inbox', unreadTotal ? h('span', { class: 'count', 'aria-label': unreadTotal + ' unread' }, unreadTotal) : null);
+      // Redrawn only when something changed, so focus and scrolling stay.
+      const seenNow = JSON.stringify(items) + openId;
+      if (seenNow === shown) return;
+      shown = seenNow;
+      fill(list, items.length ? items.map(convItem) : [h('li', { class: 'empty' }, 'No conversations here.')]);
     }
+    let shown = '';
     function convItem(c) {
       const who = c.patients.length ? c.patients.map(fullName).join(', ') : phone(c.phone);
       const b = h('button', { type: 'button', 'aria-current': c.id === openId ? 'true' : 'false', onclick: function () { location.hash = '#/inbox/' + encodeURIComponent(c.id); } },
@@ -478,7 +499,7 @@
     const thread = h('ol', { class: 'thread', 'aria-label': 'Messages', 'aria-live': 'polite' });
     const header = h('header');
     const reply = h('form', { class: 'reply', novalidate: true });
-    chat.replaceChildren(header, thread, reply);
+    fill(chat, header, thread, reply);
 
     function patientFor() { return conv.patients.length === 1 ? conv.patients[0] : null; }
     async function change(body, done) {
@@ -495,12 +516,12 @@
       state.staff.forEach(function (s) { assign.append(h('option', { value: s.id, selected: s.id === conv.assignee }, s.name)); });
       if (conv.assignee && !state.staff.some(function (s) { return s.id === conv.assignee; })) assign.append(h('option', { value: conv.assignee, selected: true }, conv.assignee));
       assign.addEventListener('change', function () { change({ assignee: assign.value || null }, assign.value ? 'Assigned to ' + staffName(assign.value) + '.' : 'Unassigned.'); });
-      header.replaceChildren(
+      fill(header,
         h('h2', {}, who, ' ', h('span', { class: 'tz' }, phone(conv.phone))),
         h('div', { class: 'tools' },
           conv.sms_opted_out ? badge('opted-out', 'Opted out of texts') : null,
-          conv.status === 'closed' ? badge('closed', 'Closed') : badge('delivered', 'Open'),
-          h('div', { class: 'row' }, field('Assigned to', assign)),
+          conv.status === 'closed' ? badge('closed', 'Closed') : null,
+          h('label', { class: 'inline', for: assign.id || (assign.id = id('assign')) }, 'Assigned to'), assign,
           h('button', { type: 'button', onclick: function () { change({ read: conv.unread_count > 0 }, conv.unread_count > 0 ? 'Marked read.' : 'Marked unread.'); } }, conv.unread_count > 0 ? 'Mark read' : 'Mark unread'),
           h('button', { type: 'button', onclick: function () { change({ status: conv.status === 'open' ? 'closed' : 'open' }, conv.status === 'open' ? 'Conversation closed.' : 'Conversation reopened.'); } }, conv.status === 'open' ? 'Close' : 'Reopen'),
           conv.sms_opted_out ? null : h('button', { type: 'button', class: 'danger', onclick: function () {
@@ -527,18 +548,25 @@
         out && e.error ? explain(e.error) : null,
         meta);
     }
+    let drawn = '';
     async function loadThread() {
       const page = await api('GET', '/v1/conversations/' + encodeURIComponent(convId) + '/messages?limit=50');
+      // Picture links are fresh on every read: compare what is shown instead.
+      const now = JSON.stringify(page.items.map(function (e) {
+        return [e.id, e.status, e.error && e.error.code, (e.media || []).map(function (m) { return m.status; })];
+      }));
+      if (now === drawn) return;
+      drawn = now;
       const atBottom = thread.scrollTop + thread.clientHeight >= thread.scrollHeight - 30;
-      thread.replaceChildren.apply(thread, page.items.slice().reverse().map(entry));
+      fill(thread, page.items.slice().reverse().map(entry));
       if (atBottom) thread.scrollTop = thread.scrollHeight;
     }
     function drawReply() {
-      const editor = messageEditor({ label: 'Reply', patients: function () { return patientFor() ? [patientFor()] : []; } });
-      const channel = channelPicker();
+      const editor = messageEditor({ label: 'Reply', compact: true, patients: function () { return patientFor() ? [patientFor()] : []; } });
+      const channel = channelSelect();
       const err = formError();
       const send = h('button', { type: 'submit', class: 'primary', disabled: conv.sms_opted_out }, 'Send reply');
-      reply.replaceChildren(err, editor.nodes, channel.node,
+      fill(reply, err, h('div', { class: 'row fields' }, editor.picked, channel.node), editor.nodes,
         conv.sms_opted_out ? h('p', { class: 'hint' }, 'This number opted out; it gets no texts until the patient texts START.') : null,
         h('div', { class: 'actions' }, send));
       reply.onsubmit = async function (ev) {
@@ -647,7 +675,7 @@
     const bulk = h('button', { type: 'button', class: 'primary' }, 'Bulk Action');
     let cursor = null;
     let filter = {};
-    root.replaceChildren(
+    fill(root,
       h('h1', {}, 'Patients'),
       h('form', { class: 'card row', novalidate: true, onsubmit: function (e) { e.preventDefault(); load(true); } },
         field('Minimum age', min), field('Maximum age', max),
@@ -669,7 +697,7 @@
         if (box.checked) selected[p.patient_id] = p; else delete selected[p.patient_id];
         refreshCount();
       });
-      return h('tr', {}, h('td', {}, box), h('td', {}, fullName(p), h('div', { class: 'hint' }, p.patient_id)), h('td', {}, phone(p.phone)),
+      return h('tr', {}, h('td', {}, box), h('td', {}, fullName(p), h('div', { class: 'hint' }, p.patient_id)), h('td', { class: 'phone' }, phone(p.phone)),
         h('td', {}, p.birth_date || '—'),
         h('td', {}, p.sms_opted_out ? badge('opted-out', 'Opted out') : null, p.sms_undeliverable ? badge('undeliverable', 'Cannot receive texts') : null, !p.sms_opted_out && !p.sms_undeliverable ? badge('delivered', 'OK') : null),
         h('td', {}, dotsMenu('Actions for ' + fullName(p), [
@@ -681,7 +709,7 @@
       if (reset) {
         filter = { min_age: min.value, max_age: max.value };
         cursor = null;
-        body.replaceChildren();
+        fill(body);
       }
       try {
         const page = await api('GET', '/v1/patients' + query(Object.assign({ limit: 50, cursor: cursor }, filter)));
@@ -750,7 +778,7 @@
           const b = await api('POST', '/v1/bulk-messages', body);
           clearErrors(fields, err);
           const skipped = b.counts.skipped;
-          result.replaceChildren(h('div', { class: 'card', role: 'status' },
+          fill(result, h('div', { class: 'card', role: 'status' },
             h('strong', {}, 'Bulk message accepted for ' + b.target_count + ' patient' + (b.target_count === 1 ? '' : 's') + (skipped ? ' (' + skipped + ' skipped)' : '') + '.'),
             h('p', {}, 'It goes out at most ' + b.hourly_cap + ' per hour. Estimated completion: ' + (b.estimated_completion_at ? fmtTime(b.estimated_completion_at) : 'nothing left to send') + '.'),
             h('a', { href: '#/communication/' + b.id, onclick: close }, 'Follow its progress in Communication')));
@@ -775,7 +803,7 @@
     const open = {};
     if (rest[0]) open[decodeURIComponent(rest[0])] = true;
     let cursor = null;
-    root.replaceChildren(
+    fill(root,
       h('h1', {}, 'Communication'),
       h('p', { class: 'hint' }, 'Manual tab: every direct and bulk message sent from the office, newest first. Times in ' + tz() + '.'),
       h('form', { class: 'card row', novalidate: true, onsubmit: function (e) { e.preventDefault(); load(true); } },
@@ -791,22 +819,31 @@
       if (to.value) q.sent_to = new Date(zonedInstant(to.value, '23:59').getTime() + 59999).toISOString();
       return q;
     }
-    async function load(reset) {
-      if (reset) cursor = null;
+    let pages = 0;
+    let lastDrawn = '';
+    // `quiet`: an automatic refresh, drawn only when something changed (so
+    // focus and scrolling stay), and not once more pages were loaded.
+    async function load(reset, quiet) {
+      if (quiet && pages > 1) return;
       try {
-        const page = await api('GET', '/v1/communications' + query(Object.assign(params(), { cursor: cursor })));
+        const page = await api('GET', '/v1/communications' + query(Object.assign(params(), { cursor: reset ? null : cursor })));
         clearErrors({ sent_from: from, sent_to: to, type: type, status: status }, err);
-        if (reset) body.replaceChildren();
+        const key = JSON.stringify(page.items) + JSON.stringify(open);
+        if (quiet && key === lastDrawn) return;
+        if (reset) { lastDrawn = key; pages = 0; }
+        const rows = [];
         for (const m of page.items) {
-          body.append(row(m));
+          rows.push(row(m));
           const details = h('tr', { hidden: !open[m.id], 'data-details': m.id }, h('td', { colspan: 6 }));
-          body.append(details);
+          rows.push(details);
           if (open[m.id]) await showDetails(m, details);
         }
-        if (!body.children.length) body.append(h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'Nothing was sent in these dates.')));
+        if (reset) fill(body, rows.length ? rows : h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'Nothing was sent in these dates.')));
+        else rows.forEach(function (r) { body.append(r); });
+        pages += 1;
         cursor = page.next_cursor;
         more.hidden = !cursor;
-      } catch (x) { showError(x, { sent_from: from, sent_to: to, type: type, status: status }, err); }
+      } catch (x) { if (!quiet) showError(x, { sent_from: from, sent_to: to, type: type, status: status }, err); }
     }
     function progress(m) {
       const c = m.counts;
@@ -840,33 +877,33 @@
     }
     async function showDetails(m, details) {
       const cell = details.firstChild;
-      cell.replaceChildren(h('p', { class: 'loading' }, 'Loading recipients…'));
+      fill(cell, h('p', { class: 'loading' }, 'Loading recipients…'));
       try {
         if (m.type === 'bulk_message') {
           const b = await api('GET', '/v1/bulk-messages/' + m.id);
           const filter = h('select', {}, h('option', { value: '' }, 'Every status'));
           ['scheduled', 'queued', 'sending', 'sent', 'delivered', 'failed', 'canceled', 'skipped'].forEach(function (s) { filter.append(h('option', { value: s }, s)); });
           const list = h('tbody');
-          const fill = async function () {
+          const recipients = async function () {
             const page = await api('GET', '/v1/bulk-messages/' + m.id + '/recipients' + query({ status: filter.value, limit: 200 }));
-            list.replaceChildren.apply(list, page.items.map(recipientRow));
+            fill(list, page.items.map(recipientRow));
           };
-          filter.addEventListener('change', fill);
-          cell.replaceChildren(
+          filter.addEventListener('change', recipients);
+          fill(cell,
             h('p', {}, progress(b), 'At most ' + b.hourly_cap + ' per hour. Estimated completion: ' + (b.estimated_completion_at ? fmtTime(b.estimated_completion_at) : '—')),
             field('Recipients by status', filter), recipientTable(list));
-          await fill();
+          await recipients();
         } else {
           const d = await api('GET', '/v1/messages/' + m.id);
-          cell.replaceChildren(recipientTable(h('tbody', {}, d.recipients.map(recipientRow))));
+          fill(cell, recipientTable(h('tbody', {}, d.recipients.map(recipientRow))));
         }
-      } catch (x) { cell.replaceChildren(h('p', { class: 'form-error' }, x.message)); }
+      } catch (x) { fill(cell, h('p', { class: 'form-error' }, x.message)); }
     }
     function recipientTable(tbody) {
       return h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'To'), h('th', {}, 'Patient'), h('th', {}, 'Status'), h('th', {}, 'When'), h('th', {}, 'Explanation'))), tbody);
     }
     function recipientRow(r) {
-      return h('tr', {}, h('td', {}, phone(r.to)), h('td', {}, r.patient_id || '—'), h('td', {}, badge(r.status)),
+      return h('tr', {}, h('td', { class: 'phone' }, phone(r.to)), h('td', {}, r.patient_id || '—'), h('td', {}, badge(r.status)),
         h('td', {}, fmtTime(r.delivered_at || r.sent_at || r.not_before)),
         h('td', {}, r.error ? explain(r.error) : r.skip_reason ? r.skip_reason : ''));
     }
@@ -901,7 +938,7 @@
     }
     more.addEventListener('click', function () { load(false); });
     await load(true);
-    every(4000, function () { if (!document.querySelector('dialog')) load(true); });
+    every(4000, function () { if (!document.querySelector('dialog')) load(true, true); });
   }
 
   // ------------------------------------------------------------------ Quick Messages
@@ -917,7 +954,7 @@
     let editing = null;
     const fields = { name: name, body: text };
     text.addEventListener('input', function () { counter.textContent = counterText(render(text.value, { first_name: 'Christopher', last_name: 'Montgomery' })); });
-    root.replaceChildren(
+    fill(root,
       h('h1', {}, 'Quick Messages'),
       h('form', { class: 'card', novalidate: true, onsubmit: submit }, title, err, field('Name', name), field('Message', text, 'Merge fields: {first_name} {last_name} {practice_name} {practice_phone}. The count assumes a long name.'), counter,
         h('div', { class: 'actions' }, save, cancelEdit)),
@@ -953,7 +990,7 @@
     }
     async function draw() {
       const items = await templates(true);
-      list.replaceChildren.apply(list, items.length ? items.map(function (t) {
+      fill(list, items.length ? items.map(function (t) {
         return h('tr', {}, h('td', {}, t.name), h('td', { class: 'content' }, t.body),
           h('td', {}, h('div', { class: 'actions' },
             h('button', { type: 'button', onclick: function () { edit(t); } }, 'Edit'),
@@ -1016,7 +1053,7 @@
       } catch (x) { showError(x, fields, err); }
     });
     const quiet = s.quiet_hours ? s.quiet_hours.start + '–' + s.quiet_hours.end : 'none';
-    root.replaceChildren(
+    fill(root,
       h('h1', {}, 'Settings'),
       h('div', { class: 'card' }, h('h2', {}, s.name),
         h('p', {}, 'Main SMS number ' + phone(s.channels.sms_main) + (s.channels.sms_alt ? ' · Alternate ' + phone(s.channels.sms_alt) : '')),
@@ -1036,7 +1073,7 @@
     const fields = { user: user, name: name, role: role, password: password };
     async function draw() {
       state.staff = (await api('GET', '/v1/staff')).items;
-      list.replaceChildren.apply(list, state.staff.map(function (m) {
+      fill(list, state.staff.map(function (m) {
         const me = m.id === state.session.staff.id;
         return h('tr', {}, h('td', {}, m.name), h('td', {}, m.user), h('td', {}, m.role),
           h('td', {}, me ? h('span', { class: 'hint' }, 'You') : h('button', { type: 'button', class: 'danger', onclick: async function () {
@@ -1046,7 +1083,7 @@
       }));
     }
     const form = h('form', { novalidate: true }, h('h3', {}, 'Add a staff member'), err,
-      h('div', { class: 'row' }, field('User name', user), field('Name', name), field('Role', role), field('Password', password, '12 characters or more')),
+      h('div', { class: 'row fields' }, field('User name', user), field('Name', name), field('Role', role), field('Password', password, '12 characters or more')),
       h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add')));
     form.addEventListener('submit', async function (e) {
       e.preventDefault();

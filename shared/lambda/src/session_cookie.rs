@@ -3,8 +3,9 @@
 //! `HttpOnly` (no script reads it), `SameSite=Strict` (no other site's page
 //! sends it), `Path=/`, and on a deployment served over HTTPS `Secure` with
 //! the `__Host-` name prefix (browsers then refuse it from plain HTTP or
-//! with a `Domain`). The local cloud is plain HTTP on 127.0.0.1, where a
-//! `Secure` cookie would not be kept: there, and only there
+//! with a `Domain`). The local cloud is plain HTTP, where browsers keep a
+//! `Secure` cookie only from 127.0.0.1 and localhost, not from another
+//! address the console may be opened on: there, and only there
 //! (`SESSION_COOKIE_SECURE=false`), the cookie is `pm_session` without
 //! `Secure`. A deployment reads only the name it writes.
 

@@ -267,4 +267,28 @@ async fn the_console_is_served_by_the_stack_without_outside_assets() {
         .await
         .unwrap();
     assert_eq!(again.status(), 304);
+    // Gzipped for a browser that takes it (API Gateway does not compress).
+    let plain = http
+        .get(format!("{}/console/console.js", local.api_url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let gzipped = http
+        .get(format!("{}/console/console.js", local.api_url))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let gzipped = gzipped.bytes().await.unwrap();
+    assert_eq!(&gzipped[..2], &[0x1f, 0x8b], "a gzip stream");
+    assert!(
+        gzipped.len() * 3 < plain.len(),
+        "{} of {}",
+        gzipped.len(),
+        plain.len()
+    );
 }

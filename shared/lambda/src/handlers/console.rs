@@ -8,7 +8,9 @@
 //! without the API functions paying for it, and a burst of sign-ins never
 //! holds up sending.
 
-use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, SET_COOKIE};
+use lambda_http::http::header::{
+    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, SET_COOKIE, VARY,
+};
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 
@@ -177,7 +179,8 @@ fn set_cookie(response: &mut Response<Body>, cookie: &str) {
     }
 }
 
-/// One of the console's files, or 304 when the browser has it already.
+/// One of the console's files (gzipped when the browser takes it), or 304
+/// when the browser has it already.
 fn asset(req: &Request, name: &str) -> Response<Body> {
     let Some(asset) = console_assets::find(name) else {
         return http::error(&AppError::not_found(
@@ -185,19 +188,33 @@ fn asset(req: &Request, name: &str) -> Response<Body> {
             "the console has no such file",
         ));
     };
-    let etag = asset.etag();
+    let gzip = http::header(req.headers(), "accept-encoding").is_some_and(|v| {
+        v.split(',')
+            .any(|e| e.split(';').next().is_some_and(|e| e.trim() == "gzip"))
+    }) && !asset.gzipped().is_empty();
+    let etag = if gzip {
+        asset.gzip_etag()
+    } else {
+        asset.etag().to_string()
+    };
     let fresh = http::header(req.headers(), IF_NONE_MATCH.as_str())
         .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag));
     let mut response = if fresh {
         http::empty(StatusCode::NOT_MODIFIED)
+    } else if gzip {
+        Response::new(Body::Binary(asset.gzipped().to_vec()))
     } else {
         Response::new(Body::Text(asset.body.to_string()))
     };
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    if gzip && !fresh {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
     // Revalidated on every load (a 304 costs no body), so a deploy shows at once.
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(tag) = HeaderValue::from_str(etag) {
+    if let Ok(tag) = HeaderValue::from_str(&etag) {
         headers.insert(ETAG, tag);
     }
     headers.insert(
@@ -433,6 +450,23 @@ mod tests {
         )
         .await;
         assert_eq!(r.status(), 404);
+        // A browser that takes gzip gets it, under its own tag.
+        let r = send(
+            &api,
+            request(
+                "GET",
+                "GET /console/{asset}",
+                &[("asset", "console.js")],
+                &[("accept-encoding", "gzip, deflate, br")],
+                "",
+            ),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()[CONTENT_ENCODING], "gzip");
+        assert_eq!(r.headers()[VARY], "Accept-Encoding");
+        assert!(r.headers()[ETAG].to_str().unwrap().ends_with("-gz\""));
+        assert!(r.body().len() < console_assets::find("console.js").unwrap().body.len() / 2);
     }
 
     async fn cookie_of(api: &ConsoleApi<MemoryStore>, user: &str) -> String {
