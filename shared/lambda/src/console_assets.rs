@@ -83,13 +83,10 @@ fn gzip(text: &str) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     // Writing to memory cannot fail; an empty result would only mean the
     // plain file is sent instead.
-    match encoder
+    encoder
         .write_all(text.as_bytes())
         .and_then(|()| encoder.finish())
-    {
-        Ok(bytes) => bytes,
-        Err(_) => Vec::new(),
-    }
+        .unwrap_or_default()
 }
 
 /// The bytes a first visit downloads: the page, its stylesheet and script,

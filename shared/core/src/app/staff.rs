@@ -317,7 +317,7 @@ pub async fn list_staff<S: StaffStore>(
         .iter()
         .map(StaffMember::account)
         .collect();
-    accounts.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    accounts.sort_by_key(|a| a.name.to_lowercase());
     Ok(accounts)
 }
 
