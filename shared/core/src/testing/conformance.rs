@@ -2726,9 +2726,23 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
     let id = event.event.id.clone();
     let t0 = now();
     let deliveries = vec![Delivery::new("ep-a", t0), Delivery::new("ep-b", t0)];
-    // On a deployed stack the table's stream relays the new event too, and
-    // its fan-out (to this practice's endpoints: none) may start round 1
-    // first. The case's round is then the one after it.
+    // On a deployed stack the table's stream relays the new event too: its
+    // fan-out (to this practice's endpoints: none) starts round 1, and a
+    // fan-out that finds a round started queues that round's unattempted
+    // deliveries, whose attempts would then race this case's claims. So
+    // wait (at most 10 s) for the relay to have done its round first; the
+    // in-memory store has no relay, the wait runs out and the case's round
+    // is the first. Either way the case's round is the one after.
+    let relayed = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < relayed
+        && store
+            .get_event(practice_id, &id)
+            .await
+            .unwrap()
+            .is_some_and(|e| e.round == 0)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let mut round = 0;
     for _ in 0..3 {
         let current = store
