@@ -177,6 +177,19 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The `Idempotency-Key` header, if sent. A value that is not text (bytes
+/// outside visible ASCII that HTTP still carries, such as Latin-1) is
+/// refused like any other malformed key, never taken as "no key".
+pub fn idempotency_key(req: &Request) -> Result<Option<&str>, AppError> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| messaging_core::app::idempotency::invalid_key()),
+    }
+}
+
 /// 404 for a route this function does not serve.
 pub fn no_route() -> AppError {
     AppError::not_found("not_found", "there is no such endpoint")
@@ -185,6 +198,26 @@ pub fn no_route() -> AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_that_is_not_text_is_refused_not_ignored() {
+        let mut req = Request::default();
+        assert_eq!(idempotency_key(&req).unwrap(), None);
+        req.headers_mut().insert(
+            "idempotency-key",
+            lambda_http::http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        let e = idempotency_key(&req).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_idempotency_key", Some("Idempotency-Key"))
+        );
+        req.headers_mut().insert(
+            "idempotency-key",
+            lambda_http::http::HeaderValue::from_static("k-1"),
+        );
+        assert_eq!(idempotency_key(&req).unwrap(), Some("k-1"));
+    }
 
     #[test]
     fn error_body_has_the_documented_shape() {

@@ -15,13 +15,19 @@ pub const MAX_KEY_LEN: usize = 255;
 /// Checks the header value: 1–255 visible ASCII characters.
 pub fn validate_key(key: &str) -> Result<(), AppError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(AppError::bad_request(
-            "invalid_idempotency_key",
-            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
-        )
-        .at("Idempotency-Key"));
+        return Err(invalid_key());
     }
     Ok(())
+}
+
+/// 400 `invalid_idempotency_key`: the header is not 1–255 visible ASCII
+/// characters (also when it is not text at all).
+pub fn invalid_key() -> AppError {
+    AppError::bad_request(
+        "invalid_idempotency_key",
+        format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+    )
+    .at("Idempotency-Key")
 }
 
 /// Digest of what makes two requests "the same": route and JSON value.

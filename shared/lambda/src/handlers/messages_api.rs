@@ -80,7 +80,7 @@ impl MessagesApi {
             "POST /v1/messages" => {
                 let bytes = http::body_bytes(req)?;
                 let (body, value) = messaging_core::json::parse_json::<SendMessageRequest>(bytes)?;
-                let key = http::header(req.headers(), "idempotency-key");
+                let key = http::idempotency_key(req)?;
                 let answer = self
                     .messages
                     .send_direct(&practice, body, &value, key, self.clock.now())
@@ -110,7 +110,7 @@ impl MessagesApi {
             "POST /v1/bulk-messages" => {
                 let bytes = http::body_bytes(req)?;
                 let (body, value) = messaging_core::json::parse_json::<BulkRequest>(bytes)?;
-                let key = http::header(req.headers(), "idempotency-key");
+                let key = http::idempotency_key(req)?;
                 let answer = self
                     .bulk
                     .accept(&practice, body, &value, key, self.clock.now())
@@ -140,7 +140,7 @@ impl MessagesApi {
             "POST /v1/conversations/{id}/messages" => {
                 let bytes = http::body_bytes(req)?;
                 let (body, value) = messaging_core::json::parse_json::<ReplyRequest>(bytes)?;
-                let key = http::header(req.headers(), "idempotency-key");
+                let key = http::idempotency_key(req)?;
                 let answer = conversations::reply(
                     &self.messages,
                     &self.messages.store,
