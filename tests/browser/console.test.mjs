@@ -170,9 +170,17 @@ test('a direct message to a patient ends delivered', async () => {
   await go('Patients');
   await page.getByRole('button', { name: 'Actions for Ana Diaz' }).waitFor(WAIT);
   await shot('patients');
-  await page.getByRole('button', { name: 'Actions for Ana Diaz' }).click();
-  await page.getByRole('menuitem', { name: 'Send a direct message' }).click();
+  // By keyboard: the 3-dot menu opens on Enter with its first item focused.
+  await page.getByRole('button', { name: 'Actions for Ana Diaz' }).focus();
+  await page.keyboard.press('Enter');
+  const item = page.getByRole('menuitem', { name: 'Send a direct message' });
+  await item.waitFor(WAIT);
+  assert.equal(await item.evaluate((el) => el === document.activeElement), true);
+  await page.keyboard.press('Enter');
   const dialog = page.getByRole('dialog', { name: 'Send a direct message' });
+  await dialog.waitFor(WAIT);
+  assert.equal(await dialog.getByLabel('Message', { exact: true }).evaluate((el) => el === document.activeElement), true,
+    'the message field has the focus');
   await dialog.getByLabel('Message', { exact: true }).fill('Hi {first_name}, your crown is ready. Call us to book.');
   // Merge fields previewed for the patient; the counter follows the text.
   await dialog.getByText('Hi Ana, your crown is ready. Call us to book.').waitFor(WAIT);
@@ -195,12 +203,19 @@ test('a scheduled message is canceled from the Communication dashboard', async (
   const dialog = page.getByRole('dialog', { name: 'Send a direct message' });
   await dialog.getByLabel('Message', { exact: true }).fill('Reminder: cleaning tomorrow at 9.');
   await dialog.getByLabel('Schedule for Future').check();
-  await dialog.getByLabel('Time').fill('10:30');
+  await dialog.getByLabel('Time', { exact: true }).fill('10:30');
   await dialog.getByRole('button', { name: 'Send', exact: true }).click();
   await page.getByText(/^Scheduled for .*10:30 AM\.$/).waitFor(WAIT);
   await go('Communication');
   const row = commRow('Reminder: cleaning tomorrow');
   await row.getByText('scheduled', { exact: true }).first().waitFor(WAIT);
+  // Rescheduled first, in practice time...
+  await row.getByRole('button', { name: 'Reschedule' }).click();
+  const again = page.getByRole('dialog', { name: 'Reschedule the message' });
+  await again.getByLabel('Time', { exact: true }).fill('11:15');
+  await again.getByRole('button', { name: 'Save' }).click();
+  await row.getByText(/11:15 AM/).waitFor(WAIT);
+  // ...then canceled.
   page.once('dialog', (d) => d.accept());
   await row.getByRole('button', { name: 'Cancel' }).click();
   await row.getByText('canceled', { exact: true }).waitFor(WAIT);
@@ -247,6 +262,23 @@ test('a patient\'s text and picture are answered from the Inbox with a Quick Mes
   await shot('inbox');
   const texts = await (await fetch(`${endpoints.carrier_url}/_sim/messages?to=${encodeURIComponent(practice.ana)}`)).json();
   assert.ok(texts.some((m) => m.text === 'Hi Ana, 3 pm works. See you then! Bright Smiles Dental'));
+  // Closing moves it out of the open conversations.
+  await chat.getByRole('button', { name: 'Close', exact: true }).click();
+  await page.getByText('Conversation closed.').waitFor(WAIT);
+  await chat.getByRole('button', { name: 'Reopen' }).waitFor(WAIT);
+});
+
+test('staff opt a number out from Patient Chat; it can no longer be texted', async () => {
+  await go('Inbox');
+  await page.getByRole('list', { name: 'Conversations' }).getByRole('button', { name: /Bo Lindqvist/ }).click();
+  const chat = page.getByRole('region', { name: 'Patient Chat' });
+  await chat.getByRole('heading', { name: /Bo Lindqvist/ }).waitFor(WAIT);
+  page.once('dialog', (d) => d.accept());
+  await chat.getByRole('button', { name: 'Opt out of texts' }).click();
+  await chat.getByText('Opted out of texts').waitFor(WAIT);
+  assert.equal(await chat.getByRole('button', { name: 'Send reply' }).isDisabled(), true);
+  const patient = await apiCall('GET', '/v1/patients/p-bo');
+  assert.equal(patient.sms_opted_out, true);
 });
 
 test('a bulk message needs the acknowledgment, then shows its progress to completion', async () => {

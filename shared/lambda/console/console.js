@@ -504,8 +504,10 @@
     function patientFor() { return conv.patients.length === 1 ? conv.patients[0] : null; }
     async function change(body, done) {
       try {
+        const wasOptedOut = conv.sms_opted_out;
         conv = await api('PATCH', '/v1/conversations/' + encodeURIComponent(convId), body);
         drawHeader();
+        if (conv.sms_opted_out !== wasOptedOut) drawReply();
         if (done) toast(done);
         refreshList().catch(function () { /* next round */ });
       } catch (e) { toast(e.message); }
