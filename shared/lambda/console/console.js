@@ -540,7 +540,13 @@
       if (e.auto_reply) meta.append(badge('sent', 'After-hours reply'));
       if (e.keyword) meta.append(badge(e.keyword === 'opt_out' ? 'opted-out' : 'sent', { opt_out: 'STOP: opted out', opt_in: 'START: opted in', help: 'HELP' }[e.keyword]));
       const media = (e.media || []).map(function (m) {
-        if (m.status === 'ready' && m.url) return h('img', { src: m.url, alt: 'Picture sent by the patient (' + m.content_type + ')', loading: 'lazy' });
+        if (m.status === 'ready' && m.url) {
+          return h('img', {
+            src: m.url, alt: 'Picture sent by the patient (' + m.content_type + ')',
+            // A picture arriving after the thread was drawn keeps the newest text in view.
+            onload: function () { if (thread.scrollHeight - thread.scrollTop - thread.clientHeight < 300) thread.scrollTop = thread.scrollHeight; },
+          });
+        }
         return h('p', { class: 'hint' }, m.status === 'copying' ? 'A picture is arriving…' : 'A picture could not be copied from the carrier.');
       });
       return h('li', { class: 'bubble ' + (out ? 'outbound' : 'inbound') },
