@@ -62,7 +62,7 @@ WEBHOOK = {"user": "bandwidth-callbacks", "password": "local-webhook-secret"}
 
 # See Cargo.toml: opt-level 0 without LTO, shared with the tests' build.
 PROFILE = "local"
-FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher", "media-copier", "event-delivery"]
+FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher", "media-copier", "event-delivery", "console"]
 TOOL_BINARIES = ["carrier-sim", "practice-admin"]
 
 COLORS = {"aws": "\033[36m", "sim": "\033[35m", "local": "\033[32m", "test": "\033[33m"}
@@ -364,6 +364,9 @@ def deploy_params() -> dict[str, str]:
         # Event retries in seconds instead of hours, so a failing receiver
         # sees every attempt within minutes (AWS keeps the 3-day default).
         "EventRetrySchedule": os.environ.get("EVENT_RETRY_SCHEDULE", "1,2,4,8,16,32,64,128,256"),
+        # The console is served over plain HTTP here, where browsers keep a
+        # Secure cookie only on 127.0.0.1 and localhost (AWS keeps "true").
+        "SessionCookieSecure": "false",
     }
 
 
@@ -454,6 +457,31 @@ def demo_practice(outputs: dict[str, str]) -> dict[str, str]:
     return created
 
 
+DEMO_STAFF = {"user": "front.desk", "name": "Front Desk", "role": "admin"}
+
+
+def demo_staff(outputs: dict[str, str]) -> dict[str, str]:
+    """The demo practice's staff account for the console (an admin), with a
+    new random password each run (the file .local/endpoints.json has it)."""
+    import secrets
+
+    admin = str(ROOT / "target" / PROFILE / "practice-admin")
+    env = aws_env()
+    env["TABLE_NAME"] = outputs["TableName"]
+    env["STAFF_PASSWORD"] = password = secrets.token_urlsafe(12)
+    user = os.environ.get("DEMO_STAFF_USER", DEMO_STAFF["user"])
+    add = subprocess.run(
+        [admin, "add-staff", "--practice-id", "demo", "--user", user,
+         "--name", DEMO_STAFF["name"], "--role", DEMO_STAFF["role"]],
+        cwd=ROOT, env=env, capture_output=True, text=True)
+    if add.returncode != 0:
+        if "already used" not in add.stderr:
+            raise SystemExit(f"practice-admin add-staff failed: {add.stderr.strip()}")
+        run([admin, "set-password", "--user", user], env=env, capture=True)
+    log(f"demo staff account '{user}' ready")
+    return {"user": user, "password": password}
+
+
 def follow_function_logs(stopping: threading.Event) -> None:
     """Prints the functions' log lines (the emulator keeps them in its
     CloudWatch Logs, as AWS does), one readable line each."""
@@ -529,6 +557,7 @@ def up(procs: Processes, with_tests: bool = False) -> dict[str, str]:
     outputs = deploy(stage_template())
     api_url = f"{AWS_URL}/_aws/execute-api/{outputs['ApiId']}"
     practice = demo_practice(outputs)
+    staff = demo_staff(outputs)
     config = json.dumps({"callback_url": f"{api_url}/v1/webhooks/bandwidth",
                          "callback_user": WEBHOOK["user"], "callback_password": WEBHOOK["password"]}).encode()
     req = urllib.request.Request(f"{SIM_URL}/_sim/config", data=config, method="PUT",
@@ -540,8 +569,10 @@ def up(procs: Processes, with_tests: bool = False) -> dict[str, str]:
         "api_key": practice["api_key"],
         "practice_id": practice["practice_id"],
         "carrier_url": SIM_URL,
+        "console": {"url": f"{api_url}/console", **staff},
         # Not in the public contract; used by the adapter tests.
         "aws_endpoint_url": AWS_URL,
+        "stack_name": STACK,
         "table_name": outputs["TableName"],
         "send_queue_url": outputs["SendQueueUrl"],
         "dead_letter_queue_url": outputs["SendDeadLetterQueueUrl"],
@@ -592,7 +623,9 @@ def main() -> int:
         endpoints = up(procs)
         threading.Thread(target=follow_function_logs, args=(stopping,), daemon=True).start()
         print(
-            "\nReady. Send a first message (see README):\n"
+            f"\nReady. The office console: {endpoints['console']['url']}\n"
+            f"  sign in as {endpoints['console']['user']} with the password {endpoints['console']['password']}\n"
+            "\nSend a first message (see README):\n"
             f"  curl -s -X POST {endpoints['api_url']}/v1/messages \\\n"
             f"    -H 'Authorization: Bearer {endpoints['api_key']}' -H 'Content-Type: application/json' \\\n"
             "    -d '{\"to\": \"+14155550142\", \"text\": \"Hello from the local cloud\"}'\n"
@@ -644,7 +677,38 @@ def run_tests(procs: Processes) -> int:
             tests.wait()
     if tests.returncode != 0:
         return tests.returncode
+    # The console in a browser before the fuzzer fills the demo practice
+    # with generated data (the browser tests make a practice of their own).
+    browser = run_browser_tests(procs)
+    if browser != 0:
+        return browser
     return run_fuzzer(procs)
+
+
+def run_browser_tests(procs: Processes) -> int:
+    """The office console in Debian's headless Chromium, driven by
+    playwright-core (tests/browser/console.test.mjs), against the deployed
+    stack; it also writes the screenshots in docs/console/."""
+    env = dict(os.environ, ENDPOINTS_FILE=str(LOCAL / "endpoints.json"),
+               CHROMIUM=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+    log("driving the office console in headless Chromium (tests/browser)", "test")
+    started = time.monotonic()
+    browser = subprocess.Popen(
+        ["node", "--test", "--test-concurrency=1", "--test-reporter=spec", "console.test.mjs"],
+        cwd=ROOT / "tests" / "browser", env=env,
+    )
+    try:
+        while browser.poll() is None:
+            if (dead := procs.dead()) is not None:
+                log(f"{dead[0]} exited with code {dead[1]} during the browser tests; failing the run", "test")
+                return 1
+            time.sleep(0.5)
+    finally:
+        if browser.poll() is None:
+            browser.terminate()
+            browser.wait()
+    log(f"browser tests finished in {time.monotonic() - started:.0f} s", "test")
+    return browser.returncode
 
 
 def run_fuzzer(procs: Processes) -> int:

@@ -32,6 +32,17 @@ pub struct WebhookCredentials {
     pub password: String,
 }
 
+/// The office console and its demo staff account.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Console {
+    /// `{api_url}/console`.
+    pub url: String,
+    /// The demo practice's staff account.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
 /// `.local/endpoints.json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Endpoints {
@@ -45,6 +56,10 @@ pub struct Endpoints {
     pub carrier_url: String,
     /// The emulator.
     pub aws_endpoint_url: String,
+    /// The stack's name (`LOCAL_STACK_NAME`; absent from an endpoints file
+    /// written before it was recorded: the default stack).
+    #[serde(default = "default_stack_name")]
+    pub stack_name: String,
     /// The stack's table.
     pub table_name: String,
     /// The stack's send queue.
@@ -53,6 +68,9 @@ pub struct Endpoints {
     pub dead_letter_queue_url: String,
     /// Webhook credentials.
     pub webhook: WebhookCredentials,
+    /// The console (absent from an endpoints file written before it existed).
+    #[serde(default)]
+    pub console: Option<Console>,
     /// The stack's media bucket (absent from an endpoints file written
     /// before the bucket existed).
     #[serde(default)]
@@ -60,6 +78,10 @@ pub struct Endpoints {
     /// The stack's media queue (likewise).
     #[serde(default)]
     pub media_queue_url: Option<String>,
+}
+
+fn default_stack_name() -> String {
+    "patient-messaging".into()
 }
 
 impl Endpoints {
@@ -293,6 +315,107 @@ impl Endpoints {
             .expect("simulator");
         assert!(r.status().is_success(), "arming fault: {}", r.status());
     }
+}
+
+impl TestPractice {
+    /// A staff account of this practice (`admin` or `staff`), made as the
+    /// admin command makes it; answers its user name and password.
+    pub async fn staff(&self, local: &Endpoints, role: &str) -> (String, String) {
+        let user = format!("staff-{}", uuid::Uuid::new_v4().simple());
+        let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+        messaging_core::app::staff::create_staff(
+            &local.store().await,
+            &self.practice.practice_id,
+            &messaging_core::app::staff::NewStaff {
+                user: user.clone(),
+                name: format!("Staff {}", &user[6..12]),
+                role: role.to_string(),
+                password: password.clone(),
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("create staff");
+        (user, password)
+    }
+}
+
+/// A staff member's signed-in browser, as far as the API sees one: the
+/// session cookie on every request, and the console's CSRF header on
+/// requests that change state.
+#[derive(Clone)]
+pub struct StaffSession {
+    /// Client without an API key, sending the cookie.
+    pub api: Api,
+    /// `pm_session=…`, as the browser sends it back.
+    pub cookie: String,
+    /// The `Set-Cookie` header the sign-in answered.
+    pub set_cookie: String,
+    /// The sign-in's answer.
+    pub signed_in: Value,
+}
+
+impl StaffSession {
+    /// `POST /v1/sessions`; panics unless it answers 201 with a cookie.
+    pub async fn sign_in(api_url: &str, user: &str, password: &str) -> StaffSession {
+        let r = sign_in_raw(api_url, user, password).await;
+        assert_eq!(r.0, 201, "sign-in: {:?}", r.2);
+        let set_cookie = r.1.expect("a Set-Cookie header");
+        let cookie = set_cookie.split(';').next().unwrap_or_default().to_string();
+        StaffSession {
+            api: Api::new(api_url, ""),
+            cookie,
+            set_cookie,
+            signed_in: r.2,
+        }
+    }
+
+    /// A request with the cookie (and `X-Requested-With: console` when
+    /// `csrf_header`).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        csrf_header: bool,
+    ) -> Reply {
+        let mut headers = vec![("cookie", self.cookie.as_str())];
+        if csrf_header {
+            headers.push(("x-requested-with", "console"));
+        }
+        self.api
+            .call(
+                method,
+                path,
+                body.map(|b| b.to_string().into_bytes()),
+                &headers,
+            )
+            .await
+    }
+}
+
+/// `POST /v1/sessions` as is: status, `Set-Cookie`, body.
+pub async fn sign_in_raw(
+    api_url: &str,
+    user: &str,
+    password: &str,
+) -> (u16, Option<String>, Value, Option<String>) {
+    let r = reqwest::Client::new()
+        .post(format!("{api_url}/v1/sessions"))
+        .json(&serde_json::json!({"user": user, "password": password}))
+        .send()
+        .await
+        .expect("sign-in request");
+    let status = r.status().as_u16();
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (set_cookie, retry_after) = (header("set-cookie"), header("retry-after"));
+    let body = r.json().await.unwrap_or(Value::Null);
+    (status, set_cookie, body, retry_after)
 }
 
 /// A practice made for one test, with its API client.

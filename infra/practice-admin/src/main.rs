@@ -8,7 +8,14 @@
 //! practice-admin rotate-key --practice-id ID
 //! practice-admin show --practice-id ID
 //! practice-admin requeue-dead-letters
+//! practice-admin add-staff --practice-id ID --user NAME --name "Shown Name" --role admin|staff
+//! practice-admin set-password --user NAME
+//! practice-admin list-staff --practice-id ID
 //! ```
+//! `add-staff` and `set-password` read the password from `STAFF_PASSWORD`,
+//! else ask for it on the terminal (not echoed), else read one line from
+//! standard input; it is never printed, and stored only as an Argon2id hash.
+//! `set-password` also ends the account's sessions.
 //! Needs `TABLE_NAME` (and the usual AWS settings). `create` and `rotate-key`
 //! print the API key once, as JSON; only its SHA-256 digest is stored.
 //! `requeue-dead-letters` (also needs `SEND_QUEUE_URL`) puts back on the send
@@ -28,7 +35,51 @@ use messaging_core::domain::practice::{
 };
 use messaging_core::ports::PracticeStore;
 
-const USAGE: &str = "usage: practice-admin <create|update|rotate-key|show|requeue-dead-letters> [--option value]... (see the source header or README)";
+const USAGE: &str = "usage: practice-admin <create|update|rotate-key|show|requeue-dead-letters|add-staff|set-password|list-staff> [--option value]... (see the source header or README)";
+
+/// The new password: `STAFF_PASSWORD`, else asked on the terminal without
+/// echo, else one line of standard input. Never printed.
+fn read_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if let Ok(p) = std::env::var("STAFF_PASSWORD") {
+        if !p.is_empty() {
+            return Ok(p);
+        }
+    }
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let stty = |arg: &str| {
+        std::fs::File::open("/dev/tty")
+            .ok()
+            .and_then(|tty| {
+                std::process::Command::new("stty")
+                    .arg(arg)
+                    .stdin(tty)
+                    .status()
+                    .ok()
+            })
+            .is_some_and(|s| s.success())
+    };
+    if interactive {
+        eprint!("Password for the staff account (not shown): ");
+        std::io::stderr().flush().map_err(|e| e.to_string())?;
+        if !stty("-echo") {
+            return Err("could not turn off echo; set STAFF_PASSWORD instead".into());
+        }
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if interactive {
+        stty("echo");
+        eprintln!();
+    }
+    read.map_err(|e| e.to_string())?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err("no password given (STAFF_PASSWORD, the terminal or standard input)".into());
+    }
+    Ok(password)
+}
 
 struct Args {
     command: String,
@@ -199,6 +250,56 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
                 .await
                 .map_err(|e| e.to_string())?;
             serde_json::to_value(report).map_err(|e| e.to_string())
+        }
+        "add-staff" => {
+            let practice_id = existing(id_arg()?).await?.practice_id;
+            let input = messaging_core::app::staff::NewStaff {
+                user: o.get("user").cloned().ok_or("--user is required")?,
+                name: o.get("name").cloned().ok_or("--name is required")?,
+                role: o
+                    .get("role")
+                    .cloned()
+                    .ok_or("--role admin|staff is required")?,
+                password: read_password()?,
+            };
+            let account = messaging_core::app::staff::create_staff(
+                &store,
+                &practice_id,
+                &input,
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(|e| e.message)?;
+            Ok(serde_json::json!({"practice_id": practice_id, "staff": account}))
+        }
+        "set-password" => {
+            use messaging_core::ports::StaffStore;
+            let user = messaging_core::domain::staff::normalize_user(
+                o.get("user").ok_or("--user is required")?,
+                "--user",
+            )
+            .map_err(|e| e.message)?;
+            let staff = store
+                .staff_for_user(&user)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("no staff account signs in as {user}"))?;
+            let account = messaging_core::app::staff::set_password(
+                &store,
+                &staff.practice_id,
+                &staff.staff_id,
+                &read_password()?,
+            )
+            .await
+            .map_err(|e| e.message)?;
+            Ok(serde_json::json!({"practice_id": staff.practice_id, "staff": account}))
+        }
+        "list-staff" => {
+            let practice_id = existing(id_arg()?).await?.practice_id;
+            let staff = messaging_core::app::staff::list_staff(&store, &practice_id)
+                .await
+                .map_err(|e| e.message)?;
+            Ok(serde_json::json!({"practice_id": practice_id, "staff": staff}))
         }
         "show" => {
             let practice = existing(id_arg()?).await?;

@@ -8,6 +8,7 @@ pub mod dynamo_conversations;
 pub mod dynamo_dead_letters;
 pub mod dynamo_events;
 pub mod dynamo_rate;
+pub mod dynamo_staff;
 pub mod dynamo_templates;
 mod retry;
 pub mod s3;

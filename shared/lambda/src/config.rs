@@ -24,6 +24,8 @@ use messaging_core::domain::events::RetrySchedule;
 use messaging_core::domain::secret::Secret;
 use messaging_core::domain::webhook::UrlPolicy;
 
+use crate::session_cookie::SessionCookie;
+
 /// Everything wrong with a function's environment, all of it at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -300,6 +302,8 @@ pub struct MessagesApiConfig {
     pub queue_delay_max: chrono::Duration,
     /// `NUMBER_MESSAGES_PER_SECOND` (default 1): bulk pacing.
     pub number_per_second: u32,
+    /// `SESSION_COOKIE_SECURE` (default true): the console's cookie.
+    pub session_cookie: SessionCookie,
 }
 
 impl MessagesApiConfig {
@@ -348,6 +352,7 @@ impl MessagesApiConfig {
             },
             queue_delay_max,
             number_per_second: number_per_second(env),
+            session_cookie: session_cookie(env),
         }
     }
 }
@@ -364,6 +369,8 @@ pub struct PracticeApiConfig {
     pub event_queue_url: HttpUrl,
     /// `ALLOW_LOCAL_EVENT_ENDPOINTS` (default false).
     pub url_policy: UrlPolicy,
+    /// `SESSION_COOKIE_SECURE` (default true): the console's cookie.
+    pub session_cookie: SessionCookie,
 }
 
 impl PracticeApiConfig {
@@ -385,7 +392,55 @@ impl PracticeApiConfig {
             media_bucket: env.required("MEDIA_BUCKET"),
             event_queue_url: env.url("EVENT_QUEUE_URL"),
             url_policy: url_policy(env),
+            session_cookie: session_cookie(env),
         }
+    }
+}
+
+/// The console function: the console's files, sign-in and sign-out, and
+/// the practice's staff accounts.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// `TABLE_NAME`.
+    pub table_name: String,
+    /// `SESSION_COOKIE_SECURE` (default true).
+    pub session_cookie: SessionCookie,
+}
+
+impl ConsoleConfig {
+    /// From the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        from_process(Self::read)
+    }
+
+    /// From a lookup (a variable's value, or `None` when unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Env::new(lookup);
+        let config = Self::read(&mut env);
+        env.finish(config)
+    }
+
+    fn read<F: Fn(&str) -> Option<String>>(env: &mut Env<F>) -> Self {
+        Self {
+            table_name: env.required("TABLE_NAME"),
+            session_cookie: session_cookie(env),
+        }
+    }
+}
+
+/// `SESSION_COOKIE_SECURE`: `false` only on the local cloud (plain HTTP).
+fn session_cookie<F: Fn(&str) -> Option<String>>(env: &mut Env<F>) -> SessionCookie {
+    SessionCookie {
+        secure: env.optional_as(
+            "SESSION_COOKIE_SECURE",
+            "true or false",
+            |v| match v {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            },
+            true,
+        ),
     }
 }
 
@@ -794,6 +849,21 @@ mod tests {
         assert!(e
             .to_string()
             .contains("SHARED_TEST_SURELY_UNSET_A, SHARED_TEST_SURELY_UNSET_B"));
+    }
+
+    #[test]
+    fn the_session_cookie_is_secure_unless_turned_off() {
+        let c = ConsoleConfig::from_lookup(vars(&[("TABLE_NAME", "messaging")])).unwrap();
+        assert!(c.session_cookie.secure);
+        let c = ConsoleConfig::from_lookup(vars(&[
+            ("TABLE_NAME", "messaging"),
+            ("SESSION_COOKIE_SECURE", "false"),
+        ]))
+        .unwrap();
+        assert!(!c.session_cookie.secure);
+        let e = ConsoleConfig::from_lookup(vars(&[("SESSION_COOKIE_SECURE", "no")])).unwrap_err();
+        assert_eq!(e.missing, vec!["TABLE_NAME"]);
+        assert_eq!(e.malformed[0].name, "SESSION_COOKIE_SECURE");
     }
 
     #[test]

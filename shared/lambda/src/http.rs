@@ -15,6 +15,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -65,9 +66,10 @@ pub fn error_body(e: &AppError) -> serde_json::Value {
 pub fn error(e: &AppError) -> Response<Body> {
     let mut response = raw_json(status_of(e.kind).as_u16(), error_body(e).to_string());
     if e.kind == ErrorKind::TooManyRequests {
+        let seconds = e.retry_after_seconds.unwrap_or(1);
         response.headers_mut().insert(
             lambda_http::http::header::RETRY_AFTER,
-            lambda_http::http::HeaderValue::from_static("1"),
+            lambda_http::http::HeaderValue::from(seconds),
         );
     }
     response
@@ -175,16 +177,16 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The `Idempotency-Key` header: `None` when absent. A value that is not
-/// visible ASCII at all (bytes a header may carry but text cannot) is
+/// The `Idempotency-Key` header, if sent. A value that is not text (bytes
+/// outside visible ASCII that HTTP still carries, such as Latin-1) is
 /// refused like any other malformed key, never taken as "no key".
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
-    match headers.get("idempotency-key") {
+pub fn idempotency_key(req: &Request) -> Result<Option<&str>, AppError> {
+    match req.headers().get("idempotency-key") {
         None => Ok(None),
-        Some(value) => match value.to_str() {
-            Ok(key) => Ok(Some(key)),
-            Err(_) => Err(messaging_core::app::idempotency::invalid_key()),
-        },
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| messaging_core::app::idempotency::invalid_key()),
     }
 }
 
@@ -196,6 +198,26 @@ pub fn no_route() -> AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_that_is_not_text_is_refused_not_ignored() {
+        let mut req = Request::default();
+        assert_eq!(idempotency_key(&req).unwrap(), None);
+        req.headers_mut().insert(
+            "idempotency-key",
+            lambda_http::http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        let e = idempotency_key(&req).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_idempotency_key", Some("Idempotency-Key"))
+        );
+        req.headers_mut().insert(
+            "idempotency-key",
+            lambda_http::http::HeaderValue::from_static("k-1"),
+        );
+        assert_eq!(idempotency_key(&req).unwrap(), Some("k-1"));
+    }
 
     #[test]
     fn error_body_has_the_documented_shape() {
@@ -211,26 +233,6 @@ mod tests {
         use lambda_http::RequestExt;
         let parsed: lambda_http::aws_lambda_events::query_map::QueryMap = query.parse().unwrap();
         Request::default().with_query_string_parameters(parsed)
-    }
-
-    #[test]
-    fn an_idempotency_key_that_is_not_text_is_refused_not_ignored() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(idempotency_key(&headers).unwrap(), None);
-        headers.insert(
-            "idempotency-key",
-            lambda_http::http::HeaderValue::from_static("order-17"),
-        );
-        assert_eq!(idempotency_key(&headers).unwrap(), Some("order-17"));
-        headers.insert(
-            "idempotency-key",
-            lambda_http::http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
-        );
-        let e = idempotency_key(&headers).unwrap_err();
-        assert_eq!(
-            (e.code, e.field.as_deref()),
-            ("invalid_idempotency_key", Some("Idempotency-Key"))
-        );
     }
 
     #[test]

@@ -1004,7 +1004,7 @@ async fn event_queue_delays_attempts_and_schedules_late_ones_onto_itself() {
     let scheduler = EventBridgeScheduler::new(
         aws_sdk_scheduler::Client::new(&aws),
         SchedulerConfig {
-            group: "patient-messaging-sends".into(),
+            group: format!("{}-sends", local.stack_name),
             queue_arn: arn.clone(),
             role_arn: "arn:aws:iam::000000000000:role/scheduler".into(),
             dead_letter_arn: arn,

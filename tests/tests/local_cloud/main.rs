@@ -16,6 +16,7 @@ mod events;
 mod media;
 mod patients;
 mod scheduling;
+mod sessions;
 mod templates;
 mod tracking_and_compliance;
 mod webhook;

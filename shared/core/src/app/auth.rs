@@ -1,6 +1,10 @@
-//! API keys: `Authorization: Bearer <key>` → the practice it belongs to.
-//! Keys are stored only as SHA-256 digests; a warm function caches the
-//! lookup briefly so a burst of requests costs one read.
+//! Who a request acts as. Software sends the practice's API key
+//! (`Authorization: Bearer <key>`), stored only as a SHA-256 digest; a warm
+//! function caches the lookup briefly so a burst of requests costs one read.
+//! The office console sends a staff member's session cookie instead
+//! ([`Authenticator::caller`]): the request acts as that staff member's
+//! practice, and one that changes state must also carry
+//! `X-Requested-With: console` (a header a cross-site form cannot set).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,7 +16,46 @@ use tokio::sync::Mutex;
 
 use crate::domain::error::AppError;
 use crate::domain::practice::Practice;
-use crate::ports::PracticeStore;
+use crate::domain::staff::Session;
+use crate::ports::{PracticeStore, StaffStore};
+
+/// The header a console request that changes state must carry, and its value.
+pub const CSRF_HEADER: &str = "x-requested-with";
+/// See [`CSRF_HEADER`].
+pub const CSRF_VALUE: &str = "console";
+
+/// What a request carries that may say who it is from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The session cookie's value.
+    pub session_token: Option<&'a str>,
+    /// Whether the method changes state (anything but GET, HEAD, OPTIONS).
+    pub changes_state: bool,
+    /// The [`CSRF_HEADER`] header.
+    pub requested_with: Option<&'a str>,
+}
+
+/// Who a request is from: the practice it acts as and, from the console,
+/// the signed-in staff member.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Every read and write is this practice's.
+    pub practice: Practice,
+    /// The console's staff member; `None` for the API key.
+    pub staff: Option<Session>,
+}
+
+impl Caller {
+    /// Whether the caller may manage the practice's staff accounts: the API
+    /// key (the practice's own software) or an admin.
+    pub fn manages_staff(&self) -> bool {
+        self.staff
+            .as_ref()
+            .is_none_or(|s| s.role == crate::domain::staff::StaffRole::Admin)
+    }
+}
 
 /// How long a warm function trusts a cached key lookup. A rotated key stops
 /// working everywhere within this time.
@@ -151,6 +194,26 @@ impl<S: PracticeStore> Authenticator<S> {
         practice.ok_or_else(unknown)
     }
 
+    /// The practice for `id`, cached like a key lookup.
+    async fn practice_by_id(&self, id: &str) -> Result<Option<Practice>, AppError> {
+        let cache_key = format!("practice:{id}");
+        {
+            let cache = self.cache.lock().await;
+            if let Some((practice, at)) = cache.get(&cache_key) {
+                if at.elapsed() < CACHE_TTL {
+                    return Ok(practice.clone());
+                }
+            }
+        }
+        let practice = self.store.get_practice(id).await?;
+        let mut cache = self.cache.lock().await;
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(cache_key, (practice.clone(), Instant::now()));
+        Ok(practice)
+    }
+
     /// Replaces this instance's cached copy of `practice` after the practice
     /// changed it, so its next request here sees the change at once (other
     /// warm instances see it within [`CACHE_TTL`]).
@@ -163,6 +226,64 @@ impl<S: PracticeStore> Authenticator<S> {
                 *cached = practice.clone();
             }
         }
+    }
+}
+
+impl<S: PracticeStore + StaffStore> Authenticator<S> {
+    /// Who the request is from. The API key wins when both are sent; else
+    /// the session cookie, which must name a live session, and for a
+    /// request that changes state comes with [`CSRF_HEADER`]` = console`.
+    ///
+    /// # Errors
+    ///
+    /// 401 `unauthorized` (no credentials, an unknown key, an ended or
+    /// unknown session), 403 `csrf_header_required`, 429 `rate_limited`.
+    pub async fn caller(
+        &self,
+        credentials: &Credentials<'_>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Caller, AppError> {
+        let token = match credentials.session_token {
+            Some(t) if credentials.authorization.is_none() => t,
+            _ => {
+                return Ok(Caller {
+                    practice: self.practice(credentials.authorization).await?,
+                    staff: None,
+                })
+            }
+        };
+        if credentials.changes_state
+            && !credentials
+                .requested_with
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case(CSRF_VALUE))
+        {
+            return Err(AppError::forbidden(
+                "csrf_header_required",
+                "A console request that changes something must carry the header 'X-Requested-With: console'.",
+            ));
+        }
+        let ended = || AppError::unauthorized("Your session has ended; sign in again.");
+        let session = crate::app::staff::session_for_token(&self.store, token, now)
+            .await?
+            .ok_or_else(ended)?;
+        let practice = self
+            .practice_by_id(&session.practice_id)
+            .await?
+            .ok_or_else(ended)?;
+        if !self
+            .limiter
+            .lock()
+            .await
+            .take(&practice.practice_id, Instant::now())
+        {
+            return Err(AppError::too_many_requests(
+                "Too many requests for this practice; wait a second and try again.",
+            ));
+        }
+        Ok(Caller {
+            practice,
+            staff: Some(session),
+        })
     }
 }
 
@@ -287,6 +408,98 @@ mod tests {
             let e = auth.practice(header).await.unwrap_err();
             assert_eq!(e.code, "unauthorized", "{header:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_session_cookie_acts_as_its_staff_members_practice() {
+        use crate::app::staff::{create_staff, sign_in, sign_out, NewStaff, SignInRequest, Sleep};
+        let store = MemoryStore::default();
+        let key = generate_key();
+        store.add_practice(sample_practice("demo"), &key).await;
+        store
+            .add_practice(sample_practice("other"), &generate_key())
+            .await;
+        let now = chrono::Utc::now();
+        create_staff(
+            &store,
+            "demo",
+            &NewStaff {
+                user: "dana".into(),
+                name: "Dana".into(),
+                role: "staff".into(),
+                password: "correct horse battery".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        let signed = sign_in(
+            &store,
+            &Sleep,
+            &SignInRequest {
+                user: "dana".into(),
+                password: "correct horse battery".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        let auth = Authenticator::new(store.clone());
+        let read = Credentials {
+            session_token: Some(&signed.token),
+            ..Default::default()
+        };
+        let caller = auth.caller(&read, now).await.unwrap();
+        assert_eq!(caller.practice.practice_id, "demo");
+        assert_eq!(caller.staff.as_ref().unwrap().name, "Dana");
+        assert!(!caller.manages_staff());
+
+        // A change needs the console's header; with it, it goes through.
+        let change = Credentials {
+            changes_state: true,
+            ..read
+        };
+        let e = auth.caller(&change, now).await.unwrap_err();
+        assert_eq!(
+            (e.kind, e.code),
+            (ErrorKind::Forbidden, "csrf_header_required")
+        );
+        let with_header = Credentials {
+            requested_with: Some("console"),
+            ..change
+        };
+        auth.caller(&with_header, now).await.unwrap();
+
+        // The API key wins over a cookie; the key's caller is no staff member.
+        let bearer = format!("Bearer {key}");
+        let both = Credentials {
+            authorization: Some(&bearer),
+            ..change
+        };
+        let caller = auth.caller(&both, now).await.unwrap();
+        assert!(caller.staff.is_none() && caller.manages_staff());
+
+        // Signed out, or unknown: 401.
+        sign_out(&store, &signed.token).await.unwrap();
+        assert_eq!(
+            auth.caller(&read, now).await.unwrap_err().kind,
+            ErrorKind::Unauthorized
+        );
+        let forged = Credentials {
+            session_token: Some("pms_forged"),
+            ..Default::default()
+        };
+        assert_eq!(
+            auth.caller(&forged, now).await.unwrap_err().kind,
+            ErrorKind::Unauthorized
+        );
+        assert_eq!(
+            auth.caller(&Credentials::default(), now)
+                .await
+                .unwrap_err()
+                .kind,
+            ErrorKind::Unauthorized
+        );
     }
 
     #[test]

@@ -272,7 +272,12 @@ async fn a_short_wait_for_the_number_is_spent_in_the_function_not_the_queue() {
     );
     let times = sent_times(&store, "demo", &id).await;
     assert_eq!(times.len(), 2);
-    assert!(times[1] - times[0] >= Duration::seconds(1), "{times:?}");
+    // `sent_at` is taken when the carrier has answered, a moment after the
+    // submission the number's bucket spaces by a second; allow for that.
+    assert!(
+        times[1] - times[0] >= Duration::milliseconds(950),
+        "{times:?}"
+    );
     // ...while without an inline wait it goes back to the queue.
     let hasty = dispatcher(Duration::zero());
     assert_eq!(hasty.dispatch(&wave[2]).await.unwrap(), Dispatched::Done);

@@ -20,7 +20,8 @@ pub fn validate_key(key: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// 400 `invalid_idempotency_key`, naming the header.
+/// 400 `invalid_idempotency_key`: the header is not 1–255 visible ASCII
+/// characters (also when it is not text at all).
 pub fn invalid_key() -> AppError {
     AppError::bad_request(
         "invalid_idempotency_key",

@@ -18,4 +18,5 @@ pub mod patients;
 pub mod rate_cap;
 pub mod sending;
 pub mod settings;
+pub mod staff;
 pub mod templates;

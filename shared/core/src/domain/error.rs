@@ -11,6 +11,9 @@ pub enum ErrorKind {
     BadRequest,
     /// No or unknown API key, or wrong webhook credentials.
     Unauthorized,
+    /// Authenticated, but not allowed to do this (a staff member who is not
+    /// an admin; a console request without its CSRF header).
+    Forbidden,
     /// The resource does not exist for this practice.
     NotFound,
     /// The request conflicts with the resource's current state.
@@ -37,6 +40,9 @@ pub struct AppError {
     pub message: String,
     /// JSON path of the field at fault (`to`, `recipients[0].phone`), if any.
     pub field: Option<String>,
+    /// For a 429: in how many seconds a retry may succeed (`Retry-After`);
+    /// `None` means one second.
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl AppError {
@@ -46,6 +52,7 @@ impl AppError {
             code,
             message: message.into(),
             field: None,
+            retry_after_seconds: None,
         }
     }
 
@@ -78,6 +85,27 @@ impl AppError {
     /// 401: missing or unknown credentials.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unauthorized, "unauthorized", message)
+    }
+
+    /// 403: authenticated, but not allowed.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, code, message)
+    }
+
+    /// 429 with its own code (a sign-in refused after too many failures).
+    pub fn too_many(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooManyRequests, code, message)
+    }
+
+    /// Says when a retry may succeed (a 429's `Retry-After`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_seconds = Some(seconds.max(1));
+        self
+    }
+
+    /// 401 with its own code (`invalid_credentials` for a failed sign-in).
+    pub fn unauthorized_as(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, code, message)
     }
 
     /// 413: the body is too large.

@@ -18,6 +18,7 @@ pub mod practice;
 pub mod quiet_hours;
 pub mod rate_limit;
 pub mod secret;
+pub mod staff;
 pub mod template;
 pub mod text;
 pub mod webhook;

@@ -37,7 +37,7 @@ use crate::domain::webhook::{EndpointStatus, EventEndpoint, SigningSecret, MAX_E
 use crate::ports::{
     inbox_key, tracking_key, BulkStore, ConversationStore, CreateOutcome, IdempotencyRecord,
     MessageStore, OptOutChange, OptOutStore, PracticeStore, RateStore, SaveConversation,
-    TemplateStore, TrackingIndex,
+    StaffCreated, StaffStore, TemplateStore, TrackingIndex,
 };
 use crate::ports::{CreateEndpoint, EventFilter, EventStore};
 
@@ -51,6 +51,7 @@ pub trait Store:
     + RateStore
     + ConversationStore
     + EventStore
+    + StaffStore
 {
 }
 
@@ -63,6 +64,7 @@ impl<T> Store for T where
         + RateStore
         + ConversationStore
         + EventStore
+        + StaffStore
 {
 }
 
@@ -106,6 +108,9 @@ macro_rules! conformance_cases {
         $runner!(racing_number_changes_leave_one_listing);
         $runner!(recipients_are_read_in_the_order_asked);
         $runner!(media_status_is_recorded_on_its_attachment);
+        $runner!(staff_accounts_take_their_user_name_once);
+        $runner!(sessions_are_read_by_digest_and_ended_alone_or_by_staff_member);
+        $runner!(login_failures_count_within_their_window_and_restart_after_it);
     };
 }
 
@@ -2721,13 +2726,44 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
     let id = event.event.id.clone();
     let t0 = now();
     let deliveries = vec![Delivery::new("ep-a", t0), Delivery::new("ep-b", t0)];
-    assert!(store
-        .start_round(practice_id, &id, 1, &deliveries)
-        .await
-        .unwrap());
+    // On a deployed stack the table's stream relays the new event too: its
+    // fan-out (to this practice's endpoints: none) starts round 1, and a
+    // fan-out that finds a round started queues that round's unattempted
+    // deliveries, whose attempts would then race this case's claims. So
+    // wait (at most 10 s) for the relay to have done its round first; the
+    // in-memory store has no relay, the wait runs out and the case's round
+    // is the first. Either way the case's round is the one after.
+    let relayed = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < relayed
+        && store
+            .get_event(practice_id, &id)
+            .await
+            .unwrap()
+            .is_some_and(|e| e.round == 0)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut round = 0;
+    for _ in 0..3 {
+        let current = store
+            .get_event(practice_id, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .round;
+        if store
+            .start_round(practice_id, &id, current + 1, &deliveries)
+            .await
+            .unwrap()
+        {
+            round = current + 1;
+            break;
+        }
+    }
+    assert!(round > 0, "a round started");
     assert!(
         !store
-            .start_round(practice_id, &id, 1, &deliveries)
+            .start_round(practice_id, &id, round, &deliveries)
             .await
             .unwrap(),
         "once"
@@ -2745,17 +2781,17 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
     };
     assert_eq!(all_events(&store, practice_id, &pending).await.len(), 1);
 
-    let a1 = job("ep-a", 1, 1);
+    let a1 = job("ep-a", 1, round);
     assert!(
         !store
-            .claim_attempt(&job("ep-a", 2, 1), t0, t0 - Duration::seconds(60))
+            .claim_attempt(&job("ep-a", 2, round), t0, t0 - Duration::seconds(60))
             .await
             .unwrap(),
         "not its turn"
     );
     assert!(
         !store
-            .claim_attempt(&job("ep-a", 1, 2), t0, t0 - Duration::seconds(60))
+            .claim_attempt(&job("ep-a", 1, round + 1), t0, t0 - Duration::seconds(60))
             .await
             .unwrap(),
         "not its round"
@@ -2788,7 +2824,7 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
         "recorded once"
     );
 
-    let b1 = job("ep-b", 1, 1);
+    let b1 = job("ep-b", 1, round);
     assert!(store
         .claim_attempt(&b1, t0, t0 - Duration::seconds(60))
         .await
@@ -2798,7 +2834,7 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
     retry.last_status = Some(500);
     retry.next_attempt_at = Some(t0 + Duration::seconds(5));
     assert!(store.record_attempt(&b1, &retry).await.unwrap());
-    let b2 = job("ep-b", 2, 1);
+    let b2 = job("ep-b", 2, round);
     assert!(store
         .claim_attempt(&b2, t0, t0 - Duration::seconds(60))
         .await
@@ -2810,7 +2846,7 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
     assert!(store.record_attempt(&b2, &gave_up).await.unwrap());
 
     let stored = store.get_event(practice_id, &id).await.unwrap().unwrap();
-    assert_eq!(stored.round, 1);
+    assert_eq!(stored.round, round);
     assert_eq!(stored.deliveries.clone().unwrap(), vec![done, gave_up]);
     assert_eq!(stored.delivery(), EventDelivery::Failed);
     let failed = EventFilter {
@@ -2820,17 +2856,17 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
     assert_eq!(all_events(&store, practice_id, &failed).await.len(), 1);
     assert!(all_events(&store, practice_id, &pending).await.is_empty());
 
-    // A redelivery: round 2; round 1's jobs find nothing to claim.
+    // A redelivery: the next round; the last round's jobs find nothing to claim.
     assert!(store
-        .start_round(practice_id, &id, 2, &[Delivery::new("ep-b", t0)])
+        .start_round(practice_id, &id, round + 1, &[Delivery::new("ep-b", t0)])
         .await
         .unwrap());
     assert!(!store
-        .claim_attempt(&job("ep-b", 1, 1), t0, t0)
+        .claim_attempt(&job("ep-b", 1, round), t0, t0)
         .await
         .unwrap());
     assert!(store
-        .claim_attempt(&job("ep-b", 1, 2), t0, t0)
+        .claim_attempt(&job("ep-b", 1, round + 1), t0, t0)
         .await
         .unwrap());
     let delivered = EventFilter {
@@ -2839,6 +2875,206 @@ pub async fn delivery_attempts_are_claimed_once_and_recorded_by_their_claimer<S:
     };
     assert!(all_events(&store, practice_id, &delivered).await.is_empty());
     assert_eq!(all_events(&store, practice_id, &pending).await.len(), 1);
+}
+
+// ------------------------------------------------------------------ staff
+
+fn staff_member(practice_id: &str, user: &str) -> crate::domain::staff::StaffMember {
+    crate::domain::staff::StaffMember {
+        practice_id: practice_id.to_string(),
+        staff_id: crate::domain::staff::new_staff_id(),
+        user: user.to_string(),
+        name: "Dana Front Desk".into(),
+        role: crate::domain::staff::StaffRole::Staff,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: now(),
+    }
+}
+
+/// A random sign-in name (names are global on DynamoDB).
+fn user_name() -> String {
+    format!("user-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An account takes its sign-in name for the whole deployment, until it is
+/// deleted; updates keep the name; a practice lists only its own accounts.
+pub async fn staff_accounts_take_their_user_name_once<S: Store>(store: S, practice_id: &str) {
+    let user = user_name();
+    let dana = staff_member(practice_id, &user);
+    assert_eq!(
+        store.create_staff(&dana).await.unwrap(),
+        StaffCreated::Created
+    );
+    let other_practice = format!("{practice_id}-other");
+    let taken = staff_member(&other_practice, &user);
+    assert_eq!(
+        store.create_staff(&taken).await.unwrap(),
+        StaffCreated::UserTaken
+    );
+    assert!(store.list_staff(&other_practice).await.unwrap().is_empty());
+    assert_eq!(
+        store.staff_for_user(&user).await.unwrap(),
+        Some(dana.clone())
+    );
+    assert_eq!(
+        store.get_staff(practice_id, &dana.staff_id).await.unwrap(),
+        Some(dana.clone())
+    );
+    assert_eq!(
+        store
+            .get_staff(&other_practice, &dana.staff_id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let mut renamed = dana.clone();
+    renamed.name = "Dana R.".into();
+    renamed.role = crate::domain::staff::StaffRole::Admin;
+    renamed.user = "ignored-on-update".into();
+    assert!(store.update_staff(&renamed).await.unwrap());
+    let stored = store.staff_for_user(&user).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.name.as_str(), stored.role, stored.user.as_str()),
+        (
+            "Dana R.",
+            crate::domain::staff::StaffRole::Admin,
+            user.as_str()
+        )
+    );
+    assert!(!store
+        .update_staff(&staff_member(practice_id, &user_name()))
+        .await
+        .unwrap());
+
+    let lee = staff_member(practice_id, &user_name());
+    store.create_staff(&lee).await.unwrap();
+    let mut listed = ids(&store.list_staff(practice_id).await.unwrap(), |m| {
+        m.staff_id.as_str()
+    });
+    listed.sort();
+    let mut expected = vec![dana.staff_id.clone(), lee.staff_id.clone()];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    assert!(!store
+        .delete_staff(&other_practice, &dana.staff_id)
+        .await
+        .unwrap());
+    assert!(store
+        .delete_staff(practice_id, &dana.staff_id)
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_staff(practice_id, &dana.staff_id)
+        .await
+        .unwrap());
+    assert_eq!(store.staff_for_user(&user).await.unwrap(), None);
+    assert_eq!(
+        store.create_staff(&taken).await.unwrap(),
+        StaffCreated::Created,
+        "the name is free again"
+    );
+}
+
+fn session_of(
+    member: &crate::domain::staff::StaffMember,
+    expires_in: Duration,
+) -> crate::domain::staff::Session {
+    crate::domain::staff::Session {
+        token_hash: hash_key(&uuid::Uuid::new_v4().to_string()),
+        practice_id: member.practice_id.clone(),
+        staff_id: member.staff_id.clone(),
+        name: member.name.clone(),
+        role: member.role,
+        created_at: now(),
+        expires_at: now() + expires_in,
+    }
+}
+
+/// A session is found by its token's digest; it ends alone, with all its staff member's
+/// sessions, or with the account.
+pub async fn sessions_are_read_by_digest_and_ended_alone_or_by_staff_member<S: Store>(
+    store: S,
+    practice_id: &str,
+) {
+    let dana = staff_member(practice_id, &user_name());
+    let lee = staff_member(practice_id, &user_name());
+    store.create_staff(&dana).await.unwrap();
+    store.create_staff(&lee).await.unwrap();
+    let first = session_of(&dana, Duration::hours(12));
+    let second = session_of(&dana, Duration::hours(12));
+    let expired = session_of(&dana, Duration::seconds(-1));
+    let lees = session_of(&lee, Duration::hours(12));
+    for s in [&first, &second, &expired, &lees] {
+        store.create_session(s).await.unwrap();
+    }
+    assert_eq!(
+        store.get_session(&first.token_hash).await.unwrap(),
+        Some(first.clone())
+    );
+    // An expired session may still be read (DynamoDB's TTL deletes it some
+    // time later; the emulator sooner): callers check `expires_at`.
+    assert!(store
+        .get_session(&expired.token_hash)
+        .await
+        .unwrap()
+        .is_none_or(|s| !s.is_live(now())));
+    assert_eq!(store.get_session(&hash_key("nobody")).await.unwrap(), None);
+
+    store.delete_session(&first.token_hash).await.unwrap();
+    store.delete_session(&first.token_hash).await.unwrap();
+    assert_eq!(store.get_session(&first.token_hash).await.unwrap(), None);
+    assert!(store
+        .get_session(&second.token_hash)
+        .await
+        .unwrap()
+        .is_some());
+
+    store
+        .delete_sessions_of(practice_id, &dana.staff_id)
+        .await
+        .unwrap();
+    assert_eq!(store.get_session(&second.token_hash).await.unwrap(), None);
+    assert_eq!(store.get_session(&expired.token_hash).await.unwrap(), None);
+    assert!(store.get_session(&lees.token_hash).await.unwrap().is_some());
+
+    store
+        .delete_staff(practice_id, &lee.staff_id)
+        .await
+        .unwrap();
+    assert_eq!(store.get_session(&lees.token_hash).await.unwrap(), None);
+}
+
+/// Failures count up within their window, start again after it, and are
+/// forgotten when cleared; each key on its own.
+pub async fn login_failures_count_within_their_window_and_restart_after_it<S: Store>(
+    store: S,
+    _practice_id: &str,
+) {
+    let key = hash_key(&user_name());
+    let other = hash_key(&user_name());
+    assert_eq!(store.login_failures(&key).await.unwrap(), None);
+    let start = now();
+    let first = store.record_login_failure(&key, start).await.unwrap();
+    assert_eq!((first.failures, first.window_started_at), (1, start));
+    let second = store
+        .record_login_failure(&key, start + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!((second.failures, second.window_started_at), (2, start));
+    assert_eq!(store.login_failures(&key).await.unwrap(), Some(second));
+    assert_eq!(store.login_failures(&other).await.unwrap(), None);
+
+    let later = start + crate::domain::staff::FAILURE_WINDOW;
+    let restarted = store.record_login_failure(&key, later).await.unwrap();
+    assert_eq!(
+        (restarted.failures, restarted.window_started_at),
+        (1, later)
+    );
+
+    store.clear_login_failures(&key).await.unwrap();
+    assert_eq!(store.login_failures(&key).await.unwrap(), None);
 }
 
 /// Runner 1: every case against a fresh [`MemoryStore`](super::MemoryStore).

@@ -91,7 +91,7 @@ impl<Q: EventQueue, R: HostResolver> EventRoutes<'_, Q, R> {
     ) -> Result<Response<Body>, AppError> {
         let (input, value) =
             messaging_core::json::parse_json::<EndpointInput>(http::body_bytes(req)?)?;
-        let key = http::idempotency_key(req.headers())?;
+        let key = http::idempotency_key(req)?;
         let answer = events::create_endpoint(
             store,
             self.resolver,

@@ -21,6 +21,8 @@ use messaging_core::domain::error::AppError;
 /// The messages function.
 pub struct MessagesApi {
     auth: Authenticator<DynamoStore>,
+    /// The console's session cookie, an alternative to the API key.
+    session_cookie: crate::session_cookie::SessionCookie,
     messages: Messages<DynamoStore, DynamoStore, SqsSendQueue, EventBridgeScheduler>,
     bulk: BulkMessages<DynamoStore, SqsSendQueue, EventBridgeScheduler>,
     clock: SystemClock,
@@ -44,6 +46,7 @@ impl MessagesApi {
             EventBridgeScheduler::new(aws_sdk_scheduler::Client::new(&aws), config.scheduler);
         Self {
             auth: Authenticator::new(store.clone()),
+            session_cookie: config.session_cookie,
             bulk: BulkMessages {
                 store: store.clone(),
                 queue: queue.clone(),
@@ -69,13 +72,15 @@ impl MessagesApi {
     }
 
     async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
-        let practice = self.auth.practice(super::authorization(req)).await?;
+        let practice = super::caller(&self.auth, self.session_cookie, req, chrono::Utc::now())
+            .await?
+            .practice;
         let id = || http::path_param(req, "id").unwrap_or_default();
         match route {
             "POST /v1/messages" => {
                 let bytes = http::body_bytes(req)?;
                 let (body, value) = messaging_core::json::parse_json::<SendMessageRequest>(bytes)?;
-                let key = http::idempotency_key(req.headers())?;
+                let key = http::idempotency_key(req)?;
                 let answer = self
                     .messages
                     .send_direct(&practice, body, &value, key, self.clock.now())
@@ -105,7 +110,7 @@ impl MessagesApi {
             "POST /v1/bulk-messages" => {
                 let bytes = http::body_bytes(req)?;
                 let (body, value) = messaging_core::json::parse_json::<BulkRequest>(bytes)?;
-                let key = http::idempotency_key(req.headers())?;
+                let key = http::idempotency_key(req)?;
                 let answer = self
                     .bulk
                     .accept(&practice, body, &value, key, self.clock.now())
@@ -135,7 +140,7 @@ impl MessagesApi {
             "POST /v1/conversations/{id}/messages" => {
                 let bytes = http::body_bytes(req)?;
                 let (body, value) = messaging_core::json::parse_json::<ReplyRequest>(bytes)?;
-                let key = http::idempotency_key(req.headers())?;
+                let key = http::idempotency_key(req)?;
                 let answer = conversations::reply(
                     &self.messages,
                     &self.messages.store,

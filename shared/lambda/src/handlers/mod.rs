@@ -1,6 +1,7 @@
 //! Each function's entry: builds its dependencies once from the environment
 //! and maps requests to use cases. A function's `main.rs` only calls these.
 
+pub mod console;
 pub mod conversations;
 pub mod dispatcher;
 pub mod event_delivery;
@@ -13,7 +14,11 @@ pub mod webhook;
 
 use lambda_http::{Body, Request, Response};
 
+use messaging_core::app::auth::{Authenticator, Caller, Credentials, CSRF_HEADER};
 use messaging_core::domain::error::AppError;
+use messaging_core::ports::{PracticeStore, StaffStore};
+
+use crate::session_cookie::SessionCookie;
 
 /// Turns a handler's result into a response, logging server-side failures.
 pub(crate) fn respond(route: &str, result: Result<Response<Body>, AppError>) -> Response<Body> {
@@ -33,4 +38,27 @@ pub(crate) fn respond(route: &str, result: Result<Response<Body>, AppError>) -> 
 /// The `Authorization` header.
 pub(crate) fn authorization(req: &Request) -> Option<&str> {
     crate::http::header(req.headers(), "authorization")
+}
+
+/// Whether a request's method changes state (what the console's CSRF
+/// header guards).
+pub(crate) fn changes_state(req: &Request) -> bool {
+    !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS")
+}
+
+/// Who `req` is from: the API key's practice, or the signed-in staff
+/// member's (see [`Authenticator::caller`]).
+pub(crate) async fn caller<S: PracticeStore + StaffStore>(
+    auth: &Authenticator<S>,
+    cookie: SessionCookie,
+    req: &Request,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Caller, AppError> {
+    let credentials = Credentials {
+        authorization: authorization(req),
+        session_token: cookie.read(crate::http::header(req.headers(), "cookie")),
+        changes_state: changes_state(req),
+        requested_with: crate::http::header(req.headers(), CSRF_HEADER),
+    };
+    auth.caller(&credentials, now).await
 }

@@ -27,6 +27,8 @@ use messaging_core::ports::{OptOutStore, PracticeStore};
 /// catalog and the tracking list.
 pub struct PracticeApi {
     auth: Authenticator<DynamoStore>,
+    /// The console's session cookie, an alternative to the API key.
+    session_cookie: crate::session_cookie::SessionCookie,
     store: DynamoStore,
     /// Signs the thread's links to copied attachments.
     media: S3Media,
@@ -48,6 +50,7 @@ impl PracticeApi {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
         Self {
             auth: Authenticator::new(store.clone()),
+            session_cookie: config.session_cookie,
             store,
             media: S3Media::new(messaging_adapters::s3::client(&aws), config.media_bucket),
             event_queue: SqsEventQueue::new(
@@ -79,7 +82,9 @@ impl PracticeApi {
     }
 
     async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
-        let practice = self.auth.practice(super::authorization(req)).await?;
+        let practice = super::caller(&self.auth, self.session_cookie, req, chrono::Utc::now())
+            .await?
+            .practice;
         let now = chrono::Utc::now();
         if let Some(result) = super::templates::route(&self.store, &practice, route, req, now).await
         {

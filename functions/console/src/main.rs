@@ -1,0 +1,12 @@
+//! Lambda: the office console (`/console`), staff sign-in (`/v1/sessions`)
+//! and the practice's staff accounts (`/v1/staff`).
+
+use lambda_http::{run, service_fn, Error};
+use messaging_lambda::handlers::console::ConsoleApi;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    messaging_lambda::telemetry::init();
+    let api = ConsoleApi::from_env().await?;
+    run(service_fn(|req| api.handle(req))).await
+}
