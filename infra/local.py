@@ -39,6 +39,7 @@ import socket
 import subprocess
 import sys
 import threading
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -535,6 +536,10 @@ def up(procs: Processes, with_tests: bool = False) -> dict[str, str]:
     for port, what in ((AWS_PORT, "LOCAL_AWS_PORT"), (SIM_PORT, "CARRIER_SIM_PORT")):
         if not port_free(port):
             raise SystemExit(f"port {port} is in use; stop what uses it or set {what} to another port")
+    # The emulator unpacks every deployed function into this directory and
+    # never empties it (gigabytes after a few runs); a fresh emulator has no
+    # functions, so what is there is left over.
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"ministack-provided-code-{AWS_PORT}", ignore_errors=True)
     logs = LOCAL / "logs"
     emulator_env = dict(os.environ, GATEWAY_PORT=str(AWS_PORT), MINISTACK_REGION=REGION, LOG_LEVEL="WARNING")
     emulator = procs.start("aws", [str(TOOLS / "emulator" / "bin" / "ministack")], emulator_env, logs / "emulator.log")
