@@ -84,7 +84,8 @@ async fn start() -> Harness {
 }
 
 impl Harness {
-    async fn send(&self, to: &str, user: &str, password: &str) -> reqwest::Response {
+    /// A send request to `to` with these credentials, not yet sent.
+    fn send_request(&self, to: &str, user: &str, password: &str) -> reqwest::RequestBuilder {
         self.http
             .post(format!("{}/api/v2/users/{ACCOUNT}/messages", self.sim))
             .basic_auth(user, Some(password))
@@ -95,6 +96,10 @@ impl Harness {
                 "text": "Your appointment is tomorrow",
                 "tag": "msg-42",
             }))
+    }
+
+    async fn send(&self, to: &str, user: &str, password: &str) -> reqwest::Response {
+        self.send_request(to, user, password)
             .send()
             .await
             .expect("send request")
@@ -636,17 +641,9 @@ impl Harness {
         assert!(armed.status().is_success(), "{mode}");
     }
 
+    /// A send whose connection may be cut: the error is the caller's to check.
     async fn try_send(&self, to: &str) -> reqwest::Result<reqwest::Response> {
-        self.http
-            .post(format!("{}/api/v2/users/{ACCOUNT}/messages", self.sim))
-            .basic_auth("sim-user", Some("sim-password"))
-            .json(&json!({
-                "applicationId": "app-1",
-                "to": [to],
-                "from": "+14155550100",
-                "text": "Your appointment is tomorrow",
-                "tag": "msg-42",
-            }))
+        self.send_request(to, "sim-user", "sim-password")
             .send()
             .await
     }
