@@ -360,6 +360,11 @@ def deploy_params() -> dict[str, str]:
         # An unanswered send is settled within a minute here (AWS: 120 s).
         "SendConfirmWaitSeconds": os.environ.get("SEND_CONFIRM_WAIT_SECONDS", "45"),
         "LogLevel": os.environ.get("LOG_LEVEL", "info"),
+        # One line per invocation with its AWS requests: the cost model's input.
+        "MeterAwsRequests": "true",
+        # Bulk waves paced to the number's throughput; the cost model's bulk
+        # of 1,000 asks for a faster number than the 10DLC default of 1/s.
+        "NumberMessagesPerSecond": os.environ.get("NUMBER_MESSAGES_PER_SECOND", "1"),
         # Tests (and a developer's receiver) get events at http://127.0.0.1:PORT.
         "AllowLocalEventEndpoints": "true",
         # Event retries in seconds instead of hours, so a failing receiver
@@ -584,6 +589,8 @@ def up(procs: Processes, with_tests: bool = False) -> dict[str, str]:
         "media_bucket": outputs["MediaBucketName"],
         "media_queue_url": outputs["MediaQueueUrl"],
         "webhook": WEBHOOK,
+        # The bulk pacing the stack was deployed with (the cost model's bulk).
+        "number_messages_per_second": int(deploy_params()["NumberMessagesPerSecond"]),
     }
     LOCAL.mkdir(exist_ok=True)
     tmp = LOCAL / "endpoints.json.tmp"

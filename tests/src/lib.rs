@@ -78,6 +78,13 @@ pub struct Endpoints {
     /// The stack's media queue (likewise).
     #[serde(default)]
     pub media_queue_url: Option<String>,
+    /// The stack's `NumberMessagesPerSecond` (1 when not recorded).
+    #[serde(default = "one")]
+    pub number_messages_per_second: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn default_stack_name() -> String {
@@ -99,15 +106,14 @@ impl Endpoints {
     }
 
     /// AWS SDK configuration pointing at the emulator.
-    pub async fn aws(&self) -> aws_config::SdkConfig {
+    pub async fn aws(&self) -> messaging_adapters::aws::SdkConfig {
         let credentials =
             aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "local-cloud");
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .credentials_provider(credentials)
-            .endpoint_url(&self.aws_endpoint_url)
-            .region(aws_config::Region::new("us-east-1"))
-            .load()
-            .await
+        messaging_adapters::aws::config(
+            "us-east-1".into(),
+            credentials,
+            Some(self.aws_endpoint_url.clone()),
+        )
     }
 
     /// The repository on the stack's table.

@@ -3,10 +3,11 @@
 
 use lambda_http::{run, service_fn, Error};
 use messaging_lambda::handlers::console::ConsoleApi;
+use messaging_lambda::telemetry::metered;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     messaging_lambda::telemetry::init();
     let api = ConsoleApi::from_env().await?;
-    run(service_fn(|req| api.handle(req))).await
+    run(service_fn(|req| metered(api.handle(req)))).await
 }

@@ -2,13 +2,14 @@
 
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use messaging_lambda::handlers::event_delivery::EventDeliveryFn;
+use messaging_lambda::telemetry::metered;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     messaging_lambda::telemetry::init();
     let delivery = EventDeliveryFn::from_env().await?;
     run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
-        Ok::<serde_json::Value, Error>(delivery.handle(event.payload).await)
+        Ok::<serde_json::Value, Error>(metered(delivery.handle(event.payload)).await)
     }))
     .await
 }

@@ -2,10 +2,11 @@
 
 use lambda_http::{run, service_fn, Error};
 use messaging_lambda::handlers::messages_api::MessagesApi;
+use messaging_lambda::telemetry::metered;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     messaging_lambda::telemetry::init();
     let api = MessagesApi::from_env().await?;
-    run(service_fn(|req| api.handle(req))).await
+    run(service_fn(|req| metered(api.handle(req)))).await
 }

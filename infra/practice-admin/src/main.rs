@@ -241,7 +241,7 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
         "requeue-dead-letters" => {
             let [queue_url] =
                 messaging_lambda::config::require(["SEND_QUEUE_URL"]).map_err(|e| e.to_string())?;
-            let aws = messaging_adapters::aws_config().await;
+            let aws = aws().await;
             let queue = messaging_adapters::sqs::SqsSendQueue::new(
                 aws_sdk_sqs::Client::new(&aws),
                 queue_url,
@@ -325,7 +325,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let aws = messaging_adapters::aws_config().await;
+    let aws = aws().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     match run(args, store).await {
         Ok(out) => {
@@ -337,4 +337,14 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The operator's AWS configuration: the SDK's full credential chain
+/// (environment, profiles and SSO, instance roles), sending through the
+/// project's HTTP client like the functions.
+async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(messaging_adapters::aws::http_client())
+        .load()
+        .await
 }

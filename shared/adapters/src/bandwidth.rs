@@ -79,7 +79,7 @@ impl Bandwidth {
     /// Builds the adapter; the HTTP client (and its connection pool) is reused
     /// across invocations of a warm function.
     pub fn new(config: BandwidthConfig) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(3))
             .build()?;
@@ -90,7 +90,7 @@ impl Bandwidth {
         let media_base = reqwest::Url::parse(&format!("{base}/users/{}/media/", config.account_id))
             .unwrap_or_else(|_| reqwest::Url::parse("about:blank").expect("a valid URL"));
         let origin = media_base.origin();
-        let media_http = reqwest::Client::builder()
+        let media_http = crate::http::client_builder()
             .timeout(MEDIA_TIMEOUT)
             .connect_timeout(Duration::from_secs(3))
             // The credentials go with the request: never follow the carrier

@@ -1,6 +1,7 @@
 //! Adapters at the edge: translate between the domain and DynamoDB, SQS and the carrier.
 //! Nothing else lives here.
 
+pub mod aws;
 pub mod bandwidth;
 pub mod dynamo;
 pub mod dynamo_bulk;
@@ -10,15 +11,10 @@ pub mod dynamo_events;
 pub mod dynamo_rate;
 pub mod dynamo_staff;
 pub mod dynamo_templates;
+pub mod http;
 mod retry;
 pub mod s3;
 pub mod scheduler;
 pub mod secrets;
 pub mod sqs;
 pub mod webhooks;
-
-/// Loads the AWS SDK configuration once per process. Endpoints come from the
-/// standard `AWS_ENDPOINT_URL` variable when it is set (the local cloud).
-pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}

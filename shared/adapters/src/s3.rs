@@ -15,7 +15,7 @@ use messaging_core::ports::{MediaLinks, MediaStorage};
 /// cloud's `AWS_ENDPOINT_URL`), objects are addressed path-style
 /// (`{endpoint}/{bucket}/{key}`): an emulator on `127.0.0.1` has no
 /// per-bucket host names. On AWS the default (virtual-hosted) applies.
-pub fn client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+pub fn client(sdk: &crate::aws::SdkConfig) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(sdk.endpoint_url().is_some())
         .build();

@@ -55,7 +55,7 @@ impl HttpWebhooks {
     ///
     /// When the TLS backend cannot be set up.
     pub fn new(policy: UrlPolicy) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(DELIVERY_TIMEOUT)
             .connect_timeout(std::time::Duration::from_secs(10))

@@ -226,6 +226,33 @@ pub fn require<const N: usize>(names: [&'static str; N]) -> Result<[String; N], 
     env.finish(values)
 }
 
+/// The AWS SDK configuration of a function, from the variables Lambda sets
+/// (`AWS_REGION`, the execution role's credentials) and, on the local cloud,
+/// `AWS_ENDPOINT_URL`. See [`messaging_adapters::aws`].
+///
+/// # Errors
+///
+/// Every variable that is missing.
+pub fn aws() -> Result<messaging_adapters::aws::SdkConfig, ConfigError> {
+    from_process(|env| {
+        let region = env.required("AWS_REGION");
+        let key = env.required("AWS_ACCESS_KEY_ID");
+        let secret = env.required("AWS_SECRET_ACCESS_KEY");
+        (region, key, secret)
+    })
+    .map(|(region, key, secret)| {
+        let optional = |name: &str| process_env(name).filter(|v| !v.is_empty());
+        let credentials = aws_credential_types::Credentials::new(
+            key,
+            secret,
+            optional("AWS_SESSION_TOKEN"),
+            None,
+            "Lambda",
+        );
+        messaging_adapters::aws::config(region, credentials, optional("AWS_ENDPOINT_URL"))
+    })
+}
+
 /// Reads a configuration from the process environment, logging a refusal
 /// (the function then fails its cold start with the same error).
 fn from_process<T>(
@@ -600,7 +627,10 @@ pub enum PasswordSetting {
 
 impl PasswordSetting {
     /// The password, read from Secrets Manager now if that is its source.
-    pub async fn resolve(&self, aws: &aws_config::SdkConfig) -> Result<Password, StoreError> {
+    pub async fn resolve(
+        &self,
+        aws: &messaging_adapters::aws::SdkConfig,
+    ) -> Result<Password, StoreError> {
         match self {
             Self::Value(secret) => Ok(secret.clone().into()),
             Self::SecretArn(arn) => {

@@ -32,8 +32,28 @@ pub fn directives(level: Option<&str>) -> String {
         .join(",")
 }
 
-/// Installs the global subscriber once per process.
+/// Runs one invocation; with metering on (`METER_AWS_REQUESTS=true`, the
+/// template's `MeterAwsRequests`), then logs its AWS requests by service
+/// and operation and its duration, one line the cost model reads
+/// (`cost-model` in tests/benchmarks). Off, it only awaits `invocation`.
+pub async fn metered<F: std::future::Future>(invocation: F) -> F::Output {
+    let started = std::time::Instant::now();
+    let output = invocation.await;
+    if let Some(requests) = messaging_adapters::aws::metering::take() {
+        let requests = serde_json::to_string(&requests).unwrap_or_default();
+        tracing::info!(
+            aws_requests = %requests,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "invocation metered"
+        );
+    }
+    output
+}
+
+/// Installs the global subscriber once per process, and turns metering on
+/// when the environment asks for it.
 pub fn init() {
+    messaging_adapters::aws::metering::enable_from_environment();
     let level = std::env::var("RUST_LOG").ok();
     let filter = tracing_subscriber::EnvFilter::try_new(directives(level.as_deref()))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

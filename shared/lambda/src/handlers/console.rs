@@ -42,7 +42,7 @@ impl ConsoleApi<DynamoStore> {
     /// Reads [`ConsoleConfig`] from the environment; builds the client once.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = ConsoleConfig::from_env()?;
-        let aws = messaging_adapters::aws_config().await;
+        let aws = crate::config::aws()?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
         Ok(Self::new(store, config.session_cookie))
     }

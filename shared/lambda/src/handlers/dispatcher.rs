@@ -37,12 +37,14 @@ pub struct DispatcherFn {
 impl DispatcherFn {
     /// Reads [`DispatcherConfig`] from the environment; builds clients once.
     pub async fn from_env() -> Result<Self, StartError> {
-        Self::new(DispatcherConfig::from_env()?).await
+        Self::new(DispatcherConfig::from_env()?, crate::config::aws()?).await
     }
 
     /// Builds the clients for `config`.
-    pub async fn new(config: DispatcherConfig) -> Result<Self, StartError> {
-        let aws = messaging_adapters::aws_config().await;
+    pub async fn new(
+        config: DispatcherConfig,
+        aws: messaging_adapters::aws::SdkConfig,
+    ) -> Result<Self, StartError> {
         let password = config.carrier.password.resolve(&aws).await?;
         let carrier = Bandwidth::new(config.carrier.bandwidth(password))?;
         let queue = SqsSendQueue::new(

@@ -44,12 +44,14 @@ pub struct EventDeliveryFn<S = DynamoStore, Q = SqsEventQueue, W = HttpWebhooks>
 impl EventDeliveryFn {
     /// Reads [`EventDeliveryConfig`] from the environment; builds clients once.
     pub async fn from_env() -> Result<Self, StartError> {
-        Self::new(EventDeliveryConfig::from_env()?).await
+        Self::new(EventDeliveryConfig::from_env()?, crate::config::aws()?).await
     }
 
     /// Builds the clients for `config`.
-    pub async fn new(config: EventDeliveryConfig) -> Result<Self, StartError> {
-        let aws = messaging_adapters::aws_config().await;
+    pub async fn new(
+        config: EventDeliveryConfig,
+        aws: messaging_adapters::aws::SdkConfig,
+    ) -> Result<Self, StartError> {
         let scheduler =
             EventBridgeScheduler::new(aws_sdk_scheduler::Client::new(&aws), config.scheduler);
         Ok(Self {

@@ -59,12 +59,14 @@ pub struct MediaCopierFn<S = DynamoStore, C = Bandwidth, M = S3Media, Q = SqsMed
 impl MediaCopierFn {
     /// Reads [`MediaCopierConfig`] from the environment; builds clients once.
     pub async fn from_env() -> Result<Self, StartError> {
-        Self::new(MediaCopierConfig::from_env()?).await
+        Self::new(MediaCopierConfig::from_env()?, crate::config::aws()?).await
     }
 
     /// Builds the clients for `config`.
-    pub async fn new(config: MediaCopierConfig) -> Result<Self, StartError> {
-        let aws = messaging_adapters::aws_config().await;
+    pub async fn new(
+        config: MediaCopierConfig,
+        aws: messaging_adapters::aws::SdkConfig,
+    ) -> Result<Self, StartError> {
         let password = config.carrier.password.resolve(&aws).await?;
         Ok(Self {
             copier: MediaCopier {

@@ -31,12 +31,11 @@ pub struct MessagesApi {
 impl MessagesApi {
     /// Reads [`MessagesApiConfig`] from the environment; builds clients once.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(MessagesApiConfig::from_env()?).await)
+        Ok(Self::new(MessagesApiConfig::from_env()?, crate::config::aws()?).await)
     }
 
     /// Builds the clients for `config`.
-    pub async fn new(config: MessagesApiConfig) -> Self {
-        let aws = messaging_adapters::aws_config().await;
+    pub async fn new(config: MessagesApiConfig, aws: messaging_adapters::aws::SdkConfig) -> Self {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
         let queue = SqsSendQueue::new(
             aws_sdk_sqs::Client::new(&aws),

@@ -41,12 +41,11 @@ pub struct PracticeApi {
 impl PracticeApi {
     /// Reads [`PracticeApiConfig`] from the environment; builds the client once.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(PracticeApiConfig::from_env()?).await)
+        Ok(Self::new(PracticeApiConfig::from_env()?, crate::config::aws()?).await)
     }
 
     /// Builds the client for `config`.
-    pub async fn new(config: PracticeApiConfig) -> Self {
-        let aws = messaging_adapters::aws_config().await;
+    pub async fn new(config: PracticeApiConfig, aws: messaging_adapters::aws::SdkConfig) -> Self {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
         Self {
             auth: Authenticator::new(store.clone()),

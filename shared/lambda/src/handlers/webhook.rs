@@ -37,12 +37,14 @@ pub enum StartError {
 impl Webhook {
     /// Reads [`WebhookConfig`] from the environment; builds clients once.
     pub async fn from_env() -> Result<Self, StartError> {
-        Self::new(WebhookConfig::from_env()?).await
+        Self::new(WebhookConfig::from_env()?, crate::config::aws()?).await
     }
 
     /// Builds the clients for `config`.
-    pub async fn new(config: WebhookConfig) -> Result<Self, StartError> {
-        let aws = messaging_adapters::aws_config().await;
+    pub async fn new(
+        config: WebhookConfig,
+        aws: messaging_adapters::aws::SdkConfig,
+    ) -> Result<Self, StartError> {
         let password = config.password.resolve(&aws).await?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
         let sqs = aws_sdk_sqs::Client::new(&aws);

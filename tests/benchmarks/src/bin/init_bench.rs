@@ -3,6 +3,9 @@
 //!
 //!     cargo run --profile local -p benchmarks --bin init-bench -- [--runs 21] [--profile release] [--no-build]
 //!
+//! (`CARGO_TARGET_DIR=target/aws` before `cargo run` builds the release
+//! binaries there, so the local build stays usable meanwhile.)
+//!
 //! Builds the six functions and `hello-lambda` with the AWS profile
 //! (`release`: LTO, one codegen unit, stripped; what `sam build` deploys)
 //! in one cargo invocation, for this machine's architecture. Then, for each
@@ -175,7 +178,11 @@ fn main() {
         assert!(status.success(), "build failed");
         println!("built in {:.0} s", started.elapsed().as_secs_f64());
     }
-    let dir = root.join("target").join(&profile);
+    // A separate target directory (CARGO_TARGET_DIR) keeps the release
+    // build from holding the local build's lock for its twenty minutes.
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let dir = target.join(&profile);
     let names: Vec<&str> = std::iter::once(BASELINE).chain(FUNCTIONS).collect();
     let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut rss: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
