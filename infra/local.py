@@ -675,20 +675,9 @@ def run_tests(procs: Processes) -> int:
          "--include-ignored", f"--test-threads={os.environ.get('TEST_THREADS', '8')}"],
         cwd=ROOT, env=env,
     )
-    try:
-        while tests.poll() is None:
-            if (dead := procs.dead()) is not None:
-                log(f"{dead[0]} exited with code {dead[1]} while the tests ran; failing the run", "test")
-                tests.terminate()
-                tests.wait()
-                return 1
-            time.sleep(0.5)
-    finally:
-        if tests.poll() is None:
-            tests.terminate()
-            tests.wait()
-    if tests.returncode != 0:
-        return tests.returncode
+    code = watch(tests, procs, "while the tests ran")
+    if code != 0:
+        return code
     # The console in a browser before the fuzzer fills the demo practice
     # with generated data (the browser tests make a practice of their own).
     browser = run_browser_tests(procs)
@@ -709,18 +698,9 @@ def run_browser_tests(procs: Processes) -> int:
         ["node", "--test", "--test-concurrency=1", "--test-reporter=spec", "console.test.mjs"],
         cwd=ROOT / "tests" / "browser", env=env,
     )
-    try:
-        while browser.poll() is None:
-            if (dead := procs.dead()) is not None:
-                log(f"{dead[0]} exited with code {dead[1]} during the browser tests; failing the run", "test")
-                return 1
-            time.sleep(0.5)
-    finally:
-        if browser.poll() is None:
-            browser.terminate()
-            browser.wait()
+    code = watch(browser, procs, "during the browser tests")
     log(f"browser tests finished in {time.monotonic() - started:.0f} s", "test")
-    return browser.returncode
+    return code
 
 
 def run_fuzzer(procs: Processes) -> int:
@@ -746,18 +726,24 @@ def run_fuzzer(procs: Processes) -> int:
         "--workers", "1", "--seed", os.environ.get("FUZZ_SEED", "1"),
         "--no-color",
     ]
-    fuzzer = subprocess.Popen(cmd, cwd=LOCAL)
+    return watch(subprocess.Popen(cmd, cwd=LOCAL), procs, "while fuzzing")
+
+
+def watch(child: subprocess.Popen, procs: Processes, what: str) -> int:
+    """Waits for `child` and returns its exit code, or 1 (after stopping
+    it) when the emulator or the simulator exits first: a run against a
+    half-dead cloud proves nothing."""
     try:
-        while fuzzer.poll() is None:
+        while child.poll() is None:
             if (dead := procs.dead()) is not None:
-                log(f"{dead[0]} exited with code {dead[1]} while fuzzing; failing the run", "test")
+                log(f"{dead[0]} exited with code {dead[1]} {what}; failing the run", "test")
                 return 1
             time.sleep(0.5)
     finally:
-        if fuzzer.poll() is None:
-            fuzzer.terminate()
-            fuzzer.wait()
-    return fuzzer.returncode
+        if child.poll() is None:
+            child.terminate()
+            child.wait()
+    return child.returncode
 
 
 if __name__ == "__main__":
