@@ -2525,9 +2525,14 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
     let body = events[0].event.payload_json();
     assert_eq!(body["data"]["message_id"], m.id.as_str());
     assert_eq!(body["data"]["error"]["code"], "4720");
-    assert_eq!(events[0].round, 0);
-    assert_eq!(events[0].deliveries, None, "not fanned out yet");
-    assert_eq!(events[0].delivery(), EventDelivery::Pending);
+    // On a deployed stack the table's stream may already have relayed the
+    // event (round 1); the in-memory store has no relay. Either way it was
+    // recorded with the change, which is what this case is about.
+    assert!(events[0].round <= 1, "round {}", events[0].round);
+    if events[0].round == 0 {
+        assert_eq!(events[0].deliveries, None, "not fanned out yet");
+        assert_eq!(events[0].delivery(), EventDelivery::Pending);
+    }
 
     let number = phone();
     let change = |opted_out: bool| OptOutChange {
