@@ -471,53 +471,38 @@ async fn wait_delivered(
     .unwrap_or_else(|| panic!("{message_id} did not finish within {within:?}"));
 }
 
-async fn direct(store: &DynamoStore, t: &TestPractice, n: usize) {
+/// `n` messages to fresh numbers (`extra` added to each body), then waits
+/// for each to finish.
+async fn messages(store: &DynamoStore, t: &TestPractice, n: usize, extra: Value, within: Duration) {
     let mut ids = Vec::new();
     for _ in 0..n {
-        let r = t
-            .api
-            .post(
-                "/v1/messages",
-                &json!({"to": random_phone().to_string(), "text": "Your crown is ready"}),
-            )
-            .await;
+        let mut body = json!({"to": random_phone().to_string(), "text": "Your crown is ready"});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let r = t.api.post("/v1/messages", &body).await;
         assert_eq!(r.status, 202, "{:?}", r.body);
         ids.push(r.body["id"].as_str().expect("id").to_string());
     }
     for id in ids {
-        wait_delivered(
-            store,
-            &t.practice.practice_id,
-            &id,
-            Duration::from_secs(120),
-        )
-        .await;
+        wait_delivered(store, &t.practice.practice_id, &id, within).await;
     }
+}
+
+async fn direct(store: &DynamoStore, t: &TestPractice, n: usize) {
+    messages(store, t, n, json!({}), Duration::from_secs(120)).await;
 }
 
 async fn scheduled(store: &DynamoStore, t: &TestPractice, n: usize) {
     let send_at = (Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let r = t
-            .api
-            .post(
-                "/v1/messages",
-                &json!({"to": random_phone().to_string(), "text": "See you tomorrow", "send_at": send_at}),
-            )
-            .await;
-        assert_eq!(r.status, 202, "{:?}", r.body);
-        ids.push(r.body["id"].as_str().expect("id").to_string());
-    }
-    for id in ids {
-        wait_delivered(
-            store,
-            &t.practice.practice_id,
-            &id,
-            Duration::from_secs(180),
-        )
-        .await;
-    }
+    messages(
+        store,
+        t,
+        n,
+        json!({"send_at": send_at}),
+        Duration::from_secs(180),
+    )
+    .await;
 }
 
 async fn bulk(store: &DynamoStore, t: &TestPractice, ids: &[String], window: u32) {
