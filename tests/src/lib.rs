@@ -240,11 +240,7 @@ impl Endpoints {
             self.carrier_url,
             to.replace('+', "%2B")
         );
-        let r = reqwest::Client::new()
-            .get(url)
-            .send()
-            .await
-            .expect("simulator");
+        let r = http().get(url).send().await.expect("simulator");
         r.json().await.expect("simulator json")
     }
 
@@ -256,7 +252,7 @@ impl Endpoints {
             self.carrier_url,
             to.replace('+', "%2B")
         );
-        let r: Value = reqwest::Client::new()
+        let r: Value = http()
             .get(url)
             .send()
             .await
@@ -276,7 +272,7 @@ impl Endpoints {
         if !media.is_null() {
             body["media"] = media;
         }
-        let r = reqwest::Client::new()
+        let r = http()
             .post(format!("{}/_sim/inbound", self.carrier_url))
             .json(&body)
             .send()
@@ -313,7 +309,7 @@ impl Endpoints {
 
     /// Arms a carrier fault for one destination number.
     pub async fn carrier_fault(&self, to: &str, mode: &str, times: u32) {
-        let r = reqwest::Client::new()
+        let r = http()
             .post(format!("{}/_sim/faults", self.carrier_url))
             .json(&serde_json::json!({"to": to, "mode": mode, "times": times}))
             .send()
@@ -406,7 +402,7 @@ pub async fn sign_in_raw(
     user: &str,
     password: &str,
 ) -> (u16, Option<String>, Value, Option<String>) {
-    let r = reqwest::Client::new()
+    let r = http()
         .post(format!("{api_url}/v1/sessions"))
         .json(&serde_json::json!({"user": user, "password": password}))
         .send()
@@ -464,7 +460,7 @@ impl Api {
     /// A client for `base` with `key`.
     pub fn new(base: &str, key: &str) -> Self {
         Self {
-            http: reqwest::Client::builder()
+            http: messaging_adapters::http::client_builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
@@ -603,4 +599,13 @@ pub fn random_phone() -> PhoneNumber {
 pub fn phone_ending(last_four: u16) -> PhoneNumber {
     let base = random_phone().to_string();
     PhoneNumber::parse(&format!("{}{last_four:04}", &base[..8])).expect("valid")
+}
+
+/// An HTTP client for the tests: the functions' own stack (reqwest over
+/// rustls with `ring`, `messaging_adapters::http`); reqwest alone has no
+/// TLS provider in this workspace.
+pub fn http() -> reqwest::Client {
+    messaging_adapters::http::client_builder()
+        .build()
+        .expect("the TLS settings are valid")
 }

@@ -4,7 +4,8 @@ use lambda_http::{run, service_fn, Error};
 use messaging_lambda::handlers::webhook::Webhook;
 use messaging_lambda::telemetry::metered;
 
-#[tokio::main]
+// Lambda gives an instance one invocation at a time: no worker threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     messaging_lambda::telemetry::init();
     let webhook = Webhook::from_env().await?;

@@ -5,7 +5,8 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use messaging_lambda::handlers::dispatcher::DispatcherFn;
 use messaging_lambda::telemetry::metered;
 
-#[tokio::main]
+// Lambda gives an instance one invocation at a time: no worker threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     messaging_lambda::telemetry::init();
     let dispatcher = DispatcherFn::from_env().await?;

@@ -4,7 +4,8 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use messaging_lambda::handlers::event_delivery::EventDeliveryFn;
 use messaging_lambda::telemetry::metered;
 
-#[tokio::main]
+// Lambda gives an instance one invocation at a time: no worker threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     messaging_lambda::telemetry::init();
     let delivery = EventDeliveryFn::from_env().await?;

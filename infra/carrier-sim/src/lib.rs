@@ -27,6 +27,15 @@ pub use api::CutConnection;
 pub use config::{CallbackTarget, Config, ConfigError};
 pub use sim::{AppState, StateError};
 
+/// A reqwest builder for the simulator and its tests. This workspace's
+/// reqwest has no TLS provider of its own (the functions configure rustls
+/// with `ring`), so the process default is set to `ring` first.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    // Already installed (by an earlier call): nothing to do.
+    let _already = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 /// All routes of the simulator over the given state.
 pub fn router(state: AppState) -> Router {
     Router::new()

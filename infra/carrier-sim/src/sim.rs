@@ -328,7 +328,7 @@ const CALLBACK_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 impl AppState {
     /// Builds the state from a config.
     pub fn new(config: Config) -> Result<Self, StateError> {
-        let http = reqwest::Client::builder()
+        let http = crate::http_client_builder()
             .timeout(CALLBACK_HTTP_TIMEOUT)
             .build()?;
         let (shutdown_tx, _) = watch::channel(false);

@@ -79,7 +79,7 @@ async fn start() -> Harness {
     Harness {
         sim,
         inbox,
-        http: reqwest::Client::new(),
+        http: carrier_sim::http_client_builder().build().expect("client"),
     }
 }
 

@@ -65,16 +65,23 @@ pub fn config(region: String, credentials: Credentials, endpoint_url: Option<Str
 /// The SDK's HTTP client: the process's reqwest client (connection pool
 /// shared by every SDK client made from it).
 pub fn http_client() -> SharedHttpClient {
+    SharedHttpClient::new(Reqwest {
+        http: reqwest_client(),
+    })
+}
+
+/// The reqwest client every AWS request of the process goes through (the
+/// SDK's, and the S3 adapter's signed requests).
+pub(crate) fn reqwest_client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let http = CLIENT
+    CLIENT
         .get_or_init(|| {
             crate::http::client_builder()
                 .connect_timeout(CONNECT_TIMEOUT)
                 .build()
                 .expect("the TLS settings are valid")
         })
-        .clone();
-    SharedHttpClient::new(Reqwest { http })
+        .clone()
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +190,14 @@ pub mod metering {
     /// The requests counted since the last call (`None` when off).
     pub fn take() -> Option<BTreeMap<String, u64>> {
         COUNTS.lock().ok()?.as_mut().map(std::mem::take)
+    }
+
+    /// Counts one request the SDK does not send (`service:METHOD`).
+    pub(crate) fn count_as(key: &str) {
+        let Ok(mut guard) = COUNTS.lock() else { return };
+        if let Some(counts) = guard.as_mut() {
+            *counts.entry(key.to_string()).or_default() += 1;
+        }
     }
 
     pub(super) fn count(request: &HttpRequest) {

@@ -1,5 +1,7 @@
 //! Logging: JSON lines on Lambda (CloudWatch), at the level `RUST_LOG`
-//! names (`error`, `warn`, `info` (default), `debug`, `trace`) — for this
+//! names (`error`, `warn`, `info` (default), `debug`, `trace`; optimised
+//! builds compile out `trace` call sites, so there it logs what `debug`
+//! does: `tracing`'s `release_max_level_debug`) — for this
 //! project's crates only. Dependencies (the Lambda runtime, the AWS SDK,
 //! hyper, rustls...) log at `warn` at most whatever the level: their debug
 //! and trace output prints raw events (the `Authorization` header, request
@@ -50,19 +52,28 @@ pub async fn metered<F: std::future::Future>(invocation: F) -> F::Output {
     output
 }
 
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
 /// Installs the global subscriber once per process, and turns metering on
 /// when the environment asks for it.
 pub fn init() {
     messaging_adapters::aws::metering::enable_from_environment();
     let level = std::env::var("RUST_LOG").ok();
-    let filter = tracing_subscriber::EnvFilter::try_new(directives(level.as_deref()))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let result = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_current_span(false)
-        .without_time()
+    let filter: Targets = directives(level.as_deref())
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::WARN));
+    let result = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_target(false)
+                .with_current_span(false)
+                .without_time()
+                .with_filter(filter),
+        )
         .try_init();
     if let Err(e) = result {
         eprintln!("logging was already initialised: {e}");
@@ -98,6 +109,9 @@ mod tests {
                 "{level:?}: {d}"
             );
         }
-        assert!(tracing_subscriber::EnvFilter::try_new(directives(Some("trace"))).is_ok());
+        let filter: Targets = directives(Some("trace")).parse().expect("directives parse");
+        assert!(filter.would_enable("messaging_core::app", &tracing::Level::TRACE));
+        assert!(!filter.would_enable("aws_smithy_runtime::client", &tracing::Level::INFO));
+        assert!(filter.would_enable("aws_smithy_runtime::client", &tracing::Level::WARN));
     }
 }

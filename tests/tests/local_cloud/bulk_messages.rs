@@ -195,7 +195,7 @@ async fn a_bulk_goes_out_in_waves_under_the_cap_while_direct_messages_go_at_once
 
 /// A text from a patient's number to the practice, through the carrier simulator.
 async fn inbound(local: &Endpoints, from: &str, to: &str, text: &str) {
-    let r = reqwest::Client::new()
+    let r = tests::http()
         .post(format!("{}/_sim/inbound", local.carrier_url))
         .json(&json!({"from": from, "to": to, "text": text}))
         .send()

@@ -68,7 +68,7 @@ async fn inbound_mms_with_id(
                    "base64": base64::engine::general_purpose::STANDARD.encode(bytes)})
         })
         .collect();
-    let r = reqwest::Client::new()
+    let r = tests::http()
         .post(format!("{}/_sim/inbound", local.carrier_url))
         .json(&json!({"from": from, "to": to, "text": "my x-ray", "media": media}))
         .send()
@@ -88,7 +88,7 @@ async fn inbound_mms_with_id(
 
 /// Makes the simulator's media API answer the next `n` downloads with 503.
 async fn fail_next_downloads(local: &Endpoints, n: u32) {
-    let r = reqwest::Client::new()
+    let r = tests::http()
         .put(format!("{}/_sim/config", local.carrier_url))
         .json(&json!({"media_failures": n}))
         .send()
@@ -102,7 +102,7 @@ async fn fail_next_downloads(local: &Endpoints, n: u32) {
 async fn s3_stores_objects_and_presigns_path_style_links_that_serve_them() {
     let local = Endpoints::load();
     let bucket = bucket(&local);
-    let s3 = S3Media::new(messaging_adapters::s3::client(&local.aws().await), &bucket);
+    let s3 = S3Media::new(&local.aws().await, &bucket);
     let key = format!("test/{}/0.png", uuid::Uuid::new_v4().simple());
     s3.put(&key, "image/png", PNG.to_vec()).await.unwrap();
     // Putting again (a retried copy) replaces the object.
@@ -131,7 +131,7 @@ async fn s3_stores_objects_and_presigns_path_style_links_that_serve_them() {
         assert!(url.contains(part), "{url} lacks {part}");
     }
 
-    let r = reqwest::get(&url).await.unwrap();
+    let r = tests::http().get(&url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200, "{url}");
     assert_eq!(
         r.headers()
@@ -316,7 +316,7 @@ async fn an_mms_is_copied_and_its_thread_link_serves_the_picture() {
         left > chrono::Duration::minutes(14) && left <= chrono::Duration::minutes(15),
         "{left}"
     );
-    let r = reqwest::get(url).await.unwrap();
+    let r = tests::http().get(url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200, "{url}");
     assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
 
@@ -416,20 +416,22 @@ async fn queued_copies_end_ready_or_failed_and_the_thread_shows_them() {
     );
     let url = media[0]["url"].as_str().unwrap();
     assert!(url.contains(&format!("/{}/", bucket(&local))), "{url}");
-    let r = reqwest::get(url).await.unwrap();
+    let r = tests::http().get(url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
 
     // The picture was downloaded twice: refused with a 503, then served.
-    let r: Value = reqwest::get(format!(
-        "{}/_sim/media-requests?message_id={sim_id}",
-        local.carrier_url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let r: Value = tests::http()
+        .get(format!(
+            "{}/_sim/media-requests?message_id={sim_id}",
+            local.carrier_url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let statuses: Vec<u64> = r["requests"]
         .as_array()
         .unwrap()

@@ -13,7 +13,7 @@ use tests::{phone_ending, poll, random_phone, Api, Endpoints};
 const DELIVERY: Duration = Duration::from_secs(30);
 
 async fn inbound(local: &Endpoints, from: &str, to: &str, text: &str) -> Value {
-    let r = reqwest::Client::new()
+    let r = tests::http()
         .post(format!("{}/_sim/inbound", local.carrier_url))
         .json(&json!({"from": from, "to": to, "text": text}))
         .send()

@@ -43,7 +43,7 @@ fn callback_body(sample: &str, carrier_id: &str, tag: &str) -> Vec<u8> {
 }
 
 async fn post_callback(local: &Endpoints, body: Vec<u8>, credentials: Option<(&str, &str)>) -> u16 {
-    let mut req = reqwest::Client::new()
+    let mut req = tests::http()
         .post(format!("{}/v1/webhooks/bandwidth", local.api_url))
         .header("content-type", "application/json")
         .body(body);

@@ -72,7 +72,7 @@ impl MediaCopierFn {
             copier: MediaCopier {
                 store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
                 carrier: Bandwidth::new(config.carrier.bandwidth(password))?,
-                storage: S3Media::new(messaging_adapters::s3::client(&aws), config.media_bucket),
+                storage: S3Media::new(&aws, config.media_bucket),
                 max_attempts: MAX_COPY_ATTEMPTS,
             },
             queue: SqsMediaQueue::new(

@@ -51,7 +51,7 @@ impl PracticeApi {
             auth: Authenticator::new(store.clone()),
             session_cookie: config.session_cookie,
             store,
-            media: S3Media::new(messaging_adapters::s3::client(&aws), config.media_bucket),
+            media: S3Media::new(&aws, config.media_bucket),
             event_queue: SqsEventQueue::new(
                 aws_sdk_sqs::Client::new(&aws),
                 config.event_queue_url.as_str(),

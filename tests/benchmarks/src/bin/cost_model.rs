@@ -556,7 +556,7 @@ async fn main() {
         );
     }
     let logs = Logs {
-        http: reqwest::Client::new(),
+        http: tests::http(),
         url: local.aws_endpoint_url.clone(),
         stack: local.stack_name.clone(),
     };
