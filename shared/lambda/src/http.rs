@@ -7,6 +7,33 @@ use serde::Serialize;
 
 use messaging_core::domain::error::{AppError, ErrorKind};
 
+/// A response handed to the Lambda runtime as built. `lambda_http`'s own
+/// conversion of a `Response<Body>` collects and decodes every text body
+/// again by the charset its `Content-Type` names, which links every
+/// encoding `encoding_rs` knows (about 150 KB of each API function). Ours
+/// need none of it: JSON and console files are UTF-8 `Body::Text`, and a
+/// gzipped console file is `Body::Binary` with its `Content-Encoding`,
+/// which that conversion passes through unchanged as well.
+#[derive(Debug)]
+pub struct AsBuilt(pub Response<Body>);
+
+impl lambda_http::IntoResponse for AsBuilt {
+    fn into_response(
+        self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>> {
+        Box::pin(std::future::ready(self.0))
+    }
+}
+
+/// One API invocation: `handled` (a handler's `handle(request)`), metered
+/// ([`crate::telemetry::metered`]), its response handed over as built.
+pub async fn respond<F>(handled: F) -> Result<AsBuilt, std::convert::Infallible>
+where
+    F: std::future::Future<Output = Result<Response<Body>, std::convert::Infallible>>,
+{
+    crate::telemetry::metered(handled).await.map(AsBuilt)
+}
+
 /// Bodies above this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
@@ -198,6 +225,29 @@ pub fn no_route() -> AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_response_reaches_the_runtime_as_built() {
+        use lambda_http::IntoResponse;
+        let sent =
+            respond(async { Ok(json(StatusCode::CREATED, &serde_json::json!({"id": "m1"}))) })
+                .await
+                .expect("infallible")
+                .into_response()
+                .await;
+        assert_eq!(sent.status(), StatusCode::CREATED);
+        assert_eq!(sent.headers()["content-type"], "application/json");
+        assert!(matches!(sent.body(), Body::Text(t) if t == r#"{"id":"m1"}"#));
+        // Gzipped bytes stay bytes (API Gateway gets them base64-encoded).
+        let mut gzipped = Response::new(Body::Binary(vec![0x1f, 0x8b, 0]));
+        gzipped
+            .headers_mut()
+            .insert("content-encoding", "gzip".parse().expect("header"));
+        let sent = AsBuilt(gzipped).into_response().await;
+        assert!(matches!(sent.body(), Body::Binary(b) if b == &[0x1f, 0x8b, 0]));
+        let sent = AsBuilt(empty(StatusCode::NO_CONTENT)).into_response().await;
+        assert!(matches!(sent.body(), Body::Empty));
+    }
 
     #[test]
     fn a_key_that_is_not_text_is_refused_not_ignored() {
