@@ -14,6 +14,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
+use crate::app::cache::TtlCache;
 use crate::domain::error::AppError;
 use crate::domain::practice::Practice;
 use crate::domain::staff::Session;
@@ -127,7 +128,7 @@ pub struct Authenticator<S> {
     /// Key digest → the practice, or `None` for a key that matched none
     /// (negative caching: a client retrying a wrong key costs one read a
     /// minute per instance, not one per request).
-    cache: Mutex<HashMap<String, (Option<Practice>, Instant)>>,
+    cache: TtlCache<Option<Practice>>,
 }
 
 impl<S: PracticeStore> Authenticator<S> {
@@ -136,7 +137,7 @@ impl<S: PracticeStore> Authenticator<S> {
         Self {
             store,
             limiter: Mutex::new(RequestLimiter::default()),
-            cache: Mutex::new(HashMap::new()),
+            cache: TtlCache::new(CACHE_TTL, CACHE_ENTRIES),
         }
     }
 
@@ -174,58 +175,34 @@ impl<S: PracticeStore> Authenticator<S> {
         let hash = hash_key(key);
         let unknown =
             || AppError::unauthorized("The API key is not valid; check it or ask for a new one.");
-        {
-            let cache = self.cache.lock().await;
-            if let Some((practice, at)) = cache.get(&hash) {
-                if at.elapsed() < CACHE_TTL {
-                    return practice.clone().ok_or_else(unknown);
-                }
-            }
-        }
-        let practice = self.store.practice_for_key(&hash).await?;
-        let mut cache = self.cache.lock().await;
-        if cache.len() >= CACHE_ENTRIES {
-            cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
-            if cache.len() >= CACHE_ENTRIES {
-                cache.clear();
-            }
-        }
-        cache.insert(hash, (practice.clone(), Instant::now()));
-        practice.ok_or_else(unknown)
+        self.cache
+            .get_or_load(&hash, || self.store.practice_for_key(&hash))
+            .await?
+            .ok_or_else(unknown)
     }
 
     /// The practice for `id`, cached like a key lookup.
     async fn practice_by_id(&self, id: &str) -> Result<Option<Practice>, AppError> {
-        let cache_key = format!("practice:{id}");
-        {
-            let cache = self.cache.lock().await;
-            if let Some((practice, at)) = cache.get(&cache_key) {
-                if at.elapsed() < CACHE_TTL {
-                    return Ok(practice.clone());
-                }
-            }
-        }
-        let practice = self.store.get_practice(id).await?;
-        let mut cache = self.cache.lock().await;
-        if cache.len() >= CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(cache_key, (practice.clone(), Instant::now()));
-        Ok(practice)
+        Ok(self
+            .cache
+            .get_or_load(&format!("practice:{id}"), || self.store.get_practice(id))
+            .await?)
     }
 
     /// Replaces this instance's cached copy of `practice` after the practice
     /// changed it, so its next request here sees the change at once (other
     /// warm instances see it within [`CACHE_TTL`]).
     pub async fn updated(&self, practice: &Practice) {
-        for (cached, _) in self.cache.lock().await.values_mut() {
-            if let Some(cached) = cached
-                .as_mut()
-                .filter(|c| c.practice_id == practice.practice_id)
-            {
-                *cached = practice.clone();
-            }
-        }
+        self.cache
+            .update_all(|cached| {
+                if let Some(cached) = cached
+                    .as_mut()
+                    .filter(|c| c.practice_id == practice.practice_id)
+                {
+                    *cached = practice.clone();
+                }
+            })
+            .await;
     }
 }
 

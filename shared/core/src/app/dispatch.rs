@@ -6,6 +6,7 @@
 use chrono::Duration;
 
 use crate::app::bulk::pump::run_pump;
+use crate::app::cache::TtlCache;
 use crate::app::conversations;
 use crate::app::rate_cap::take_bulk_submission;
 use crate::domain::bulk::{Pace, QueuedJob};
@@ -100,11 +101,18 @@ pub struct Dispatcher<M, C, K, Q> {
 pub const PRACTICE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Practices a warm dispatcher read recently (one `GetItem` fewer per bulk
-/// recipient).
-#[derive(Debug, Default)]
-pub struct PracticeCache(
-    tokio::sync::Mutex<std::collections::HashMap<String, (Practice, std::time::Instant)>>,
-);
+/// recipient). A practice that does not exist is not remembered.
+#[derive(Debug)]
+pub struct PracticeCache(TtlCache<Practice>);
+
+impl Default for PracticeCache {
+    fn default() -> Self {
+        Self(TtlCache::new(
+            PRACTICE_CACHE_TTL,
+            crate::app::auth::CACHE_ENTRIES,
+        ))
+    }
+}
 
 impl PracticeCache {
     async fn get<S: PracticeStore>(
@@ -112,21 +120,12 @@ impl PracticeCache {
         store: &S,
         practice_id: &str,
     ) -> Result<Option<Practice>, StoreError> {
-        if let Some((practice, at)) = self.0.lock().await.get(practice_id) {
-            if at.elapsed() < PRACTICE_CACHE_TTL {
-                return Ok(Some(practice.clone()));
-            }
+        if let Some(practice) = self.0.get(practice_id).await {
+            return Ok(Some(practice));
         }
         let practice = store.get_practice(practice_id).await?;
         if let Some(p) = &practice {
-            let mut cache = self.0.lock().await;
-            if cache.len() >= crate::app::auth::CACHE_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(
-                practice_id.to_string(),
-                (p.clone(), std::time::Instant::now()),
-            );
+            self.0.insert(practice_id.to_string(), p.clone()).await;
         }
         Ok(practice)
     }

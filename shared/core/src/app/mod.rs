@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bulk;
 #[cfg(test)]
 mod bulk_flow_tests;
+pub mod cache;
 pub mod callbacks;
 pub mod communications;
 pub mod conversations;
