@@ -48,11 +48,10 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
 use aws_sdk_dynamodb::operation::get_item::{GetItemInput, GetItemOutput};
 use aws_sdk_dynamodb::operation::query::{QueryInput, QueryOutput};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use benchmarks::seed::{delete_requests, put_requests, run_batches, Item};
 use chrono::{DateTime, TimeDelta, Utc};
 use messaging_adapters::dynamo::{encode_message_item, encode_recipient_item, DynamoStore};
 use messaging_core::app::conversations::{self, InboxQuery};
@@ -73,10 +72,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use tests::{random_phone, Api, Endpoints};
 
-type Item = HashMap<String, AttributeValue>;
-
-/// Items per `BatchWriteItem` request (the service's maximum).
-const BATCH: usize = 25;
 /// Page size asked of the API (its default).
 const PAGE: u32 = 50;
 /// Warm-up requests before each timed scenario.
@@ -630,118 +625,6 @@ fn key_of(pk: String, sk: String) -> Item {
         ("pk".to_string(), AttributeValue::S(pk)),
         ("sk".to_string(), AttributeValue::S(sk)),
     ])
-}
-
-/// One `BatchWriteItem`, retrying unprocessed items (and failed calls) with
-/// exponential backoff. Returns how many retries it took.
-async fn write_batch(client: Client, table: String, mut requests: Vec<WriteRequest>) -> u32 {
-    let mut retries = 0u32;
-    loop {
-        match client
-            .batch_write_item()
-            .request_items(&table, requests.clone())
-            .send()
-            .await
-        {
-            Ok(out) => {
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&table))
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    return retries;
-                }
-            }
-            Err(e) if retries < 10 => {
-                eprintln!(
-                    "  batch write failed, retrying: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                );
-            }
-            Err(e) => panic!(
-                "batch write failed {retries} times: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-            ),
-        }
-        assert!(
-            retries < 20,
-            "items still unprocessed after {retries} retries"
-        );
-        let backoff = Duration::from_millis(50u64 << retries.min(6));
-        let jitter = Duration::from_millis(rand::rng().random_range(0..50));
-        tokio::time::sleep(backoff + jitter).await;
-        retries += 1;
-    }
-}
-
-/// Writes `requests` in batches of 25 with `concurrency` batches in flight.
-async fn run_batches(
-    client: &Client,
-    table: &str,
-    requests: Vec<WriteRequest>,
-    concurrency: usize,
-    what: &str,
-) -> (Duration, u32) {
-    let started = Instant::now();
-    let total = requests.len();
-    let chunks: Vec<Vec<WriteRequest>> = requests.chunks(BATCH).map(<[_]>::to_vec).collect();
-    let batches = chunks.len();
-    let report_every = (batches / 10).max(1);
-    let mut set = tokio::task::JoinSet::new();
-    let (mut done, mut retries) = (0usize, 0u32);
-    let mut finish = |r: Result<u32, tokio::task::JoinError>, done: &mut usize| {
-        retries += r.expect("batch task");
-        *done += 1;
-        if (*done).is_multiple_of(report_every) || *done == batches {
-            let items = (*done * BATCH).min(total);
-            let secs = started.elapsed().as_secs_f64();
-            println!(
-                "  {what}: {items}/{total} items, {secs:.1} s, {:.0} items/s",
-                items as f64 / secs.max(1e-9)
-            );
-        }
-    };
-    for chunk in chunks {
-        while set.len() >= concurrency {
-            if let Some(r) = set.join_next().await {
-                finish(r, &mut done);
-            }
-        }
-        set.spawn(write_batch(client.clone(), table.to_string(), chunk));
-    }
-    while let Some(r) = set.join_next().await {
-        finish(r, &mut done);
-    }
-    (started.elapsed(), retries)
-}
-
-fn put_requests(items: &[Item]) -> Vec<WriteRequest> {
-    items
-        .iter()
-        .map(|item| {
-            let put = PutRequest::builder()
-                .set_item(Some(item.clone()))
-                .build()
-                .expect("put request");
-            WriteRequest::builder().put_request(put).build()
-        })
-        .collect()
-}
-
-fn delete_requests(keys: &[Item]) -> Vec<WriteRequest> {
-    keys.iter()
-        .map(|item| {
-            let key: Item = ["pk", "sk"]
-                .iter()
-                .map(|k| (k.to_string(), item[*k].clone()))
-                .collect();
-            let delete = DeleteRequest::builder()
-                .set_key(Some(key))
-                .build()
-                .expect("delete request");
-            WriteRequest::builder().delete_request(delete).build()
-        })
-        .collect()
 }
 
 /// Saves every conversation with its newest entry through
