@@ -11,7 +11,7 @@
 //! laptop, keep `aws-config` (with [`http_client`]).
 //!
 //! Requests are sent by [`http_client`]: the SDK's standard retries,
-//! signing and timeouts around the process's one reqwest client
+//! signing and timeouts around a reqwest client of the one HTTP stack
 //! ([`crate::http`]). With metering on ([`metering`]), each request is
 //! counted by service and operation, for the cost model.
 
@@ -62,26 +62,26 @@ pub fn config(region: String, credentials: Credentials, endpoint_url: Option<Str
     builder.build()
 }
 
-/// The SDK's HTTP client: the process's reqwest client (connection pool
-/// shared by every SDK client made from it).
+/// The SDK's HTTP client over a new reqwest client: one connection pool
+/// shared by every SDK client made from the same configuration (a
+/// function builds its configuration once per cold start).
 pub fn http_client() -> SharedHttpClient {
     SharedHttpClient::new(Reqwest {
         http: reqwest_client(),
     })
 }
 
-/// The reqwest client every AWS request of the process goes through (the
-/// SDK's, and the S3 adapter's signed requests).
+/// A reqwest client for AWS requests (the SDK's, and the S3 adapter's
+/// signed requests). Not one per process: a pooled connection belongs to
+/// the tokio runtime that opened it, and a process-wide pool handed one
+/// runtime's dead connections to another (each test has its own runtime;
+/// the local-cloud tests failed with "connection closed before message
+/// completed" and with requests sent twice).
 pub(crate) fn reqwest_client() -> reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            crate::http::client_builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .build()
-                .expect("the TLS settings are valid")
-        })
-        .clone()
+    crate::http::client_builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build()
+        .expect("the TLS settings are valid")
 }
 
 #[derive(Debug, Clone)]

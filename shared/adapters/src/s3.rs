@@ -3,7 +3,7 @@
 //!
 //! Two operations, `PutObject` and a pre-signed `GetObject` link, signed
 //! here with SigV4 by `aws-sigv4` (the signer the AWS SDK itself uses) and
-//! sent through the process's one HTTP client. The generated S3 SDK crate
+//! sent through the one HTTP stack (reqwest over rustls). The generated S3 SDK crate
 //! is not linked: for these two calls it brought the SDK's S3 endpoint
 //! rules, XML protocol and flexible-checksum tables (about 1 MB of every
 //! binary that stores or links media; docs/measurements.md, "Cold start").
