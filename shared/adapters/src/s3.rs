@@ -304,6 +304,7 @@ fn xml_element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use aws_credential_types::Credentials;
@@ -432,6 +433,73 @@ mod tests {
         let xml = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>m</Message></Error>";
         assert_eq!(xml_element(xml, "Code"), Some("SlowDown"));
         assert_eq!(xml_element("no xml", "Code"), None);
+    }
+
+    /// An S3 stand-in on 127.0.0.1 giving `answers` in turn, one request
+    /// per connection; answers the bucket's endpoint and the requests it saw.
+    async fn scripted_s3(
+        answers: &'static [&'static str],
+    ) -> (SdkConfig, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            for answer in answers {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 16384];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).to_string());
+                socket.write_all(answer.as_bytes()).await.ok();
+            }
+        });
+        let credentials = Credentials::new("AKID", "secret", None, None, "t");
+        let sdk = crate::aws::config(
+            "us-east-1".into(),
+            credentials,
+            Some(format!("http://127.0.0.1:{port}")),
+        );
+        (sdk, seen)
+    }
+
+    const SLOW_DOWN: &str = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 44\r\n\r\n<Error><Code>SlowDown</Code></Error>        ";
+    const OK: &str = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    const DENIED: &str = "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 42\r\n\r\n<Error><Code>AccessDenied</Code></Error>  ";
+
+    #[tokio::test]
+    async fn an_upload_is_signed_and_a_slow_down_is_tried_again() {
+        let (sdk, seen) = scripted_s3(&[SLOW_DOWN, OK]).await;
+        S3Media::new(&sdk, "media")
+            .put("p1/a.png", "image/png", b"png".to_vec())
+            .await
+            .expect("stored on the second try");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(
+            seen[1].starts_with("PUT /media/p1/a.png HTTP/1.1"),
+            "{}",
+            seen[1]
+        );
+        let lower = seen[1].to_ascii_lowercase();
+        assert!(lower.contains("authorization: aws4-hmac-sha256 credential=akid/"));
+        assert!(lower.contains("x-amz-content-sha256:"));
+        assert!(lower.contains("content-type: image/png"));
+    }
+
+    #[tokio::test]
+    async fn a_refused_upload_is_not_tried_again_and_names_s3s_code() {
+        let (sdk, seen) = scripted_s3(&[DENIED, OK]).await;
+        let e = S3Media::new(&sdk, "media")
+            .put("p1/a.png", "image/png", b"png".to_vec())
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains("AccessDenied"), "{e}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     #[test]
