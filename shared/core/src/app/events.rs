@@ -782,69 +782,103 @@ mod tests {
         all[0].clone()
     }
 
+    /// A practice's events: the store, the event queue, the retry
+    /// schedule, and what most tests do with them.
+    struct Fixture {
+        store: MemoryStore,
+        queue: MemoryEventQueue,
+        practice: String,
+        schedule: RetrySchedule,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Self {
+                store: MemoryStore::default(),
+                queue: MemoryEventQueue::default(),
+                practice: queued_recipient().practice_id,
+                schedule: RetrySchedule::default(),
+            }
+        }
+
+        /// Creates an endpoint; returns its id and secret.
+        async fn endpoint(&self, body: serde_json::Value) -> (String, String) {
+            let created = create(&self.store, &self.practice, body, None)
+                .await
+                .unwrap();
+            let view: serde_json::Value = serde_json::from_str(&created.body).unwrap();
+            let field = |name: &str| view[name].as_str().unwrap().to_string();
+            (field("id"), field("secret"))
+        }
+
+        async fn fan_out(&self, event: &StoredEvent) {
+            fan_out(
+                &self.store,
+                &self.queue,
+                &self.practice,
+                &event.event.id,
+                event.event.event_type,
+                now(),
+            )
+            .await
+            .unwrap();
+        }
+
+        /// A recipient's delivery event, fanned out.
+        async fn delivered(&self) -> StoredEvent {
+            let event = delivered_event(&self.store).await;
+            self.fan_out(&event).await;
+            event
+        }
+
+        fn deliverer<'a>(
+            &'a self,
+            hooks: &'a ScriptedWebhooks,
+        ) -> Deliverer<'a, MemoryStore, MemoryEventQueue, ScriptedWebhooks> {
+            Deliverer {
+                store: &self.store,
+                queue: &self.queue,
+                client: hooks,
+                policy: UrlPolicy::default(),
+                schedule: &self.schedule,
+            }
+        }
+
+        async fn stored(&self, event: &StoredEvent) -> StoredEvent {
+            self.store
+                .get_event(&self.practice, &event.event.id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    }
+
     #[tokio::test]
     async fn a_repeated_fan_out_queues_nothing_for_an_endpoint_that_is_gone() {
-        let store = MemoryStore::default();
-        let queue = MemoryEventQueue::default();
-        let practice = queued_recipient().practice_id;
-        let event = delivered_event(&store).await;
+        let f = Fixture::new();
+        let event = delivered_event(&f.store).await;
         // A round already started for an endpoint this practice no longer has.
         let gone = vec![Delivery::new("ep-gone", now())];
-        assert!(store
-            .start_round(&practice, &event.event.id, 1, &gone)
+        assert!(f
+            .store
+            .start_round(&f.practice, &event.event.id, 1, &gone)
             .await
             .unwrap());
-        fan_out(
-            &store,
-            &queue,
-            &practice,
-            &event.event.id,
-            event.event.event_type,
-            now(),
-        )
-        .await
-        .unwrap();
-        assert!(queue.take().is_empty());
+        f.fan_out(&event).await;
+        assert!(f.queue.take().is_empty());
     }
 
     #[tokio::test]
     async fn a_recorded_event_goes_to_each_subscribed_endpoint_once() {
-        let store = MemoryStore::default();
-        let queue = MemoryEventQueue::default();
-        let practice = queued_recipient().practice_id;
-        let all = create(
-            &store,
-            &practice,
-            serde_json::json!({"url": "https://pm.example.com/a"}),
-            None,
-        )
-        .await
-        .unwrap();
-        create(
-            &store,
-            &practice,
-            serde_json::json!({"url": "https://pm.example.com/b", "event_types": ["message.received"]}),
-            None,
-        )
-        .await
-        .unwrap();
-        let event = delivered_event(&store).await;
+        let f = Fixture::new();
+        let (all_id, _) = f
+            .endpoint(serde_json::json!({"url": "https://pm.example.com/a"}))
+            .await;
+        f.endpoint(serde_json::json!({"url": "https://pm.example.com/b", "event_types": ["message.received"]})).await;
+        let event = delivered_event(&f.store).await;
         assert_eq!(event.event.event_type, EventType::MessageDelivered);
-        fan_out(
-            &store,
-            &queue,
-            &practice,
-            &event.event.id,
-            event.event.event_type,
-            now(),
-        )
-        .await
-        .unwrap();
-        let jobs = queue.take();
-        let all_id = serde_json::from_str::<serde_json::Value>(&all.body).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        f.fan_out(&event).await;
+        let jobs = f.queue.take();
         assert_eq!(jobs.len(), 1, "only the endpoint subscribed to the type");
         assert_eq!(
             (jobs[0].0.endpoint_id.as_str(), jobs[0].0.attempt, jobs[0].1),
@@ -852,27 +886,11 @@ mod tests {
         );
         // The stream hands the same record over again: the first attempt is
         // queued again, and its claim makes the copy a no-op.
-        fan_out(
-            &store,
-            &queue,
-            &practice,
-            &event.event.id,
-            event.event.event_type,
-            now(),
-        )
-        .await
-        .unwrap();
-        let again = queue.take();
+        f.fan_out(&event).await;
+        let again = f.queue.take();
         assert_eq!(again, jobs);
         let hooks = ScriptedWebhooks::default();
-        let schedule = RetrySchedule::default();
-        let d = Deliverer {
-            store: &store,
-            queue: &queue,
-            client: &hooks,
-            policy: UrlPolicy::default(),
-            schedule: &schedule,
-        };
+        let d = f.deliverer(&hooks);
         assert_eq!(
             d.deliver(&jobs[0].0, now()).await.unwrap(),
             Delivered::Delivered
@@ -882,66 +900,34 @@ mod tests {
             Delivered::Skipped
         );
         assert_eq!(hooks.received().len(), 1);
-        let stored = store
-            .get_event(&practice, &event.event.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = f.stored(&event).await;
         assert_eq!(stored.delivery(), EventDelivery::Delivered);
     }
 
     #[tokio::test]
     async fn a_failing_endpoint_is_retried_on_the_schedule_with_the_same_id_and_body() {
-        let store = MemoryStore::default();
-        let queue = MemoryEventQueue::default();
-        let practice = queued_recipient().practice_id;
-        let created = create(
-            &store,
-            &practice,
-            serde_json::json!({"url": "https://pm.example.com/a"}),
-            None,
-        )
-        .await
-        .unwrap();
-        let secret = serde_json::from_str::<serde_json::Value>(&created.body).unwrap()["secret"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let event = delivered_event(&store).await;
-        fan_out(
-            &store,
-            &queue,
-            &practice,
-            &event.event.id,
-            event.event.event_type,
-            now(),
-        )
-        .await
-        .unwrap();
+        let f = Fixture::new();
+        let (_, secret) = f
+            .endpoint(serde_json::json!({"url": "https://pm.example.com/a"}))
+            .await;
+        let event = f.delivered().await;
         let hooks = ScriptedWebhooks::default();
         hooks.answer([AttemptResult::Status(500), AttemptResult::Timeout]);
-        let schedule = RetrySchedule::default();
-        let d = Deliverer {
-            store: &store,
-            queue: &queue,
-            client: &hooks,
-            policy: UrlPolicy::default(),
-            schedule: &schedule,
-        };
+        let d = f.deliverer(&hooks);
         let mut t = now();
-        let (job, _) = queue.take().remove(0);
+        let (job, _) = f.queue.take().remove(0);
         assert_eq!(
             d.deliver(&job, t).await.unwrap(),
             Delivered::RetryAt(t + Duration::seconds(5))
         );
-        let (job, delay) = queue.take().remove(0);
+        let (job, delay) = f.queue.take().remove(0);
         assert_eq!((job.attempt, delay), (2, 5));
         t += Duration::seconds(5);
         assert_eq!(
             d.deliver(&job, t).await.unwrap(),
             Delivered::RetryAt(t + Duration::minutes(5))
         );
-        let (job, delay) = queue.take().remove(0);
+        let (job, delay) = f.queue.take().remove(0);
         assert_eq!((job.attempt, delay), (3, 300));
         t += Duration::minutes(5);
         assert_eq!(d.deliver(&job, t).await.unwrap(), Delivered::Delivered);
@@ -966,11 +952,7 @@ mod tests {
             .unwrap();
             assert_eq!(header("webhook-signature"), expected);
         }
-        let stored = store
-            .get_event(&practice, &event.event.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = f.stored(&event).await;
         let view = stored.view();
         assert_eq!(view["attempts"], 3);
         assert_eq!(view["delivery"], "delivered");
@@ -979,39 +961,14 @@ mod tests {
 
     #[tokio::test]
     async fn long_waits_go_through_a_schedule_and_the_last_failure_is_final() {
-        let store = MemoryStore::default();
-        let queue = MemoryEventQueue::default();
-        let practice = queued_recipient().practice_id;
-        create(
-            &store,
-            &practice,
-            serde_json::json!({"url": "https://pm.example.com/a"}),
-            None,
-        )
-        .await
-        .unwrap();
-        let event = delivered_event(&store).await;
-        fan_out(
-            &store,
-            &queue,
-            &practice,
-            &event.event.id,
-            event.event.event_type,
-            now(),
-        )
-        .await
-        .unwrap();
+        let f = Fixture::new();
+        f.endpoint(serde_json::json!({"url": "https://pm.example.com/a"}))
+            .await;
+        let event = f.delivered().await;
         let hooks = ScriptedWebhooks::default();
         hooks.answer(std::iter::repeat_n(AttemptResult::Status(503), 10));
-        let schedule = RetrySchedule::default();
-        let d = Deliverer {
-            store: &store,
-            queue: &queue,
-            client: &hooks,
-            policy: UrlPolicy::default(),
-            schedule: &schedule,
-        };
-        let mut job = queue.take().remove(0).0;
+        let d = f.deliverer(&hooks);
+        let mut job = f.queue.take().remove(0).0;
         let mut t = now();
         for attempt in 1..=10 {
             let outcome = d.deliver(&job, t).await.unwrap();
@@ -1019,24 +976,20 @@ mod tests {
                 assert_eq!(outcome, Delivered::Failed);
                 break;
             }
-            let wait = schedule.after(attempt).unwrap();
+            let wait = f.schedule.after(attempt).unwrap();
             assert_eq!(outcome, Delivered::RetryAt(t + wait));
             t += wait;
             job = if wait <= SQS_MAX_DELAY {
-                queue.take().remove(0).0
+                f.queue.take().remove(0).0
             } else {
-                let (j, at) = queue.scheduled.lock().unwrap().pop().unwrap();
+                let (j, at) = f.queue.scheduled.lock().unwrap().pop().unwrap();
                 assert_eq!(at, t);
                 j
             };
         }
         assert_eq!(hooks.received().len(), 10);
-        assert!(queue.take().is_empty() && queue.scheduled.lock().unwrap().is_empty());
-        let stored = store
-            .get_event(&practice, &event.event.id)
-            .await
-            .unwrap()
-            .unwrap();
+        assert!(f.queue.take().is_empty() && f.queue.scheduled.lock().unwrap().is_empty());
+        let stored = f.stored(&event).await;
         assert_eq!(stored.delivery(), EventDelivery::Failed);
         assert!(
             t - now() > Duration::hours(70),
@@ -1046,71 +999,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_410_disables_the_endpoint_and_redeliver_starts_a_new_round() {
-        let store = MemoryStore::default();
-        let queue = MemoryEventQueue::default();
-        let practice = queued_recipient().practice_id;
-        let created = create(
-            &store,
-            &practice,
-            serde_json::json!({"url": "https://pm.example.com/a"}),
-            None,
-        )
-        .await
-        .unwrap();
-        let endpoint_id = serde_json::from_str::<serde_json::Value>(&created.body).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let event = delivered_event(&store).await;
-        fan_out(
-            &store,
-            &queue,
-            &practice,
-            &event.event.id,
-            event.event.event_type,
-            now(),
-        )
-        .await
-        .unwrap();
+        let f = Fixture::new();
+        let (endpoint_id, _) = f
+            .endpoint(serde_json::json!({"url": "https://pm.example.com/a"}))
+            .await;
+        let event = f.delivered().await;
         let hooks = ScriptedWebhooks::default();
         hooks.answer([AttemptResult::Status(410)]);
-        let schedule = RetrySchedule::default();
-        let d = Deliverer {
-            store: &store,
-            queue: &queue,
-            client: &hooks,
-            policy: UrlPolicy::default(),
-            schedule: &schedule,
-        };
-        let job = queue.take().remove(0).0;
+        let d = f.deliverer(&hooks);
+        let job = f.queue.take().remove(0).0;
         assert_eq!(d.deliver(&job, now()).await.unwrap(), Delivered::Failed);
-        let endpoint = store
-            .get_endpoint(&practice, &endpoint_id)
+        let endpoint = f
+            .store
+            .get_endpoint(&f.practice, &endpoint_id)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(endpoint.status, EndpointStatus::Disabled);
-        assert!(queue.take().is_empty(), "no retry after 410");
+        assert!(f.queue.take().is_empty(), "no retry after 410");
 
         // Redelivery goes to enabled endpoints only: none now.
-        let view = redeliver(&store, &queue, &practice, &event.event.id, now())
+        let view = redeliver(&f.store, &f.queue, &f.practice, &event.event.id, now())
             .await
             .unwrap();
         assert_eq!(view["delivery"], "none");
         // A new endpoint gets it on the next redelivery; the old round's
         // job is dropped.
-        create(
-            &store,
-            &practice,
-            serde_json::json!({"url": "https://pm.example.com/b"}),
-            None,
-        )
-        .await
-        .unwrap();
-        redeliver(&store, &queue, &practice, &event.event.id, now())
+        f.endpoint(serde_json::json!({"url": "https://pm.example.com/b"}))
+            .await;
+        redeliver(&f.store, &f.queue, &f.practice, &event.event.id, now())
             .await
             .unwrap();
-        let jobs = queue.take();
+        let jobs = f.queue.take();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].0.round, 3);
         assert_eq!(d.deliver(&job, now()).await.unwrap(), Delivered::Skipped);
@@ -1120,7 +1040,7 @@ mod tests {
         );
         // Another practice cannot see or redeliver it.
         assert_eq!(
-            redeliver(&store, &queue, "other", &event.event.id, now())
+            redeliver(&f.store, &f.queue, "other", &event.event.id, now())
                 .await
                 .unwrap_err()
                 .code,
@@ -1130,43 +1050,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_died_attempt_is_taken_over_only_once_stale() {
-        let store = MemoryStore::default();
-        let queue = MemoryEventQueue::default();
-        let practice = queued_recipient().practice_id;
-        create(
-            &store,
-            &practice,
-            serde_json::json!({"url": "https://pm.example.com/a"}),
-            None,
-        )
-        .await
-        .unwrap();
-        let event = delivered_event(&store).await;
-        fan_out(
-            &store,
-            &queue,
-            &practice,
-            &event.event.id,
-            event.event.event_type,
-            now(),
-        )
-        .await
-        .unwrap();
-        let job = queue.take().remove(0).0;
+        let f = Fixture::new();
+        f.endpoint(serde_json::json!({"url": "https://pm.example.com/a"}))
+            .await;
+        f.delivered().await;
+        let job = f.queue.take().remove(0).0;
         // A first copy claimed it and died before recording anything.
-        assert!(store
+        assert!(f
+            .store
             .claim_attempt(&job, now(), now() - STALE_ATTEMPT)
             .await
             .unwrap());
         let hooks = ScriptedWebhooks::default();
-        let schedule = RetrySchedule::default();
-        let d = Deliverer {
-            store: &store,
-            queue: &queue,
-            client: &hooks,
-            policy: UrlPolicy::default(),
-            schedule: &schedule,
-        };
+        let d = f.deliverer(&hooks);
         assert_eq!(
             d.deliver(&job, now() + Duration::seconds(10))
                 .await
