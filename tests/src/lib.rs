@@ -18,6 +18,7 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod billing;
 pub mod receiver;
 
 /// Why a test is ignored by default.

@@ -25,6 +25,11 @@
 //! - DynamoDB units: a read is 1 RRU (strongly consistent, ≤ 4 KB), a write
 //!   `w` WRU, doubled in a transaction; `w` is the mean of
 //!   ⌈size / 1 KB⌉ over the items the flow left in the table (measured).
+//! - DynamoDB index writes: every change the flow made, read from the
+//!   table's stream, priced by DynamoDB's rules for global secondary
+//!   indexes (`tests::billing`) against the indexes `DescribeTable`
+//!   reports: the requests count the table's writes, not the index writes
+//!   DynamoDB makes and bills for each of them.
 //! - Lambda duration: the measured duration of each invocation here,
 //!   rounded up to 1 ms, times the function's memory in template.yaml. The
 //!   local functions are unoptimised builds calling an emulator, so this
@@ -42,6 +47,7 @@ use messaging_core::domain::message::RecipientStatus;
 use messaging_core::domain::patient::Patient;
 use messaging_core::ports::{MessageStore, PracticeStore};
 use serde_json::{json, Value};
+use tests::billing::{index_bill, Index, IndexBill};
 use tests::{poll, random_phone, Endpoints, TestPractice};
 
 /// On-demand prices in us-east-1, in dollars (docs/cost-model.md has the
@@ -248,6 +254,146 @@ fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize 
     item.iter().map(|(k, v)| k.len() + value(v)).sum()
 }
 
+/// The table's global secondary indexes and key attributes, as deployed.
+async fn indexes(local: &Endpoints) -> (Vec<Index>, Vec<String>, String) {
+    let dynamo = aws_sdk_dynamodb::Client::new(&local.aws().await);
+    let table = dynamo
+        .describe_table()
+        .table_name(&local.table_name)
+        .send()
+        .await
+        .expect("describe table")
+        .table
+        .expect("table");
+    let names = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
+        schema
+            .iter()
+            .map(|k| k.attribute_name().to_string())
+            .collect::<Vec<_>>()
+    };
+    let indexes = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| {
+            let projection = g.projection();
+            let all = projection
+                .and_then(|p| p.projection_type())
+                .is_none_or(|t| t.as_str() == "ALL");
+            Index {
+                name: g.index_name().unwrap_or_default().to_string(),
+                keys: names(g.key_schema()),
+                projected: (!all).then(|| {
+                    projection
+                        .map(|p| p.non_key_attributes().to_vec())
+                        .unwrap_or_default()
+                }),
+            }
+        })
+        .collect();
+    let stream = table
+        .latest_stream_arn()
+        .expect("the table's stream")
+        .to_string();
+    (indexes, names(table.key_schema()), stream)
+}
+
+/// Every change made to the table from the moment it is opened, read from
+/// the table's stream (a task reads it every few seconds: an iterator
+/// expires after 15 minutes, and a bulk takes longer).
+struct StreamTap {
+    records: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    reader: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl StreamTap {
+    async fn call(http: &reqwest::Client, url: &str, operation: &str, body: &Value) -> Value {
+        let date = Utc::now().format("%Y%m%d");
+        http.post(url)
+            .header("x-amz-target", format!("DynamoDBStreams_20120810.{operation}"))
+            .header("content-type", "application/x-amz-json-1.0")
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential=test/{date}/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+            .json(body)
+            .send()
+            .await
+            .expect("the emulator's DynamoDB Streams")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    async fn open(local: &Endpoints, stream_arn: &str) -> StreamTap {
+        let http = tests::http();
+        let url = local.aws_endpoint_url.clone();
+        let shard = Self::call(
+            &http,
+            &url,
+            "DescribeStream",
+            &json!({"StreamArn": stream_arn}),
+        )
+        .await["StreamDescription"]["Shards"][0]["ShardId"]
+            .as_str()
+            .expect("a shard")
+            .to_string();
+        let mut iterator = Self::call(
+            &http,
+            &url,
+            "GetShardIterator",
+            &json!({"StreamArn": stream_arn, "ShardId": shard, "ShardIteratorType": "LATEST"}),
+        )
+        .await["ShardIterator"]
+            .as_str()
+            .expect("an iterator")
+            .to_string();
+        let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let sink = records.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                let done = *stopped.borrow();
+                // Read until a page comes back empty.
+                loop {
+                    let page = Self::call(
+                        &http,
+                        &url,
+                        "GetRecords",
+                        &json!({"ShardIterator": iterator}),
+                    )
+                    .await;
+                    let got = page["Records"].as_array().cloned().unwrap_or_default();
+                    iterator = page["NextShardIterator"]
+                        .as_str()
+                        .expect("an open shard")
+                        .to_string();
+                    if got.is_empty() {
+                        break;
+                    }
+                    sink.lock().expect("records").extend(got);
+                }
+                if done {
+                    return;
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(5), stopped.changed()).await;
+            }
+        });
+        StreamTap {
+            records,
+            reader,
+            stop,
+        }
+    }
+
+    /// Reads what is left and returns every record since `open`.
+    async fn close(self) -> Vec<Value> {
+        let _ = self.stop.send(true);
+        self.reader.await.expect("the stream reader");
+        std::mem::take(&mut *self.records.lock().expect("records"))
+    }
+}
+
 /// Mean ⌈size / 1 KB⌉ and largest size of the items naming `practice_id`.
 async fn write_units(local: &Endpoints, practice_id: &str) -> (f64, usize) {
     let dynamo = aws_sdk_dynamodb::Client::new(&local.aws().await);
@@ -295,6 +441,7 @@ struct Bill {
     log_bytes: u64,
     wru_per_write: f64,
     largest_item: usize,
+    indexes: IndexBill,
 }
 
 impl Bill {
@@ -356,6 +503,7 @@ impl Bill {
             "dynamodb:DeleteItem",
             "dynamodb:BatchWriteItem.items",
         ]) + 2.0 * w * self.count("dynamodb:TransactWriteItems.items");
+        let index_wru = self.indexes.total();
         let rru = self.sum(&[
             "dynamodb:GetItem",
             "dynamodb:Query",
@@ -374,6 +522,7 @@ impl Bill {
             ("API Gateway", api as f64 * p.http_api_request),
             ("SQS", sqs * p.sqs_request),
             ("DynamoDB writes", wru * p.dynamodb_wru),
+            ("DynamoDB index writes", index_wru * p.dynamodb_wru),
             ("DynamoDB reads", rru * p.dynamodb_rru),
             (
                 "Scheduler",
@@ -390,6 +539,19 @@ impl Bill {
 
     fn per_thousand(&self, gb_second: f64) -> f64 {
         self.dollars(gb_second).iter().map(|(_, d)| d).sum::<f64>() * 1000.0 / self.messages as f64
+    }
+
+    /// The same without what only a cold start does: a function reads its
+    /// secrets once per instance, and a flow on a fresh stack starts
+    /// instances that a busy one already has warm.
+    fn per_thousand_warm(&self, gb_second: f64) -> f64 {
+        self.dollars(gb_second)
+            .iter()
+            .filter(|(what, _)| *what != "Secrets Manager")
+            .map(|(_, d)| d)
+            .sum::<f64>()
+            * 1000.0
+            / self.messages as f64
     }
 
     fn print(&self, name: &str) {
@@ -425,6 +587,20 @@ impl Bill {
             self.wru_per_write,
             self.largest_item
         );
+        let by_index: Vec<String> = self
+            .indexes
+            .by_index
+            .iter()
+            .filter(|(_, u)| **u > 0.0)
+            .map(|(name, u)| format!("{name} {:.2}", u / per))
+            .collect();
+        println!(
+            "item changes per message {:.2} (from the stream; {} of items older than the flow); index WRU per message {:.2}: {}\n",
+            self.indexes.changes as f64 / per,
+            self.indexes.unknown_before,
+            self.indexes.total() / per,
+            by_index.join(", ")
+        );
         println!("| component | $ per 1,000 (x86_64) | $ per 1,000 (arm64) |");
         println!("|---|---|---|");
         let x86 = self.dollars(PRICES.gb_second_x86);
@@ -441,6 +617,11 @@ impl Bill {
             "| **total** | **{:.4}** | **{:.4}** |",
             self.per_thousand(PRICES.gb_second_x86),
             self.per_thousand(PRICES.gb_second_arm)
+        );
+        println!(
+            "| total, warm stack (no cold-start secret reads) | {:.4} | {:.4} |",
+            self.per_thousand_warm(PRICES.gb_second_x86),
+            self.per_thousand_warm(PRICES.gb_second_arm)
         );
     }
 }
@@ -562,6 +743,7 @@ async fn main() {
     };
     let memory = memory_sizes();
     let store = local.store().await;
+    let (table_indexes, table_keys, stream_arn) = indexes(&local).await;
 
     let mut bills: Vec<(&str, Bill)> = Vec::new();
     let flows = arg("--flows", "direct,scheduled,bulk,inbound");
@@ -595,6 +777,7 @@ async fn main() {
         let from = logs
             .settle(Utc::now().timestamp_millis() - 1000, Duration::from_secs(3))
             .await;
+        let tap = StreamTap::open(&local, &stream_arn).await;
         let started = Instant::now();
         let messages = match flow {
             "direct" => {
@@ -617,6 +800,7 @@ async fn main() {
         let to = logs.settle(from, Duration::from_secs(8)).await;
         let window_lines = logs.window(from, to).await;
         let mut bill = Bill::from_window(messages as u64, &window_lines, &memory);
+        bill.indexes = index_bill(&tap.close().await, &table_indexes, &table_keys);
         (bill.wru_per_write, bill.largest_item) =
             write_units(&local, &t.practice.practice_id).await;
         println!(
@@ -632,13 +816,16 @@ async fn main() {
         bill.print(name);
     }
     println!("\n## Summary\n");
-    println!("| flow | $ per 1,000 x86_64 | $ per 1,000 arm64 | ≤ $0.01 (arm64) |");
-    println!("|---|---|---|---|");
+    println!(
+        "| flow | $ per 1,000 x86_64 | $ per 1,000 arm64 | arm64, warm stack | ≤ $0.01 (arm64) |"
+    );
+    println!("|---|---|---|---|---|");
     for (name, bill) in &bills {
         let arm = bill.per_thousand(PRICES.gb_second_arm);
         println!(
-            "| {name} | {:.4} | {arm:.4} | {} |",
+            "| {name} | {:.4} | {arm:.4} | {:.4} | {} |",
             bill.per_thousand(PRICES.gb_second_x86),
+            bill.per_thousand_warm(PRICES.gb_second_arm),
             if arm <= 0.01 { "yes" } else { "no" }
         );
     }
