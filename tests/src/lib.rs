@@ -527,6 +527,13 @@ impl Api {
             .await
     }
 
+    /// `POST /v1/messages` that must be accepted (202); the message's id.
+    pub async fn send(&self, body: &Value) -> String {
+        let r = self.post("/v1/messages", body).await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        r.body["id"].as_str().expect("a message id").to_string()
+    }
+
     /// DELETE.
     pub async fn delete(&self, path: &str) -> Reply {
         self.call("DELETE", path, None, &[]).await

@@ -100,21 +100,13 @@ async fn carrier_failure_is_explained_in_the_offices_words() {
     let local = Endpoints::load();
     let t = local.new_practice().await;
     let to = phone_ending(4720);
-    let r = t
+    let id = t
         .api
-        .post(
-            "/v1/messages",
-            &json!({"to": to.as_str(), "text": "Reminder"}),
-        )
+        .send(&json!({"to": to.as_str(), "text": "Reminder"}))
         .await;
-    assert_eq!(r.status, 202);
     let m = t
         .api
-        .wait_for_message(
-            r.body["id"].as_str().unwrap(),
-            DELIVERY,
-            status_is("failed"),
-        )
+        .wait_for_message(&id, DELIVERY, status_is("failed"))
         .await;
     let error = &m["recipients"][0]["error"];
     assert_eq!(error["code"], "4720");
@@ -134,21 +126,13 @@ async fn carrier_500_is_retried_and_sent_once() {
     let t = local.new_practice().await;
     let to = random_phone();
     local.carrier_fault(to.as_str(), "http_500", 1).await;
-    let r = t
+    let id = t
         .api
-        .post(
-            "/v1/messages",
-            &json!({"to": to.as_str(), "text": "Retry me"}),
-        )
+        .send(&json!({"to": to.as_str(), "text": "Retry me"}))
         .await;
-    assert_eq!(r.status, 202);
     let m = t
         .api
-        .wait_for_message(
-            r.body["id"].as_str().unwrap(),
-            Duration::from_secs(60),
-            status_is("delivered"),
-        )
+        .wait_for_message(&id, Duration::from_secs(60), status_is("delivered"))
         .await;
     assert_eq!(m["recipients"][0]["error"], Value::Null);
     assert_eq!(local.carrier_messages(to.as_str()).await.len(), 1);
@@ -164,20 +148,12 @@ async fn a_send_the_carrier_took_but_never_answered_is_not_resent() {
     for mode in ["accept_then_timeout", "cut_after_accept"] {
         let to = random_phone();
         local.carrier_fault(to.as_str(), mode, 1).await;
-        let r = t
+        let id = t
             .api
-            .post(
-                "/v1/messages",
-                &json!({"to": to.as_str(), "text": "Slow carrier"}),
-            )
+            .send(&json!({"to": to.as_str(), "text": "Slow carrier"}))
             .await;
-        assert_eq!(r.status, 202);
         t.api
-            .wait_for_message(
-                r.body["id"].as_str().unwrap(),
-                Duration::from_secs(90),
-                status_is("delivered"),
-            )
+            .wait_for_message(&id, Duration::from_secs(90), status_is("delivered"))
             .await;
         assert_eq!(local.carrier_messages(to.as_str()).await.len(), 1, "{mode}");
     }
@@ -192,22 +168,14 @@ async fn an_unanswered_send_with_no_report_fails_with_advice_and_is_not_resent()
     local
         .carrier_fault(to.as_str(), "cut_before_accept", 1)
         .await;
-    let r = t
+    let id = t
         .api
-        .post(
-            "/v1/messages",
-            &json!({"to": to.as_str(), "text": "Lost answer"}),
-        )
+        .send(&json!({"to": to.as_str(), "text": "Lost answer"}))
         .await;
-    assert_eq!(r.status, 202);
     // The stack waits SendConfirmWaitSeconds (45 s here) for a report.
     let m = t
         .api
-        .wait_for_message(
-            r.body["id"].as_str().unwrap(),
-            Duration::from_secs(120),
-            status_is("failed"),
-        )
+        .wait_for_message(&id, Duration::from_secs(120), status_is("failed"))
         .await;
     let error = &m["recipients"][0]["error"];
     assert_eq!(error["code"], "send_interrupted", "{m}");
