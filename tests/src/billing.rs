@@ -111,31 +111,54 @@ pub fn index_writes(
     }
 }
 
-/// What the changes a flow made cost its indexes.
+/// What the changes a flow made weigh, in the table and in its indexes.
 #[derive(Debug, Default)]
-pub struct IndexBill {
-    /// Write units by index.
+pub struct WriteBill {
+    /// Index write units by index.
     pub by_index: BTreeMap<String, f64>,
     /// Changes seen in the stream (inserts, modifications, deletes).
     pub changes: u64,
+    /// Σ over the changes of ⌈larger of the item before and after / 1 KB⌉:
+    /// what each change costs the table as one plain write (DynamoDB
+    /// bills an update by the larger of the two).
+    pub table_units: f64,
+    /// The largest item the flow wrote, in bytes.
+    pub largest_item: usize,
     /// Changes of items written before the flow, whose earlier image the
     /// stream did not show: counted as one write in each index that holds
     /// the item (the fewest such a change can cost; two if it moved a key).
     pub unknown_before: u64,
 }
 
-impl IndexBill {
+impl WriteBill {
     /// Write units in all indexes.
-    pub fn total(&self) -> f64 {
+    pub fn index_total(&self) -> f64 {
         self.by_index.values().sum()
+    }
+
+    /// The mean write units of one table write in the flow (1 when the
+    /// stream showed nothing).
+    pub fn units_per_write(&self) -> f64 {
+        if self.changes == 0 {
+            1.0
+        } else {
+            self.table_units / self.changes as f64
+        }
     }
 }
 
-/// Prices a flow's stream records in every index. The table's stream
-/// carries new images only, so each change's old image is the previous
-/// record's new image of that item.
-pub fn index_bill(records: &[Value], indexes: &[Index], table_keys: &[String]) -> IndexBill {
-    let mut bill = IndexBill::default();
+fn size(image: &Image) -> usize {
+    image
+        .iter()
+        .map(|(k, v)| k.len() + json_value_size(v))
+        .sum()
+}
+
+/// Prices a flow's stream records in the table and in every index. The
+/// table's stream carries new images only, so each change's old image is
+/// the previous record's new image of that item.
+pub fn write_bill(records: &[Value], indexes: &[Index], table_keys: &[String]) -> WriteBill {
+    let mut bill = WriteBill::default();
     let mut images: std::collections::HashMap<String, Image> = std::collections::HashMap::new();
     for record in records {
         let change = &record["dynamodb"];
@@ -149,6 +172,9 @@ pub fn index_bill(records: &[Value], indexes: &[Index], table_keys: &[String]) -
             bill.unknown_before += 1;
         }
         bill.changes += 1;
+        let largest = old.iter().chain(new.iter()).map(size).max().unwrap_or(0);
+        bill.table_units += largest.div_ceil(1024).max(1) as f64;
+        bill.largest_item = bill.largest_item.max(largest);
         for index in indexes {
             *bill.by_index.entry(index.name.clone()).or_default() +=
                 index_writes(index, table_keys, old.as_ref(), new.as_ref());
@@ -306,18 +332,31 @@ mod tests {
             all("ByTime", &["gsi1pk", "gsi1sk"]),
             all("ByStatus", &["gsi2pk", "gsi2sk"]),
         ];
-        let bill = index_bill(&records, &indexes, &table_keys());
+        let bill = write_bill(&records, &indexes, &table_keys());
         // ByTime: put 1, sort key moved 2, status changed 1, delete 1.
         // ByStatus: put 1, key moved 2, key moved 2, delete 1.
         assert_eq!(bill.by_index["ByTime"], 5.0);
         assert_eq!(bill.by_index["ByStatus"], 6.0);
         assert_eq!(
-            (bill.changes, bill.unknown_before, bill.total()),
+            (bill.changes, bill.unknown_before, bill.index_total()),
             (4, 0, 11.0)
         );
+        assert_eq!((bill.table_units, bill.units_per_write()), (4.0, 1.0));
         // A change to an item the stream never showed before.
-        let older = index_bill(&records[2..3], &indexes, &table_keys());
+        let older = write_bill(&records[2..3], &indexes, &table_keys());
         assert_eq!(older.unknown_before, 1);
-        assert_eq!(older.total(), 2.0);
+        assert_eq!(older.index_total(), 2.0);
+        // An update is billed by the larger image: shrinking a 1.5 KB
+        // item still costs 2 units.
+        let shrunk = write_bill(
+            &[
+                record("INSERT", Some(message("sent", "t2", &"x".repeat(1500)))),
+                record("MODIFY", Some(message("sent", "t2", "hi"))),
+            ],
+            &indexes,
+            &table_keys(),
+        );
+        assert_eq!(shrunk.table_units, 4.0);
+        assert!(shrunk.largest_item > 1500);
     }
 }

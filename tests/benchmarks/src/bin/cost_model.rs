@@ -23,8 +23,9 @@
 //!   delete per message queued (no batching: the most they can cost).
 //! - One Scheduler invocation per schedule created.
 //! - DynamoDB units: a read is 1 RRU (strongly consistent, ≤ 4 KB), a write
-//!   `w` WRU, doubled in a transaction; `w` is the mean of
-//!   ⌈size / 1 KB⌉ over the items the flow left in the table (measured).
+//!   `w` WRU, doubled in a transaction; `w` is the mean over the flow's
+//!   changes (read from the table's stream) of ⌈larger of the item before
+//!   and after / 1 KB⌉.
 //! - DynamoDB index writes: every change the flow made, read from the
 //!   table's stream, priced by DynamoDB's rules for global secondary
 //!   indexes (`tests::billing`) against the indexes `DescribeTable`
@@ -40,14 +41,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_core::domain::message::RecipientStatus;
 use messaging_core::domain::patient::Patient;
 use messaging_core::ports::{MessageStore, PracticeStore};
 use serde_json::{json, Value};
-use tests::billing::{index_bill, Index, IndexBill};
+use tests::billing::{write_bill, Index, WriteBill};
 use tests::{poll, random_phone, Endpoints, TestPractice};
 
 /// On-demand prices in us-east-1, in dollars (docs/cost-model.md has the
@@ -234,26 +234,6 @@ fn memory_sizes() -> BTreeMap<String, f64> {
     sizes
 }
 
-/// DynamoDB's size of an item: names plus values (the billing rule).
-fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
-    fn value(v: &AttributeValue) -> usize {
-        match v {
-            AttributeValue::S(s) => s.len(),
-            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
-            AttributeValue::B(b) => b.as_ref().len(),
-            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
-            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value(v)).sum::<usize>(),
-            AttributeValue::M(m) => {
-                3 + m.iter().map(|(k, v)| 1 + k.len() + value(v)).sum::<usize>()
-            }
-            AttributeValue::Ss(s) => s.iter().map(String::len).sum(),
-            AttributeValue::Ns(n) => n.iter().map(|x| x.len().div_ceil(2) + 1).sum(),
-            _ => 0,
-        }
-    }
-    item.iter().map(|(k, v)| k.len() + value(v)).sum()
-}
-
 /// The table's global secondary indexes and key attributes, as deployed.
 async fn indexes(local: &Endpoints) -> (Vec<Index>, Vec<String>, String) {
     let dynamo = aws_sdk_dynamodb::Client::new(&local.aws().await);
@@ -394,41 +374,6 @@ impl StreamTap {
     }
 }
 
-/// Mean ⌈size / 1 KB⌉ and largest size of the items naming `practice_id`.
-async fn write_units(local: &Endpoints, practice_id: &str) -> (f64, usize) {
-    let dynamo = aws_sdk_dynamodb::Client::new(&local.aws().await);
-    let mut sizes = Vec::new();
-    let mut start = None;
-    loop {
-        let page = dynamo
-            .scan()
-            .table_name(&local.table_name)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
-        for item in page.items() {
-            let names_practice = item.values().any(|v| match v {
-                AttributeValue::S(s) => s.contains(practice_id),
-                _ => false,
-            });
-            if names_practice {
-                sizes.push(item_size(item));
-            }
-        }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
-    let mean = sizes
-        .iter()
-        .map(|s| s.div_ceil(1024).max(1) as f64)
-        .sum::<f64>()
-        / sizes.len().max(1) as f64;
-    (mean, sizes.into_iter().max().unwrap_or(0))
-}
-
 /// A flow's counts and what they cost.
 #[derive(Debug, Default)]
 struct Bill {
@@ -439,9 +384,8 @@ struct Bill {
     by_function: BTreeMap<String, BTreeMap<String, u64>>,
     gb_seconds: f64,
     log_bytes: u64,
-    wru_per_write: f64,
-    largest_item: usize,
-    indexes: IndexBill,
+    /// The flow's changes, from the table's stream.
+    writes: WriteBill,
 }
 
 impl Bill {
@@ -496,14 +440,14 @@ impl Bill {
             .map(|(_, v)| *v as f64)
             .sum::<f64>()
             + 2.0 * queued;
-        let w = self.wru_per_write;
+        let w = self.writes.units_per_write();
         let wru = w * self.sum(&[
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
             "dynamodb:BatchWriteItem.items",
         ]) + 2.0 * w * self.count("dynamodb:TransactWriteItems.items");
-        let index_wru = self.indexes.total();
+        let index_wru = self.writes.index_total();
         let rru = self.sum(&[
             "dynamodb:GetItem",
             "dynamodb:Query",
@@ -581,14 +525,14 @@ impl Bill {
             );
         }
         println!(
-            "GB-s per message {:.6}; log bytes per message {:.0}; WRU per write {:.2} (largest item {} bytes)\n",
+            "GB-s per message {:.6}; log bytes per message {:.0}; WRU per table write {:.2} (largest item {} bytes)\n",
             self.gb_seconds / per,
             self.log_bytes as f64 / per,
-            self.wru_per_write,
-            self.largest_item
+            self.writes.units_per_write(),
+            self.writes.largest_item
         );
         let by_index: Vec<String> = self
-            .indexes
+            .writes
             .by_index
             .iter()
             .filter(|(_, u)| **u > 0.0)
@@ -596,9 +540,9 @@ impl Bill {
             .collect();
         println!(
             "item changes per message {:.2} (from the stream; {} of items older than the flow); index WRU per message {:.2}: {}\n",
-            self.indexes.changes as f64 / per,
-            self.indexes.unknown_before,
-            self.indexes.total() / per,
+            self.writes.changes as f64 / per,
+            self.writes.unknown_before,
+            self.writes.index_total() / per,
             by_index.join(", ")
         );
         println!("| component | $ per 1,000 (x86_64) | $ per 1,000 (arm64) |");
@@ -800,9 +744,7 @@ async fn main() {
         let to = logs.settle(from, Duration::from_secs(8)).await;
         let window_lines = logs.window(from, to).await;
         let mut bill = Bill::from_window(messages as u64, &window_lines, &memory);
-        bill.indexes = index_bill(&tap.close().await, &table_indexes, &table_keys);
-        (bill.wru_per_write, bill.largest_item) =
-            write_units(&local, &t.practice.practice_id).await;
+        bill.writes = write_bill(&tap.close().await, &table_indexes, &table_keys);
         println!(
             "{flow}: {messages} messages, {} invocations, {:.0} s",
             window_lines.invocations.len(),
