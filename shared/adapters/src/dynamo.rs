@@ -267,6 +267,21 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Writes `items` in one transaction; any refusal is an error of `op`.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(err(op))?;
+        Ok(())
+    }
+
     /// The `practice_id` an index item (`APIKEY#…`, `NUMBER#…`) points to.
     async fn practice_id_at(
         &self,
@@ -541,12 +556,7 @@ impl PracticeStore for DynamoStore {
         if let Some(old) = old_hash.filter(|h| h != key_hash) {
             writes.push(self.delete(format!("APIKEY#{old}"), APIKEY_SK.into())?);
         }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .map_err(err("store API key"))?;
+        self.transact(writes, "store API key").await?;
         Ok(())
     }
 
@@ -765,12 +775,7 @@ impl MessageStore for DynamoStore {
             .into_iter()
             .map(|(pk, sk, _)| self.delete(pk, sk))
             .collect::<Result<Vec<_>, _>>()?;
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .map_err(err("remove message"))?;
+        self.transact(writes, "remove message").await?;
         Ok(())
     }
 
@@ -1078,13 +1083,14 @@ impl OptOutStore for DynamoStore {
             Err(e) if cancelled_by_condition(&e, 0) => {}
             Err(e) => return Err(StoreError::new("record opt-out", DisplayErrorContext(e))),
         }
-        self.client
-            .transact_write_items()
-            .transact_items(self.put(state, None)?)
-            .transact_items(self.put(audit, Some("attribute_not_exists(pk)"))?)
-            .send()
-            .await
-            .map_err(err("record opt-out"))?;
+        self.transact(
+            vec![
+                self.put(state, None)?,
+                self.put(audit, Some("attribute_not_exists(pk)"))?,
+            ],
+            "record opt-out",
+        )
+        .await?;
         Ok(())
     }
 

@@ -72,21 +72,20 @@ struct MemberSession {
 
 impl DynamoStore {
     /// Deletes a session and its listing under the member.
-    async fn end_session(&self, session: &Session) -> Result<(), StoreError> {
+    async fn end_session(
+        &self,
+        practice_id: &str,
+        staff_id: &str,
+        token_hash: &str,
+    ) -> Result<(), StoreError> {
         let writes = vec![
-            self.delete(session_pk(&session.token_hash), SESSION_SK.into())?,
+            self.delete(session_pk(token_hash), SESSION_SK.into())?,
             self.delete(
-                practice_pk(&session.practice_id),
-                member_session_sk(&session.staff_id, &session.token_hash),
+                practice_pk(practice_id),
+                member_session_sk(staff_id, token_hash),
             )?,
         ];
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .map_err(err("end session"))?;
-        Ok(())
+        self.transact(writes, "end session").await
     }
 
     /// The digests of every session listed under a member.
@@ -215,12 +214,7 @@ impl StaffStore for DynamoStore {
             self.delete(practice_pk(practice_id), staff_sk(staff_id))?,
             self.delete(user_pk(&staff.user), USER_SK.into())?,
         ];
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .map_err(err("delete staff"))?;
+        self.transact(writes, "delete staff").await?;
         self.delete_sessions_of(practice_id, staff_id).await?;
         Ok(true)
     }
@@ -238,12 +232,7 @@ impl StaffStore for DynamoStore {
             ("ttl".to_string(), ttl(&session.expires_at)),
         ]);
         let writes = vec![self.put(item, None)?, self.put(listing, None)?];
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .map_err(err("create session"))?;
+        self.transact(writes, "create session").await?;
         Ok(())
     }
 
@@ -254,7 +243,10 @@ impl StaffStore for DynamoStore {
 
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         match self.get_session(token_hash).await? {
-            Some(session) => self.end_session(&session).await,
+            Some(session) => {
+                self.end_session(&session.practice_id, &session.staff_id, token_hash)
+                    .await
+            }
             None => Ok(()),
         }
     }
@@ -265,19 +257,7 @@ impl StaffStore for DynamoStore {
         staff_id: &str,
     ) -> Result<(), StoreError> {
         for token_hash in self.member_sessions(practice_id, staff_id).await? {
-            let writes = vec![
-                self.delete(session_pk(&token_hash), SESSION_SK.into())?,
-                self.delete(
-                    practice_pk(practice_id),
-                    member_session_sk(staff_id, &token_hash),
-                )?,
-            ];
-            self.client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-                .map_err(err("end sessions"))?;
+            self.end_session(practice_id, staff_id, &token_hash).await?;
         }
         Ok(())
     }
