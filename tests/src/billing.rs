@@ -39,13 +39,22 @@ pub fn json_value_size(v: &Value) -> usize {
     }
 }
 
-/// Write units of one write of `image`: ⌈size / 1 KB⌉, at least 1.
-pub fn image_units(image: &Image) -> f64 {
-    let size: usize = image
+/// DynamoDB's size of an item: its names plus its values.
+pub fn image_size(image: &Image) -> usize {
+    image
         .iter()
         .map(|(k, v)| k.len() + json_value_size(v))
-        .sum();
+        .sum()
+}
+
+/// Write units of one write of `size` bytes: ⌈size / 1 KB⌉, at least 1.
+fn units(size: usize) -> f64 {
     size.div_ceil(1024).max(1) as f64
+}
+
+/// Write units of one write of `image`.
+pub fn image_units(image: &Image) -> f64 {
+    units(image_size(image))
 }
 
 /// A global secondary index, as far as its write cost goes.
@@ -147,13 +156,6 @@ impl WriteBill {
     }
 }
 
-fn size(image: &Image) -> usize {
-    image
-        .iter()
-        .map(|(k, v)| k.len() + json_value_size(v))
-        .sum()
-}
-
 /// Prices a flow's stream records in the table and in every index. The
 /// table's stream carries new images only, so each change's old image is
 /// the previous record's new image of that item.
@@ -172,8 +174,13 @@ pub fn write_bill(records: &[Value], indexes: &[Index], table_keys: &[String]) -
             bill.unknown_before += 1;
         }
         bill.changes += 1;
-        let largest = old.iter().chain(new.iter()).map(size).max().unwrap_or(0);
-        bill.table_units += largest.div_ceil(1024).max(1) as f64;
+        let largest = old
+            .iter()
+            .chain(new.iter())
+            .map(image_size)
+            .max()
+            .unwrap_or(0);
+        bill.table_units += units(largest);
         bill.largest_item = bill.largest_item.max(largest);
         for index in indexes {
             *bill.by_index.entry(index.name.clone()).or_default() +=
@@ -222,10 +229,7 @@ mod tests {
     fn sizes_follow_the_billing_rule() {
         // "ab" (2) + "hello" (5); "n" (1) + 3 digits → 2 bytes + 1.
         assert_eq!(
-            image(json!({"ab": {"S": "hello"}, "n": {"N": "123"}}))
-                .iter()
-                .map(|(k, v)| k.len() + json_value_size(v))
-                .sum::<usize>(),
+            image_size(&image(json!({"ab": {"S": "hello"}, "n": {"N": "123"}}))),
             7 + 4
         );
         assert_eq!(
