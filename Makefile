@@ -6,7 +6,7 @@ FUZZ := .tools/fuzz
 BROWSER := tests/browser
 PY := $(VENV)/bin/python
 
-.PHONY: dev test deploy tools cloud-tools lint unit clean build-aws
+.PHONY: dev test deploy fuzz tools cloud-tools lint unit clean build-aws debian-packages
 
 ## make dev: emulator + stack + demo practice + carrier simulator, in the foreground
 dev: cloud-tools
@@ -15,6 +15,11 @@ dev: cloud-tools
 ## make test: every test (unit, adapter, end-to-end), starting and stopping what it needs
 test: tools
 	$(PY) infra/local.py test
+
+## make fuzz: the contract fuzzer at its full budget (100 cases per operation,
+## `make test` runs 15) against the cloud `make dev` is running
+fuzz: cloud-tools
+	$(PY) infra/local.py fuzz
 
 ## make deploy: rebuild and redeploy into the cloud `make dev` is running
 deploy: cloud-tools
@@ -36,8 +41,20 @@ lint: cloud-tools
 	$(VENV)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 
 ## make tools: pinned local-cloud tools into .tools/ (skipped when up to date),
-## and for the console's browser tests Debian's chromium and playwright-core
-tools: cloud-tools $(BROWSER)/node_modules/.installed
+## for the console's browser tests Debian's chromium and playwright-core, and
+## Debian's faketime (the unit tests run again with the clock moved ahead)
+tools: cloud-tools debian-packages $(BROWSER)/node_modules/.installed
+
+# Debian's chromium (Playwright's own browser download is not used) and
+# faketime, in one apt-get run, only when one is missing.
+debian-packages:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v faketime >/dev/null || missing="$$missing faketime"; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 cloud-tools: $(VENV)/.installed $(EMULATOR)/.installed $(FUZZ)/.installed
 
@@ -56,12 +73,8 @@ $(FUZZ)/.installed: infra/requirements-fuzz.txt
 	$(FUZZ)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-fuzz.txt
 	touch $@
 
-# Debian's chromium (Playwright's own browser download is not used) and the
-# pinned npm packages of package-lock.json.
+# The pinned npm packages of package-lock.json.
 $(BROWSER)/node_modules/.installed: $(BROWSER)/package-lock.json
-	@command -v chromium >/dev/null || { \
-	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 	cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

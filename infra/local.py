@@ -4,6 +4,7 @@
     python infra/local.py dev    # bring everything up, stay in the foreground (make dev)
     python infra/local.py test   # bring it up, run every test, tear it down (make test)
     python infra/local.py deploy # rebuild and redeploy into the running `dev` cloud (make deploy)
+    python infra/local.py fuzz   # the contract fuzzer, full budget, against the running `dev` cloud (make fuzz)
 
 Runs under .tools/venv/bin/python (boto3 comes with aws-sam-cli there).
 
@@ -602,7 +603,7 @@ def up(procs: Processes, with_tests: bool = False) -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["dev", "test", "deploy"])
+    parser.add_argument("command", choices=["dev", "test", "deploy", "fuzz"])
     args = parser.parse_args()
 
     procs = Processes()
@@ -628,6 +629,9 @@ def main() -> int:
                 deploy(staged)
             log(f"redeployed in {time.monotonic() - started:.1f} s")
             return 0
+        if args.command == "fuzz":
+            wait_until("the local cloud (start `make dev` first)", lambda: (LOCAL / "endpoints.json").exists(), 5)
+            return run_fuzzer(procs, os.environ.get("FUZZ_MAX_EXAMPLES", str(FUZZ_FULL_EXAMPLES)))
         if args.command == "test":
             os.environ.setdefault("LOCAL_QUIET", "1")
             up(procs, with_tests=True)
@@ -655,7 +659,7 @@ def main() -> int:
         log("interrupted; stopping")
         return 128 + (received[0] if received else signal.SIGINT)
     finally:
-        if args.command != "deploy":
+        if args.command not in ("deploy", "fuzz"):
             procs.stop()
             (LOCAL / "endpoints.json").unlink(missing_ok=True)
             log("stopped everything this run started")
@@ -678,12 +682,69 @@ def run_tests(procs: Processes) -> int:
     code = watch(tests, procs, "while the tests ran")
     if code != 0:
         return code
+    shifted = run_unit_tests_time_shifted()
+    if shifted != 0:
+        return shifted
     # The console in a browser before the fuzzer fills the demo practice
     # with generated data (the browser tests make a practice of their own).
     browser = run_browser_tests(procs)
     if browser != 0:
         return browser
-    return run_fuzzer(procs)
+    return run_fuzzer(procs, os.environ.get("FUZZ_MAX_EXAMPLES", str(FUZZ_TEST_EXAMPLES)))
+
+
+# The unit tests that run again with the clock moved ahead, and how far.
+TIME_SHIFTED_CRATES = ["messaging_core", "messaging_lambda", "messaging_adapters", "carrier_sim", "tests"]
+TIME_SHIFT = os.environ.get("TIME_SHIFT", "+400d")
+
+
+def unit_test_binaries(crates: list[str]) -> list[str]:
+    """The unit-test executables of `crates`, as the test run built them
+    (the same selection, so nothing is rebuilt)."""
+    out = subprocess.run(
+        ["cargo", "test", "--profile", PROFILE, "--locked", *TEST_SELECTION, "--no-run",
+         "--message-format=json"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    found = []
+    for line in out.splitlines():
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        target = msg.get("target", {})
+        if (msg.get("reason") == "compiler-artifact" and msg.get("executable")
+                and msg.get("profile", {}).get("test") and "lib" in target.get("kind", [])
+                and target.get("name") in crates):
+            found.append(msg["executable"])
+    missing = set(crates) - {Path(e).name.rsplit("-", 1)[0] for e in found}
+    if missing:
+        raise SystemExit(f"no unit-test executable for {sorted(missing)}")
+    return found
+
+
+def run_unit_tests_time_shifted() -> int:
+    """The unit tests of the core, the adapters, the lambda crate, the
+    carrier simulator and the test helpers again, with the system clock
+    moved TIME_SHIFT (400 days) ahead by Debian's faketime: a test that
+    only passes until some date fails the day it is written, not the day
+    that date passes (docs/design.md, "Where time enters"). The monotonic
+    clock is left alone, so timeouts still work."""
+    faketime = shutil.which("faketime")
+    if faketime is None:
+        log("faketime is missing: `make tools` installs it (apt-get install faketime)", "test")
+        return 1
+    started = time.monotonic()
+    env = dict(os.environ, FAKETIME_DONT_FAKE_MONOTONIC="1")
+    for exe in unit_test_binaries(TIME_SHIFTED_CRATES):
+        name = Path(exe).name.rsplit("-", 1)[0]
+        log(f"unit tests of {name} with the clock at {TIME_SHIFT} (faketime)", "test")
+        code = subprocess.run([faketime, "-f", TIME_SHIFT, exe, "-q"], cwd=ROOT, env=env).returncode
+        if code != 0:
+            log(f"{name} fails with the clock at {TIME_SHIFT}: a test depends on today's date", "test")
+            return code
+    log(f"time-shifted unit tests passed in {time.monotonic() - started:.0f} s", "test")
+    return 0
 
 
 def run_browser_tests(procs: Processes) -> int:
@@ -703,17 +764,54 @@ def run_browser_tests(procs: Processes) -> int:
     return code
 
 
-def run_fuzzer(procs: Processes) -> int:
+# The day docs/openapi.yaml's example instants were written for: its
+# scheduled sends are on this day and the next.
+CONTRACT_EXAMPLES_DAY = "2026-12-01"
+
+
+def dated_contract() -> Path:
+    """docs/openapi.yaml with every example instant (a date and time; plain
+    dates such as birth dates are left alone) moved by the same number of
+    days, so the examples' scheduled sends fall two days from today, as
+    they did the day they were written. The fuzzer sends the examples as
+    they are; fixed dates would be refused as past (422) from then on and
+    no longer show that a valid example is accepted."""
+    import datetime as dt
+    import re
+
+    shift = (dt.date.today() + dt.timedelta(days=2)) - dt.date.fromisoformat(CONTRACT_EXAMPLES_DAY)
+    instant = re.compile(r"(\d{4}-\d{2}-\d{2})(?=T\d{2}:\d{2})")
+    example = re.compile(r"^\s*(send_at:|example:|examples:|- )|^\s*\w+: \"\d{4}-")
+
+    def moved(match: re.Match) -> str:
+        return (dt.date.fromisoformat(match.group(1)) + shift).isoformat()
+
+    lines = (ROOT / "docs" / "openapi.yaml").read_text().splitlines(keepends=True)
+    out = [instant.sub(moved, line) if example.search(line) else line for line in lines]
+    path = LOCAL / "openapi.fuzz.yaml"
+    path.write_text("".join(out))
+    return path
+
+
+# Generated cases per operation: `make test` runs a budget that keeps the
+# loop short (every operation, every phase, fewer random cases each);
+# `make fuzz` runs schemathesis' default against a running `make dev`.
+FUZZ_TEST_EXAMPLES = 15
+FUZZ_FULL_EXAMPLES = 100
+
+
+def run_fuzzer(procs: Processes, max_examples: str) -> int:
     """schemathesis, every check, against the deployed stack with the demo
     practice's key: every request the OpenAPI file allows must get an answer
     the file declares (tests/contract/schemathesis.toml says what is
     configured and why). A fixed seed keeps a failure reproducible."""
     endpoints = json.loads((LOCAL / "endpoints.json").read_text())
+    contract = dated_contract()
     fuzz = ROOT / ".tools" / "fuzz" / "bin" / "schemathesis"
-    log("fuzzing the API against docs/openapi.yaml (schemathesis, all checks)", "test")
+    log(f"fuzzing the API against docs/openapi.yaml (schemathesis, all checks, {max_examples} cases per operation)", "test")
     cmd = [
         str(fuzz), "--config-file", str(ROOT / "tests" / "contract" / "schemathesis.toml"),
-        "run", str(ROOT / "docs" / "openapi.yaml"),
+        "run", str(contract),
         "--url", endpoints["api_url"],
         "-H", f"Authorization: Bearer {endpoints['api_key']}",
         "--checks", "all", "--exclude-checks", "unsupported_method",
@@ -724,6 +822,7 @@ def run_fuzzer(procs: Processes) -> int:
         # source with `ast`, which CPython 3.11 does not do safely from
         # several threads at once (a "recursion depth mismatch" error).
         "--workers", "1", "--seed", os.environ.get("FUZZ_SEED", "1"),
+        "--max-examples", max_examples,
         "--no-color",
     ]
     return watch(subprocess.Popen(cmd, cwd=LOCAL), procs, "while fuzzing")

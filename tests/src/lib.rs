@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub mod billing;
+pub mod emulator;
 pub mod receiver;
 
 /// Why a test is ignored by default.

@@ -246,9 +246,13 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
                 aws_sdk_sqs::Client::new(&aws),
                 queue_url,
             );
-            let report = messaging_core::app::dead_letters::requeue_parked(&store, &queue)
-                .await
-                .map_err(|e| e.to_string())?;
+            let report = messaging_core::app::dead_letters::requeue_parked(
+                &store,
+                &queue,
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             serde_json::to_value(report).map_err(|e| e.to_string())
         }
         "add-staff" => {

@@ -835,6 +835,7 @@ impl MessageStore for DynamoStore {
         &self,
         practice_id: &str,
         key: &str,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let rec: Option<IdempotencyRecord> = self
             .get(
@@ -843,13 +844,14 @@ impl MessageStore for DynamoStore {
                 "read idempotency key",
             )
             .await?;
-        Ok(rec.filter(|r| r.expires_at > chrono::Utc::now()))
+        Ok(rec.filter(|r| r.expires_at > now))
     }
 
     async fn transition(
         &self,
         current: &Recipient,
         transition: &Transition,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<Recipient>, StoreError> {
         let Some(next) = current.apply(transition) else {
             return Ok(None);
@@ -898,13 +900,13 @@ impl MessageStore for DynamoStore {
             self.message_update(&next.practice_id, &next.message_id, &sets, names, values)?;
         let mut items = vec![put, update];
         // The outbox: the event this change causes, in the same write.
-        if let Some(event) = events::for_transition(current, &next, chrono::Utc::now()) {
+        if let Some(event) = events::for_transition(current, &next, now) {
             items.push(self.event_put(&event)?);
         }
         match self.transact_retrying_conflicts(items).await {
             Ok(_) => {
                 if next.message_type == MessageType::BulkMessage && next.status.is_final() {
-                    self.complete_bulk_if_done(&next.practice_id, &next.message_id)
+                    self.complete_bulk_if_done(&next.practice_id, &next.message_id, now)
                         .await?;
                 }
                 Ok(Some(next))
@@ -1058,7 +1060,7 @@ impl OptOutStore for DynamoStore {
             &change.phone,
             change.opted_out,
             &change.source,
-            chrono::Utc::now(),
+            change.at,
         );
         let state_put = Put::builder()
             .table_name(&self.table)

@@ -223,6 +223,7 @@ impl DynamoStore {
         &self,
         practice_id: &str,
         message_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
         let condition = std::iter::once("#status = :from".to_string())
             .chain(
@@ -252,7 +253,7 @@ impl DynamoStore {
             .build()
             .map_err(|e| StoreError::new("build update", e))?;
         // The outbox: completion and `bulk.completed` are one write.
-        let event = events::bulk_completed(practice_id, message_id, chrono::Utc::now());
+        let event = events::bulk_completed(practice_id, message_id, now);
         let result = self
             .client
             .transact_write_items()
@@ -415,6 +416,7 @@ impl BulkStore for DynamoStore {
         &self,
         current: &[Recipient],
         transition: &Transition,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, StoreError> {
         let Some(first) = current.first() else {
             return Ok(true);
@@ -425,7 +427,7 @@ impl BulkStore for DynamoStore {
             let Some(next) = r.apply(transition) else {
                 return Ok(false);
             };
-            if events::for_transition(r, &next, chrono::Utc::now()).is_some() {
+            if events::for_transition(r, &next, now).is_some() {
                 // A transaction holds at most 100 items: this is for
                 // changes that cause no event (cancellations).
                 return Err(StoreError::new(

@@ -285,6 +285,7 @@ impl ConversationStore for DynamoStore {
         created: bool,
         patients: &[PatientRef],
         entry: Option<&ThreadItem>,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<SaveConversation, StoreError> {
         let mut next = conversation.clone();
         next.version = conversation.version + 1;
@@ -312,7 +313,7 @@ impl ConversationStore for DynamoStore {
             )?);
             // The outbox: a patient's text and its `message.received` are one write.
             if let ThreadItem::Inbound(inbound) = entry {
-                let event = events::received(practice_id, inbound, chrono::Utc::now());
+                let event = events::received(practice_id, inbound, now);
                 writes.push(self.event_put(&event)?);
             }
         }

@@ -132,7 +132,7 @@ impl EventStore for DynamoStore {
             )?,
         ];
         if let Some(rec) = idempotency {
-            writes.push(self.idempotency_put(rec, &Utc::now())?);
+            writes.push(self.idempotency_put(rec, &endpoint.created_at)?);
         }
         match self
             .client

@@ -167,8 +167,9 @@ impl MediaLinks for S3Media {
         &self,
         key: &str,
         expires_in: Duration,
+        now: DateTime<Utc>,
     ) -> Result<(String, DateTime<Utc>), StoreError> {
-        let start = SystemTime::now();
+        let start = SystemTime::from(now);
         let identity = self.identity("sign media link").await?;
         let url = presigned_get_url(
             &self.object_url(key),

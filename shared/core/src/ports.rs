@@ -120,20 +120,23 @@ pub trait MessageStore: Send + Sync {
     /// Marks the idempotency record for `key` no longer pending (its
     /// message is on the queue or scheduled). Nothing when there is none.
     async fn settle_idempotency(&self, practice_id: &str, key: &str) -> Result<(), StoreError>;
-    /// The remembered answer for an idempotency key, if not expired.
+    /// The remembered answer for an idempotency key, if not expired at `now`.
     async fn get_idempotency(
         &self,
         practice_id: &str,
         key: &str,
+        now: DateTime<Utc>,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
     /// Applies `transition` to `current` (as last read) and stores the result
     /// together with the message's counts, in one conditional write: refused
     /// (`None`) when the transition does not move `current` forward or the
-    /// recipient changed since it was read.
+    /// recipient changed since it was read. Events the change causes are
+    /// stamped `now`.
     async fn transition(
         &self,
         current: &Recipient,
         transition: &Transition,
+        now: DateTime<Utc>,
     ) -> Result<Option<Recipient>, StoreError>;
     /// One page of the tracking list, newest first: messages whose tracking
     /// key lies in `[low, high]` (see [`tracking_key`]) in `index`.
@@ -171,7 +174,8 @@ pub fn tracking_key(message: &Message) -> String {
 pub trait OptOutStore: Send + Sync {
     /// Whether `phone` has opted out of this practice's texts.
     async fn is_opted_out(&self, practice_id: &str, phone: &str) -> Result<bool, StoreError>;
-    /// Records an opt-out (`true`) or opt-in and its audit entry, atomically.
+    /// Records an opt-out (`true`) or opt-in and its audit entry, atomically;
+    /// the event a change of state causes is stamped `change.at`.
     async fn record_opt_out(&self, change: &OptOutChange) -> Result<(), StoreError>;
     /// Which of `phones` (E.164) are opted out of this practice's texts:
     /// reads only those numbers' records (a bulk's audience, a page of
@@ -427,11 +431,12 @@ pub trait BulkStore: Send + Sync {
     /// Applies one transition to several recipients of the same message
     /// (at most 99) and their message's counts, all or nothing: `Ok(false)`
     /// when any of them changed since read. Recipients the transition does
-    /// not move are left out by the caller.
+    /// not move are left out by the caller. Events are stamped `now`.
     async fn transition_many(
         &self,
         current: &[Recipient],
         transition: &Transition,
+        now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// Sets a bulk's stored status (and, when `sent_at` is given and none is
     /// stored, when sending began) if it is still `from`. `Ok(false)` otherwise.
@@ -492,7 +497,8 @@ pub trait ConversationStore: Send + Sync {
     ///
     /// When both conditions fail, the answer is
     /// [`SaveConversation::DuplicateEntry`]: the entry is already recorded,
-    /// whatever else changed.
+    /// whatever else changed. The event an inbound entry causes is stamped
+    /// `now`.
     async fn save_conversation(
         &self,
         practice_id: &str,
@@ -500,6 +506,7 @@ pub trait ConversationStore: Send + Sync {
         created: bool,
         patients: &[PatientRef],
         entry: Option<&ThreadItem>,
+        now: DateTime<Utc>,
     ) -> Result<SaveConversation, StoreError>;
 
     /// A page of the Inbox, newest activity first ([`inbox_key`] descending),
@@ -595,11 +602,12 @@ pub trait MediaStorage: Send + Sync {
 #[async_trait]
 pub trait MediaLinks: Send + Sync {
     /// A URL anyone holding it can read the object at `key` with, until the
-    /// returned instant (`expires_in` from now).
+    /// returned instant (`expires_in` after `now`, when it is signed).
     async fn presigned_get(
         &self,
         key: &str,
         expires_in: std::time::Duration,
+        now: DateTime<Utc>,
     ) -> Result<(String, DateTime<Utc>), StoreError>;
 }
 
@@ -630,7 +638,8 @@ pub struct EventFilter {
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Stores a new endpoint (and the idempotency record, when given) unless
-    /// the practice already has the most it may.
+    /// the practice already has the most it may. An idempotency record
+    /// expired at `endpoint.created_at` may be replaced.
     async fn create_endpoint(
         &self,
         endpoint: &crate::domain::webhook::EventEndpoint,

@@ -96,7 +96,12 @@ impl State {
     /// Stores `current.apply(t)` if the stored recipient is still at
     /// `current`'s version, and moves the message's counts with it (DynamoDB:
     /// one transaction of a versioned put and a counts update).
-    fn move_recipient(&mut self, current: &Recipient, t: &Transition) -> Option<Recipient> {
+    fn move_recipient(
+        &mut self,
+        current: &Recipient,
+        t: &Transition,
+        now: DateTime<Utc>,
+    ) -> Option<Recipient> {
         let next = current.apply(t)?;
         let k = rkey(&current.job());
         if self
@@ -107,7 +112,7 @@ impl State {
             return None;
         }
         self.recipients.insert(k, next.clone());
-        if let Some(event) = events::for_transition(current, &next, Utc::now()) {
+        if let Some(event) = events::for_transition(current, &next, now) {
             self.record_event(event);
         }
         if let Some(m) = self
@@ -398,9 +403,9 @@ impl MessageStore for MemoryStore {
         &self,
         practice_id: &str,
         key: &str,
+        now: DateTime<Utc>,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         // As DynamoDB's adapter: an expired record (TTL deletion lags) is absent.
-        let now = Utc::now();
         Ok(self
             .0
             .lock()
@@ -414,9 +419,10 @@ impl MessageStore for MemoryStore {
         &self,
         current: &Recipient,
         t: &Transition,
+        now: DateTime<Utc>,
     ) -> Result<Option<Recipient>, StoreError> {
         let mut s = self.0.lock().await;
-        let Some(next) = s.move_recipient(current, t) else {
+        let Some(next) = s.move_recipient(current, t, now) else {
             return Ok(None);
         };
         // What DynamoDB's adapter writes to the message with the recipient.
@@ -439,7 +445,7 @@ impl MessageStore for MemoryStore {
                 MessageType::BulkMessage => {
                     if next.status.is_final() && bulk_completes(m.status.as_str(), &m.counts) {
                         m.status = BulkStatus::Completed.into();
-                        completed = Some(events::bulk_completed(&m.practice_id, &m.id, Utc::now()));
+                        completed = Some(events::bulk_completed(&m.practice_id, &m.id, now));
                     }
                 }
             }
@@ -503,7 +509,7 @@ impl OptOutStore for MemoryStore {
                 &change.phone,
                 change.opted_out,
                 &change.source,
-                Utc::now(),
+                change.at,
             ));
         }
         s.opt_audit.push(change.clone());
@@ -799,11 +805,12 @@ impl MediaLinks for MemoryMediaStorage {
         &self,
         key: &str,
         expires_in: std::time::Duration,
+        now: DateTime<Utc>,
     ) -> Result<(String, DateTime<Utc>), StoreError> {
         if self.refuse {
             return Err(StoreError::new("sign media link", "no credentials"));
         }
-        let expires_at = Utc::now()
+        let expires_at = now
             + chrono::Duration::from_std(expires_in)
                 .map_err(|e| StoreError::new("sign media link", e))?;
         Ok((
@@ -1043,6 +1050,7 @@ impl BulkStore for MemoryStore {
         &self,
         current: &[Recipient],
         transition: &Transition,
+        now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut s = self.0.lock().await;
         for r in current {
@@ -1054,7 +1062,7 @@ impl BulkStore for MemoryStore {
         // Recipients and the message's counts only, in one transaction on
         // DynamoDB: no status or time of the message changes.
         for r in current {
-            s.move_recipient(r, transition);
+            s.move_recipient(r, transition, now);
         }
         Ok(true)
     }
@@ -1118,6 +1126,7 @@ impl ConversationStore for MemoryStore {
         created: bool,
         patients: &[PatientRef],
         entry: Option<&ThreadItem>,
+        now: DateTime<Utc>,
     ) -> Result<SaveConversation, StoreError> {
         let mut s = self.0.lock().await;
         let k = ckey(practice_id, &conversation.phone);
@@ -1154,7 +1163,7 @@ impl ConversationStore for MemoryStore {
                 .or_default()
                 .insert(entry.position(), entry.clone());
             if let ThreadItem::Inbound(inbound) = entry {
-                s.record_event(events::received(practice_id, inbound, Utc::now()));
+                s.record_event(events::received(practice_id, inbound, now));
             }
         }
         Ok(SaveConversation::Saved)
@@ -1290,7 +1299,7 @@ impl EventStore for MemoryStore {
             let k = (rec.practice_id.clone(), rec.key.clone());
             if s.idempotency
                 .get(&k)
-                .is_some_and(|r| r.expires_at > Utc::now())
+                .is_some_and(|r| r.expires_at > endpoint.created_at)
             {
                 return Ok(CreateEndpoint::IdempotencyKeyTaken);
             }

@@ -53,7 +53,7 @@ async fn concurrent_claims_are_won_by_exactly_one() {
         let (store, current) = (store.clone(), current.clone());
         tokio::spawn(async move {
             store
-                .transition(&current, &Transition::Claim { at: Utc::now() })
+                .transition(&current, &Transition::Claim { at: Utc::now() }, Utc::now())
                 .await
                 .unwrap()
         })
@@ -95,7 +95,7 @@ async fn statuses_only_move_forward_in_dynamodb() {
     };
     assert!(
         store
-            .transition(&read().await, &sent)
+            .transition(&read().await, &sent, Utc::now())
             .await
             .unwrap()
             .is_none(),
@@ -103,20 +103,20 @@ async fn statuses_only_move_forward_in_dynamodb() {
     );
     let queued = read().await;
     store
-        .transition(&queued, &Transition::Claim { at: now })
+        .transition(&queued, &Transition::Claim { at: now }, Utc::now())
         .await
         .unwrap()
         .unwrap();
     assert!(
         store
-            .transition(&queued, &Transition::Claim { at: now })
+            .transition(&queued, &Transition::Claim { at: now }, Utc::now())
             .await
             .unwrap()
             .is_none(),
         "a stale read cannot write"
     );
     store
-        .transition(&read().await, &sent)
+        .transition(&read().await, &sent, Utc::now())
         .await
         .unwrap()
         .unwrap();
@@ -126,7 +126,7 @@ async fn statuses_only_move_forward_in_dynamodb() {
     };
     assert!(
         store
-            .transition(&read().await, &wrong_id)
+            .transition(&read().await, &wrong_id, Utc::now())
             .await
             .unwrap()
             .is_none(),
@@ -137,13 +137,13 @@ async fn statuses_only_move_forward_in_dynamodb() {
         at: now,
     };
     let r = store
-        .transition(&read().await, &delivered)
+        .transition(&read().await, &delivered, Utc::now())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(r.status, RecipientStatus::Delivered);
     assert!(store
-        .transition(&read().await, &sent)
+        .transition(&read().await, &sent, Utc::now())
         .await
         .unwrap()
         .is_none());
@@ -153,7 +153,7 @@ async fn statuses_only_move_forward_in_dynamodb() {
         at: now,
     };
     assert!(store
-        .transition(&read().await, &failed)
+        .transition(&read().await, &failed, Utc::now())
         .await
         .unwrap()
         .is_none());
@@ -162,7 +162,7 @@ async fn statuses_only_move_forward_in_dynamodb() {
     unknown.status = RecipientStatus::Sent;
     assert!(
         store
-            .transition(&unknown, &delivered)
+            .transition(&unknown, &delivered, Utc::now())
             .await
             .unwrap()
             .is_none(),
@@ -221,7 +221,7 @@ async fn second_message_with_a_taken_idempotency_key_stores_nothing() {
     );
     assert_eq!(
         store
-            .get_idempotency(&pid, "k-1")
+            .get_idempotency(&pid, "k-1", Utc::now())
             .await
             .unwrap()
             .unwrap()
@@ -230,7 +230,11 @@ async fn second_message_with_a_taken_idempotency_key_stores_nothing() {
     );
     store.remove_message(&m1, &r1, Some(&record)).await.unwrap();
     assert!(store.get_message(&pid, "idem-1").await.unwrap().is_none());
-    assert!(store.get_idempotency(&pid, "k-1").await.unwrap().is_none());
+    assert!(store
+        .get_idempotency(&pid, "k-1", Utc::now())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -392,6 +396,29 @@ async fn dispatching_the_same_job_twice_sends_once() {
     assert_eq!(local.carrier_messages(to.as_str()).await.len(), 1);
 }
 
+/// What the deployed dispatcher logged as the end of handling `job` (one
+/// line per queue delivery it finished) since `since_ms`.
+async fn final_dispatch_lines(local: &Endpoints, job: &str, since_ms: i64) -> Vec<String> {
+    const FINAL: [&str; 4] = [
+        "sent",
+        "callback arrived before the sent record",
+        "claimed by another dispatcher",
+        "nothing to send",
+    ];
+    tests::emulator::function_log_records(
+        &local.aws_endpoint_url,
+        &local.stack_name,
+        "Dispatcher",
+        since_ms,
+    )
+    .await
+    .into_iter()
+    .filter(|r| r["fields"]["job"].as_str() == Some(job))
+    .filter_map(|r| r["fields"]["message"].as_str().map(str::to_string))
+    .filter(|m| FINAL.contains(&m.as_str()))
+    .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]
 async fn duplicate_queue_delivery_through_the_deployed_dispatcher_sends_once() {
@@ -404,6 +431,7 @@ async fn duplicate_queue_delivery_through_the_deployed_dispatcher_sends_once() {
         .await;
     let store = local.store().await;
     let to = store.get_recipient(&job).await.unwrap().unwrap().to;
+    let since = Utc::now().timestamp_millis() - 1_000;
     queue.enqueue(&[job.clone(), job.clone()]).await.unwrap();
     queue.enqueue(std::slice::from_ref(&job)).await.unwrap();
     let delivered = tests::poll(Duration::from_secs(30), || async {
@@ -412,28 +440,24 @@ async fn duplicate_queue_delivery_through_the_deployed_dispatcher_sends_once() {
     })
     .await;
     assert!(delivered.is_some());
-    // Wait for the deployed dispatcher to consume all three copies.
-    let drained = tests::poll(Duration::from_secs(60), || async {
-        let attrs = client
-            .get_queue_attributes()
-            .queue_url(&local.send_queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let n = |k: aws_sdk_sqs::types::QueueAttributeName| {
-            attrs
-                .attributes()
-                .and_then(|a| a.get(&k))
-                .and_then(|v| v.parse::<u32>().ok())
-                .unwrap_or(0)
-        };
-        use aws_sdk_sqs::types::QueueAttributeName::*;
-        (n(ApproximateNumberOfMessages) + n(ApproximateNumberOfMessagesNotVisible) == 0)
-            .then_some(())
+    // Each of the three copies ends in one final log line of the deployed
+    // dispatcher naming this job: one sent it, the others found it claimed
+    // or already done. Waiting for those three (not for an empty queue,
+    // which other tests keep filling) proves every copy was handled.
+    let tag = job.to_string();
+    let handled = tests::poll(Duration::from_secs(90), || async {
+        let finals = final_dispatch_lines(&local, &tag, since).await;
+        (finals.len() >= 3).then_some(finals)
     })
     .await;
-    assert!(drained.is_some(), "queue not drained");
+    let finals = handled.unwrap_or_else(|| {
+        panic!("the dispatcher did not handle all three copies of {tag} within 90 s")
+    });
+    assert_eq!(
+        finals.iter().filter(|m| m.as_str() == "sent").count(),
+        1,
+        "one copy sent, the others dropped: {finals:?}"
+    );
     assert_eq!(local.carrier_messages(to.as_str()).await.len(), 1);
 }
 
@@ -607,7 +631,7 @@ async fn create_bulk_stores_recipients_in_batches_and_pages_them_in_order() {
     assert_eq!(stored.bulk, message.bulk);
     assert_eq!(
         store
-            .get_idempotency(&pid, "bulk-k-1")
+            .get_idempotency(&pid, "bulk-k-1", Utc::now())
             .await
             .unwrap()
             .unwrap()
@@ -767,7 +791,10 @@ async fn transition_many_moves_all_or_none_with_the_counts() {
     // 30 canceled in one call; the message's counts follow.
     let read = all_recipients(&store, &pid, &message.id, None, 200).await;
     let cancel = Transition::Cancel { at: Utc::now() };
-    assert!(store.transition_many(&read[..30], &cancel).await.unwrap());
+    assert!(store
+        .transition_many(&read[..30], &cancel, Utc::now())
+        .await
+        .unwrap());
     let c = counts().await;
     assert_eq!((c.queued, c.canceled), (10, 30));
     let now = all_recipients(&store, &pid, &message.id, None, 200).await;
@@ -781,11 +808,14 @@ async fn transition_many_moves_all_or_none_with_the_counts() {
     // One of the next three changes after it was read: the whole call is refused.
     let stale = now[30..33].to_vec();
     store
-        .transition(&stale[1], &Transition::Claim { at: Utc::now() })
+        .transition(&stale[1], &Transition::Claim { at: Utc::now() }, Utc::now())
         .await
         .unwrap()
         .expect("claimed");
-    assert!(!store.transition_many(&stale, &cancel).await.unwrap());
+    assert!(!store
+        .transition_many(&stale, &cancel, Utc::now())
+        .await
+        .unwrap());
     let after = all_recipients(&store, &pid, &message.id, None, 200).await;
     assert_eq!(after[30].status, RecipientStatus::Queued);
     assert_eq!(after[30].version, 0);
@@ -801,7 +831,7 @@ async fn transition_many_moves_all_or_none_with_the_counts() {
 
     // A transition that does not move one of them forward is refused as a whole.
     assert!(!store
-        .transition_many(&[after[30].clone(), after[0].clone()], &cancel)
+        .transition_many(&[after[30].clone(), after[0].clone()], &cancel, Utc::now())
         .await
         .unwrap());
     assert_eq!(counts().await, c);

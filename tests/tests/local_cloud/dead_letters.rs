@@ -59,9 +59,13 @@ async fn a_dead_lettered_send_is_shown_failed_and_the_repair_sends_it_once() {
         aws_sdk_sqs::Client::new(&local.aws().await),
         &local.send_queue_url,
     );
-    let report = requeue_parked(&store, &queue).await.unwrap();
+    let report = requeue_parked(&store, &queue, chrono::Utc::now())
+        .await
+        .unwrap();
     assert!(report.requeued.contains(&job.to_string()), "{report:?}");
-    let again = requeue_parked(&store, &queue).await.unwrap();
+    let again = requeue_parked(&store, &queue, chrono::Utc::now())
+        .await
+        .unwrap();
     assert!(!again.requeued.contains(&job.to_string()), "{again:?}");
     // Sent by a dispatcher: the send queue runs at most two, and other
     // tests' sends to a carrier that hangs or drops the connection keep
@@ -100,6 +104,8 @@ async fn a_dead_lettered_send_caught_mid_send_is_interrupted_never_requeued() {
         aws_sdk_sqs::Client::new(&local.aws().await),
         &local.send_queue_url,
     );
-    let report = requeue_parked(&store, &queue).await.unwrap();
+    let report = requeue_parked(&store, &queue, chrono::Utc::now())
+        .await
+        .unwrap();
     assert!(!report.requeued.contains(&job.to_string()), "{report:?}");
 }

@@ -110,7 +110,7 @@ async fn s3_stores_objects_and_presigns_path_style_links_that_serve_them() {
 
     let before = chrono::Utc::now();
     let (url, expires_at) = s3
-        .presigned_get(&key, Duration::from_secs(15 * 60))
+        .presigned_get(&key, Duration::from_secs(15 * 60), chrono::Utc::now())
         .await
         .unwrap();
     let lifetime = expires_at - before;
@@ -362,7 +362,9 @@ async fn queued_copies_end_ready_or_failed_and_the_thread_shows_them() {
         ],
     );
     let store = local.store().await;
-    record_inbound(&store, &practice_id, &entry).await.unwrap();
+    record_inbound(&store, &practice_id, &entry, chrono::Utc::now())
+        .await
+        .unwrap();
     let position = ThreadItem::Inbound(entry.clone()).position();
     let jobs: Vec<MediaCopyJob> = entry
         .media

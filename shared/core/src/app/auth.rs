@@ -7,7 +7,9 @@
 //! `X-Requested-With: console` (a header a cross-site form cannot set).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use base64::Engine;
 use rand::RngCore;
@@ -94,12 +96,13 @@ pub const PRACTICE_REQUEST_BURST: f64 = 100.0;
 #[derive(Debug, Default)]
 struct RequestLimiter {
     /// Practice id → (tokens left, when last refilled).
-    buckets: HashMap<String, (f64, Instant)>,
+    buckets: HashMap<String, (f64, DateTime<Utc>)>,
 }
 
 impl RequestLimiter {
-    /// Takes one request's token for `practice_id`, or says it must wait.
-    fn take(&mut self, practice_id: &str, now: Instant) -> bool {
+    /// Takes one request's token for `practice_id` at `now`, or says it
+    /// must wait. A `now` earlier than the last one refills nothing.
+    fn take(&mut self, practice_id: &str, now: DateTime<Utc>) -> bool {
         if self.buckets.len() >= CACHE_ENTRIES && !self.buckets.contains_key(practice_id) {
             // Full buckets refill in a few seconds; forgetting them is safe.
             self.buckets.clear();
@@ -108,10 +111,11 @@ impl RequestLimiter {
             .buckets
             .entry(practice_id.to_string())
             .or_insert((PRACTICE_REQUEST_BURST, now));
-        let refill =
-            now.saturating_duration_since(*at).as_secs_f64() * PRACTICE_REQUESTS_PER_SECOND;
+        let elapsed_ms = (now - *at).num_milliseconds().max(0);
+        #[allow(clippy::cast_precision_loss)] // at most ~2^53 ms: exact
+        let refill = elapsed_ms as f64 / 1000.0 * PRACTICE_REQUESTS_PER_SECOND;
         *tokens = (*tokens + refill).min(PRACTICE_REQUEST_BURST);
-        *at = now;
+        *at = now.max(*at);
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             true
@@ -143,15 +147,14 @@ impl<S: PracticeStore> Authenticator<S> {
 
     /// The practice for an `Authorization` header value; 401 when missing,
     /// malformed or unknown; 429 `rate_limited` when the practice is over
-    /// its request limit ([`PRACTICE_REQUESTS_PER_SECOND`]).
-    pub async fn practice(&self, authorization: Option<&str>) -> Result<Practice, AppError> {
+    /// its request limit ([`PRACTICE_REQUESTS_PER_SECOND`]) at `now`.
+    pub async fn practice(
+        &self,
+        authorization: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Practice, AppError> {
         let practice = self.resolve(authorization).await?;
-        if !self
-            .limiter
-            .lock()
-            .await
-            .take(&practice.practice_id, Instant::now())
-        {
+        if !self.limiter.lock().await.take(&practice.practice_id, now) {
             return Err(AppError::too_many_requests(
                 "Too many requests for this practice; wait a second and try again.",
             ));
@@ -224,7 +227,7 @@ impl<S: PracticeStore + StaffStore> Authenticator<S> {
             Some(t) if credentials.authorization.is_none() => t,
             _ => {
                 return Ok(Caller {
-                    practice: self.practice(credentials.authorization).await?,
+                    practice: self.practice(credentials.authorization, now).await?,
                     staff: None,
                 })
             }
@@ -247,12 +250,7 @@ impl<S: PracticeStore + StaffStore> Authenticator<S> {
             .practice_by_id(&session.practice_id)
             .await?
             .ok_or_else(ended)?;
-        if !self
-            .limiter
-            .lock()
-            .await
-            .take(&practice.practice_id, Instant::now())
-        {
+        if !self.limiter.lock().await.take(&practice.practice_id, now) {
             return Err(AppError::too_many_requests(
                 "Too many requests for this practice; wait a second and try again.",
             ));
@@ -295,21 +293,28 @@ mod tests {
     use crate::domain::error::ErrorKind;
     use crate::testing::{sample_practice, MemoryStore};
 
+    /// The instant these tests run at.
+    fn t0() -> DateTime<Utc> {
+        "2026-11-26T15:00:00Z".parse().unwrap()
+    }
+
     #[test]
     fn a_practice_gets_its_burst_then_its_rate_and_others_are_unaffected() {
         let mut limiter = RequestLimiter::default();
-        let start = Instant::now();
+        let start = t0();
         for _ in 0..100 {
             assert!(limiter.take("busy", start));
         }
         assert!(!limiter.take("busy", start), "burst used up");
         assert!(limiter.take("quiet", start), "another practice is not held");
         // 40 ms later, one more (25 per second).
-        let later = start + Duration::from_millis(40);
+        let later = start + chrono::Duration::milliseconds(40);
         assert!(limiter.take("busy", later));
         assert!(!limiter.take("busy", later));
         // After a long pause the whole burst is back, never more.
-        let idle = later + Duration::from_secs(30);
+        let idle = later + chrono::Duration::seconds(30);
+        // A clock that steps back refills nothing and breaks nothing.
+        assert!(limiter.take("quiet", start - chrono::Duration::seconds(5)));
         for _ in 0..100 {
             assert!(limiter.take("busy", idle));
         }
@@ -325,7 +330,7 @@ mod tests {
         let bearer = format!("Bearer {key}");
         let mut refused = None;
         for _ in 0..150 {
-            if let Err(e) = auth.practice(Some(&bearer)).await {
+            if let Err(e) = auth.practice(Some(&bearer), t0()).await {
                 refused = Some(e);
                 break;
             }
@@ -344,17 +349,17 @@ mod tests {
         store.add_practice(sample_practice("demo"), &key).await;
         let auth = Authenticator::new(store.clone());
         let bearer = format!("Bearer {key}");
-        let mut practice = auth.practice(Some(&bearer)).await.unwrap();
+        let mut practice = auth.practice(Some(&bearer), t0()).await.unwrap();
         practice.help_text = Some("Call us.".into());
         store.put_practice(&practice).await.unwrap();
         assert_eq!(
-            auth.practice(Some(&bearer)).await.unwrap().help_text,
+            auth.practice(Some(&bearer), t0()).await.unwrap().help_text,
             None,
             "cached"
         );
         auth.updated(&practice).await;
         assert_eq!(
-            auth.practice(Some(&bearer))
+            auth.practice(Some(&bearer), t0())
                 .await
                 .unwrap()
                 .help_text
@@ -369,7 +374,10 @@ mod tests {
         let key = generate_key();
         store.add_practice(sample_practice("demo"), &key).await;
         let auth = Authenticator::new(store);
-        let p = auth.practice(Some(&format!("Bearer {key}"))).await.unwrap();
+        let p = auth
+            .practice(Some(&format!("Bearer {key}")), t0())
+            .await
+            .unwrap();
         assert_eq!(p.practice_id, "demo");
     }
 
@@ -382,7 +390,7 @@ mod tests {
             Some("Basic abc"),
             Some("Bearer nope"),
         ] {
-            let e = auth.practice(header).await.unwrap_err();
+            let e = auth.practice(header, t0()).await.unwrap_err();
             assert_eq!(e.code, "unauthorized", "{header:?}");
         }
     }
@@ -577,7 +585,10 @@ mod tests {
         let store = Counting::default();
         let auth = Authenticator::new(store.clone());
         for _ in 0..5 {
-            let e = auth.practice(Some("Bearer pmk_wrong")).await.unwrap_err();
+            let e = auth
+                .practice(Some("Bearer pmk_wrong"), t0())
+                .await
+                .unwrap_err();
             assert_eq!(e.kind, crate::domain::error::ErrorKind::Unauthorized);
         }
         assert_eq!(store.lookups.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -588,7 +599,7 @@ mod tests {
             .await;
         let bearer = format!("Bearer {key}");
         for _ in 0..3 {
-            auth.practice(Some(&bearer)).await.unwrap();
+            auth.practice(Some(&bearer), t0()).await.unwrap();
         }
         assert_eq!(store.lookups.load(std::sync::atomic::Ordering::SeqCst), 2);
     }

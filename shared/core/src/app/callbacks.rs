@@ -223,7 +223,7 @@ where
             tracing::info!(%job, kind = %event.kind, status = current.status.as_str(), "callback changes nothing (duplicate, late or another carrier id)");
             return Ok(false);
         }
-        if let Some(updated) = store.transition(&current, &transition).await? {
+        if let Some(updated) = store.transition(&current, &transition, now).await? {
             tracing::info!(%job, status = updated.status.as_str(), "callback recorded");
             let info = carrier_errors::describe(code);
             if let (Transition::Failed { error, .. }, Some(patient_id), true) =
@@ -344,7 +344,7 @@ where
     }
 
     // Then the text itself, in its conversation; a redelivery adds nothing.
-    let recorded = conversations::record_inbound(store, &practice_id, &entry).await?;
+    let recorded = conversations::record_inbound(store, &practice_id, &entry, now).await?;
     let position = ThreadItem::Inbound(entry.clone()).position();
     let jobs: Vec<MediaCopyJob> = entry
         .media
@@ -586,7 +586,7 @@ mod tests {
         let current = store.recipient(&job).await.unwrap();
         let now = Utc::now();
         let claimed = store
-            .transition(&current, &Transition::Claim { at: now })
+            .transition(&current, &Transition::Claim { at: now }, now)
             .await
             .unwrap()
             .unwrap();
@@ -594,7 +594,11 @@ mod tests {
             carrier_message_id: "c-1".into(),
             at: now,
         };
-        store.transition(&claimed, &sent).await.unwrap().unwrap();
+        store
+            .transition(&claimed, &sent, now)
+            .await
+            .unwrap()
+            .unwrap();
         job
     }
 

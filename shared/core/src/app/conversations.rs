@@ -47,13 +47,15 @@ pub fn not_found() -> AppError {
 /// Reads the conversation with `phone`, applies `change` and writes it back
 /// with `entry`, retrying on a concurrent change. A conversation that does
 /// not exist yet is created when `create` is true (with the patients who
-/// have the number), else the answer is `None`.
+/// have the number), else the answer is `None`. `now` stamps the event
+/// an inbound entry causes.
 async fn update<S, F>(
     store: &S,
     practice_id: &str,
     phone: &PhoneNumber,
     create_at: Option<DateTime<Utc>>,
     entry: Option<&ThreadItem>,
+    now: DateTime<Utc>,
     change: F,
 ) -> Result<Option<(Recorded, Vec<PatientRef>)>, AppError>
 where
@@ -78,7 +80,7 @@ where
             };
         change(&mut conversation)?;
         match store
-            .save_conversation(practice_id, &conversation, created, &patients, entry)
+            .save_conversation(practice_id, &conversation, created, &patients, entry, now)
             .await?
         {
             SaveConversation::Saved => {
@@ -98,10 +100,12 @@ where
 
 /// Records a text a patient sent in the conversation with their number
 /// (created with the first text). A redelivered callback adds nothing.
+/// `now` is when it is recorded (`entry.at` is the carrier's time).
 pub async fn record_inbound<S: ConversationStore>(
     store: &S,
     practice_id: &str,
     entry: &InboundEntry,
+    now: DateTime<Utc>,
 ) -> Result<Recorded, AppError> {
     let item = ThreadItem::Inbound(entry.clone());
     let recorded = update(
@@ -110,6 +114,7 @@ pub async fn record_inbound<S: ConversationStore>(
         &entry.from,
         Some(entry.at),
         Some(&item),
+        now,
         |c| {
             c.record_inbound(entry);
             Ok(())
@@ -133,6 +138,7 @@ pub async fn record_outbound<S: ConversationStore>(
         to,
         Some(entry.at),
         Some(&item),
+        entry.at,
         |c| {
             c.record_outbound(entry.at, &entry.text, entry.kind);
             Ok(())
@@ -150,6 +156,7 @@ async fn claim<S, D, F>(
     store: &S,
     practice_id: &str,
     phone: &PhoneNumber,
+    now: DateTime<Utc>,
     due: D,
     mark: F,
 ) -> Result<bool, AppError>
@@ -168,7 +175,14 @@ where
         }
         mark(&mut conversation);
         match store
-            .save_conversation(practice_id, &conversation, false, &stored.patients, None)
+            .save_conversation(
+                practice_id,
+                &conversation,
+                false,
+                &stored.patients,
+                None,
+                now,
+            )
             .await?
         {
             SaveConversation::Saved => return Ok(true),
@@ -196,6 +210,7 @@ pub async fn claim_auto_reply<S: ConversationStore>(
         store,
         &practice.practice_id,
         phone,
+        now,
         |c| c.should_auto_reply(now, rule, tz, keyword, opted_out),
         |c| {
             c.record_outbound(
@@ -219,6 +234,7 @@ pub async fn claim_help_reply<S: ConversationStore>(
         store,
         practice_id,
         phone,
+        now,
         |c| c.should_answer_help(now),
         |c| c.last_help_reply_at = Some(now),
     )
@@ -234,6 +250,7 @@ pub async fn refresh_patients<S: ConversationStore>(
     store: &S,
     practice_id: &str,
     phones: &[&PhoneNumber],
+    now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     for phone in phones {
         for _ in 0..RACE_RETRIES {
@@ -245,7 +262,14 @@ pub async fn refresh_patients<S: ConversationStore>(
                 break;
             }
             match store
-                .save_conversation(practice_id, &stored.conversation, false, &patients, None)
+                .save_conversation(
+                    practice_id,
+                    &stored.conversation,
+                    false,
+                    &patients,
+                    None,
+                    now,
+                )
                 .await?
             {
                 SaveConversation::Saved => break,
@@ -548,9 +572,17 @@ where
         }
         Ok(())
     };
-    let (recorded, patients) = update(store, &practice.practice_id, id.phone(), None, None, change)
-        .await?
-        .ok_or_else(not_found)?;
+    let (recorded, patients) = update(
+        store,
+        &practice.practice_id,
+        id.phone(),
+        None,
+        None,
+        now,
+        change,
+    )
+    .await?
+    .ok_or_else(not_found)?;
     let Recorded::New(conversation) = recorded else {
         return Err(not_found());
     };
@@ -695,15 +727,17 @@ mod tests {
         let later = text("b", "+14155550142", "Never mind, 4 is fine", 5);
         let earlier = text("a", "+14155550142", "Can I come at 3?", 1);
         assert!(matches!(
-            record_inbound(&store, "p1", &later).await.unwrap(),
+            record_inbound(&store, "p1", &later, at(10)).await.unwrap(),
             Recorded::New(_)
         ));
         assert!(matches!(
-            record_inbound(&store, "p1", &earlier).await.unwrap(),
+            record_inbound(&store, "p1", &earlier, at(10))
+                .await
+                .unwrap(),
             Recorded::New(_)
         ));
         assert_eq!(
-            record_inbound(&store, "p1", &later).await.unwrap(),
+            record_inbound(&store, "p1", &later, at(10)).await.unwrap(),
             Recorded::Duplicate
         );
         let c = store
@@ -730,7 +764,7 @@ mod tests {
             let store = store.clone();
             tasks.spawn(async move {
                 let entry = text(&format!("m{i}"), "+14155550142", "hello", i % 50);
-                record_inbound(&store, "p1", &entry).await.unwrap();
+                record_inbound(&store, "p1", &entry, at(10)).await.unwrap();
             });
         }
         while tasks.join_next().await.is_some() {}
@@ -788,7 +822,7 @@ mod tests {
             let e = list(&store, &practice, &query, 50, None).await.unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field));
         }
-        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1))
+        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1), at(10))
             .await
             .unwrap();
         let found = list(
@@ -820,7 +854,7 @@ mod tests {
     async fn patch_checks_everything_before_storing_and_staff_can_only_opt_out() {
         let store = MemoryStore::default();
         let practice = sample_practice("p1");
-        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1))
+        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1), at(10))
             .await
             .unwrap();
         let id = "c14155550142";
@@ -885,12 +919,11 @@ mod tests {
         let practice = sample_practice("p1");
         store.put_practice(&practice).await.unwrap();
         patient(&store, "ana", "+14155550142").await;
-        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1))
+        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1), at(10))
             .await
             .unwrap();
         let m = messages(&store);
-        // Idempotency records expire by the wall clock, as in DynamoDB.
-        let now = Utc::now();
+        let now = at(12);
         let request = ReplyRequest {
             text: Some("Hi {first_name}!".into()),
             ..Default::default()
@@ -933,7 +966,7 @@ mod tests {
         );
         // A family sharing the number: no single name to merge.
         patient(&store, "ben", "+14155550142").await;
-        refresh_patients(&store, "p1", &[&phone("+14155550142")])
+        refresh_patients(&store, "p1", &[&phone("+14155550142")], at(10))
             .await
             .unwrap();
         let e = reply(
@@ -989,10 +1022,10 @@ mod tests {
         let store = MemoryStore::default();
         let practice = sample_practice("p1");
         patient(&store, "ana", "+14155550142").await;
-        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1))
+        record_inbound(&store, "p1", &text("a", "+14155550142", "hi", 1), at(10))
             .await
             .unwrap();
-        record_inbound(&store, "p1", &text("b", "+14155550143", "hi", 1))
+        record_inbound(&store, "p1", &text("b", "+14155550143", "hi", 1), at(10))
             .await
             .unwrap();
         assert_eq!(
@@ -1008,6 +1041,7 @@ mod tests {
             &store,
             "p1",
             &[&phone("+14155550143"), &phone("+14155550142")],
+            at(10),
         )
         .await
         .unwrap();

@@ -20,6 +20,8 @@
 //! repairs never queue one twice — and the dispatcher's claim would absorb
 //! it anyway). Everything else is dropped from the parked list.
 
+use chrono::{DateTime, Utc};
+
 use crate::domain::bulk::QueuedJob;
 use crate::domain::clock::Clock;
 use crate::domain::error::StoreError;
@@ -86,7 +88,11 @@ where
                 .park(&park("recipient never reached the carrier"))
                 .await?;
         }
-        if store.transition(&recipient, &transition).await?.is_some() {
+        if store
+            .transition(&recipient, &transition, clock.now())
+            .await?
+            .is_some()
+        {
             tracing::error!(%job, ?outcome, "send job dead-lettered; recipient marked failed");
             return Ok(outcome);
         }
@@ -107,8 +113,12 @@ pub struct Requeued {
     pub dropped: Vec<String>,
 }
 
-/// The repair: requeues every parked job that is safe to send again.
-pub async fn requeue_parked<S, Q>(store: &S, queue: &Q) -> Result<Requeued, StoreError>
+/// The repair: requeues every parked job that is safe to send again, at `now`.
+pub async fn requeue_parked<S, Q>(
+    store: &S,
+    queue: &Q,
+    now: DateTime<Utc>,
+) -> Result<Requeued, StoreError>
 where
     S: MessageStore + DeadLetterStore,
     Q: SendQueue,
@@ -126,7 +136,10 @@ where
             } else {
                 match store.get_recipient(job).await? {
                     Some(r) if r.status == RecipientStatus::Queued => true,
-                    Some(r) => store.transition(&r, &Transition::Requeue).await?.is_some(),
+                    Some(r) => store
+                        .transition(&r, &Transition::Requeue, now)
+                        .await?
+                        .is_some(),
                     None => false,
                 }
             };
@@ -166,7 +179,7 @@ mod tests {
         assert!(error.resolution.contains("requeue-dead-letters"));
 
         let queue = MemoryQueue::default();
-        let report = requeue_parked(&store, &queue).await.unwrap();
+        let report = requeue_parked(&store, &queue, clock().now()).await.unwrap();
         assert_eq!(report.requeued, vec![job.to_string()]);
         assert_eq!(queue.jobs.lock().await.clone(), vec![job.clone()]);
         let r = store.recipient(&job).await.unwrap();
@@ -174,7 +187,7 @@ mod tests {
         assert_eq!(r.error, None);
         // A second repair finds nothing left to do.
         assert_eq!(
-            requeue_parked(&store, &queue).await.unwrap(),
+            requeue_parked(&store, &queue, clock().now()).await.unwrap(),
             Requeued::default()
         );
         assert_eq!(queue.jobs.lock().await.len(), 1);
@@ -196,7 +209,7 @@ mod tests {
         );
         let queue = MemoryQueue::default();
         assert_eq!(
-            requeue_parked(&store, &queue).await.unwrap(),
+            requeue_parked(&store, &queue, clock().now()).await.unwrap(),
             Requeued::default()
         );
         assert!(queue.jobs.lock().await.clone().is_empty());
@@ -214,7 +227,7 @@ mod tests {
         r.error = None;
         store.insert_recipient(r).await;
         let queue = MemoryQueue::default();
-        let report = requeue_parked(&store, &queue).await.unwrap();
+        let report = requeue_parked(&store, &queue, clock().now()).await.unwrap();
         assert_eq!(report.dropped, vec![job.to_string()]);
         assert!(queue.jobs.lock().await.clone().is_empty());
     }
@@ -246,7 +259,7 @@ mod tests {
             SetAside::PumpParked
         );
         let queue = MemoryQueue::default();
-        let report = requeue_parked(&store, &queue).await.unwrap();
+        let report = requeue_parked(&store, &queue, clock().now()).await.unwrap();
         assert_eq!(report.requeued.len(), 1);
         assert_eq!(queue.jobs.lock().await.clone(), vec![job]);
     }

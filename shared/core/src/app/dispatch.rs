@@ -181,7 +181,7 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
                 }
                 let Some(queued) = self
                     .store
-                    .transition(&recipient, &Transition::Queue)
+                    .transition(&recipient, &Transition::Queue, now)
                     .await?
                 else {
                     // Canceled or rescheduled meanwhile, or another firing won.
@@ -212,7 +212,9 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
                     error: RecipientError::send_interrupted(),
                     at: self.clock.now(),
                 };
-                self.store.transition(&recipient, &failed).await?;
+                self.store
+                    .transition(&recipient, &failed, self.clock.now())
+                    .await?;
                 tracing::warn!(%job, "interrupted send marked failed");
                 return Ok(Dispatched::Done);
             }
@@ -233,7 +235,9 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
             let skip = Transition::Skip {
                 reason: "opted_out: the number replied STOP".into(),
             };
-            self.store.transition(&recipient, &skip).await?;
+            self.store
+                .transition(&recipient, &skip, self.clock.now())
+                .await?;
             tracing::info!(%job, "recipient opted out; skipped");
             return Ok(Dispatched::Done);
         }
@@ -242,10 +246,9 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
         {
             return Ok(Dispatched::Done);
         }
-        let claim = Transition::Claim {
-            at: self.clock.now(),
-        };
-        let Some(claimed) = self.store.transition(&recipient, &claim).await? else {
+        let now = self.clock.now();
+        let claim = Transition::Claim { at: now };
+        let Some(claimed) = self.store.transition(&recipient, &claim, now).await? else {
             tracing::info!(%job, "claimed by another dispatcher");
             return Ok(Dispatched::Done);
         };
@@ -260,11 +263,12 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
         };
         match self.carrier.send(&outbound).await {
             CarrierOutcome::Accepted { carrier_message_id } => {
+                let now = self.clock.now();
                 let sent = Transition::Sent {
                     carrier_message_id: carrier_message_id.clone(),
-                    at: self.clock.now(),
+                    at: now,
                 };
-                if self.store.transition(&claimed, &sent).await?.is_none() {
+                if self.store.transition(&claimed, &sent, now).await?.is_none() {
                     // A delivery callback overtook us and already recorded it.
                     tracing::info!(%job, %carrier_message_id, "callback arrived before the sent record");
                 }
@@ -393,7 +397,12 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
         claimed: &crate::domain::message::Recipient,
         t: &Transition,
     ) -> Result<(), StoreError> {
-        if self.store.transition(claimed, t).await?.is_none() {
+        if self
+            .store
+            .transition(claimed, t, self.clock.now())
+            .await?
+            .is_none()
+        {
             tracing::info!(message_id = %claimed.message_id, "recipient moved on before the outcome was recorded");
         }
         Ok(())
@@ -605,6 +614,7 @@ mod tests {
                 &Transition::Cancel {
                     at: chrono::Utc::now(),
                 },
+                "2026-11-26T15:00:05Z".parse().unwrap(),
             )
             .await
             .unwrap()
@@ -667,7 +677,11 @@ mod tests {
             carrier_message_id: "bw-1".into(),
             at: "2026-11-26T15:00:05Z".parse().unwrap(),
         };
-        store.transition(&r, &delivered).await.unwrap().unwrap();
+        store
+            .transition(&r, &delivered, "2026-11-26T15:00:05Z".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         let later = Dispatcher {
             clock: FixedClock::at("2026-11-26T15:02:01Z"),
             ..d

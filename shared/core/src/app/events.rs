@@ -111,7 +111,7 @@ where
     let hash = idempotency::request_hash("POST /v1/event-endpoints", request_value);
     if let Some(key) = idempotency_key {
         idempotency::validate_key(key)?;
-        if let Some(rec) = store.get_idempotency(practice_id, key).await? {
+        if let Some(rec) = store.get_idempotency(practice_id, key, now).await? {
             let (status, body) = idempotency::replay(&rec, &hash)?;
             return Ok(Answer { status, body });
         }
@@ -141,7 +141,7 @@ where
         )),
         CreateEndpoint::IdempotencyKeyTaken => {
             let rec = store
-                .get_idempotency(practice_id, idempotency_key.unwrap_or_default())
+                .get_idempotency(practice_id, idempotency_key.unwrap_or_default(), now)
                 .await?
                 .ok_or_else(|| AppError::conflict("idempotency_key_reused", "retry the request"))?;
             let (status, body) = idempotency::replay(&rec, &hash)?;
@@ -751,7 +751,7 @@ mod tests {
         let r = queued_recipient();
         store.insert_recipient(r.clone()).await;
         let claimed = store
-            .transition(&r, &Transition::Claim { at: now() })
+            .transition(&r, &Transition::Claim { at: now() }, now())
             .await
             .unwrap()
             .unwrap();
@@ -762,6 +762,7 @@ mod tests {
                     carrier_message_id: "bw-1".into(),
                     at: now(),
                 },
+                now(),
             )
             .await
             .unwrap()
@@ -773,6 +774,7 @@ mod tests {
                     carrier_message_id: "bw-1".into(),
                     at: now(),
                 },
+                now(),
             )
             .await
             .unwrap()
@@ -1087,13 +1089,13 @@ mod tests {
         let mut stale = r.clone();
         stale.version += 7;
         assert!(store
-            .transition(&stale, &Transition::Claim { at: now() })
+            .transition(&stale, &Transition::Claim { at: now() }, now())
             .await
             .unwrap()
             .is_none());
         assert!(store.events().await.is_empty());
         let claimed = store
-            .transition(&r, &Transition::Claim { at: now() })
+            .transition(&r, &Transition::Claim { at: now() }, now())
             .await
             .unwrap()
             .unwrap();
@@ -1105,6 +1107,7 @@ mod tests {
                     error: crate::domain::message::RecipientError::from_carrier_code(4720),
                     at: now(),
                 },
+                now(),
             )
             .await
             .unwrap()

@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::domain::conversation::{MediaCopyJob, MediaStatus, ThreadEntry};
 use crate::domain::error::{AppError, StoreError};
 use crate::domain::limits::SQS_MAX_DELAY_SECONDS;
@@ -125,7 +127,8 @@ impl<S: ConversationStore, C: CarrierMedia, M: MediaStorage> MediaCopier<S, C, M
 }
 
 /// Gives every ready attachment in `entries` a fresh link valid for
-/// `lifetime` (and its expiry); the others keep `url` and `expires_at` null.
+/// `lifetime` from `now` (and its expiry); the others keep `url` and
+/// `expires_at` null.
 ///
 /// # Errors
 ///
@@ -134,10 +137,13 @@ pub async fn link_media<L: MediaLinks + ?Sized>(
     links: &L,
     entries: &mut [ThreadEntry],
     lifetime: Duration,
+    now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     for media in entries.iter_mut().flat_map(|e| e.media.iter_mut()) {
         (media.url, media.expires_at) = if media.status == MediaStatus::Ready {
-            let (url, expires_at) = links.presigned_get(&media.storage_key, lifetime).await?;
+            let (url, expires_at) = links
+                .presigned_get(&media.storage_key, lifetime, now)
+                .await?;
             (Some(url), Some(expires_at))
         } else {
             (None, None)
@@ -182,7 +188,7 @@ mod tests {
         let item = ThreadItem::Inbound(entry);
         let conversation = crate::domain::conversation::Conversation::new(phone(), at());
         store
-            .save_conversation("p1", &conversation, true, &[], Some(&item))
+            .save_conversation("p1", &conversation, true, &[], Some(&item), at())
             .await
             .expect("save");
         MediaCopyJob {
@@ -379,7 +385,7 @@ mod tests {
         ];
         let mut entries = vec![entry];
         let links = MemoryMediaStorage::default();
-        link_media(&links, &mut entries, LINK_LIFETIME)
+        link_media(&links, &mut entries, LINK_LIFETIME, at())
             .await
             .expect("links");
         let json = serde_json::to_value(&entries[0].media).expect("json");
@@ -414,7 +420,7 @@ mod tests {
         let mut entry = InboundEntry::new("m1", phone(), phone(), "", at(), Vec::new()).view();
         entry.media = vec![view(MediaStatus::Ready, "k")];
         let links = MemoryMediaStorage::refusing();
-        let e = link_media(&links, &mut [entry], LINK_LIFETIME)
+        let e = link_media(&links, &mut [entry], LINK_LIFETIME, at())
             .await
             .expect_err("refused");
         assert_eq!(e.kind, crate::domain::error::ErrorKind::Unavailable);

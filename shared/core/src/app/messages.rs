@@ -110,7 +110,7 @@ impl<
             idempotency::validate_key(key)?;
             if let Some(rec) = self
                 .store
-                .get_idempotency(&practice.practice_id, key)
+                .get_idempotency(&practice.practice_id, key, now)
                 .await?
             {
                 let (status, body) = idempotency::replay(&rec, &hash)?;
@@ -284,7 +284,7 @@ impl<
                 let key = idempotency_key.unwrap_or_default();
                 let rec = self
                     .store
-                    .get_idempotency(&practice.practice_id, key)
+                    .get_idempotency(&practice.practice_id, key, now)
                     .await?
                     .ok_or_else(|| {
                         AppError::conflict("idempotency_key_reused", "retry the request")
@@ -443,7 +443,12 @@ impl<
                     ),
                 ));
             }
-            if self.store.transition(&current, &change).await?.is_some() {
+            if self
+                .store
+                .transition(&current, &change, now)
+                .await?
+                .is_some()
+            {
                 break;
             }
             // Changed meanwhile (fired, canceled, rescheduled): look again.
@@ -480,7 +485,7 @@ impl<
                 RecipientStatus::Scheduled | RecipientStatus::Queued => {
                     if self
                         .store
-                        .transition(&current, &Transition::Cancel { at: now })
+                        .transition(&current, &Transition::Cancel { at: now }, now)
                         .await?
                         .is_some()
                     {
@@ -827,7 +832,7 @@ mod tests {
         let job = svc.queue.jobs.lock().await[0].clone();
         let current = store.recipient(&job).await.unwrap();
         store
-            .transition(&current, &Transition::Claim { at: now() })
+            .transition(&current, &Transition::Claim { at: now() }, now())
             .await
             .unwrap()
             .unwrap();
@@ -859,13 +864,17 @@ mod tests {
         };
         let (req, value) = request("+14155550142", "Hi");
         let e = service(&store, queue)
-            .send_direct(&sample_practice("demo"), req, &value, Some("k"), Utc::now())
+            .send_direct(&sample_practice("demo"), req, &value, Some("k"), now())
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unavailable);
         assert_eq!(store.message_count().await, 0, "nothing left behind");
         assert!(
-            store.get_idempotency("demo", "k").await.unwrap().is_none(),
+            store
+                .get_idempotency("demo", "k", now())
+                .await
+                .unwrap()
+                .is_none(),
             "refusal not remembered"
         );
     }
@@ -883,12 +892,16 @@ mod tests {
             ..MemoryQueue::default()
         };
         let e = service(&store, refusing)
-            .send_direct(&practice, req.clone(), &value, Some("k"), Utc::now())
+            .send_direct(&practice, req.clone(), &value, Some("k"), now())
             .await
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unavailable);
         store.fail_undo(false).await;
-        let rec = store.get_idempotency("demo", "k").await.unwrap().unwrap();
+        let rec = store
+            .get_idempotency("demo", "k", now())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(rec.pending, "answer remembered, hand-over not done");
 
         // The retry with the same key: the message goes on the queue, then
@@ -896,7 +909,7 @@ mod tests {
         let queue = MemoryQueue::default();
         let svc = service(&store, queue.clone());
         let first = svc
-            .send_direct(&practice, req.clone(), &value, Some("k"), Utc::now())
+            .send_direct(&practice, req.clone(), &value, Some("k"), now())
             .await
             .unwrap();
         assert_eq!(first.status, 202);
@@ -904,14 +917,14 @@ mod tests {
         assert_eq!(queue.jobs.lock().await.len(), 1, "handed over on the retry");
         assert!(
             !store
-                .get_idempotency("demo", "k")
+                .get_idempotency("demo", "k", now())
                 .await
                 .unwrap()
                 .unwrap()
                 .pending
         );
         let again = svc
-            .send_direct(&practice, req, &value, Some("k"), Utc::now())
+            .send_direct(&practice, req, &value, Some("k"), now())
             .await
             .unwrap();
         assert_eq!(again, first);
@@ -927,11 +940,11 @@ mod tests {
         let practice = sample_practice("demo");
         let (req, value) = request("4155550142", "Hi");
         let first = svc
-            .send_direct(&practice, req.clone(), &value, Some("k"), Utc::now())
+            .send_direct(&practice, req.clone(), &value, Some("k"), now())
             .await
             .unwrap();
         let again = svc
-            .send_direct(&practice, req, &value, Some("k"), Utc::now())
+            .send_direct(&practice, req, &value, Some("k"), now())
             .await
             .unwrap();
         assert_eq!(first, again);
@@ -950,13 +963,13 @@ mod tests {
                 opted_out: true,
                 keyword: "STOP".into(),
                 source: "sms".into(),
-                at: Utc::now(),
+                at: now(),
             })
             .await
             .unwrap();
         let (req, value) = request("(415) 555-0142", "Hi");
         let e = service(&store, MemoryQueue::default())
-            .send_direct(&sample_practice("demo"), req, &value, None, Utc::now())
+            .send_direct(&sample_practice("demo"), req, &value, None, now())
             .await
             .unwrap_err();
         assert_eq!(

@@ -133,7 +133,7 @@ impl Event {
         })
         .to_string();
         Event {
-            id: new_event_id(),
+            id: new_event_id(at),
             practice_id: practice_id.to_string(),
             event_type,
             created_at: at,
@@ -147,12 +147,31 @@ impl Event {
     }
 }
 
-/// A time-ordered event id: `evt_` and the 32 hex digits of a UUID v7
-/// (its first 48 bits are the creation time in milliseconds), so ids sort by
-/// time — what the event list pages by. Ids made by one process also sort
-/// in creation order within a millisecond.
-pub fn new_event_id() -> String {
-    format!("evt_{}", uuid::Uuid::now_v7().simple())
+/// A time-ordered event id for an event created at `at`: `evt_` and the 32
+/// hex digits of a UUID v7 (its first 48 bits are `at` in milliseconds), so
+/// ids sort by time — what the event list pages by. Ids made by one process
+/// for the same millisecond also sort in creation order.
+pub fn new_event_id(at: DateTime<Utc>) -> String {
+    // The 12 bits after the time count up within one millisecond (from a
+    // random start), so one process's ids for the same `at` keep their order.
+    static LAST: std::sync::Mutex<(u64, u16)> = std::sync::Mutex::new((u64::MAX, 0));
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..10]);
+    let counter = {
+        let mut last = LAST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *last = if last.0 == ms {
+            (ms, last.1.saturating_add(1).min(0x0fff))
+        } else {
+            (ms, u16::from_be_bytes([random[0], random[1]]) & 0x03ff)
+        };
+        last.1
+    };
+    random[..2].copy_from_slice(&counter.to_be_bytes());
+    let id = uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid();
+    format!("evt_{}", id.simple())
 }
 
 /// The smallest event id of an event created at or after `at`: where a
@@ -630,13 +649,19 @@ mod tests {
 
     #[test]
     fn event_ids_sort_by_creation_and_the_floor_sorts_before_them() {
-        let before = Utc::now() - Duration::milliseconds(1);
-        let ids: Vec<String> = (0..50).map(|_| new_event_id()).collect();
+        let at: DateTime<Utc> = "2026-11-26T15:00:00.250Z".parse().unwrap();
+        let ids: Vec<String> = (0..50).map(|_| new_event_id(at)).collect();
         let mut sorted = ids.clone();
         sorted.sort();
-        assert_eq!(ids, sorted, "creation order is id order");
-        assert!(event_id_floor(before) < ids[0]);
-        assert!(event_id_floor(Utc::now() + Duration::seconds(1)) > ids[49]);
+        assert_eq!(
+            ids, sorted,
+            "creation order is id order within a millisecond"
+        );
+        assert!(event_id_floor(at) <= ids[0]);
+        assert!(event_id_floor(at - Duration::milliseconds(1)) < ids[0]);
+        assert!(event_id_floor(at + Duration::milliseconds(1)) > ids[49]);
+        let later = new_event_id(at + Duration::milliseconds(1));
+        assert!(later > ids[49], "a later instant sorts after");
         validate_event_id(&ids[0]).unwrap();
         assert!(validate_event_id("evt_0").is_err());
         assert!(validate_event_id("msg_0123456789abcdef0123456789abcdef").is_err());
@@ -744,7 +769,7 @@ mod tests {
     fn schedule_names_are_short_and_differ_per_attempt() {
         let job = DeliveryJob {
             practice_id: "p".repeat(36),
-            event_id: new_event_id(),
+            event_id: new_event_id(Utc::now()),
             endpoint_id: "e".repeat(36),
             attempt: 3,
             round: 1,

@@ -313,7 +313,7 @@ async fn read_message<S: Store>(store: &S, m: &Message) -> Message {
 async fn step<S: Store>(store: &S, r: &Recipient, t: Transition) -> Recipient {
     let current = read(store, r).await;
     store
-        .transition(&current, &t)
+        .transition(&current, &t, now())
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{t:?} refused from {:?}", current.status))
@@ -612,13 +612,36 @@ pub async fn live_idempotency_record_replays_and_keeps_its_key_taken<S: Store>(
     let (m1, r1) = direct(practice_id, RecipientStatus::Queued, at);
     let rec1 = idempotency(practice_id, "order-1", at);
     assert_eq!(
-        store.get_idempotency(practice_id, "order-1").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "order-1", now())
+            .await
+            .unwrap(),
         None
     );
     create(&store, &m1, std::slice::from_ref(&r1), Some(&rec1)).await;
     assert_eq!(
-        store.get_idempotency(practice_id, "order-1").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "order-1", now())
+            .await
+            .unwrap(),
         Some(rec1.clone())
+    );
+    // Expiry is judged at the caller's `now`, never the machine's clock.
+    let just_before = rec1.expires_at - Duration::milliseconds(1);
+    assert_eq!(
+        store
+            .get_idempotency(practice_id, "order-1", just_before)
+            .await
+            .unwrap(),
+        Some(rec1.clone())
+    );
+    assert_eq!(
+        store
+            .get_idempotency(practice_id, "order-1", rec1.expires_at)
+            .await
+            .unwrap(),
+        None,
+        "expired at the caller's now"
     );
 
     let later = at + Duration::seconds(5);
@@ -634,7 +657,10 @@ pub async fn live_idempotency_record_replays_and_keeps_its_key_taken<S: Store>(
     assert_eq!(store.get_message(practice_id, &m2.id).await.unwrap(), None);
     assert_eq!(store.get_recipient(&r2.job()).await.unwrap(), None);
     assert_eq!(
-        store.get_idempotency(practice_id, "order-1").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "order-1", now())
+            .await
+            .unwrap(),
         Some(rec1.clone()),
         "the first answer stays"
     );
@@ -657,12 +683,15 @@ pub async fn live_idempotency_record_replays_and_keeps_its_key_taken<S: Store>(
         ..rec1.clone()
     };
     assert_eq!(
-        store.get_idempotency(practice_id, "order-1").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "order-1", now())
+            .await
+            .unwrap(),
         Some(settled)
     );
     assert_eq!(
         store
-            .get_idempotency(practice_id, "no-such-key")
+            .get_idempotency(practice_id, "no-such-key", now())
             .await
             .unwrap(),
         None
@@ -674,12 +703,18 @@ pub async fn live_idempotency_record_replays_and_keeps_its_key_taken<S: Store>(
         .await
         .unwrap();
     assert_eq!(
-        store.get_idempotency(practice_id, "order-1").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "order-1", now())
+            .await
+            .unwrap(),
         None
     );
     create(&store, &m2, std::slice::from_ref(&r2), Some(&rec2)).await;
     assert_eq!(
-        store.get_idempotency(practice_id, "order-1").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "order-1", now())
+            .await
+            .unwrap(),
         Some(rec2)
     );
 }
@@ -696,7 +731,10 @@ pub async fn expired_idempotency_record_is_absent_and_its_key_free<S: Store>(
     assert!(expired.expires_at < now());
     create(&store, &old, std::slice::from_ref(&old_r), Some(&expired)).await;
     assert_eq!(
-        store.get_idempotency(practice_id, "order-7").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "order-7", now())
+            .await
+            .unwrap(),
         None,
         "an expired record is absent"
     );
@@ -706,7 +744,10 @@ pub async fn expired_idempotency_record_is_absent_and_its_key_free<S: Store>(
     let fresh = idempotency(practice_id, "order-7", at);
     create(&store, &m, std::slice::from_ref(&r), Some(&fresh)).await;
     assert_eq!(
-        store.get_idempotency(practice_id, "order-7").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "order-7", now())
+            .await
+            .unwrap(),
         Some(fresh)
     );
 
@@ -719,7 +760,10 @@ pub async fn expired_idempotency_record_is_absent_and_its_key_free<S: Store>(
         CreateOutcome::Created
     );
     assert_eq!(
-        store.get_idempotency(practice_id, "bulk-7").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "bulk-7", now())
+            .await
+            .unwrap(),
         None
     );
     let (b2, brs2) = bulk(practice_id, &[RecipientStatus::Queued], "sending", None);
@@ -729,7 +773,10 @@ pub async fn expired_idempotency_record_is_absent_and_its_key_free<S: Store>(
         CreateOutcome::Created
     );
     assert_eq!(
-        store.get_idempotency(practice_id, "bulk-7").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "bulk-7", now())
+            .await
+            .unwrap(),
         Some(fresh)
     );
 }
@@ -745,7 +792,7 @@ pub async fn transitions_move_forward_only_and_keep_counts<S: Store>(store: S, p
         async move {
             let current = read(store, r).await;
             assert_eq!(
-                store.transition(&current, &t).await.unwrap(),
+                store.transition(&current, &t, now()).await.unwrap(),
                 None,
                 "{t:?} from {:?}",
                 current.status
@@ -826,7 +873,7 @@ pub async fn transition_from_a_stale_read_is_refused<S: Store>(store: S, practic
     step(&store, &r, Transition::Claim { at: first_claim }).await;
     assert_eq!(
         store
-            .transition(&stale, &Transition::Claim { at: now() })
+            .transition(&stale, &Transition::Claim { at: now() }, now())
             .await
             .unwrap(),
         None,
@@ -847,7 +894,7 @@ pub async fn transition_from_a_stale_read_is_refused<S: Store>(store: S, practic
     // Queued again, as in `stale`, but two versions on.
     assert_eq!(
         store
-            .transition(&stale, &Transition::Claim { at: now() })
+            .transition(&stale, &Transition::Claim { at: now() }, now())
             .await
             .unwrap(),
         None
@@ -934,7 +981,10 @@ pub async fn bulk_is_stored_with_its_recipients_and_idempotency_record<S: Store>
         .unwrap();
     assert_eq!((stored, recipients), (m.clone(), rs.clone()));
     assert_eq!(
-        store.get_idempotency(practice_id, "bulk-1").await.unwrap(),
+        store
+            .get_idempotency(practice_id, "bulk-1", now())
+            .await
+            .unwrap(),
         Some(rec)
     );
 
@@ -1235,12 +1285,12 @@ pub async fn many_transitions_are_all_or_nothing_and_move_counts_only<S: Store>(
     let (m, rs) = bulk(practice_id, &[Queued, Queued, Queued], "sending", None);
     create_bulk(&store, &m, &rs).await;
     let cancel = Transition::Cancel { at: now() };
-    assert!(store.transition_many(&[], &cancel).await.unwrap());
+    assert!(store.transition_many(&[], &cancel, now()).await.unwrap());
 
     let stale: Vec<Recipient> = rs.clone();
     step(&store, &rs[1], Transition::Claim { at: now() }).await;
     assert!(
-        !store.transition_many(&stale, &cancel).await.unwrap(),
+        !store.transition_many(&stale, &cancel, now()).await.unwrap(),
         "one changed since read"
     );
     let fresh = vec![
@@ -1249,7 +1299,7 @@ pub async fn many_transitions_are_all_or_nothing_and_move_counts_only<S: Store>(
         read(&store, &rs[2]).await,
     ];
     assert!(
-        !store.transition_many(&fresh, &cancel).await.unwrap(),
+        !store.transition_many(&fresh, &cancel, now()).await.unwrap(),
         "a sending recipient cannot be canceled"
     );
     assert_eq!(fresh[0], rs[0]);
@@ -1257,7 +1307,10 @@ pub async fn many_transitions_are_all_or_nothing_and_move_counts_only<S: Store>(
     assert_eq!(read(&store, &rs[2]).await, rs[2]);
 
     let waiting = [fresh[0].clone(), fresh[2].clone()];
-    assert!(store.transition_many(&waiting, &cancel).await.unwrap());
+    assert!(store
+        .transition_many(&waiting, &cancel, now())
+        .await
+        .unwrap());
     for r in &waiting {
         let now_stored = read(&store, r).await;
         assert_eq!(
@@ -1272,7 +1325,10 @@ pub async fn many_transitions_are_all_or_nothing_and_move_counts_only<S: Store>(
     );
     assert_eq!(stored.status, "sending");
     assert!(
-        !store.transition_many(&waiting, &cancel).await.unwrap(),
+        !store
+            .transition_many(&waiting, &cancel, now())
+            .await
+            .unwrap(),
         "done once"
     );
 
@@ -1292,7 +1348,10 @@ pub async fn many_transitions_are_all_or_nothing_and_move_counts_only<S: Store>(
     // Canceling every recipient leaves the stored status to the caller.
     let (all, all_rs) = bulk(practice_id, &[Queued, Scheduled], "sending", None);
     create_bulk(&store, &all, &all_rs).await;
-    assert!(store.transition_many(&all_rs, &cancel).await.unwrap());
+    assert!(store
+        .transition_many(&all_rs, &cancel, now())
+        .await
+        .unwrap());
     let stored = read_message(&store, &all).await;
     assert_eq!(stored.counts, Counts::of([Canceled, Canceled].iter()));
     assert_eq!(stored.status, "sending");
@@ -1649,7 +1708,7 @@ async fn save<S: Store>(
     entry: Option<&ThreadItem>,
 ) -> Conversation {
     let outcome = store
-        .save_conversation(practice_id, c, created, &[], entry)
+        .save_conversation(practice_id, c, created, &[], entry, now())
         .await
         .unwrap();
     assert_eq!(outcome, SaveConversation::Saved, "saving {}", c.id);
@@ -1772,7 +1831,7 @@ pub async fn conversation_is_created_once_and_saved_over_the_version_read<S: Sto
     let mut first = Conversation::new(number.clone(), now());
     first.set_assignee(Some("dr-kim")).unwrap();
     let outcome = store
-        .save_conversation(practice_id, &first, true, &family, None)
+        .save_conversation(practice_id, &first, true, &family, None, now())
         .await
         .unwrap();
     assert_eq!(outcome, SaveConversation::Saved);
@@ -1786,7 +1845,7 @@ pub async fn conversation_is_created_once_and_saved_over_the_version_read<S: Sto
     let racing = Conversation::new(number.clone(), now() + Duration::seconds(1));
     assert_eq!(
         store
-            .save_conversation(practice_id, &racing, true, &[], None)
+            .save_conversation(practice_id, &racing, true, &[], None, now())
             .await
             .unwrap(),
         SaveConversation::Conflict
@@ -1797,7 +1856,7 @@ pub async fn conversation_is_created_once_and_saved_over_the_version_read<S: Sto
     let mut closed = read.conversation.clone();
     closed.set_status(ConversationStatus::Closed);
     let outcome = store
-        .save_conversation(practice_id, &closed, false, &family[..1], None)
+        .save_conversation(practice_id, &closed, false, &family[..1], None, now())
         .await
         .unwrap();
     assert_eq!(outcome, SaveConversation::Saved);
@@ -1811,7 +1870,7 @@ pub async fn conversation_is_created_once_and_saved_over_the_version_read<S: Sto
     stale.mark_unread();
     assert_eq!(
         store
-            .save_conversation(practice_id, &stale, false, &family, None)
+            .save_conversation(practice_id, &stale, false, &family, None, now())
             .await
             .unwrap(),
         SaveConversation::Conflict
@@ -1822,7 +1881,7 @@ pub async fn conversation_is_created_once_and_saved_over_the_version_read<S: Sto
     let missing = Conversation::new(phone(), now());
     assert_eq!(
         store
-            .save_conversation(practice_id, &missing, false, &[], None)
+            .save_conversation(practice_id, &missing, false, &[], None, now())
             .await
             .unwrap(),
         SaveConversation::Conflict
@@ -1864,7 +1923,7 @@ pub async fn a_recorded_thread_entry_is_not_recorded_twice<S: Store>(store: S, p
     again.record_inbound(inbound);
     assert_eq!(
         store
-            .save_conversation(practice_id, &again, false, &[], Some(&text))
+            .save_conversation(practice_id, &again, false, &[], Some(&text), now())
             .await
             .unwrap(),
         SaveConversation::DuplicateEntry
@@ -1874,14 +1933,14 @@ pub async fn a_recorded_thread_entry_is_not_recorded_twice<S: Store>(store: S, p
     stale.version = 0;
     assert_eq!(
         store
-            .save_conversation(practice_id, &stale, false, &[], Some(&text))
+            .save_conversation(practice_id, &stale, false, &[], Some(&text), now())
             .await
             .unwrap(),
         SaveConversation::DuplicateEntry
     );
     assert_eq!(
         store
-            .save_conversation(practice_id, &stale, true, &[], Some(&text))
+            .save_conversation(practice_id, &stale, true, &[], Some(&text), now())
             .await
             .unwrap(),
         SaveConversation::DuplicateEntry
@@ -1902,7 +1961,7 @@ pub async fn a_recorded_thread_entry_is_not_recorded_twice<S: Store>(store: S, p
     stale.version = 0;
     assert_eq!(
         store
-            .save_conversation(practice_id, &stale, false, &[], Some(&reply))
+            .save_conversation(practice_id, &stale, false, &[], Some(&reply), now())
             .await
             .unwrap(),
         SaveConversation::Conflict
@@ -2500,7 +2559,7 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
     let claimed = step(&store, &r, Transition::Claim { at }).await;
     // A transition from a stale read is refused, and records nothing.
     assert!(store
-        .transition(&r, &Transition::Claim { at })
+        .transition(&r, &Transition::Claim { at }, now())
         .await
         .unwrap()
         .is_none());
@@ -2516,6 +2575,7 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
                 error: RecipientError::from_carrier_code(4720),
                 at,
             },
+            now(),
         )
         .await
         .unwrap()
@@ -2564,7 +2624,7 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
     ));
     assert_eq!(
         store
-            .save_conversation(practice_id, &conversation, true, &[], Some(&entry))
+            .save_conversation(practice_id, &conversation, true, &[], Some(&entry), now())
             .await
             .unwrap(),
         SaveConversation::Saved
@@ -2576,7 +2636,14 @@ pub async fn a_change_and_its_event_are_one_write<S: Store>(store: S, practice_i
         .unwrap();
     assert_eq!(
         store
-            .save_conversation(practice_id, &stored.conversation, false, &[], Some(&entry))
+            .save_conversation(
+                practice_id,
+                &stored.conversation,
+                false,
+                &[],
+                Some(&entry),
+                now()
+            )
             .await
             .unwrap(),
         SaveConversation::DuplicateEntry

@@ -37,7 +37,9 @@ pub async fn route<S: ConversationStore + OptOutStore, L: MediaLinks + ?Sized>(
         "GET /v1/conversations/{id}" => conversations::get(store, practice, &id())
             .await
             .map(|c| http::json(StatusCode::OK, &c)),
-        "GET /v1/conversations/{id}/messages" => thread(store, links, practice, &id(), req).await,
+        "GET /v1/conversations/{id}/messages" => {
+            thread(store, links, practice, &id(), req, now).await
+        }
         "PATCH /v1/conversations/{id}" => {
             match messaging_core::json::parse_json::<ConversationPatch>(
                 match http::body_bytes(req) {
@@ -80,11 +82,12 @@ async fn thread<S: ConversationStore, L: MediaLinks + ?Sized>(
     practice: &Practice,
     id: &str,
     req: &Request,
+    now: DateTime<Utc>,
 ) -> Result<Response<Body>, AppError> {
     let (limit, cursor) = http::page_params(req)?;
     let (mut items, next) =
         conversations::thread(store, practice, id, limit, cursor.as_deref()).await?;
-    link_media(links, &mut items, LINK_LIFETIME).await?;
+    link_media(links, &mut items, LINK_LIFETIME, now).await?;
     Ok(http::page(&items, next))
 }
 
@@ -120,7 +123,9 @@ mod tests {
             ],
         );
         entry.media[0].status = MediaStatus::Ready;
-        record_inbound(&store, "p1", &entry).await.unwrap();
+        record_inbound(&store, "p1", &entry, entry.at)
+            .await
+            .unwrap();
 
         let req = lambda_http::http::Request::new(Body::Empty).with_path_parameters(HashMap::from(
             [("id".to_string(), "c14155550142".to_string())],

@@ -259,6 +259,7 @@ mod tests {
                 &Transition::Claim {
                     at: chrono::Utc::now(),
                 },
+                chrono::Utc::now(),
             )
             .await
             .unwrap()
@@ -271,6 +272,7 @@ mod tests {
                     error: messaging_core::domain::message::RecipientError::from_carrier_code(4720),
                     at: chrono::Utc::now(),
                 },
+                chrono::Utc::now(),
             )
             .await
             .unwrap();

@@ -202,6 +202,7 @@ mod tests {
                 true,
                 &[],
                 Some(&item),
+                at,
             )
             .await
             .unwrap();

@@ -81,10 +81,11 @@ impl PracticeApi {
     }
 
     async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
-        let practice = super::caller(&self.auth, self.session_cookie, req, chrono::Utc::now())
+        // Time enters here: every rule below judges by this one instant.
+        let now = chrono::Utc::now();
+        let practice = super::caller(&self.auth, self.session_cookie, req, now)
             .await?
             .practice;
-        let now = chrono::Utc::now();
         if let Some(result) = super::templates::route(&self.store, &practice, route, req, now).await
         {
             return result;
@@ -127,7 +128,7 @@ impl PracticeApi {
                 let previous = self.store.get_patient(&practice.practice_id, &id).await?;
                 let patient = input.into_patient(
                     &id,
-                    messaging_core::app::patients::practice_today(&practice, chrono::Utc::now()),
+                    messaging_core::app::patients::practice_today(&practice, now),
                     previous.as_ref(),
                 )?;
                 self.store
@@ -139,6 +140,7 @@ impl PracticeApi {
                     &self.store,
                     &practice.practice_id,
                     &phones,
+                    now,
                 )
                 .await?;
                 let patient = self.with_opt_out(&practice.practice_id, patient).await?;
@@ -163,8 +165,7 @@ impl PracticeApi {
                     http::query_param(req, "min_age").as_deref(),
                     http::query_param(req, "max_age").as_deref(),
                 )?;
-                let today =
-                    messaging_core::app::patients::practice_today(&practice, chrono::Utc::now());
+                let today = messaging_core::app::patients::practice_today(&practice, now);
                 let (items, next) = patients::list(
                     &self.store,
                     &practice.practice_id,

@@ -113,34 +113,6 @@ struct Window {
     log_bytes: u64,
 }
 
-/// One call of an AWS JSON API on the emulator (which does not check
-/// signatures): `target` is the `X-Amz-Target` header, `json` the
-/// protocol's version.
-async fn emulator_call(
-    http: &reqwest::Client,
-    url: &str,
-    target: &str,
-    service: &str,
-    json: &str,
-    body: &Value,
-) -> Value {
-    let date = Utc::now().format("%Y%m%d");
-    http.post(url)
-        .header("x-amz-target", target)
-        .header("content-type", format!("application/x-amz-json-{json}"))
-        .header(
-            "authorization",
-            format!("AWS4-HMAC-SHA256 Credential=test/{date}/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
-        )
-        .json(body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("the emulator's {target}: {e}"))
-        .json()
-        .await
-        .expect("json")
-}
-
 /// The emulator's CloudWatch Logs, through its JSON API.
 struct Logs {
     http: reqwest::Client,
@@ -150,15 +122,7 @@ struct Logs {
 
 impl Logs {
     async fn call(&self, operation: &str, body: &Value) -> Value {
-        emulator_call(
-            &self.http,
-            &self.url,
-            &format!("Logs_20140328.{operation}"),
-            "logs",
-            "1.1",
-            body,
-        )
-        .await
+        tests::emulator::logs(&self.http, &self.url, operation, body).await
     }
 
     /// Every function's log lines between `from` and `to` (ms since epoch).
@@ -309,7 +273,7 @@ struct StreamTap {
 
 impl StreamTap {
     async fn call(http: &reqwest::Client, url: &str, operation: &str, body: &Value) -> Value {
-        emulator_call(
+        tests::emulator::call(
             http,
             url,
             &format!("DynamoDBStreams_20120810.{operation}"),

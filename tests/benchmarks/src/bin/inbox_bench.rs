@@ -662,7 +662,14 @@ async fn save_conversations(
         let newest = c.thread.last().expect("a thread has an entry").clone();
         set.spawn(async move {
             let outcome = store
-                .save_conversation(&practice_id, &conversation, true, &[], Some(&newest))
+                .save_conversation(
+                    &practice_id,
+                    &conversation,
+                    true,
+                    &[],
+                    Some(&newest),
+                    chrono::Utc::now(),
+                )
                 .await
                 .expect("save conversation");
             assert_eq!(outcome, SaveConversation::Saved, "{}", conversation.id);

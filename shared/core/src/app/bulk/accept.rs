@@ -62,7 +62,7 @@ where
         let hash = idempotency::request_hash("POST /v1/bulk-messages", request_value);
         if let Some(key) = idempotency_key {
             idempotency::validate_key(key)?;
-            if let Some(rec) = self.store.get_idempotency(pid, key).await? {
+            if let Some(rec) = self.store.get_idempotency(pid, key, now).await? {
                 let (status, body) = idempotency::replay(&rec, &hash)?;
                 return Ok(Answer { status, body });
             }
@@ -244,9 +244,13 @@ where
             CreateOutcome::Created => {}
             CreateOutcome::IdempotencyKeyTaken => {
                 let key = idempotency_key.unwrap_or_default();
-                let rec = self.store.get_idempotency(pid, key).await?.ok_or_else(|| {
-                    AppError::conflict("idempotency_key_reused", "retry the request")
-                })?;
+                let rec = self
+                    .store
+                    .get_idempotency(pid, key, now)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::conflict("idempotency_key_reused", "retry the request")
+                    })?;
                 let (status, body) = idempotency::replay(&rec, &hash)?;
                 return Ok(Answer { status, body });
             }

@@ -61,7 +61,7 @@ where
             let mut conflicts = 0;
             // One item of each transaction is the message's counts.
             for chunk in waiting.chunks(DYNAMO_TRANSACTION_ITEMS - 1) {
-                if !self.store.transition_many(chunk, &cancel).await? {
+                if !self.store.transition_many(chunk, &cancel, now).await? {
                     conflicts += 1;
                 }
             }
