@@ -5,6 +5,7 @@ EMULATOR := .tools/emulator
 FUZZ := .tools/fuzz
 BROWSER := tests/browser
 PY := $(VENV)/bin/python
+UV := .tools/uv/bin/uv
 
 .PHONY: dev test deploy fuzz tools cloud-tools lint unit clean build-aws debian-packages
 
@@ -58,19 +59,27 @@ debian-packages:
 
 cloud-tools: $(VENV)/.installed $(EMULATOR)/.installed $(FUZZ)/.installed
 
-$(VENV)/.installed: infra/requirements.txt
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+# The Python tools are installed by uv (pinned in infra/requirements-uv.txt),
+# not pip: the same pinned requirements, resolved and installed in seconds
+# instead of minutes (SAM CLI alone took pip over 6 minutes on a fresh machine).
+$(UV): infra/requirements-uv.txt
+	python3 -m venv .tools/uv
+	.tools/uv/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-uv.txt
 	touch $@
 
-$(EMULATOR)/.installed: infra/requirements-emulator.txt
-	python3 -m venv $(EMULATOR)
-	$(EMULATOR)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-emulator.txt
+$(VENV)/.installed: infra/requirements.txt $(UV)
+	$(UV) venv --quiet --allow-existing --python python3 $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -r infra/requirements.txt
 	touch $@
 
-$(FUZZ)/.installed: infra/requirements-fuzz.txt
-	python3 -m venv $(FUZZ)
-	$(FUZZ)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-fuzz.txt
+$(EMULATOR)/.installed: infra/requirements-emulator.txt $(UV)
+	$(UV) venv --quiet --allow-existing --python python3 $(EMULATOR)
+	VIRTUAL_ENV=$(EMULATOR) $(UV) pip install --quiet -r infra/requirements-emulator.txt
+	touch $@
+
+$(FUZZ)/.installed: infra/requirements-fuzz.txt $(UV)
+	$(UV) venv --quiet --allow-existing --python python3 $(FUZZ)
+	VIRTUAL_ENV=$(FUZZ) $(UV) pip install --quiet -r infra/requirements-fuzz.txt
 	touch $@
 
 # The pinned npm packages of package-lock.json.
