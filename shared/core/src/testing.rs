@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use crate::app::auth::hash_key;
-use crate::domain::clock::Clock;
 use crate::domain::conversation::{
     Conversation, InboxFilter, MediaCopyJob, MediaStatus, PatientRef, StoredConversation,
     ThreadItem,
