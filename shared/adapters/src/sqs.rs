@@ -10,7 +10,7 @@ use messaging_core::domain::error::StoreError;
 use messaging_core::domain::events::DeliveryJob;
 use messaging_core::domain::limits::{SQS_BATCH_ENTRIES, SQS_MAX_DELAY_SECONDS};
 use messaging_core::domain::message::SendJob;
-use messaging_core::ports::{EventQueue, MediaQueue, SendQueue};
+use messaging_core::ports::{EventQueue, MediaQueue, RetryLater, SendQueue};
 
 use crate::retry::Backoff;
 
@@ -307,5 +307,12 @@ impl MediaQueue for SqsMediaQueue {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         send_batches(&self.client, &self.queue_url, bodies, "enqueue media").await
+    }
+}
+
+#[async_trait]
+impl RetryLater for SqsMediaQueue {
+    async fn retry_later(&self, receipt_handle: &str, seconds: u32) -> Result<(), StoreError> {
+        SqsMediaQueue::retry_later(self, receipt_handle, seconds).await
     }
 }

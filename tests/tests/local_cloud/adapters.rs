@@ -9,12 +9,11 @@ use chrono::Utc;
 use messaging_adapters::bandwidth::{Bandwidth, BandwidthConfig};
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
-use messaging_core::domain::clock::SystemClock;
 use messaging_core::domain::message::{
     BulkStatus, RecipientError, RecipientStatus, SendJob, Transition,
 };
 use messaging_core::ports::{
-    Carrier, CarrierOutcome, CreateOutcome, MessageStore, OutboundText, SendQueue,
+    Carrier, CarrierOutcome, CreateOutcome, MessageStore, OutboundText, SendQueue, SystemClock,
 };
 use tests::{random_phone, Endpoints};
 

@@ -397,7 +397,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_cookie_acts_as_its_staff_members_practice() {
-        use crate::app::staff::{create_staff, sign_in, sign_out, NewStaff, SignInRequest, Sleep};
+        use crate::app::staff::{create_staff, sign_in, sign_out, NewStaff, SignInRequest};
+        use crate::ports::Sleep;
         let store = MemoryStore::default();
         let key = generate_key();
         store.add_practice(sample_practice("demo"), &key).await;

@@ -7,9 +7,8 @@ use chrono::{DateTime, Duration, Utc};
 use crate::app::bulk::pump::run_pump;
 use crate::app::bulk::test_support::*;
 use crate::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
-use crate::domain::clock::Clock;
 use crate::domain::message::{RecipientStatus, SendJob};
-use crate::ports::{BulkStore, OptOutChange, OptOutStore};
+use crate::ports::{BulkStore, Clock, OptOutChange, OptOutStore};
 use crate::testing::{sample_practice, MemoryQueue, MemoryStore, ScriptedCarrier};
 
 /// Runs queue jobs in visibility order through a real dispatcher until
@@ -236,7 +235,7 @@ async fn a_short_wait_for_the_number_is_spent_in_the_function_not_the_queue() {
     let store = setup(&practice, 3).await;
     let queue = MemoryQueue::default();
     let app = bulk_app(&store, &queue);
-    let clock = crate::domain::clock::SystemClock;
+    let clock = crate::ports::SystemClock;
     let body =
         serde_json::json!({"patient_ids": ids(3), "text": "Hi", "acknowledge_bulk_limit": true});
     let view = accept(&app, &practice, body, clock.now()).await.unwrap();

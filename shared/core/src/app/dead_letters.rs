@@ -23,10 +23,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::bulk::QueuedJob;
-use crate::domain::clock::Clock;
 use crate::domain::error::StoreError;
 use crate::domain::message::{ParkedJob, RecipientError, RecipientStatus, SendJob, Transition};
-use crate::ports::{DeadLetterStore, MessageStore, SendQueue};
+use crate::ports::{Clock, DeadLetterStore, MessageStore, SendQueue};
 
 /// What [`set_aside`] did with one dead-lettered job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

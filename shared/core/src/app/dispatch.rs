@@ -10,7 +10,7 @@ use crate::app::cache::TtlCache;
 use crate::app::conversations;
 use crate::app::rate_cap::take_bulk_submission;
 use crate::domain::bulk::{Pace, QueuedJob};
-use crate::domain::clock::{queue_delay, Clock};
+use crate::domain::clock::queue_delay;
 use crate::domain::conversation::{OutboundEntry, OutboundKind};
 use crate::domain::error::StoreError;
 use crate::domain::limits::{SQS_MAX_DELAY_SECONDS, SQS_MAX_VISIBILITY_SECONDS};
@@ -19,8 +19,8 @@ use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
 use crate::domain::practice::Practice;
 use crate::domain::quiet_hours::next_allowed;
 use crate::ports::{
-    BulkStore, Carrier, CarrierOutcome, ConversationStore, MessageStore, OptOutStore, OutboundText,
-    PracticeStore, RateStore, SendQueue, Transition,
+    BulkStore, Carrier, CarrierOutcome, Clock, ConversationStore, MessageStore, OptOutStore,
+    OutboundText, PracticeStore, RateStore, SendQueue, Transition,
 };
 
 /// How retryable carrier failures are retried.

@@ -18,25 +18,7 @@ use crate::domain::staff::{
     new_staff_id, normalize_user, verify_password, AttemptPolicy, Session, StaffAccount,
     StaffMember, StaffRole, StaffView, MAX_PASSWORD_CHARS, SESSION_LIFETIME, SLOWDOWN,
 };
-use crate::ports::{StaffCreated, StaffStore};
-
-/// Waits before a slowed sign-in answer. Production sleeps; tests record.
-#[async_trait::async_trait]
-pub trait Pause: Send + Sync {
-    /// Waits `duration`.
-    async fn pause(&self, duration: std::time::Duration);
-}
-
-/// Sleeps on the runtime's timer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sleep;
-
-#[async_trait::async_trait]
-impl Pause for Sleep {
-    async fn pause(&self, duration: std::time::Duration) {
-        tokio::time::sleep(duration).await;
-    }
-}
+use crate::ports::{Pause, StaffCreated, StaffStore};
 
 /// `POST /v1/sessions`. The name is matched ignoring case and surrounding spaces.
 #[derive(Debug, Clone, Deserialize)]

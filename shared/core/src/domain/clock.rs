@@ -1,24 +1,9 @@
-//! Time as a dependency, so decisions that hinge on "now" are testable.
+//! How the API writes instants, and waits as queue delays. Where "now"
+//! comes from is a port: [`crate::ports::Clock`].
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::limits::SQS_MAX_DELAY_SECONDS;
-
-/// Where "now" comes from. Production uses [`SystemClock`]; tests pass their own.
-pub trait Clock: Send + Sync {
-    /// The current instant in UTC.
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The machine's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
 
 /// Formats an instant the way the API answers: RFC 3339, UTC, `Z`, milliseconds.
 pub fn to_api_time(t: &DateTime<Utc>) -> String {

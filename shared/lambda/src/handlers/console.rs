@@ -20,9 +20,9 @@ use crate::http;
 use crate::session_cookie::SessionCookie;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_core::app::auth::{Authenticator, CSRF_HEADER, CSRF_VALUE};
-use messaging_core::app::staff::{self, NewStaff, SessionView, SignInRequest, Sleep};
+use messaging_core::app::staff::{self, NewStaff, SessionView, SignInRequest};
 use messaging_core::domain::error::AppError;
-use messaging_core::ports::{PracticeStore, StaffStore};
+use messaging_core::ports::{PracticeStore, Sleep, StaffStore};
 
 /// The `Content-Security-Policy` of the console's page: its own script and
 /// stylesheet only, API calls to its own origin, pictures from the media

@@ -9,9 +9,8 @@ use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::app::dead_letters::set_aside;
 use messaging_core::app::dispatch::{Dispatched, Dispatcher};
-use messaging_core::domain::clock::SystemClock;
 use messaging_core::domain::message::SendJob;
-use messaging_core::ports::SendQueue;
+use messaging_core::ports::{SendQueue, SystemClock};
 
 /// Why the dispatcher could not start.
 #[derive(Debug, thiserror::Error)]

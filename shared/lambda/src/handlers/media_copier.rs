@@ -12,7 +12,7 @@ use messaging_adapters::s3::S3Media;
 use messaging_adapters::sqs::SqsMediaQueue;
 use messaging_core::app::media::{MediaCopied, MediaCopier, MAX_COPY_ATTEMPTS};
 use messaging_core::domain::conversation::MediaCopyJob;
-use messaging_core::ports::{CarrierMedia, ConversationStore, MediaStorage};
+use messaging_core::ports::{CarrierMedia, ConversationStore, MediaStorage, RetryLater};
 
 /// Why the media copier could not start.
 #[derive(Debug, thiserror::Error)]
@@ -26,28 +26,6 @@ pub enum StartError {
     /// The carrier password could not be read from Secrets Manager.
     #[error(transparent)]
     Secret(#[from] messaging_core::domain::error::StoreError),
-}
-
-/// Where a retry's pause is set: the queue the record came from.
-#[async_trait::async_trait]
-pub trait RetryLater: Send + Sync {
-    /// Makes the received record visible again in `seconds`.
-    async fn retry_later(
-        &self,
-        receipt_handle: &str,
-        seconds: u32,
-    ) -> Result<(), messaging_core::domain::error::StoreError>;
-}
-
-#[async_trait::async_trait]
-impl RetryLater for SqsMediaQueue {
-    async fn retry_later(
-        &self,
-        receipt_handle: &str,
-        seconds: u32,
-    ) -> Result<(), messaging_core::domain::error::StoreError> {
-        SqsMediaQueue::retry_later(self, receipt_handle, seconds).await
-    }
 }
 
 /// The media copier function.

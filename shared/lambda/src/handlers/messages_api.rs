@@ -15,8 +15,8 @@ use messaging_core::app::auth::Authenticator;
 use messaging_core::app::bulk::{BulkMessages, BulkRequest};
 use messaging_core::app::conversations::{self, ReplyRequest};
 use messaging_core::app::messages::{Messages, RescheduleRequest, SendMessageRequest};
-use messaging_core::domain::clock::{Clock, SystemClock};
 use messaging_core::domain::error::AppError;
+use messaging_core::ports::{Clock, SystemClock};
 
 /// The messages function.
 pub struct MessagesApi {

@@ -34,11 +34,10 @@ use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::app::bulk::{BulkMessages, BulkRequest};
 use messaging_core::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
 use messaging_core::app::messages::SendNowOnly;
-use messaging_core::domain::clock::SystemClock;
 use messaging_core::domain::message::SendJob;
 use messaging_core::domain::patient::Patient;
 use messaging_core::domain::practice::Practice;
-use messaging_core::ports::{BulkStore, PracticeStore};
+use messaging_core::ports::{BulkStore, PracticeStore, SystemClock};
 use serde_json::json;
 use tests::{random_phone, Endpoints};
 

@@ -5,10 +5,10 @@
 use super::{recipient_id, PUMP_GRACE};
 use crate::app::rate_cap::BULK_KEY;
 use crate::domain::bulk::{plan_wave, Pace, PumpJob, PumpStep, PumpToken};
-use crate::domain::clock::{queue_delay, to_api_time, Clock};
+use crate::domain::clock::{queue_delay, to_api_time};
 use crate::domain::error::StoreError;
 use crate::domain::message::{BulkStatus, SendJob};
-use crate::ports::{BulkStore, PracticeStore, RateStore, SendQueue};
+use crate::ports::{BulkStore, Clock, PracticeStore, RateStore, SendQueue};
 
 /// One run of a bulk's pump: releases the next wave or waits, then hands
 /// the pump on to a new job. Whatever happens, the received job is done

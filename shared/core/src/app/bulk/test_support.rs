@@ -7,13 +7,12 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::{BulkMessages, BulkRequest};
 use crate::domain::bulk::{PumpJob, QueuedJob};
-use crate::domain::clock::Clock;
 use crate::domain::error::AppError;
 use crate::domain::message::SendJob;
 use crate::domain::patient::Patient;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::practice::Practice;
-use crate::ports::{BulkStore, PracticeStore};
+use crate::ports::{BulkStore, Clock, PracticeStore};
 use crate::testing::{MemoryQueue, MemoryScheduler, MemoryStore};
 
 pub const T0: &str = "2026-12-01T15:00:00Z";
