@@ -40,10 +40,10 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::dynamo::{
-    cancelled_by_condition, err, from_item, key, practice_pk, recipient_sk, s, to_item,
-    DynamoStore, Item,
-};
+use super::items::{from_item, key, s, to_item};
+use super::keys::{practice_pk, recipient_sk};
+use super::tx::cancelled_by_condition;
+use super::{err, DynamoStore, Item};
 use messaging_core::domain::conversation::{
     Conversation, ConversationStatus, InboxFilter, MediaStatus, PatientRef, StoredConversation,
     ThreadItem,
@@ -84,12 +84,12 @@ fn phone_patients_prefix(phone: &PhoneNumber) -> String {
 }
 
 /// The sort key of the link listing `patient_id` under the number `phone`.
-pub(crate) fn phone_patient_sk(phone: &PhoneNumber, patient_id: &str) -> String {
+pub(super) fn phone_patient_sk(phone: &PhoneNumber, patient_id: &str) -> String {
     format!("{}{patient_id}", phone_patients_prefix(phone))
 }
 
 /// The link item listing a patient under their number.
-pub(crate) fn phone_patient_item(practice_id: &str, patient: &Patient) -> Result<Item, StoreError> {
+pub(super) fn phone_patient_item(practice_id: &str, patient: &Patient) -> Result<Item, StoreError> {
     let link = PatientRef {
         patient_id: patient.patient_id.clone(),
         first_name: patient.first_name.clone(),

@@ -22,9 +22,10 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 
-use crate::dynamo::{cancelled_by_condition, err, from_item, key, practice_pk, s, to_item};
-use crate::dynamo::{DynamoStore, Item};
-use crate::dynamo_bulk::conditional;
+use super::items::{from_item, key, s, to_item};
+use super::keys::practice_pk;
+use super::tx::cancelled_by_condition;
+use super::{conditional, err, DynamoStore, Item};
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::staff::{LoginFailures, Session, StaffMember, FAILURE_WINDOW};

@@ -11,7 +11,8 @@
 
 use async_trait::async_trait;
 
-use crate::dynamo::{err, from_item, key, s, to_item, DynamoStore};
+use super::items::{from_item, key, s, to_item};
+use super::{err, DynamoStore};
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::message::{ParkedJob, SendJob};
 use messaging_core::ports::DeadLetterStore;

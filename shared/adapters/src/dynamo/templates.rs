@@ -6,7 +6,9 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 
-use crate::dynamo::{err, from_item, key, practice_pk, to_item, DynamoStore};
+use super::items::{from_item, key, to_item};
+use super::keys::practice_pk;
+use super::{err, DynamoStore};
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::template::QuickMessage;
 use messaging_core::ports::TemplateStore;
