@@ -41,7 +41,10 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::items::{from_item, key, s, to_item};
-use super::keys::{practice_pk, recipient_sk};
+use super::keys::{
+    phone_patients_prefix, practice_pk, recipient_sk, INBOX_BY_ASSIGNEE, INBOX_BY_STATUS,
+    INBOX_UNREAD, INBOX_UNREAD_BY_ASSIGNEE,
+};
 use super::tx::cancelled_by_condition;
 use super::{err, DynamoStore, Item};
 use messaging_core::domain::conversation::{
@@ -51,19 +54,9 @@ use messaging_core::domain::conversation::{
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::events;
 use messaging_core::domain::message::{Recipient, SendJob};
-use messaging_core::domain::patient::Patient;
 use messaging_core::domain::phone::PhoneNumber;
 use messaging_core::ports::{inbox_key, ConversationStore, SaveConversation};
 
-/// Index of a practice's conversations in one status.
-pub const INBOX_BY_STATUS: &str = "InboxByStatus";
-/// Index of a practice's conversations in one status with unread texts.
-pub const INBOX_UNREAD: &str = "InboxUnread";
-/// Index of a practice's conversations in one status assigned to one person.
-pub const INBOX_BY_ASSIGNEE: &str = "InboxByAssignee";
-/// Index of a practice's unread conversations in one status assigned to one
-/// person.
-pub const INBOX_UNREAD_BY_ASSIGNEE: &str = "InboxUnreadByAssignee";
 /// The sort key of every Inbox index.
 const INBOX_SORT: &str = "csk";
 
@@ -77,29 +70,6 @@ fn thread_prefix(phone: &PhoneNumber) -> String {
 
 fn thread_sk(phone: &PhoneNumber, position: &str) -> String {
     format!("{}{position}", thread_prefix(phone))
-}
-
-fn phone_patients_prefix(phone: &PhoneNumber) -> String {
-    format!("PHONEPAT#{}#", phone.as_str())
-}
-
-/// The sort key of the link listing `patient_id` under the number `phone`.
-pub(super) fn phone_patient_sk(phone: &PhoneNumber, patient_id: &str) -> String {
-    format!("{}{patient_id}", phone_patients_prefix(phone))
-}
-
-/// The link item listing a patient under their number.
-pub(super) fn phone_patient_item(practice_id: &str, patient: &Patient) -> Result<Item, StoreError> {
-    let link = PatientRef {
-        patient_id: patient.patient_id.clone(),
-        first_name: patient.first_name.clone(),
-        last_name: patient.last_name.clone(),
-    };
-    to_item(
-        &link,
-        practice_pk(practice_id),
-        phone_patient_sk(&patient.phone, &patient.patient_id),
-    )
 }
 
 fn status_name(status: ConversationStatus) -> &'static str {

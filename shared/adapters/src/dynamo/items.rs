@@ -6,11 +6,15 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::keys::{event_sk, events_pk, message_sk, practice_pk, recipient_sk, type_status_pk};
+use super::keys::{
+    event_sk, events_pk, message_sk, phone_patient_sk, practice_pk, recipient_sk, type_status_pk,
+};
 use super::Item;
+use messaging_core::domain::conversation::PatientRef;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::events::{Event, EVENT_RETENTION};
 use messaging_core::domain::message::{Message, Recipient};
+use messaging_core::domain::patient::Patient;
 use messaging_core::ports::{tracking_key, IdempotencyRecord};
 
 /// The value of `entity` on event items; what the stream filter matches.
@@ -97,6 +101,20 @@ pub(super) fn idempotency_item(
         AttributeValue::N(rec.expires_at.timestamp().to_string()),
     );
     Ok((pk, sk, item))
+}
+
+/// The link item listing a patient under their number.
+pub(super) fn phone_patient_item(practice_id: &str, patient: &Patient) -> Result<Item, StoreError> {
+    let link = PatientRef {
+        patient_id: patient.patient_id.clone(),
+        first_name: patient.first_name.clone(),
+        last_name: patient.last_name.clone(),
+    };
+    to_item(
+        &link,
+        practice_pk(practice_id),
+        phone_patient_sk(&patient.phone, &patient.patient_id),
+    )
 }
 
 /// The item of a newly recorded event.

@@ -2,6 +2,7 @@
 //! indexes' names.
 
 use messaging_core::domain::message::MessageType;
+use messaging_core::domain::phone::PhoneNumber;
 use messaging_core::ports::TrackingIndex;
 
 pub(super) fn patient_sk(patient_id: &str) -> String {
@@ -56,7 +57,28 @@ pub fn tracking_index_keys(
     }
 }
 
+/// Index of a practice's conversations in one status.
+pub const INBOX_BY_STATUS: &str = "InboxByStatus";
+/// Index of a practice's conversations in one status with unread texts.
+pub const INBOX_UNREAD: &str = "InboxUnread";
+/// Index of a practice's conversations in one status assigned to one person.
+pub const INBOX_BY_ASSIGNEE: &str = "InboxByAssignee";
+/// Index of a practice's unread conversations in one status assigned to one
+/// person.
+pub const INBOX_UNREAD_BY_ASSIGNEE: &str = "InboxUnreadByAssignee";
+
 pub(super) const APIKEY_SK: &str = "#APIKEY";
+
+/// The sort-key prefix of the links listing patients under the number
+/// `phone` (`PHONEPAT#{phone}#{patient_id}`).
+pub(super) fn phone_patients_prefix(phone: &PhoneNumber) -> String {
+    format!("PHONEPAT#{}#", phone.as_str())
+}
+
+/// The sort key of the link listing `patient_id` under the number `phone`.
+pub(super) fn phone_patient_sk(phone: &PhoneNumber, patient_id: &str) -> String {
+    format!("{}{patient_id}", phone_patients_prefix(phone))
+}
 
 pub(super) fn events_pk(practice_id: &str) -> String {
     format!("PRACTICE#{practice_id}#EVENTS")

@@ -58,11 +58,11 @@ use items::{from_item, key, s};
 use keys::practice_pk;
 use messaging_core::domain::error::StoreError;
 
-pub use conversations::{
-    INBOX_BY_ASSIGNEE, INBOX_BY_STATUS, INBOX_UNREAD, INBOX_UNREAD_BY_ASSIGNEE,
-};
 pub use items::{encode_message_item, encode_recipient_item, EVENT_ENTITY};
-pub use keys::{tracking_index_keys, TRACKING_ALL, TRACKING_BY_TYPE_STATUS};
+pub use keys::{
+    tracking_index_keys, INBOX_BY_ASSIGNEE, INBOX_BY_STATUS, INBOX_UNREAD,
+    INBOX_UNREAD_BY_ASSIGNEE, TRACKING_ALL, TRACKING_BY_TYPE_STATUS,
+};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 

@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 
-use super::conversations::{phone_patient_item, phone_patient_sk};
-use super::items::{from_item, key, s, to_item};
-use super::keys::{patient_sk, practice_pk, APIKEY_SK, NUMBER_SK, PATIENT_PREFIX, PRACTICE_SK};
+use super::items::{from_item, key, phone_patient_item, s, to_item};
+use super::keys::{
+    patient_sk, phone_patient_sk, practice_pk, APIKEY_SK, NUMBER_SK, PATIENT_PREFIX, PRACTICE_SK,
+};
 use super::tx::{cancelled_by_condition, transaction_conflict, CONFLICT_RETRY};
 use super::{err, DynamoStore};
 use messaging_core::domain::error::StoreError;
