@@ -18,6 +18,7 @@ use super::items::{encode_recipient_item, from_item, key, message_item, n, s};
 use super::keys::{
     message_sk, patient_sk, practice_pk, recipient_sk, type_status_pk, TRACKING_BY_TYPE_STATUS,
 };
+use super::paging::{next_cursor, Pages};
 use super::tx::cancelled_by_condition;
 use super::{conditional, err, DynamoStore, Item};
 use messaging_core::domain::clock::to_api_time;
@@ -201,11 +202,7 @@ impl BulkStore for DynamoStore {
                 "read recipients",
             )
             .await?;
-        let next = if more {
-            page.last().map(|r| r.recipient_id.clone())
-        } else {
-            None
-        };
+        let next = next_cursor(&page, more, |r| Some(r.recipient_id.clone()));
         Ok((page, next))
     }
 
@@ -358,34 +355,27 @@ impl BulkStore for DynamoStore {
     }
 
     async fn sending_bulks(&self, practice_id: &str) -> Result<Vec<Message>, StoreError> {
-        let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(TRACKING_BY_TYPE_STATUS)
-                .key_condition_expression("gsi2pk = :pk")
-                .expression_attribute_values(
-                    ":pk",
-                    s(type_status_pk(
-                        practice_id,
-                        MessageType::BulkMessage,
-                        BulkStatus::Sending.as_str(),
-                    )),
-                )
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(err("list sending bulks"))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(found),
-            }
-        }
+        let (found, _) = self
+            .query_pages(
+                |query| {
+                    query
+                        .index_name(TRACKING_BY_TYPE_STATUS)
+                        .key_condition_expression("gsi2pk = :pk")
+                        .expression_attribute_values(
+                            ":pk",
+                            s(type_status_pk(
+                                practice_id,
+                                MessageType::BulkMessage,
+                                BulkStatus::Sending.as_str(),
+                            )),
+                        )
+                },
+                None,
+                Pages::All,
+                "list sending bulks",
+                from_item,
+            )
+            .await?;
+        Ok(found)
     }
 }

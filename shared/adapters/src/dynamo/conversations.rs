@@ -45,6 +45,7 @@ use super::keys::{
     phone_patients_prefix, practice_pk, recipient_sk, INBOX_BY_ASSIGNEE, INBOX_BY_STATUS,
     INBOX_UNREAD, INBOX_UNREAD_BY_ASSIGNEE,
 };
+use super::paging::{next_cursor, split_page, Pages};
 use super::tx::cancelled_by_condition;
 use super::{err, DynamoStore, Item};
 use messaging_core::domain::conversation::{
@@ -187,28 +188,22 @@ impl DynamoStore {
             }
             None => format!("{attribute} = :pk"),
         };
-        let mut found: Vec<Item> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(&condition)
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(false)
-                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(err("read inbox"))?;
-            found.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && found.len() < wanted => start = Some(k),
-                _ => return Ok(found),
-            }
-        }
+        let (found, _) = self
+            .query_pages(
+                |query| {
+                    query
+                        .index_name(index)
+                        .key_condition_expression(&condition)
+                        .set_expression_attribute_values(Some(values.clone()))
+                        .scan_index_forward(false)
+                },
+                None,
+                Pages::UpTo(wanted),
+                "read inbox",
+                Ok,
+            )
+            .await?;
+        Ok(found)
     }
 
     /// Retries a transaction cancelled only by another transaction on the
@@ -324,13 +319,8 @@ impl ConversationStore for DynamoStore {
         }
         // Each partition is newest first; merged, the newest `wanted` of both.
         found.sort_by(|a, b| sort_key_of(b).cmp(&sort_key_of(a)));
-        let more = found.len() > limit;
-        found.truncate(limit);
-        let next = if more {
-            found.last().and_then(sort_key_of).map(str::to_string)
-        } else {
-            None
-        };
+        let (found, more) = split_page(found, limit);
+        let next = next_cursor(&found, more, |c| sort_key_of(c).map(str::to_string));
         let page = found
             .into_iter()
             .map(decode_conversation)
@@ -348,38 +338,25 @@ impl ConversationStore for DynamoStore {
         let pk = practice_pk(practice_id);
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let wanted = limit.saturating_add(1);
-        let mut found: Vec<ThreadItem> = Vec::new();
-        let mut start: Option<Item> = after.map(|p| key(pk.clone(), thread_sk(phone, p)));
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(thread_prefix(phone)))
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(err("read thread"))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && found.len() < wanted => start = Some(k),
-                _ => break,
-            }
-        }
-        let more = found.len() > limit;
-        found.truncate(limit);
-        let next = if more {
-            found.last().map(ThreadItem::position)
-        } else {
-            None
-        };
+        let start: Option<Item> = after.map(|p| key(pk.clone(), thread_sk(phone, p)));
+        let (found, _): (Vec<ThreadItem>, _) = self
+            .query_pages(
+                |query| {
+                    query
+                        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                        .expression_attribute_values(":pk", s(pk.clone()))
+                        .expression_attribute_values(":prefix", s(thread_prefix(phone)))
+                        .scan_index_forward(false)
+                        .consistent_read(true)
+                },
+                start,
+                Pages::UpTo(wanted),
+                "read thread",
+                from_item,
+            )
+            .await?;
+        let (found, more) = split_page(found, limit);
+        let next = next_cursor(&found, more, |t| Some(t.position()));
         Ok((found, next))
     }
 

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 
 use super::items::{from_item, key, n, s, to_item};
 use super::keys::{event_sk, events_pk, practice_pk};
+use super::paging::Pages;
 use super::tx::cancelled_by_condition;
 use super::{conditional, err, DynamoStore, Item};
 use messaging_core::domain::clock::to_api_time;
@@ -121,22 +122,22 @@ impl EventStore for DynamoStore {
     }
 
     async fn endpoints(&self, practice_id: &str) -> Result<Vec<EventEndpoint>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(practice_pk(practice_id)))
-            .expression_attribute_values(":prefix", s(ENDPOINT_PREFIX))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(err("read endpoints"))?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        let (endpoints, _) = self
+            .query_pages(
+                |query| {
+                    query
+                        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                        .expression_attribute_values(":pk", s(practice_pk(practice_id)))
+                        .expression_attribute_values(":prefix", s(ENDPOINT_PREFIX))
+                        .consistent_read(true)
+                },
+                None,
+                Pages::First(None),
+                "read endpoints",
+                from_item,
+            )
+            .await?;
+        Ok(endpoints)
     }
 
     async fn get_endpoint(
@@ -264,32 +265,29 @@ impl EventStore for DynamoStore {
         if filter.delivery.is_some() {
             values.insert(":zero".into(), n(0));
         }
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk > :floor")
-            .set_filter_expression((!conditions.is_empty()).then(|| conditions.join(" AND ")))
-            .set_expression_attribute_values(Some(values))
-            .set_exclusive_start_key(after.map(|a| key(pk.clone(), event_sk(a))))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(err("list events"))?;
-        let next = out
-            .last_evaluated_key
+        let (items, last) = self
+            .query_pages(
+                |query| {
+                    query
+                        .key_condition_expression("pk = :pk AND sk > :floor")
+                        .set_filter_expression(
+                            (!conditions.is_empty()).then(|| conditions.join(" AND ")),
+                        )
+                        .set_expression_attribute_values(Some(values.clone()))
+                        .scan_index_forward(false)
+                },
+                after.map(|a| key(pk.clone(), event_sk(a))),
+                Pages::First(Some(limit)),
+                "list events",
+                decode_event,
+            )
+            .await?;
+        let next = last
             .as_ref()
             .and_then(|k| k.get("sk"))
             .and_then(|v| v.as_s().ok())
             .and_then(|sk| sk.strip_prefix("EVENT#"))
             .map(str::to_string);
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(decode_event)
-            .collect::<Result<Vec<_>, _>>()?;
         Ok((items, next))
     }
 

@@ -23,8 +23,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::items::{from_item, idempotency_item, message_item, s, to_item};
 use super::keys::{message_sk, practice_pk, recipient_sk, tracking_index_keys, type_status_pk};
+use super::paging::Pages;
 use super::tx::cancelled_by_condition;
-use super::{err, DynamoStore, Item};
+use super::{DynamoStore, Item};
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::events;
@@ -132,39 +133,34 @@ impl MessageStore for DynamoStore {
     ) -> Result<Option<(Message, Vec<Recipient>)>, StoreError> {
         let mut message = None;
         let mut recipients = Vec::new();
-        let mut start: Option<Item> = None;
         let recipient_prefix = format!("{}#R#", message_sk(message_id));
-        loop {
-            // The message's own item and its recipients, nothing else: a
-            // prefix alone would also match every message id it begins.
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :sk AND :last")
-                .expression_attribute_values(":pk", s(practice_pk(practice_id)))
-                .expression_attribute_values(":sk", s(message_sk(message_id)))
-                .expression_attribute_values(":last", s(format!("{recipient_prefix}~")))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(err("read message"))?;
-            for item in out.items.unwrap_or_default() {
+        self.query_pages(
+            |query| {
+                // The message's own item and its recipients, nothing else: a
+                // prefix alone would also match every message id it begins.
+                query
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :sk AND :last")
+                    .expression_attribute_values(":pk", s(practice_pk(practice_id)))
+                    .expression_attribute_values(":sk", s(message_sk(message_id)))
+                    .expression_attribute_values(":last", s(format!("{recipient_prefix}~")))
+            },
+            None,
+            Pages::All,
+            "read message",
+            |item| {
                 let sk = match item.get("sk") {
                     Some(AttributeValue::S(sk)) => sk.clone(),
-                    _ => continue,
+                    _ => return Ok(()),
                 };
                 if sk == message_sk(message_id) {
                     message = Some(from_item::<Message>(item)?);
                 } else if sk.starts_with(&recipient_prefix) {
                     recipients.push(from_item::<Recipient>(item)?);
                 }
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         Ok(message.map(|m| (m, recipients)))
     }
 
@@ -271,26 +267,25 @@ impl MessageStore for DynamoStore {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
         let (index_name, pk_name, sk_name, pk) = tracking_index_keys(practice_id, index);
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index_name)
-            .key_condition_expression(format!(
-                "{pk_name} = :pk AND {sk_name} BETWEEN :low AND :high"
-            ))
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":low", s(low))
-            .expression_attribute_values(":high", s(high))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(err("read tracking list"))?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        let (page, _) = self
+            .query_pages(
+                |query| {
+                    query
+                        .index_name(index_name)
+                        .key_condition_expression(format!(
+                            "{pk_name} = :pk AND {sk_name} BETWEEN :low AND :high"
+                        ))
+                        .expression_attribute_values(":pk", s(pk.clone()))
+                        .expression_attribute_values(":low", s(low))
+                        .expression_attribute_values(":high", s(high))
+                        .scan_index_forward(false)
+                },
+                None,
+                Pages::First(Some(limit)),
+                "read tracking list",
+                from_item,
+            )
+            .await?;
+        Ok(page)
     }
 }

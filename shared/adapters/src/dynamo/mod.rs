@@ -26,9 +26,10 @@
 //! `Query` reads them together. Every practice-owned key starts with the
 //! practice, so one practice can never address another's items.
 //!
-//! This file holds the store and what every slice uses; `keys`, `items`,
-//! `tx` and `batch` the shared key builders, item conversions, transaction
-//! writes and batch requests. Slices use these, never the reverse.
+//! This file holds the store and what every port's file uses; `keys`,
+//! `items`, `tx`, `batch` and `paging` the shared key builders, item
+//! conversions, transaction writes, batch requests and paged queries. The
+//! port files use these, never the reverse.
 
 mod batch;
 mod bulk;
@@ -39,6 +40,7 @@ mod items;
 mod keys;
 mod messages;
 mod opt_outs;
+mod paging;
 mod practices;
 mod rate;
 mod staff;
@@ -54,8 +56,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 
-use items::{from_item, key, s};
-use keys::practice_pk;
+use items::{from_item, key};
 use messaging_core::domain::error::StoreError;
 
 pub use items::{encode_message_item, encode_recipient_item, EVENT_ENTITY};
@@ -124,55 +125,6 @@ impl DynamoStore {
             .await
             .map_err(err(op))?;
         out.item.map(from_item).transpose()
-    }
-
-    /// Up to `limit` items of a practice whose sort key starts with `prefix`
-    /// (and, when `only_status` is given, whose `status` is that), in
-    /// sort-key order, after the sort key `after`; read consistently, past
-    /// DynamoDB's 1 MB pages until it has them. Also says whether more follow.
-    pub(crate) async fn query_prefix<T: DeserializeOwned>(
-        &self,
-        practice_id: &str,
-        prefix: &str,
-        limit: usize,
-        after: Option<String>,
-        only_status: Option<&str>,
-        op: &'static str,
-    ) -> Result<(Vec<T>, bool), StoreError> {
-        let pk = practice_pk(practice_id);
-        // One more than asked, to know whether another page follows.
-        let wanted = limit.saturating_add(1);
-        let mut found: Vec<T> = Vec::new();
-        let mut start: Option<Item> = after.map(|sk| key(pk.clone(), sk));
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take());
-            if let Some(status) = only_status {
-                query = query
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", s(status));
-            }
-            let out = query.send().await.map_err(err(op))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && found.len() < wanted => start = Some(k),
-                _ => break,
-            }
-        }
-        let more = found.len() > limit;
-        found.truncate(limit);
-        Ok((found, more))
     }
 
     /// Writes one item unconditionally (create or replace).

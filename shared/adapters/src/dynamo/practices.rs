@@ -17,6 +17,7 @@ use super::items::{from_item, key, phone_patient_item, s, to_item};
 use super::keys::{
     patient_sk, phone_patient_sk, practice_pk, APIKEY_SK, NUMBER_SK, PATIENT_PREFIX, PRACTICE_SK,
 };
+use super::paging::next_cursor;
 use super::tx::{cancelled_by_condition, transaction_conflict, CONFLICT_RETRY};
 use super::{err, DynamoStore};
 use messaging_core::domain::error::StoreError;
@@ -258,11 +259,7 @@ impl PracticeStore for DynamoStore {
                 "list patients",
             )
             .await?;
-        let next = if more {
-            patients.last().map(|p| p.patient_id.clone())
-        } else {
-            None
-        };
+        let next = next_cursor(&patients, more, |p| Some(p.patient_id.clone()));
         Ok((patients, next))
     }
 

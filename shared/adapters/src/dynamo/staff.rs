@@ -95,27 +95,15 @@ impl DynamoStore {
         practice_id: &str,
         staff_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let mut found = Vec::new();
-        let mut after = None;
-        loop {
-            let (page, more): (Vec<MemberSession>, bool) = self
-                .query_prefix(
-                    practice_id,
-                    &member_sessions_prefix(staff_id),
-                    100,
-                    after.clone(),
-                    None,
-                    "list sessions",
-                )
-                .await?;
-            after = page
-                .last()
-                .map(|m| member_session_sk(staff_id, &m.token_hash));
-            found.extend(page.into_iter().map(|m| m.token_hash));
-            if !more {
-                return Ok(found);
-            }
-        }
+        let sessions: Vec<MemberSession> = self
+            .query_prefix_all(
+                practice_id,
+                &member_sessions_prefix(staff_id),
+                |m: &MemberSession| member_session_sk(staff_id, &m.token_hash),
+                "list sessions",
+            )
+            .await?;
+        Ok(sessions.into_iter().map(|m| m.token_hash).collect())
     }
 }
 
@@ -193,18 +181,13 @@ impl StaffStore for DynamoStore {
     }
 
     async fn list_staff(&self, practice_id: &str) -> Result<Vec<StaffMember>, StoreError> {
-        let mut found = Vec::new();
-        let mut after = None;
-        loop {
-            let (page, more): (Vec<StaffMember>, bool) = self
-                .query_prefix(practice_id, STAFF_PREFIX, 100, after, None, "list staff")
-                .await?;
-            after = page.last().map(|m| staff_sk(&m.staff_id));
-            found.extend(page);
-            if !more {
-                return Ok(found);
-            }
-        }
+        self.query_prefix_all(
+            practice_id,
+            STAFF_PREFIX,
+            |m: &StaffMember| staff_sk(&m.staff_id),
+            "list staff",
+        )
+        .await
     }
 
     async fn delete_staff(&self, practice_id: &str, staff_id: &str) -> Result<bool, StoreError> {
