@@ -6,7 +6,10 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 
-use crate::dynamo::{err, from_item, key, practice_pk, to_item, DynamoStore};
+use super::items::{from_item, key, to_item};
+use super::keys::practice_pk;
+use super::paging::next_cursor;
+use super::{err, DynamoStore};
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::template::QuickMessage;
 use messaging_core::ports::TemplateStore;
@@ -89,11 +92,7 @@ impl TemplateStore for DynamoStore {
                 "list templates",
             )
             .await?;
-        let next = if more {
-            templates.last().map(|t| t.id.clone())
-        } else {
-            None
-        };
+        let next = next_cursor(&templates, more, |t| Some(t.id.clone()));
         Ok((templates, next))
     }
 }

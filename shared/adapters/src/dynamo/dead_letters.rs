@@ -11,7 +11,9 @@
 
 use async_trait::async_trait;
 
-use crate::dynamo::{err, from_item, key, s, to_item, DynamoStore};
+use super::items::{from_item, key, s, to_item};
+use super::paging::Pages;
+use super::{err, DynamoStore};
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::message::{ParkedJob, SendJob};
 use messaging_core::ports::DeadLetterStore;
@@ -38,23 +40,20 @@ impl DeadLetterStore for DynamoStore {
     }
 
     async fn parked(&self, limit: u32) -> Result<Vec<ParkedJob>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(PK))
-            .consistent_read(true)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(err("read parked jobs"))?;
-        let mut jobs: Vec<ParkedJob> = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
+        let (mut jobs, _): (Vec<ParkedJob>, _) = self
+            .query_pages(
+                |query| {
+                    query
+                        .key_condition_expression("pk = :pk")
+                        .expression_attribute_values(":pk", s(PK))
+                        .consistent_read(true)
+                },
+                None,
+                Pages::First(Some(limit)),
+                "read parked jobs",
+                from_item,
+            )
+            .await?;
         jobs.sort_by_key(|j| j.parked_at);
         Ok(jobs)
     }

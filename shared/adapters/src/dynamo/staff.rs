@@ -22,9 +22,10 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 
-use crate::dynamo::{cancelled_by_condition, err, from_item, key, practice_pk, s, to_item};
-use crate::dynamo::{DynamoStore, Item};
-use crate::dynamo_bulk::conditional;
+use super::items::{from_item, key, s, to_item};
+use super::keys::practice_pk;
+use super::tx::cancelled_by_condition;
+use super::{conditional, err, DynamoStore, Item};
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::staff::{LoginFailures, Session, StaffMember, FAILURE_WINDOW};
@@ -94,27 +95,15 @@ impl DynamoStore {
         practice_id: &str,
         staff_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let mut found = Vec::new();
-        let mut after = None;
-        loop {
-            let (page, more): (Vec<MemberSession>, bool) = self
-                .query_prefix(
-                    practice_id,
-                    &member_sessions_prefix(staff_id),
-                    100,
-                    after.clone(),
-                    None,
-                    "list sessions",
-                )
-                .await?;
-            after = page
-                .last()
-                .map(|m| member_session_sk(staff_id, &m.token_hash));
-            found.extend(page.into_iter().map(|m| m.token_hash));
-            if !more {
-                return Ok(found);
-            }
-        }
+        let sessions: Vec<MemberSession> = self
+            .query_prefix_all(
+                practice_id,
+                &member_sessions_prefix(staff_id),
+                |m: &MemberSession| member_session_sk(staff_id, &m.token_hash),
+                "list sessions",
+            )
+            .await?;
+        Ok(sessions.into_iter().map(|m| m.token_hash).collect())
     }
 }
 
@@ -192,18 +181,13 @@ impl StaffStore for DynamoStore {
     }
 
     async fn list_staff(&self, practice_id: &str) -> Result<Vec<StaffMember>, StoreError> {
-        let mut found = Vec::new();
-        let mut after = None;
-        loop {
-            let (page, more): (Vec<StaffMember>, bool) = self
-                .query_prefix(practice_id, STAFF_PREFIX, 100, after, None, "list staff")
-                .await?;
-            after = page.last().map(|m| staff_sk(&m.staff_id));
-            found.extend(page);
-            if !more {
-                return Ok(found);
-            }
-        }
+        self.query_prefix_all(
+            practice_id,
+            STAFF_PREFIX,
+            |m: &StaffMember| staff_sk(&m.staff_id),
+            "list staff",
+        )
+        .await
     }
 
     async fn delete_staff(&self, practice_id: &str, staff_id: &str) -> Result<bool, StoreError> {

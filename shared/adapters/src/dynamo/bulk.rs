@@ -8,27 +8,22 @@
 //! points at the recipients and nothing sends them.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, TransactWriteItem, WriteRequest,
-};
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, TransactWriteItem, WriteRequest};
 use chrono::{DateTime, Utc};
 
-use crate::dynamo::{
-    cancelled_by_condition, encode_recipient_item, err, from_item, key, message_item, message_sk,
-    patient_sk, practice_pk, recipient_sk, s, type_status_pk, DynamoStore, Item,
-    TRACKING_BY_TYPE_STATUS,
+use super::items::{encode_recipient_item, from_item, key, message_item, n, s};
+use super::keys::{
+    message_sk, patient_sk, practice_pk, recipient_sk, type_status_pk, TRACKING_BY_TYPE_STATUS,
 };
-use crate::retry::Backoff;
+use super::paging::{next_cursor, Pages};
+use super::tx::cancelled_by_condition;
+use super::{conditional, err, DynamoStore, Item};
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::events;
-use messaging_core::domain::limits::{DYNAMO_BATCH_GET_KEYS, DYNAMO_BATCH_WRITE_ITEMS};
 use messaging_core::domain::message::{
     BulkStatus, Message, MessageType, Recipient, RecipientStatus, Transition, BULK_COMPLETES_FROM,
     BULK_OPEN_STATUSES,
@@ -36,156 +31,7 @@ use messaging_core::domain::message::{
 use messaging_core::domain::patient::Patient;
 use messaging_core::ports::{BulkStore, CreateOutcome, IdempotencyRecord};
 
-/// Batch requests: 8 tries for what DynamoDB leaves unprocessed, pausing
-/// 50 ms, doubling up to 1.6 s, plus up to 25 ms at random.
-const BATCH_RETRY: Backoff = Backoff {
-    attempts: 8,
-    first: Duration::from_millis(50),
-    max: Duration::from_millis(1600),
-    jitter: Duration::from_millis(25),
-};
-
-/// Why one try of a batch request did not finish.
-enum BatchFailure<E> {
-    /// DynamoDB left this many items (or keys) unprocessed.
-    Unprocessed(usize),
-    /// The request itself failed.
-    Request(E),
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-/// `Ok(true)` when a conditional update went through, `Ok(false)` when its
-/// condition did not hold, else the error.
-pub(crate) fn conditional<T>(
-    result: Result<T, SdkError<UpdateItemError, HttpResponse>>,
-    op: &'static str,
-) -> Result<bool, StoreError> {
-    match result {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(StoreError::new(op, DisplayErrorContext(e))),
-    }
-}
-
 impl DynamoStore {
-    /// Writes (or deletes) items with `BatchWriteItem`, 25 per request,
-    /// retrying what DynamoDB leaves unprocessed with backoff.
-    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
-        for chunk in requests.chunks(DYNAMO_BATCH_WRITE_ITEMS) {
-            BATCH_RETRY
-                .run_carrying(
-                    chunk.to_vec(),
-                    |_, pending| async move {
-                        let out = match self
-                            .client
-                            .batch_write_item()
-                            .request_items(&self.table, pending.clone())
-                            .send()
-                            .await
-                        {
-                            Ok(out) => out,
-                            Err(e) => return Err((pending, BatchFailure::Request(e))),
-                        };
-                        let left = out
-                            .unprocessed_items
-                            .and_then(|mut m| m.remove(&self.table))
-                            .unwrap_or_default();
-                        match left.len() {
-                            0 => Ok(()),
-                            n => Err((left, BatchFailure::Unprocessed(n))),
-                        }
-                    },
-                    |failure, attempt| {
-                        if let BatchFailure::Request(e) = failure {
-                            tracing::warn!(error = %DisplayErrorContext(e), attempt, "batch write failed; retrying");
-                        }
-                        true
-                    },
-                )
-                .await
-                .map_err(|failure| match failure {
-                    BatchFailure::Request(e) => {
-                        StoreError::new("write recipients", DisplayErrorContext(e))
-                    }
-                    BatchFailure::Unprocessed(left) => StoreError::new(
-                        "write recipients",
-                        format!("{left} items still unprocessed"),
-                    ),
-                })?;
-        }
-        Ok(())
-    }
-
-    /// The items at `keys` that exist (in no particular order), read
-    /// consistently with `BatchGetItem`, 100 keys per request, retrying what
-    /// DynamoDB leaves unprocessed with backoff. `keys` must not repeat.
-    pub(crate) async fn batch_get(
-        &self,
-        keys: Vec<Item>,
-        op: &'static str,
-    ) -> Result<Vec<Item>, StoreError> {
-        let mut found = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(DYNAMO_BATCH_GET_KEYS) {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::new("build batch get", e))?;
-            let read = BATCH_RETRY
-                .run_carrying(
-                    (Vec::new(), request),
-                    |_, (mut read, request): (Vec<Item>, KeysAndAttributes)| async move {
-                        let out = match self
-                            .client
-                            .batch_get_item()
-                            .request_items(&self.table, request.clone())
-                            .send()
-                            .await
-                        {
-                            Ok(out) => out,
-                            Err(e) => {
-                                let e = BatchFailure::Request(err(op)(e));
-                                return Err(((read, request), e));
-                            }
-                        };
-                        read.extend(
-                            out.responses
-                                .and_then(|mut r| r.remove(&self.table))
-                                .unwrap_or_default(),
-                        );
-                        match out
-                            .unprocessed_keys
-                            .and_then(|mut u| u.remove(&self.table))
-                            .filter(|k| !k.keys().is_empty())
-                        {
-                            None => Ok(read),
-                            Some(left) => {
-                                let n = left.keys().len();
-                                Err(((read, left), BatchFailure::Unprocessed(n)))
-                            }
-                        }
-                    },
-                    // Only unprocessed keys are tried again; a failed request is final.
-                    |failure, _| matches!(failure, BatchFailure::Unprocessed(_)),
-                )
-                .await
-                .map_err(|failure| match failure {
-                    BatchFailure::Request(e) => e,
-                    BatchFailure::Unprocessed(_) => StoreError::new(op, "keys left unprocessed"),
-                })?;
-            found.extend(read);
-        }
-        Ok(found)
-    }
-
     fn recipient_puts(recipients: &[Recipient]) -> Result<Vec<WriteRequest>, StoreError> {
         recipients
             .iter()
@@ -219,7 +65,7 @@ impl DynamoStore {
     /// `completed` by the domain's rule ([`messaging_core::domain::message::bulk_completes`]: stored status
     /// `sending`, no recipient still open), as the condition of one update;
     /// refused (and ignored) otherwise.
-    pub(crate) async fn complete_bulk_if_done(
+    pub(super) async fn complete_bulk_if_done(
         &self,
         practice_id: &str,
         message_id: &str,
@@ -356,11 +202,7 @@ impl BulkStore for DynamoStore {
                 "read recipients",
             )
             .await?;
-        let next = if more {
-            page.last().map(|r| r.recipient_id.clone())
-        } else {
-            None
-        };
+        let next = next_cursor(&page, more, |r| Some(r.recipient_id.clone()));
         Ok((page, next))
     }
 
@@ -513,34 +355,27 @@ impl BulkStore for DynamoStore {
     }
 
     async fn sending_bulks(&self, practice_id: &str) -> Result<Vec<Message>, StoreError> {
-        let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(TRACKING_BY_TYPE_STATUS)
-                .key_condition_expression("gsi2pk = :pk")
-                .expression_attribute_values(
-                    ":pk",
-                    s(type_status_pk(
-                        practice_id,
-                        MessageType::BulkMessage,
-                        BulkStatus::Sending.as_str(),
-                    )),
-                )
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(err("list sending bulks"))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(found),
-            }
-        }
+        let (found, _) = self
+            .query_pages(
+                |query| {
+                    query
+                        .index_name(TRACKING_BY_TYPE_STATUS)
+                        .key_condition_expression("gsi2pk = :pk")
+                        .expression_attribute_values(
+                            ":pk",
+                            s(type_status_pk(
+                                practice_id,
+                                MessageType::BulkMessage,
+                                BulkStatus::Sending.as_str(),
+                            )),
+                        )
+                },
+                None,
+                Pages::All,
+                "list sending bulks",
+                from_item,
+            )
+            .await?;
+        Ok(found)
     }
 }

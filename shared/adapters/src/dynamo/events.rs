@@ -7,7 +7,7 @@
 //! | endpoint count   | `PRACTICE#{id}`           | `#EVENTENDPOINTS`       |
 //!
 //! An event item is written by the other adapters' transactions, in the
-//! same `TransactWriteItems` as the change that causes it ([`event_put`]),
+//! same `TransactWriteItems` as the change that causes it (`event_put`),
 //! with `entity = "event"`: the table's stream hands exactly those inserts
 //! to the delivery function (the event-source mapping filters on it). Its
 //! deliveries live in the item as a map by endpoint id, with counters
@@ -23,45 +23,24 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
-use crate::dynamo::{
-    cancelled_by_condition, err, from_item, key, practice_pk, s, to_item, DynamoStore, Item,
-};
-use crate::dynamo_bulk::conditional;
+use super::items::{from_item, key, n, s, to_item};
+use super::keys::{event_sk, events_pk, practice_pk};
+use super::paging::Pages;
+use super::tx::cancelled_by_condition;
+use super::{conditional, err, DynamoStore, Item};
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::events::{
-    Delivery, DeliveryJob, DeliveryState, Event, EventDelivery, EventType, StoredEvent,
-    EVENT_RETENTION,
+    Delivery, DeliveryJob, DeliveryState, EventDelivery, EventType, StoredEvent,
 };
 use messaging_core::domain::webhook::{EventEndpoint, MAX_ENDPOINTS};
 use messaging_core::ports::{CreateEndpoint, EventFilter, EventStore, IdempotencyRecord};
 
-/// The value of `entity` on event items; what the stream filter matches.
-pub const EVENT_ENTITY: &str = "event";
 const ENDPOINT_PREFIX: &str = "EVENTENDPOINT#";
 const ENDPOINT_COUNT_SK: &str = "#EVENTENDPOINTS";
 
-fn events_pk(practice_id: &str) -> String {
-    format!("PRACTICE#{practice_id}#EVENTS")
-}
-fn event_sk(event_id: &str) -> String {
-    format!("EVENT#{event_id}")
-}
 fn endpoint_sk(endpoint_id: &str) -> String {
     format!("{ENDPOINT_PREFIX}{endpoint_id}")
-}
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-/// The item of a newly recorded event.
-fn event_item(event: &Event) -> Result<Item, StoreError> {
-    let mut item = to_item(event, events_pk(&event.practice_id), event_sk(&event.id))?;
-    item.insert("entity".into(), s(EVENT_ENTITY));
-    item.insert("round".into(), n(0));
-    let expires = event.created_at + EVENT_RETENTION + chrono::Duration::days(1);
-    item.insert("ttl".into(), n(expires.timestamp()));
-    Ok(item)
 }
 
 fn decode_event(mut item: Item) -> Result<StoredEvent, StoreError> {
@@ -91,12 +70,6 @@ fn decode_event(mut item: Item) -> Result<StoredEvent, StoreError> {
 }
 
 impl DynamoStore {
-    /// The `Put` of a new event, for the transaction of the change that
-    /// causes it.
-    pub(crate) fn event_put(&self, event: &Event) -> Result<TransactWriteItem, StoreError> {
-        self.put(event_item(event)?, Some("attribute_not_exists(pk)"))
-    }
-
     fn delivery_names(job: &DeliveryJob) -> HashMap<String, String> {
         HashMap::from([
             ("#ep".to_string(), job.endpoint_id.clone()),
@@ -149,22 +122,22 @@ impl EventStore for DynamoStore {
     }
 
     async fn endpoints(&self, practice_id: &str) -> Result<Vec<EventEndpoint>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(practice_pk(practice_id)))
-            .expression_attribute_values(":prefix", s(ENDPOINT_PREFIX))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(err("read endpoints"))?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
+        let (endpoints, _) = self
+            .query_pages(
+                |query| {
+                    query
+                        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                        .expression_attribute_values(":pk", s(practice_pk(practice_id)))
+                        .expression_attribute_values(":prefix", s(ENDPOINT_PREFIX))
+                        .consistent_read(true)
+                },
+                None,
+                Pages::First(None),
+                "read endpoints",
+                from_item,
+            )
+            .await?;
+        Ok(endpoints)
     }
 
     async fn get_endpoint(
@@ -292,32 +265,29 @@ impl EventStore for DynamoStore {
         if filter.delivery.is_some() {
             values.insert(":zero".into(), n(0));
         }
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk > :floor")
-            .set_filter_expression((!conditions.is_empty()).then(|| conditions.join(" AND ")))
-            .set_expression_attribute_values(Some(values))
-            .set_exclusive_start_key(after.map(|a| key(pk.clone(), event_sk(a))))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(err("list events"))?;
-        let next = out
-            .last_evaluated_key
+        let (items, last) = self
+            .query_pages(
+                |query| {
+                    query
+                        .key_condition_expression("pk = :pk AND sk > :floor")
+                        .set_filter_expression(
+                            (!conditions.is_empty()).then(|| conditions.join(" AND ")),
+                        )
+                        .set_expression_attribute_values(Some(values.clone()))
+                        .scan_index_forward(false)
+                },
+                after.map(|a| key(pk.clone(), event_sk(a))),
+                Pages::First(Some(limit)),
+                "list events",
+                decode_event,
+            )
+            .await?;
+        let next = last
             .as_ref()
             .and_then(|k| k.get("sk"))
             .and_then(|v| v.as_s().ok())
             .and_then(|sk| sk.strip_prefix("EVENT#"))
             .map(str::to_string);
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(decode_event)
-            .collect::<Result<Vec<_>, _>>()?;
         Ok((items, next))
     }
 

@@ -40,10 +40,14 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::dynamo::{
-    cancelled_by_condition, err, from_item, key, practice_pk, recipient_sk, s, to_item,
-    DynamoStore, Item,
+use super::items::{from_item, key, s, to_item};
+use super::keys::{
+    phone_patients_prefix, practice_pk, recipient_sk, INBOX_BY_ASSIGNEE, INBOX_BY_STATUS,
+    INBOX_UNREAD, INBOX_UNREAD_BY_ASSIGNEE,
 };
+use super::paging::{next_cursor, split_page, Pages};
+use super::tx::cancelled_by_condition;
+use super::{err, DynamoStore, Item};
 use messaging_core::domain::conversation::{
     Conversation, ConversationStatus, InboxFilter, MediaStatus, PatientRef, StoredConversation,
     ThreadItem,
@@ -51,19 +55,9 @@ use messaging_core::domain::conversation::{
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::events;
 use messaging_core::domain::message::{Recipient, SendJob};
-use messaging_core::domain::patient::Patient;
 use messaging_core::domain::phone::PhoneNumber;
 use messaging_core::ports::{inbox_key, ConversationStore, SaveConversation};
 
-/// Index of a practice's conversations in one status.
-pub const INBOX_BY_STATUS: &str = "InboxByStatus";
-/// Index of a practice's conversations in one status with unread texts.
-pub const INBOX_UNREAD: &str = "InboxUnread";
-/// Index of a practice's conversations in one status assigned to one person.
-pub const INBOX_BY_ASSIGNEE: &str = "InboxByAssignee";
-/// Index of a practice's unread conversations in one status assigned to one
-/// person.
-pub const INBOX_UNREAD_BY_ASSIGNEE: &str = "InboxUnreadByAssignee";
 /// The sort key of every Inbox index.
 const INBOX_SORT: &str = "csk";
 
@@ -77,29 +71,6 @@ fn thread_prefix(phone: &PhoneNumber) -> String {
 
 fn thread_sk(phone: &PhoneNumber, position: &str) -> String {
     format!("{}{position}", thread_prefix(phone))
-}
-
-fn phone_patients_prefix(phone: &PhoneNumber) -> String {
-    format!("PHONEPAT#{}#", phone.as_str())
-}
-
-/// The sort key of the link listing `patient_id` under the number `phone`.
-pub(crate) fn phone_patient_sk(phone: &PhoneNumber, patient_id: &str) -> String {
-    format!("{}{patient_id}", phone_patients_prefix(phone))
-}
-
-/// The link item listing a patient under their number.
-pub(crate) fn phone_patient_item(practice_id: &str, patient: &Patient) -> Result<Item, StoreError> {
-    let link = PatientRef {
-        patient_id: patient.patient_id.clone(),
-        first_name: patient.first_name.clone(),
-        last_name: patient.last_name.clone(),
-    };
-    to_item(
-        &link,
-        practice_pk(practice_id),
-        phone_patient_sk(&patient.phone, &patient.patient_id),
-    )
 }
 
 fn status_name(status: ConversationStatus) -> &'static str {
@@ -217,28 +188,22 @@ impl DynamoStore {
             }
             None => format!("{attribute} = :pk"),
         };
-        let mut found: Vec<Item> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(&condition)
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(false)
-                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(err("read inbox"))?;
-            found.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && found.len() < wanted => start = Some(k),
-                _ => return Ok(found),
-            }
-        }
+        let (found, _) = self
+            .query_pages(
+                |query| {
+                    query
+                        .index_name(index)
+                        .key_condition_expression(&condition)
+                        .set_expression_attribute_values(Some(values.clone()))
+                        .scan_index_forward(false)
+                },
+                None,
+                Pages::UpTo(wanted),
+                "read inbox",
+                Ok,
+            )
+            .await?;
+        Ok(found)
     }
 
     /// Retries a transaction cancelled only by another transaction on the
@@ -354,13 +319,8 @@ impl ConversationStore for DynamoStore {
         }
         // Each partition is newest first; merged, the newest `wanted` of both.
         found.sort_by(|a, b| sort_key_of(b).cmp(&sort_key_of(a)));
-        let more = found.len() > limit;
-        found.truncate(limit);
-        let next = if more {
-            found.last().and_then(sort_key_of).map(str::to_string)
-        } else {
-            None
-        };
+        let (found, more) = split_page(found, limit);
+        let next = next_cursor(&found, more, |c| sort_key_of(c).map(str::to_string));
         let page = found
             .into_iter()
             .map(decode_conversation)
@@ -378,38 +338,25 @@ impl ConversationStore for DynamoStore {
         let pk = practice_pk(practice_id);
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let wanted = limit.saturating_add(1);
-        let mut found: Vec<ThreadItem> = Vec::new();
-        let mut start: Option<Item> = after.map(|p| key(pk.clone(), thread_sk(phone, p)));
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(thread_prefix(phone)))
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .limit(i32::try_from(wanted - found.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(err("read thread"))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && found.len() < wanted => start = Some(k),
-                _ => break,
-            }
-        }
-        let more = found.len() > limit;
-        found.truncate(limit);
-        let next = if more {
-            found.last().map(ThreadItem::position)
-        } else {
-            None
-        };
+        let start: Option<Item> = after.map(|p| key(pk.clone(), thread_sk(phone, p)));
+        let (found, _): (Vec<ThreadItem>, _) = self
+            .query_pages(
+                |query| {
+                    query
+                        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                        .expression_attribute_values(":pk", s(pk.clone()))
+                        .expression_attribute_values(":prefix", s(thread_prefix(phone)))
+                        .scan_index_forward(false)
+                        .consistent_read(true)
+                },
+                start,
+                Pages::UpTo(wanted),
+                "read thread",
+                from_item,
+            )
+            .await?;
+        let (found, more) = split_page(found, limit);
+        let next = next_cursor(&found, more, |t| Some(t.position()));
         Ok((found, next))
     }
 

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::dynamo::{err, from_item, key, practice_pk, to_item, DynamoStore};
+use super::items::{from_item, key, to_item};
+use super::keys::practice_pk;
+use super::{err, DynamoStore};
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::rate_limit::RateBucket;
 use messaging_core::ports::RateStore;
