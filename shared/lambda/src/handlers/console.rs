@@ -14,7 +14,7 @@ use lambda_http::http::header::{
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 
-use crate::config::{ConfigError, ConsoleConfig};
+use crate::config::{ConfigError, ConsoleConfig, FromEnv};
 use crate::console_assets;
 use crate::http;
 use crate::session_cookie::SessionCookie;

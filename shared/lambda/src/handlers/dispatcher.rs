@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
-use crate::config::{ConfigError, DispatcherConfig};
+use crate::config::{ConfigError, DispatcherConfig, FromEnv};
 use messaging_adapters::bandwidth::Bandwidth;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::sqs::SqsSendQueue;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::{ConfigError, EventDeliveryConfig};
+use crate::config::{ConfigError, EventDeliveryConfig, FromEnv};
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::scheduler::EventBridgeScheduler;
 use messaging_adapters::sqs::SqsEventQueue;

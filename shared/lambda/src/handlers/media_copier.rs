@@ -5,7 +5,7 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
-use crate::config::{ConfigError, MediaCopierConfig};
+use crate::config::{ConfigError, FromEnv, MediaCopierConfig};
 use messaging_adapters::bandwidth::Bandwidth;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::s3::S3Media;

@@ -6,7 +6,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use crate::config::{ConfigError, MessagesApiConfig};
+use crate::config::{ConfigError, FromEnv, MessagesApiConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::scheduler::EventBridgeScheduler;

@@ -6,7 +6,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use crate::config::{ConfigError, PracticeApiConfig};
+use crate::config::{ConfigError, FromEnv, PracticeApiConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::s3::S3Media;

@@ -3,7 +3,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use crate::config::{ConfigError, Username, WebhookConfig};
+use crate::config::{ConfigError, FromEnv, Username, WebhookConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::secrets::Password;
