@@ -3,7 +3,8 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
-use crate::config::{ConfigError, DispatcherConfig, FromEnv};
+use super::StartError;
+use crate::config::{DispatcherConfig, FromEnv};
 use messaging_adapters::bandwidth::Bandwidth;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::sqs::SqsSendQueue;
@@ -12,20 +13,6 @@ use messaging_core::app::dispatch::{Dispatched, Dispatcher};
 use messaging_core::domain::clock::SystemClock;
 use messaging_core::domain::message::SendJob;
 use messaging_core::ports::SendQueue;
-
-/// Why the dispatcher could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Missing or malformed variables.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The HTTP client could not be built.
-    #[error("carrier client: {0}")]
-    Http(#[from] reqwest::Error),
-    /// The carrier password could not be read from Secrets Manager.
-    #[error(transparent)]
-    Secret(#[from] messaging_core::domain::error::StoreError),
-}
 
 /// The dispatcher function.
 pub struct DispatcherFn {
@@ -46,7 +33,8 @@ impl DispatcherFn {
         aws: messaging_adapters::aws::SdkConfig,
     ) -> Result<Self, StartError> {
         let password = config.carrier.password.resolve(&aws).await?;
-        let carrier = Bandwidth::new(config.carrier.bandwidth(password))?;
+        let carrier = Bandwidth::new(config.carrier.bandwidth(password))
+            .map_err(StartError::CarrierClient)?;
         let queue = SqsSendQueue::new(
             aws_sdk_sqs::Client::new(&aws),
             config.send_queue_url.as_str(),

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::{ConfigError, EventDeliveryConfig, FromEnv};
+use super::StartError;
+use crate::config::{EventDeliveryConfig, FromEnv};
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::scheduler::EventBridgeScheduler;
 use messaging_adapters::sqs::SqsEventQueue;
@@ -20,17 +21,6 @@ use messaging_core::app::events::{self, Deliverer};
 use messaging_core::domain::events::{DeliveryJob, EventType, RetrySchedule};
 use messaging_core::domain::webhook::UrlPolicy;
 use messaging_core::ports::{EventQueue, EventStore, WebhookClient};
-
-/// Why the function could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Missing or malformed variables.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-}
 
 /// The function's dependencies, built once per instance.
 pub struct EventDeliveryFn<S = DynamoStore, Q = SqsEventQueue, W = HttpWebhooks> {
@@ -61,7 +51,7 @@ impl EventDeliveryFn {
                 config.event_queue_url.as_str(),
                 Some(scheduler),
             ),
-            client: HttpWebhooks::new(config.url_policy)?,
+            client: HttpWebhooks::new(config.url_policy).map_err(StartError::HttpClient)?,
             policy: config.url_policy,
             schedule: Arc::new(config.retry_schedule),
         })

@@ -5,7 +5,8 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
-use crate::config::{ConfigError, FromEnv, MediaCopierConfig};
+use super::StartError;
+use crate::config::{FromEnv, MediaCopierConfig};
 use messaging_adapters::bandwidth::Bandwidth;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::s3::S3Media;
@@ -13,20 +14,6 @@ use messaging_adapters::sqs::SqsMediaQueue;
 use messaging_core::app::media::{MediaCopied, MediaCopier, MAX_COPY_ATTEMPTS};
 use messaging_core::domain::conversation::MediaCopyJob;
 use messaging_core::ports::{CarrierMedia, ConversationStore, MediaStorage};
-
-/// Why the media copier could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Missing or malformed variables.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The HTTP client could not be built.
-    #[error("carrier client: {0}")]
-    Http(#[from] reqwest::Error),
-    /// The carrier password could not be read from Secrets Manager.
-    #[error(transparent)]
-    Secret(#[from] messaging_core::domain::error::StoreError),
-}
 
 /// Where a retry's pause is set: the queue the record came from.
 #[async_trait::async_trait]
@@ -71,7 +58,8 @@ impl MediaCopierFn {
         Ok(Self {
             copier: MediaCopier {
                 store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
-                carrier: Bandwidth::new(config.carrier.bandwidth(password))?,
+                carrier: Bandwidth::new(config.carrier.bandwidth(password))
+                    .map_err(StartError::CarrierClient)?,
                 storage: S3Media::new(&aws, config.media_bucket),
                 max_attempts: MAX_COPY_ATTEMPTS,
             },

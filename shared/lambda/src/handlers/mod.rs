@@ -18,7 +18,25 @@ use messaging_core::app::auth::{Authenticator, Caller, Credentials, CSRF_HEADER}
 use messaging_core::domain::error::AppError;
 use messaging_core::ports::{PracticeStore, StaffStore};
 
+use crate::config::ConfigError;
 use crate::session_cookie::SessionCookie;
+
+/// Why a function could not start (its cold start fails with this).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Missing or malformed variables.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The carrier's HTTP client could not be built.
+    #[error("carrier client: {0}")]
+    CarrierClient(reqwest::Error),
+    /// The HTTP client for the office's endpoints could not be built.
+    #[error("HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+    /// A password could not be read from Secrets Manager.
+    #[error(transparent)]
+    Secret(#[from] messaging_core::domain::error::StoreError),
+}
 
 /// Turns a handler's result into a response, logging server-side failures.
 pub(crate) fn respond(route: &str, result: Result<Response<Body>, AppError>) -> Response<Body> {
@@ -61,4 +79,25 @@ pub(crate) async fn caller<S: PracticeStore + StaffStore>(
         requested_with: crate::http::header(req.headers(), CSRF_HEADER),
     };
     auth.caller(&credentials, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use messaging_core::domain::error::StoreError;
+
+    #[test]
+    fn a_start_error_says_what_its_cause_says() {
+        let config = ConfigError {
+            missing: vec!["TABLE_NAME"],
+            malformed: Vec::new(),
+        };
+        assert_eq!(
+            StartError::from(config).to_string(),
+            "missing environment variables: TABLE_NAME"
+        );
+        let secret = StoreError::new("read secret", "access denied");
+        let said = secret.to_string();
+        assert_eq!(StartError::from(secret).to_string(), said);
+    }
 }
