@@ -1,8 +1,9 @@
 //! The SQS consumer: one [`Dispatcher::dispatch`] per record, partial batch
 //! failures reported so only the records that need it come back.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
+use super::batch::each_record;
 use super::StartError;
 use crate::config::{DispatcherConfig, FromEnv};
 use messaging_adapters::bandwidth::Bandwidth;
@@ -64,68 +65,55 @@ impl DispatcherFn {
                 .first()
                 .is_some_and(|r| r.event_source_arn == self.dead_letter_queue_arn);
         if from_dead_letters {
-            return self.set_aside(event).await;
+            return each_record(&event.records, |r| self.set_aside(r)).await;
         }
-        let mut failures = Vec::new();
-        for record in event.records {
-            let id = record.message_id.clone().unwrap_or_default();
-            let body = record.body.as_deref().unwrap_or_default();
-            let job: SendJob = match serde_json::from_str(body) {
-                Ok(job) => job,
-                Err(e) => {
-                    // Not something we enqueued; retrying cannot fix it.
-                    tracing::error!(message_id = %id, error = %e, "unreadable send job dropped");
-                    continue;
-                }
-            };
-            let retry = match self.dispatcher.dispatch(&job).await {
-                Ok(Dispatched::Done) => false,
-                Ok(Dispatched::RetryAfter(seconds)) => {
-                    if let Some(handle) = record.receipt_handle.as_deref() {
-                        if let Err(e) = self.queue.retry_later(handle, seconds).await {
-                            tracing::warn!(error = %e, "could not set retry delay; default visibility applies");
-                        }
-                    }
-                    true
-                }
-                Err(e) => {
-                    tracing::error!(%job, error = %e, "dispatch failed; will be redelivered");
-                    true
-                }
-            };
-            if retry {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failures.push(failure);
-            }
-        }
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failures;
-        response
+        each_record(&event.records, |r| self.dispatch(r)).await
     }
 
-    /// Jobs from the dead-letter queue: each recipient is shown failed with
-    /// an explanation and its job parked for the repair command
-    /// ([`set_aside`]).
-    async fn set_aside(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut failures = Vec::new();
-        for record in event.records {
-            let id = record.message_id.clone().unwrap_or_default();
-            let body = record.body.as_deref().unwrap_or_default();
-            let Ok(job) = serde_json::from_str::<SendJob>(body) else {
-                tracing::error!(message_id = %id, "unreadable dead-lettered job dropped");
-                continue;
-            };
-            let d = &self.dispatcher;
-            if let Err(e) = set_aside(&d.store, &d.clock, &job).await {
-                tracing::error!(%job, error = %e, "could not set the job aside; will be redelivered");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failures.push(failure);
+    /// Dispatches one record's job; `true` when the record should come back.
+    async fn dispatch(&self, record: &SqsMessage) -> bool {
+        let id = record.message_id.as_deref().unwrap_or_default();
+        let body = record.body.as_deref().unwrap_or_default();
+        let job: SendJob = match serde_json::from_str(body) {
+            Ok(job) => job,
+            Err(e) => {
+                // Not something we enqueued; retrying cannot fix it.
+                tracing::error!(message_id = %id, error = %e, "unreadable send job dropped");
+                return false;
+            }
+        };
+        match self.dispatcher.dispatch(&job).await {
+            Ok(Dispatched::Done) => false,
+            Ok(Dispatched::RetryAfter(seconds)) => {
+                if let Some(handle) = record.receipt_handle.as_deref() {
+                    if let Err(e) = self.queue.retry_later(handle, seconds).await {
+                        tracing::warn!(error = %e, "could not set retry delay; default visibility applies");
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(%job, error = %e, "dispatch failed; will be redelivered");
+                true
             }
         }
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failures;
-        response
+    }
+
+    /// A job from the dead-letter queue: its recipient is shown failed with
+    /// an explanation and the job parked for the repair command
+    /// ([`set_aside`]). `true` when the record should come back.
+    async fn set_aside(&self, record: &SqsMessage) -> bool {
+        let id = record.message_id.as_deref().unwrap_or_default();
+        let body = record.body.as_deref().unwrap_or_default();
+        let Ok(job) = serde_json::from_str::<SendJob>(body) else {
+            tracing::error!(message_id = %id, "unreadable dead-lettered job dropped");
+            return false;
+        };
+        let d = &self.dispatcher;
+        if let Err(e) = set_aside(&d.store, &d.clock, &job).await {
+            tracing::error!(%job, error = %e, "could not set the job aside; will be redelivered");
+            return true;
+        }
+        false
     }
 }

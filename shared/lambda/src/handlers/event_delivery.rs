@@ -9,8 +9,10 @@
 
 use std::sync::Arc;
 
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use serde_json::Value;
 
+use super::batch::batch_failures;
 use super::StartError;
 use crate::config::{EventDeliveryConfig, FromEnv};
 use messaging_adapters::dynamo::DynamoStore;
@@ -83,7 +85,7 @@ where
 
     /// Handles one invocation: a stream batch or a queue batch. Answers
     /// `{"batchItemFailures": [{"itemIdentifier": …}]}`.
-    pub async fn handle(&self, event: Value) -> Value {
+    pub async fn handle(&self, event: Value) -> SqsBatchResponse {
         let records = event
             .get("Records")
             .and_then(Value::as_array)
@@ -114,12 +116,7 @@ where
                 Err(e) => tracing::error!(error = %e, "delivery task died"),
             }
         }
-        serde_json::json!({
-            "batchItemFailures": failed
-                .into_iter()
-                .map(|id| serde_json::json!({"itemIdentifier": id}))
-                .collect::<Vec<_>>()
-        })
+        batch_failures(failed)
     }
 
     fn clone_ports(&self) -> Self {
@@ -282,10 +279,7 @@ mod tests {
                 "event_type": {"S": "message.failed"}
             }}
         }]});
-        assert_eq!(
-            f.handle(stream).await["batchItemFailures"],
-            serde_json::json!([])
-        );
+        assert!(f.handle(stream).await.batch_item_failures.is_empty());
         let jobs = queue.take();
         assert_eq!(jobs.len(), 2);
         hooks.answer([AttemptResult::Status(500)]);
@@ -303,9 +297,8 @@ mod tests {
             })))
             .collect();
         let answer = f.handle(serde_json::json!({"Records": records})).await;
-        assert_eq!(
-            answer["batchItemFailures"],
-            serde_json::json!([]),
+        assert!(
+            answer.batch_item_failures.is_empty(),
             "failed attempts are retried by the schedule, not the queue"
         );
         assert_eq!(hooks.received().len(), 2);

@@ -3,8 +3,9 @@
 //! back after its pause (its visibility changed, reported as a partial
 //! batch failure), the others are deleted.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
+use super::batch::each_record;
 use super::StartError;
 use crate::config::{FromEnv, MediaCopierConfig};
 use messaging_adapters::bandwidth::Bandwidth;
@@ -85,17 +86,7 @@ where
 
     /// Handles one batch of queue records.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut failures = Vec::new();
-        for record in event.records {
-            if self.handle_record(&record).await {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = record.message_id.clone().unwrap_or_default();
-                failures.push(failure);
-            }
-        }
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failures;
-        response
+        each_record(&event.records, |r| self.handle_record(r)).await
     }
 
     /// Copies one record's job; `true` when the record should come back.
