@@ -82,6 +82,52 @@ pub(crate) async fn caller<S: PracticeStore + StaffStore>(
     auth.caller(&credentials, now).await
 }
 
+/// Requests as API Gateway hands them over, and their answers read back.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::collections::HashMap;
+
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+    use lambda_http::request::RequestContext;
+    use lambda_http::{Body, Request, RequestExt, Response};
+    use serde_json::Value;
+
+    /// The API key of the practice the tests add.
+    pub(crate) const KEY: &str = "test-api-key-0123456789";
+
+    /// A request for the route `route_key` (`"GET /v1/templates/{id}"`),
+    /// with `body`; no credentials.
+    pub(crate) fn request(route_key: &str, body: &str) -> Request {
+        let (method, path) = route_key.split_once(' ').unwrap_or(("GET", route_key));
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.route_key = Some(route_key.to_string());
+        lambda_http::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::from(body))
+            .unwrap()
+            .with_request_context(RequestContext::ApiGatewayV2(context))
+    }
+
+    /// `req` with the practice's API key.
+    pub(crate) fn with_key(mut req: Request) -> Request {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {KEY}").parse().unwrap());
+        req
+    }
+
+    /// `req` with `{id}` = `id`.
+    pub(crate) fn with_id(req: Request, id: &str) -> Request {
+        req.with_path_parameters(HashMap::from([("id".to_string(), id.to_string())]))
+    }
+
+    /// The answer's status and JSON body (`null` when empty).
+    pub(crate) fn answer(response: Response<Body>) -> (u16, Value) {
+        let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
+        (response.status().as_u16(), body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
