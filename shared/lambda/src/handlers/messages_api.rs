@@ -217,11 +217,20 @@ mod tests {
         store: &MemoryStore,
         queue: &MemoryQueue,
     ) -> MessagesApi<MemoryStore, MemoryQueue, MemoryScheduler> {
+        scheduling(store, queue, &MemoryScheduler::default()).await
+    }
+
+    /// The messages function whose later sends go on `scheduler`.
+    async fn scheduling(
+        store: &MemoryStore,
+        queue: &MemoryQueue,
+        scheduler: &MemoryScheduler,
+    ) -> MessagesApi<MemoryStore, MemoryQueue, MemoryScheduler> {
         store.add_practice(sample_practice("p1"), KEY).await;
         MessagesApi::with_ports(
             store.clone(),
             queue.clone(),
-            MemoryScheduler::default(),
+            scheduler.clone(),
             SessionCookie { secure: true },
             chrono::Duration::seconds(900),
             1,
@@ -299,5 +308,47 @@ mod tests {
             (status, body["error"]["code"].as_str()),
             (404, Some("not_found"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_send_repeated_with_its_idempotency_key_is_answered_once() {
+        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+        let api = api(&store, &queue).await;
+        let send = || {
+            let mut req = with_key(request(
+                "POST /v1/messages",
+                r#"{"to": "+14155550142", "text": "See you at 3"}"#,
+            ));
+            req.headers_mut()
+                .insert("idempotency-key", "visit-42".parse().unwrap());
+            req
+        };
+        let (status, first) = call(&api, send()).await;
+        assert_eq!(status, 202, "{first}");
+        let (status, again) = call(&api, send()).await;
+        assert_eq!((status, &again["id"]), (202, &first["id"]));
+        assert_eq!(queue.jobs.lock().await.len(), 1, "queued once");
+        assert_eq!(store.message_count().await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_later_send_is_scheduled_not_queued() {
+        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+        let scheduler = MemoryScheduler::default();
+        let api = scheduling(&store, &queue, &scheduler).await;
+        let at = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+        let body = serde_json::json!({"to": "+14155550142", "text": "Tomorrow", "send_at": at});
+        let (status, sent) = call(
+            &api,
+            with_key(request("POST /v1/messages", &body.to_string())),
+        )
+        .await;
+        assert_eq!(status, 202, "{sent}");
+        assert!(queue.jobs.lock().await.is_empty());
+        assert!(queue.delayed.lock().await.is_empty());
+        let schedules = scheduler.schedules.lock().await;
+        assert_eq!(schedules.len(), 1);
+        let (_, job) = schedules.values().next().unwrap();
+        assert_eq!(Some(job.message_id.as_str()), sent["id"].as_str());
     }
 }

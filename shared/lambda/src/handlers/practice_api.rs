@@ -262,12 +262,17 @@ mod tests {
     type Api = PracticeApi<MemoryStore, MemoryMediaStorage, MemoryEventQueue, FixedResolver>;
 
     async fn api(store: &MemoryStore) -> Api {
+        resolving(store, FixedResolver::default()).await
+    }
+
+    /// The practice function whose endpoint host names resolve by `resolver`.
+    async fn resolving(store: &MemoryStore, resolver: FixedResolver) -> Api {
         store.add_practice(sample_practice("p1"), KEY).await;
         PracticeApi::with_ports(
             store.clone(),
             MemoryMediaStorage::default(),
             MemoryEventQueue::default(),
-            FixedResolver::default(),
+            resolver,
             UrlPolicy::default(),
             SessionCookie { secure: true },
         )
@@ -360,5 +365,47 @@ mod tests {
             (status, body["error"]["code"].as_str()),
             (404, Some("not_found"))
         );
+    }
+
+    #[tokio::test]
+    async fn an_event_endpoint_is_created_listed_and_read_by_its_id() {
+        let public: std::net::IpAddr = "93.184.216.34".parse().unwrap();
+        let resolver = FixedResolver(std::collections::HashMap::from([(
+            "pm.example.com".to_string(),
+            vec![public],
+        )]));
+        let api = resolving(&MemoryStore::default(), resolver).await;
+        let body = r#"{"url": "https://pm.example.com/hooks"}"#;
+        let (status, created) =
+            call(&api, with_key(request("POST /v1/event-endpoints", body))).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["url"], "https://pm.example.com/hooks");
+        let id = created["id"].as_str().unwrap().to_string();
+
+        let (status, page) = call(&api, with_key(request("GET /v1/event-endpoints", ""))).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["items"].as_array().unwrap().len(), 1);
+        assert_eq!(page["items"][0]["id"], id.as_str());
+
+        let get = |id: &str| with_key(with_id(request("GET /v1/event-endpoints/{id}", ""), id));
+        let (status, got) = call(&api, get(&id)).await;
+        assert_eq!((status, got["id"].as_str()), (200, Some(id.as_str())));
+        let (status, body) = call(&api, get("not-a-uuid")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("endpoint_not_found"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_whose_host_does_not_resolve_is_refused() {
+        let api = api(&MemoryStore::default()).await;
+        let body = r#"{"url": "https://nowhere.example.com/hooks"}"#;
+        let (status, refused) =
+            call(&api, with_key(request("POST /v1/event-endpoints", body))).await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(refused["error"]["code"], "invalid_url");
+        let (_, page) = call(&api, with_key(request("GET /v1/event-endpoints", ""))).await;
+        assert_eq!(page["items"], serde_json::json!([]));
     }
 }
