@@ -408,4 +408,43 @@ mod tests {
         let (_, page) = call(&api, with_key(request("GET /v1/event-endpoints", ""))).await;
         assert_eq!(page["items"], serde_json::json!([]));
     }
+
+    #[tokio::test]
+    async fn a_settings_change_is_answered_and_read_back() {
+        let api = api(&MemoryStore::default()).await;
+        let body = r#"{"help_text": "Bright Smiles Dental: call 415-555-0100."}"#;
+        let (status, changed) = call(&api, with_key(request("PATCH /v1/settings", body))).await;
+        assert_eq!(status, 200, "{changed}");
+        assert_eq!(
+            changed["help_text"],
+            "Bright Smiles Dental: call 415-555-0100."
+        );
+        let (status, read) = call(&api, with_key(request("GET /v1/settings", ""))).await;
+        assert_eq!((status, &read["help_text"]), (200, &changed["help_text"]));
+
+        let (status, refused) = call(
+            &api,
+            with_key(request("PATCH /v1/settings", r#"{"name": "Other"}"#)),
+        )
+        .await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (422, Some("read_only_field"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_patient_is_put_and_read_back_with_its_opt_out() {
+        let api = api(&MemoryStore::default()).await;
+        let body = r#"{"first_name": "Ana", "phone": "+14155550142"}"#;
+        let put = with_key(with_id(request("PUT /v1/patients/{id}", body), "pt-1"));
+        let (status, patient) = call(&api, put).await;
+        assert_eq!(status, 200, "{patient}");
+        assert_eq!(patient["first_name"], "Ana");
+        let get = with_key(with_id(request("GET /v1/patients/{id}", ""), "pt-1"));
+        let (status, read) = call(&api, get).await;
+        assert_eq!(status, 200, "{read}");
+        assert_eq!(read["phone"], "+14155550142");
+        assert_eq!(read["sms_opted_out"], false);
+    }
 }
