@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     messaging_lambda::telemetry::init();
     let delivery = EventDeliveryFn::from_env().await?;
     run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
-        Ok::<serde_json::Value, Error>(metered(delivery.handle(event.payload)).await)
+        Ok::<_, Error>(metered(delivery.handle(event.payload)).await)
     }))
     .await
 }

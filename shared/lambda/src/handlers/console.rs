@@ -14,7 +14,7 @@ use lambda_http::http::header::{
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 
-use crate::config::{ConfigError, ConsoleConfig};
+use crate::config::{ConfigError, ConsoleConfig, FromEnv};
 use crate::console_assets;
 use crate::http;
 use crate::session_cookie::SessionCookie;
@@ -31,14 +31,17 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self'; img-src 'self' data: https: http:; connect-src 'self'; \
      form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// The console function.
-pub struct ConsoleApi<S = DynamoStore> {
+/// The console function, over the store of practices, staff and sessions.
+pub struct ConsoleApi<S> {
     auth: Authenticator<S>,
     store: S,
     cookie: SessionCookie,
 }
 
-impl ConsoleApi<DynamoStore> {
+/// The console function as deployed: DynamoDB.
+pub type AwsConsoleApi = ConsoleApi<DynamoStore>;
+
+impl AwsConsoleApi {
     /// Reads [`ConsoleConfig`] from the environment; builds the client once.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = ConsoleConfig::from_env()?;

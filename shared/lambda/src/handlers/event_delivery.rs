@@ -9,9 +9,12 @@
 
 use std::sync::Arc;
 
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use serde_json::Value;
 
-use crate::config::{ConfigError, EventDeliveryConfig};
+use super::batch::batch_failures;
+use super::StartError;
+use crate::config::{EventDeliveryConfig, FromEnv};
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::scheduler::EventBridgeScheduler;
 use messaging_adapters::sqs::SqsEventQueue;
@@ -20,17 +23,6 @@ use messaging_core::app::events::{self, Deliverer};
 use messaging_core::domain::events::{DeliveryJob, EventType, RetrySchedule};
 use messaging_core::domain::webhook::UrlPolicy;
 use messaging_core::ports::{EventQueue, EventStore, WebhookClient};
-
-/// Why the function could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Missing or malformed variables.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-}
 
 /// The function's dependencies, built once per instance.
 pub struct EventDeliveryFn<S = DynamoStore, Q = SqsEventQueue, W = HttpWebhooks> {
@@ -61,7 +53,7 @@ impl EventDeliveryFn {
                 config.event_queue_url.as_str(),
                 Some(scheduler),
             ),
-            client: HttpWebhooks::new(config.url_policy)?,
+            client: HttpWebhooks::new(config.url_policy).map_err(StartError::HttpClient)?,
             policy: config.url_policy,
             schedule: Arc::new(config.retry_schedule),
         })
@@ -93,7 +85,7 @@ where
 
     /// Handles one invocation: a stream batch or a queue batch. Answers
     /// `{"batchItemFailures": [{"itemIdentifier": …}]}`.
-    pub async fn handle(&self, event: Value) -> Value {
+    pub async fn handle(&self, event: Value) -> SqsBatchResponse {
         let records = event
             .get("Records")
             .and_then(Value::as_array)
@@ -124,12 +116,7 @@ where
                 Err(e) => tracing::error!(error = %e, "delivery task died"),
             }
         }
-        serde_json::json!({
-            "batchItemFailures": failed
-                .into_iter()
-                .map(|id| serde_json::json!({"itemIdentifier": id}))
-                .collect::<Vec<_>>()
-        })
+        batch_failures(failed)
     }
 
     fn clone_ports(&self) -> Self {
@@ -292,10 +279,7 @@ mod tests {
                 "event_type": {"S": "message.failed"}
             }}
         }]});
-        assert_eq!(
-            f.handle(stream).await["batchItemFailures"],
-            serde_json::json!([])
-        );
+        assert!(f.handle(stream).await.batch_item_failures.is_empty());
         let jobs = queue.take();
         assert_eq!(jobs.len(), 2);
         hooks.answer([AttemptResult::Status(500)]);
@@ -313,9 +297,8 @@ mod tests {
             })))
             .collect();
         let answer = f.handle(serde_json::json!({"Records": records})).await;
-        assert_eq!(
-            answer["batchItemFailures"],
-            serde_json::json!([]),
+        assert!(
+            answer.batch_item_failures.is_empty(),
             "failed attempts are retried by the schedule, not the queue"
         );
         assert_eq!(hooks.received().len(), 2);

@@ -3,9 +3,11 @@
 //! back after its pause (its visibility changed, reported as a partial
 //! batch failure), the others are deleted.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
-use crate::config::{ConfigError, MediaCopierConfig};
+use super::batch::each_record;
+use super::StartError;
+use crate::config::{FromEnv, MediaCopierConfig};
 use messaging_adapters::bandwidth::Bandwidth;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::s3::S3Media;
@@ -13,20 +15,6 @@ use messaging_adapters::sqs::SqsMediaQueue;
 use messaging_core::app::media::{MediaCopied, MediaCopier, MAX_COPY_ATTEMPTS};
 use messaging_core::domain::conversation::MediaCopyJob;
 use messaging_core::ports::{CarrierMedia, ConversationStore, MediaStorage, RetryLater};
-
-/// Why the media copier could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Missing or malformed variables.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The HTTP client could not be built.
-    #[error("carrier client: {0}")]
-    Http(#[from] reqwest::Error),
-    /// The carrier password could not be read from Secrets Manager.
-    #[error(transparent)]
-    Secret(#[from] messaging_core::domain::error::StoreError),
-}
 
 /// The media copier function.
 pub struct MediaCopierFn<S = DynamoStore, C = Bandwidth, M = S3Media, Q = SqsMediaQueue> {
@@ -49,7 +37,8 @@ impl MediaCopierFn {
         Ok(Self {
             copier: MediaCopier {
                 store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
-                carrier: Bandwidth::new(config.carrier.bandwidth(password))?,
+                carrier: Bandwidth::new(config.carrier.bandwidth(password))
+                    .map_err(StartError::CarrierClient)?,
                 storage: S3Media::new(&aws, config.media_bucket),
                 max_attempts: MAX_COPY_ATTEMPTS,
             },
@@ -75,17 +64,7 @@ where
 
     /// Handles one batch of queue records.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut failures = Vec::new();
-        for record in event.records {
-            if self.handle_record(&record).await {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = record.message_id.clone().unwrap_or_default();
-                failures.push(failure);
-            }
-        }
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failures;
-        response
+        each_record(&event.records, |r| self.handle_record(r)).await
     }
 
     /// Copies one record's job; `true` when the record should come back.

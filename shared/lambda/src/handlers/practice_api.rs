@@ -6,7 +6,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use crate::config::{ConfigError, PracticeApiConfig};
+use crate::config::{ConfigError, FromEnv, PracticeApiConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::s3::S3Media;
@@ -21,24 +21,33 @@ use messaging_core::domain::error::AppError;
 use messaging_core::domain::message::CARRIER;
 use messaging_core::domain::patient::{validate_id, AgeFilter, Patient, PatientInput};
 use messaging_core::domain::webhook::UrlPolicy;
-use messaging_core::ports::{OptOutStore, PracticeStore};
+use messaging_core::ports::{
+    ConversationStore, EventQueue, EventStore, HostResolver, MediaLinks, MessageStore, OptOutStore,
+    PracticeStore, StaffStore, TemplateStore,
+};
 
 /// The practice function: settings, patients, Quick Messages, the error
-/// catalog and the tracking list.
-pub struct PracticeApi {
-    auth: Authenticator<DynamoStore>,
+/// catalog and the tracking list; over its ports: the store, the links to
+/// copied attachments, the event queue and the resolver of endpoint hosts.
+pub struct PracticeApi<S, M, Q, R> {
+    auth: Authenticator<S>,
     /// The console's session cookie, an alternative to the API key.
     session_cookie: crate::session_cookie::SessionCookie,
-    store: DynamoStore,
+    store: S,
     /// Signs the thread's links to copied attachments.
-    media: S3Media,
+    media: M,
     /// Where redelivered events' first attempts go.
-    event_queue: SqsEventQueue,
+    event_queue: Q,
+    /// Resolves event endpoints' host names.
+    resolver: R,
     /// Which event endpoint URLs are allowed.
     url_policy: UrlPolicy,
 }
 
-impl PracticeApi {
+/// The practice function as deployed: DynamoDB, S3, SQS, the system resolver.
+pub type AwsPracticeApi = PracticeApi<DynamoStore, S3Media, SqsEventQueue, SystemResolver>;
+
+impl AwsPracticeApi {
     /// Reads [`PracticeApiConfig`] from the environment; builds the client once.
     pub async fn from_env() -> Result<Self, ConfigError> {
         Ok(Self::new(PracticeApiConfig::from_env()?, crate::config::aws()?).await)
@@ -47,17 +56,52 @@ impl PracticeApi {
     /// Builds the client for `config`.
     pub async fn new(config: PracticeApiConfig, aws: messaging_adapters::aws::SdkConfig) -> Self {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
-        Self {
-            auth: Authenticator::new(store.clone()),
-            session_cookie: config.session_cookie,
+        Self::with_ports(
             store,
-            media: S3Media::new(&aws, config.media_bucket),
-            event_queue: SqsEventQueue::new(
+            S3Media::new(&aws, config.media_bucket),
+            SqsEventQueue::new(
                 aws_sdk_sqs::Client::new(&aws),
                 config.event_queue_url.as_str(),
                 None,
             ),
-            url_policy: config.url_policy,
+            SystemResolver,
+            config.url_policy,
+            config.session_cookie,
+        )
+    }
+}
+
+impl<S, M, Q, R> PracticeApi<S, M, Q, R>
+where
+    S: PracticeStore
+        + StaffStore
+        + OptOutStore
+        + TemplateStore
+        + MessageStore
+        + EventStore
+        + ConversationStore
+        + Clone,
+    M: MediaLinks,
+    Q: EventQueue,
+    R: HostResolver,
+{
+    /// Serves the practice routes over these ports.
+    pub fn with_ports(
+        store: S,
+        media: M,
+        event_queue: Q,
+        resolver: R,
+        url_policy: UrlPolicy,
+        session_cookie: crate::session_cookie::SessionCookie,
+    ) -> Self {
+        Self {
+            auth: Authenticator::new(store.clone()),
+            session_cookie,
+            store,
+            media,
+            event_queue,
+            resolver,
+            url_policy,
         }
     }
 
@@ -92,7 +136,7 @@ impl PracticeApi {
         }
         let events = super::events_api::EventRoutes {
             queue: &self.event_queue,
-            resolver: &SystemResolver,
+            resolver: &self.resolver,
             policy: self.url_policy,
         };
         if let Some(result) = events
@@ -203,5 +247,204 @@ impl PracticeApi {
             }
             _ => Err(http::no_route()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::test_support::{answer, request, with_id, with_key, KEY};
+    use crate::session_cookie::SessionCookie;
+    use messaging_core::testing::{
+        sample_practice, FixedResolver, MemoryEventQueue, MemoryMediaStorage, MemoryStore,
+    };
+
+    type Api = PracticeApi<MemoryStore, MemoryMediaStorage, MemoryEventQueue, FixedResolver>;
+
+    async fn api(store: &MemoryStore) -> Api {
+        resolving(store, FixedResolver::default()).await
+    }
+
+    /// The practice function whose endpoint host names resolve by `resolver`.
+    async fn resolving(store: &MemoryStore, resolver: FixedResolver) -> Api {
+        store.add_practice(sample_practice("p1"), KEY).await;
+        PracticeApi::with_ports(
+            store.clone(),
+            MemoryMediaStorage::default(),
+            MemoryEventQueue::default(),
+            resolver,
+            UrlPolicy::default(),
+            SessionCookie { secure: true },
+        )
+    }
+
+    async fn call(api: &Api, req: Request) -> (u16, serde_json::Value) {
+        let Ok(response) = api.handle(req).await;
+        answer(response)
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_key_or_with_an_unknown_one_is_401() {
+        let api = api(&MemoryStore::default()).await;
+        let (status, body) = call(&api, request("GET /v1/settings", "")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (401, Some("unauthorized"))
+        );
+        let mut req = request("GET /v1/settings", "");
+        req.headers_mut()
+            .insert("authorization", "Bearer not-a-key".parse().unwrap());
+        let (status, _) = call(&api, req).await;
+        assert_eq!(status, 401);
+    }
+
+    #[tokio::test]
+    async fn the_settings_are_those_of_the_key_s_practice() {
+        let api = api(&MemoryStore::default()).await;
+        let (status, body) = call(&api, with_key(request("GET /v1/settings", ""))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["practice_id"], "p1");
+        assert_eq!(body["name"], "Bright Smiles Dental");
+        assert_eq!(body["timezone"], "America/New_York");
+    }
+
+    #[tokio::test]
+    async fn a_template_is_created_listed_and_an_unknown_one_is_404() {
+        let store = MemoryStore::default();
+        let api = api(&store).await;
+        let body = r#"{"name": "Running late", "body": "Hi {first_name}"}"#;
+        let (status, created) = call(&api, with_key(request("POST /v1/templates", body))).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["name"], "Running late");
+
+        let (status, page) = call(&api, with_key(request("GET /v1/templates", ""))).await;
+        assert_eq!(status, 200);
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["id"], created["id"]);
+        assert_eq!(page["next_cursor"], serde_json::Value::Null);
+
+        let (status, body) = call(
+            &api,
+            with_key(with_id(
+                request("GET /v1/templates/{id}", ""),
+                "no-such-template",
+            )),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("template_not_found"))
+        );
+        assert_eq!(store.template_count().await, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_patient_is_404_and_the_error_catalog_is_served() {
+        let api = api(&MemoryStore::default()).await;
+        let (status, body) = call(
+            &api,
+            with_key(with_id(request("GET /v1/patients/{id}", ""), "pt-404")),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("patient_not_found"))
+        );
+        let (status, body) = call(&api, with_key(request("GET /v1/error-codes", ""))).await;
+        assert_eq!(status, 200);
+        assert!(!body["items"].as_array().unwrap().is_empty());
+        assert_eq!(body["items"][0]["carrier"], CARRIER);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_route_is_404() {
+        let api = api(&MemoryStore::default()).await;
+        let (status, body) = call(&api, with_key(request("POST /v1/messages", "{}"))).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("not_found"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_endpoint_is_created_listed_and_read_by_its_id() {
+        let public: std::net::IpAddr = "93.184.216.34".parse().unwrap();
+        let resolver = FixedResolver(std::collections::HashMap::from([(
+            "pm.example.com".to_string(),
+            vec![public],
+        )]));
+        let api = resolving(&MemoryStore::default(), resolver).await;
+        let body = r#"{"url": "https://pm.example.com/hooks"}"#;
+        let (status, created) =
+            call(&api, with_key(request("POST /v1/event-endpoints", body))).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["url"], "https://pm.example.com/hooks");
+        let id = created["id"].as_str().unwrap().to_string();
+
+        let (status, page) = call(&api, with_key(request("GET /v1/event-endpoints", ""))).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["items"].as_array().unwrap().len(), 1);
+        assert_eq!(page["items"][0]["id"], id.as_str());
+
+        let get = |id: &str| with_key(with_id(request("GET /v1/event-endpoints/{id}", ""), id));
+        let (status, got) = call(&api, get(&id)).await;
+        assert_eq!((status, got["id"].as_str()), (200, Some(id.as_str())));
+        let (status, body) = call(&api, get("not-a-uuid")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("endpoint_not_found"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_whose_host_does_not_resolve_is_refused() {
+        let api = api(&MemoryStore::default()).await;
+        let body = r#"{"url": "https://nowhere.example.com/hooks"}"#;
+        let (status, refused) =
+            call(&api, with_key(request("POST /v1/event-endpoints", body))).await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(refused["error"]["code"], "invalid_url");
+        let (_, page) = call(&api, with_key(request("GET /v1/event-endpoints", ""))).await;
+        assert_eq!(page["items"], serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn a_settings_change_is_answered_and_read_back() {
+        let api = api(&MemoryStore::default()).await;
+        let body = r#"{"help_text": "Bright Smiles Dental: call 415-555-0100."}"#;
+        let (status, changed) = call(&api, with_key(request("PATCH /v1/settings", body))).await;
+        assert_eq!(status, 200, "{changed}");
+        assert_eq!(
+            changed["help_text"],
+            "Bright Smiles Dental: call 415-555-0100."
+        );
+        let (status, read) = call(&api, with_key(request("GET /v1/settings", ""))).await;
+        assert_eq!((status, &read["help_text"]), (200, &changed["help_text"]));
+
+        let (status, refused) = call(
+            &api,
+            with_key(request("PATCH /v1/settings", r#"{"name": "Other"}"#)),
+        )
+        .await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (422, Some("read_only_field"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_patient_is_put_and_read_back_with_its_opt_out() {
+        let api = api(&MemoryStore::default()).await;
+        let body = r#"{"first_name": "Ana", "phone": "+14155550142"}"#;
+        let put = with_key(with_id(request("PUT /v1/patients/{id}", body), "pt-1"));
+        let (status, patient) = call(&api, put).await;
+        assert_eq!(status, 200, "{patient}");
+        assert_eq!(patient["first_name"], "Ana");
+        let get = with_key(with_id(request("GET /v1/patients/{id}", ""), "pt-1"));
+        let (status, read) = call(&api, get).await;
+        assert_eq!(status, 200, "{read}");
+        assert_eq!(read["phone"], "+14155550142");
+        assert_eq!(read["sms_opted_out"], false);
     }
 }

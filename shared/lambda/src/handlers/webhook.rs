@@ -3,7 +3,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use crate::config::{ConfigError, Username, WebhookConfig};
+use super::StartError;
+use crate::config::{FromEnv, Username, WebhookConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::secrets::Password;
@@ -11,7 +12,7 @@ use messaging_adapters::sqs::{SqsMediaQueue, SqsSendQueue};
 use messaging_core::app::auth::check_basic_auth;
 use messaging_core::app::callbacks::{self, CarrierEvent};
 use messaging_core::app::messages::{Messages, SendNowOnly};
-use messaging_core::domain::error::{AppError, StoreError};
+use messaging_core::domain::error::AppError;
 
 /// The carrier webhook function.
 pub struct Webhook {
@@ -21,17 +22,6 @@ pub struct Webhook {
     password: Password,
     /// The deployment's messaging application: events of another are ignored.
     application_id: String,
-}
-
-/// Why the webhook could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// Missing or malformed variables.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The webhook password could not be read from Secrets Manager.
-    #[error(transparent)]
-    Secret(#[from] StoreError),
 }
 
 impl Webhook {
