@@ -1660,7 +1660,7 @@ pub struct PatientRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboundEntry {
     /// The message and recipient that carry the text.
-    pub job: super::message::SendJob,
+    pub job: super::job::SendJob,
     /// The text as rendered for this number.
     pub text: String,
     /// When sending began.
