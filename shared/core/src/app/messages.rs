@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use crate::app::idempotency;
+use crate::app::idempotency::{IdempotentPost, Opening};
 use crate::app::sending::{
     goes_on_queue, invalid_text, parse_optional_send_at, parse_send_at, queue_or_schedule,
     resolve_channel, resolve_text, schedule_name,
@@ -105,19 +105,19 @@ impl<
         idempotency_key: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Answer, AppError> {
-        let hash = idempotency::request_hash("POST /v1/messages", request_value);
-        if let Some(key) = idempotency_key {
-            idempotency::validate_key(key)?;
-            if let Some(rec) = self
-                .store
-                .get_idempotency(&practice.practice_id, key, now)
-                .await?
-            {
-                let (status, body) = idempotency::replay(&rec, &hash)?;
-                if rec.pending {
-                    self.finish_hand_over(practice, key, &body, now).await?;
-                }
-                return Ok(Answer { status, body });
+        let post = IdempotentPost::new(
+            &practice.practice_id,
+            "POST /v1/messages",
+            request_value,
+            idempotency_key,
+        );
+        match post.open(&self.store, now).await? {
+            Opening::Fresh => {}
+            Opening::Replay(answer) => return Ok(answer),
+            Opening::Pending { key, answer } => {
+                self.finish_hand_over(practice, key, &answer.body, now)
+                    .await?;
+                return Ok(answer);
             }
         }
 
@@ -268,10 +268,9 @@ impl<
         // Pending until the message is on the queue (or scheduled): should
         // this function die in between, or fail to undo, a retry with the
         // same key hands it over before answering 202 again.
-        let record = idempotency_key.map(|k| IdempotencyRecord {
-            pending: true,
-            ..idempotency::record(&practice.practice_id, k, &hash, 202, &body, now)
-        });
+        let record = post
+            .record(202, &body, now)
+            .map(|r| IdempotencyRecord { pending: true, ..r });
 
         match self
             .store
@@ -281,16 +280,7 @@ impl<
             CreateOutcome::Created => {}
             CreateOutcome::IdempotencyKeyTaken => {
                 // A concurrent request with the same key won; answer as it did.
-                let key = idempotency_key.unwrap_or_default();
-                let rec = self
-                    .store
-                    .get_idempotency(&practice.practice_id, key, now)
-                    .await?
-                    .ok_or_else(|| {
-                        AppError::conflict("idempotency_key_reused", "retry the request")
-                    })?;
-                let (status, body) = idempotency::replay(&rec, &hash)?;
-                return Ok(Answer { status, body });
+                return post.winner(&self.store, now).await;
             }
         }
 
