@@ -160,6 +160,11 @@ impl<'a> IdempotentPost<'a> {
         })
     }
 
+    /// The request's `Idempotency-Key`, if it has one.
+    pub fn key(&self) -> Option<&'a str> {
+        self.key
+    }
+
     /// The record to store with the answer `status`/`body` (settled), when
     /// the request has a key.
     pub fn record(&self, status: u16, body: &str, now: DateTime<Utc>) -> Option<IdempotencyRecord> {

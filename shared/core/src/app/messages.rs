@@ -18,9 +18,9 @@ use crate::domain::message::{
 };
 use crate::domain::patient::validate_id;
 use crate::domain::phone::PhoneNumber;
-use crate::domain::practice::Practice;
+use crate::domain::practice::{Channel, Practice};
 use crate::domain::quiet_hours::next_allowed;
-use crate::domain::text;
+use crate::domain::text::{self, TextStats};
 use crate::ports::{
     CreateOutcome, IdempotencyRecord, MessageStore, OptOutStore, PracticeStore, SendQueue,
     SendScheduler, TemplateStore,
@@ -120,34 +120,71 @@ impl<
                 return Ok(answer);
             }
         }
+        let draft = self.draft(practice, request, now).await?;
+        let (message, recipients) = direct_message(practice, draft, now);
+        self.store_and_hand_over(practice, &post, message, recipients, now)
+            .await
+    }
 
+    /// Checks the request and resolves what it names: when to send, the
+    /// channel, the text (or Quick Message), the recipient with the text
+    /// rendered for them, and that the number may be texted.
+    async fn draft(
+        &self,
+        practice: &Practice,
+        mut request: SendMessageRequest,
+        now: DateTime<Utc>,
+    ) -> Result<DirectDraft, AppError> {
         let send_at = parse_optional_send_at(request.send_at.as_deref(), now)?;
         let (channel, from) = resolve_channel(practice, request.channel.as_deref())?;
         let (raw_text, template_id) = resolve_text(
             &self.practices,
             &practice.practice_id,
-            request.text,
-            request.template_id,
+            request.text.take(),
+            request.template_id.take(),
         )
         .await?;
+        let (patient_id, to, text) = self
+            .recipient_and_text(practice, &request, &raw_text)
+            .await?;
+        text::validate_text(&text).map_err(invalid_text)?;
+        let stats = text::analyze(&text);
+        self.check_not_opted_out(practice, request.origin, &to, patient_id.is_some())
+            .await?;
+        Ok(DirectDraft {
+            send_at,
+            channel,
+            from,
+            template_id,
+            patient_id,
+            to,
+            text,
+            stats,
+            origin: request.origin,
+        })
+    }
 
+    /// Who the message goes to and its text rendered for them: a synced
+    /// patient (their number and names), or an ad-hoc `to` (with the names
+    /// the request gives, if any).
+    async fn recipient_and_text(
+        &self,
+        practice: &Practice,
+        request: &SendMessageRequest,
+        raw_text: &str,
+    ) -> Result<(Option<String>, PhoneNumber, String), AppError> {
         let practice_phone = practice.channels.sms_main.to_string();
-        let (patient_id, to, rendered) = match (request.patient_id, request.to) {
-            (Some(_), Some(_)) => {
-                return Err(AppError::invalid(
-                    "invalid_field",
-                    "give either patient_id or to, not both",
-                )
-                .at("to"))
-            }
-            (None, None) => {
-                return Err(
-                    AppError::invalid("invalid_field", "patient_id or to is required")
-                        .at("patient_id"),
-                )
-            }
+        match (&request.patient_id, &request.to) {
+            (Some(_), Some(_)) => Err(AppError::invalid(
+                "invalid_field",
+                "give either patient_id or to, not both",
+            )
+            .at("to")),
+            (None, None) => Err(
+                AppError::invalid("invalid_field", "patient_id or to is required").at("patient_id"),
+            ),
             (Some(patient_id), None) => {
-                validate_id(&patient_id, "patient_id")?;
+                validate_id(patient_id, "patient_id")?;
                 if request.first_name.is_some() || request.last_name.is_some() {
                     return Err(AppError::invalid(
                         "invalid_field",
@@ -157,7 +194,7 @@ impl<
                 }
                 let patient = self
                     .practices
-                    .get_patient(&practice.practice_id, &patient_id)
+                    .get_patient(&practice.practice_id, patient_id)
                     .await?
                     .ok_or_else(|| {
                         AppError::not_found("patient_not_found", format!("no patient {patient_id}"))
@@ -169,8 +206,8 @@ impl<
                     practice_name: Some(&practice.name),
                     practice_phone: Some(&practice_phone),
                 };
-                let rendered = merge::render(&raw_text, &data)?;
-                (Some(patient_id), patient.phone, rendered)
+                let rendered = merge::render(raw_text, &data)?;
+                Ok((Some(patient_id.clone()), patient.phone, rendered))
             }
             (None, Some(to)) => {
                 for (name, field) in [
@@ -181,7 +218,7 @@ impl<
                         crate::domain::limits::check_name(name, field)?;
                     }
                 }
-                let phone = PhoneNumber::parse(&to)
+                let phone = PhoneNumber::parse(to)
                     .map_err(|e| AppError::invalid("invalid_phone", format!("to {e}")).at("to"))?;
                 let data = MergeData {
                     first_name: request.first_name.as_deref(),
@@ -189,80 +226,50 @@ impl<
                     practice_name: Some(&practice.name),
                     practice_phone: Some(&practice_phone),
                 };
-                let rendered = merge::render(&raw_text, &data)?;
-                (None, phone, rendered)
+                let rendered = merge::render(raw_text, &data)?;
+                Ok((None, phone, rendered))
             }
-        };
-        text::validate_text(&rendered).map_err(invalid_text)?;
-        let stats = text::analyze(&rendered);
-        // The answer to STOP/START/HELP is the one text an opted-out number
-        // may still get (carriers require the confirmation).
-        if request.origin != Some(OutboundKind::KeywordReply)
+        }
+    }
+
+    /// 422 `recipient_opted_out` when the number replied STOP, naming the
+    /// field it came from. The answer to STOP/START/HELP is the one text an
+    /// opted-out number may still get (carriers require the confirmation).
+    async fn check_not_opted_out(
+        &self,
+        practice: &Practice,
+        origin: Option<OutboundKind>,
+        to: &PhoneNumber,
+        to_patient: bool,
+    ) -> Result<(), AppError> {
+        if origin != Some(OutboundKind::KeywordReply)
             && self
                 .practices
                 .is_opted_out(&practice.practice_id, to.as_str())
                 .await?
         {
-            let field = if patient_id.is_some() {
-                "patient_id"
-            } else {
-                "to"
-            };
+            let field = if to_patient { "patient_id" } else { "to" };
             return Err(AppError::invalid(
                 "recipient_opted_out",
                 "this number replied STOP to the practice; it receives no texts until it replies START",
             )
             .at(field));
         }
+        Ok(())
+    }
 
-        // A scheduled send waits for quiet hours too; a send "now" by staff does not.
-        let not_before =
-            send_at.map(|t| next_allowed(t, practice.timezone.tz(), practice.quiet_hours.as_ref()));
-        let initial = if send_at.is_some() {
-            RecipientStatus::Scheduled
-        } else {
-            RecipientStatus::Queued
-        };
-        let message = Message {
-            id: new_message_id(),
-            practice_id: practice.practice_id.clone(),
-            message_type: MessageType::DirectMessage,
-            channel,
-            from: from.clone(),
-            text: rendered.clone(),
-            template_id,
-            encoding: stats.encoding,
-            segments: stats.segments,
-            send_at,
-            created_at: now,
-            target_count: 1,
-            status: initial.into(),
-            counts: Counts::of([initial].iter()),
-            sent_at: None,
-            bulk: None,
-        };
-        let recipient = Recipient {
-            practice_id: practice.practice_id.clone(),
-            message_id: message.id.clone(),
-            recipient_id: "00001".into(),
-            patient_id,
-            to,
-            from,
-            text: rendered,
-            status: initial,
-            not_before,
-            carrier_message_id: None,
-            sent_at: None,
-            delivered_at: None,
-            error: None,
-            skip_reason: None,
-            attempts: 0,
-            claimed_at: None,
-            message_type: MessageType::DirectMessage,
-            origin: request.origin,
-            version: 0,
-        };
-        let recipients = [recipient];
+    /// Stores the message with its recipient and (pending) idempotency
+    /// record, hands it over, and settles the record: 202 with the message
+    /// resource, or the answer of a concurrent request with the same key
+    /// that was stored first.
+    async fn store_and_hand_over(
+        &self,
+        practice: &Practice,
+        post: &IdempotentPost<'_>,
+        message: Message,
+        recipients: [Recipient; 1],
+        now: DateTime<Utc>,
+    ) -> Result<Answer, AppError> {
         let body = serde_json::to_string(&MessageView::new(&message, &recipients))
             .map_err(|e| AppError::unavailable(format!("could not encode the answer: {e}")))?;
         // Pending until the message is on the queue (or scheduled): should
@@ -284,27 +291,9 @@ impl<
             }
         }
 
-        let jobs: Vec<SendJob> = recipients.iter().map(Recipient::job).collect();
-        let handed_over = match not_before {
-            None => self.queue.enqueue(&jobs).await,
-            Some(due) => self.plan(&message.id, due, &jobs[0], now).await,
-        };
-        if let Err(e) = handed_over {
-            // Not queued (or scheduled) means not accepted: take the record
-            // back so the refused request leaves nothing behind, and say so.
-            tracing::error!(error = %e, message_id = %message.id, "enqueue failed; removing the message");
-            if let Err(undo) = self
-                .store
-                .remove_message(&message, &recipients, record.as_ref())
-                .await
-            {
-                tracing::error!(error = %undo, message_id = %message.id, "could not remove unqueued message");
-            }
-            return Err(AppError::unavailable(
-                "The message could not be queued or scheduled; nothing was stored or sent. Retry shortly.",
-            ));
-        }
-        if let Some(key) = idempotency_key {
+        self.hand_over(&message, &recipients, record.as_ref(), now)
+            .await?;
+        if let Some(key) = post.key() {
             // On the queue now; a failure here only means a retry hands it
             // over once more, which the dispatcher's claim makes harmless.
             if let Err(e) = self
@@ -317,6 +306,34 @@ impl<
         }
         tracing::info!(message_id = %message.id, practice_id = %practice.practice_id, "direct message accepted");
         Ok(Answer { status: 202, body })
+    }
+
+    /// Puts a just-stored message's send on the queue, or arranges it for
+    /// its time. Not queued (or scheduled) means not accepted: the record
+    /// is taken back so the refused request leaves nothing behind, and 503
+    /// says so.
+    async fn hand_over(
+        &self,
+        message: &Message,
+        recipients: &[Recipient],
+        record: Option<&IdempotencyRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let jobs: Vec<SendJob> = recipients.iter().map(Recipient::job).collect();
+        let handed_over = match recipients[0].not_before {
+            None => self.queue.enqueue(&jobs).await,
+            Some(due) => self.plan(&message.id, due, &jobs[0], now).await,
+        };
+        if let Err(e) = handed_over {
+            tracing::error!(error = %e, message_id = %message.id, "enqueue failed; removing the message");
+            if let Err(undo) = self.store.remove_message(message, recipients, record).await {
+                tracing::error!(error = %undo, message_id = %message.id, "could not remove unqueued message");
+            }
+            return Err(AppError::unavailable(
+                "The message could not be queued or scheduled; nothing was stored or sent. Retry shortly.",
+            ));
+        }
+        Ok(())
     }
 
     /// A retry found its idempotency record still pending: the first
@@ -524,6 +541,78 @@ impl<
             .ok_or_else(not_found)?;
         Ok(MessageView::new(&message, &recipients))
     }
+}
+
+/// A direct message as the request asks for it, checked and resolved.
+struct DirectDraft {
+    send_at: Option<DateTime<Utc>>,
+    channel: Channel,
+    from: PhoneNumber,
+    template_id: Option<String>,
+    patient_id: Option<String>,
+    to: PhoneNumber,
+    /// Rendered for the recipient and checked.
+    text: String,
+    stats: TextStats,
+    origin: Option<OutboundKind>,
+}
+
+/// The message and its one recipient as they are stored: scheduled when
+/// the request has a `send_at`, else queued.
+fn direct_message(
+    practice: &Practice,
+    draft: DirectDraft,
+    now: DateTime<Utc>,
+) -> (Message, [Recipient; 1]) {
+    // A scheduled send waits for quiet hours too; a send "now" by staff does not.
+    let not_before = draft
+        .send_at
+        .map(|t| next_allowed(t, practice.timezone.tz(), practice.quiet_hours.as_ref()));
+    let initial = if draft.send_at.is_some() {
+        RecipientStatus::Scheduled
+    } else {
+        RecipientStatus::Queued
+    };
+    let message = Message {
+        id: new_message_id(),
+        practice_id: practice.practice_id.clone(),
+        message_type: MessageType::DirectMessage,
+        channel: draft.channel,
+        from: draft.from.clone(),
+        text: draft.text.clone(),
+        template_id: draft.template_id,
+        encoding: draft.stats.encoding,
+        segments: draft.stats.segments,
+        send_at: draft.send_at,
+        created_at: now,
+        target_count: 1,
+        status: initial.into(),
+        counts: Counts::of([initial].iter()),
+        sent_at: None,
+        bulk: None,
+    };
+    let recipient = Recipient {
+        practice_id: practice.practice_id.clone(),
+        message_id: message.id.clone(),
+        recipient_id: "00001".into(),
+        patient_id: draft.patient_id,
+        to: draft.to,
+        from: draft.from,
+        text: draft.text,
+        status: initial,
+        not_before,
+        carrier_message_id: None,
+        sent_at: None,
+        delivered_at: None,
+        error: None,
+        skip_reason: None,
+        attempts: 0,
+        claimed_at: None,
+        message_type: MessageType::DirectMessage,
+        origin: draft.origin,
+        version: 0,
+    };
+    (message, [recipient])
 }
 
 #[cfg(test)]
