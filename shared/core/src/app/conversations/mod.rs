@@ -41,6 +41,8 @@ pub fn not_found() -> AppError {
 /// A conversation as the API shows it.
 pub type ConversationResource = ConversationView<PatientRef>;
 
+/// The conversation as the API shows it, with whether its number has
+/// opted out.
 async fn view<S: OptOutStore>(
     store: &S,
     practice_id: &str,
@@ -53,6 +55,8 @@ async fn view<S: OptOutStore>(
     Ok(conversation.view(patients, opted_out))
 }
 
+/// The conversation a path's `id` names; 404 `conversation_not_found` when
+/// the id is malformed or the practice has no such conversation.
 async fn find<S: ConversationStore>(
     store: &S,
     practice: &Practice,
