@@ -15,7 +15,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::app::idempotency;
+use crate::app::idempotency::IdempotentPost;
 use crate::app::sending::Answer;
 use crate::domain::clock::queue_delay;
 use crate::domain::error::AppError;
@@ -108,13 +108,14 @@ where
     S: EventStore + MessageStore,
     R: HostResolver,
 {
-    let hash = idempotency::request_hash("POST /v1/event-endpoints", request_value);
-    if let Some(key) = idempotency_key {
-        idempotency::validate_key(key)?;
-        if let Some(rec) = store.get_idempotency(practice_id, key, now).await? {
-            let (status, body) = idempotency::replay(&rec, &hash)?;
-            return Ok(Answer { status, body });
-        }
+    let post = IdempotentPost::new(
+        practice_id,
+        "POST /v1/event-endpoints",
+        request_value,
+        idempotency_key,
+    );
+    if let Some(answer) = post.open(store, now).await?.answer() {
+        return Ok(answer);
     }
     let event_types = parse_types(input.event_types)?;
     let url = check_url(resolver, policy, input.url.trim()).await?;
@@ -129,8 +130,7 @@ where
         created_at: now,
     };
     let body = endpoint.view_with_secret().to_string();
-    let record =
-        idempotency_key.map(|k| idempotency::record(practice_id, k, &hash, 201, &body, now));
+    let record = post.record(201, &body, now);
     match store.create_endpoint(&endpoint, record.as_ref()).await? {
         CreateEndpoint::Created => Ok(Answer { status: 201, body }),
         CreateEndpoint::LimitReached => Err(AppError::conflict(
@@ -139,14 +139,7 @@ where
                 "A practice can have at most {MAX_ENDPOINTS} event endpoints; delete one first."
             ),
         )),
-        CreateEndpoint::IdempotencyKeyTaken => {
-            let rec = store
-                .get_idempotency(practice_id, idempotency_key.unwrap_or_default(), now)
-                .await?
-                .ok_or_else(|| AppError::conflict("idempotency_key_reused", "retry the request"))?;
-            let (status, body) = idempotency::replay(&rec, &hash)?;
-            Ok(Answer { status, body })
-        }
+        CreateEndpoint::IdempotencyKeyTaken => post.winner(store, now).await,
     }
 }
 

@@ -4,8 +4,9 @@
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::app::sending::Answer;
 use crate::domain::error::AppError;
-use crate::ports::IdempotencyRecord;
+use crate::ports::{IdempotencyRecord, MessageStore};
 
 /// How long an answer is remembered.
 pub const RETENTION: Duration = Duration::hours(24);
@@ -71,6 +72,124 @@ pub fn record(
         response_body: body.to_string(),
         expires_at: now + RETENTION,
         pending: false,
+    }
+}
+
+/// One POST's `Idempotency-Key` (if it carries one) and the digest of what
+/// it asks: checked by [`IdempotentPost::open`] before the request is
+/// handled, stored with its answer ([`IdempotentPost::record`]), and read
+/// again when a concurrent request with the same key was stored first
+/// ([`IdempotentPost::winner`]).
+#[derive(Debug, Clone)]
+pub struct IdempotentPost<'a> {
+    practice_id: &'a str,
+    key: Option<&'a str>,
+    hash: String,
+}
+
+/// What a POST's key says before the request is handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opening<'a> {
+    /// No key, or one not used within [`RETENTION`]: handle the request.
+    Fresh,
+    /// The same request was answered already: answer the same again.
+    Replay(Answer),
+    /// The same request was answered, but its record is still pending: the
+    /// first request may not have handed its work over. Finish that under
+    /// `key`, then answer the same again.
+    Pending {
+        /// The request's key.
+        key: &'a str,
+        /// The remembered answer.
+        answer: Answer,
+    },
+}
+
+impl Opening<'_> {
+    /// The remembered answer, pending or not: for a route whose records
+    /// are never stored pending.
+    pub fn answer(self) -> Option<Answer> {
+        match self {
+            Opening::Fresh => None,
+            Opening::Replay(answer) | Opening::Pending { answer, .. } => Some(answer),
+        }
+    }
+}
+
+impl<'a> IdempotentPost<'a> {
+    /// A POST to `route` of `body` by `practice_id`, with its
+    /// `Idempotency-Key` if any.
+    pub fn new(
+        practice_id: &'a str,
+        route: &str,
+        body: &serde_json::Value,
+        key: Option<&'a str>,
+    ) -> Self {
+        IdempotentPost {
+            practice_id,
+            key,
+            hash: request_hash(route, body),
+        }
+    }
+
+    /// Checks the key ([`validate_key`]) and reads what it remembers at
+    /// `now`. Without a key the request is always [`Opening::Fresh`].
+    ///
+    /// # Errors
+    ///
+    /// 400 `invalid_idempotency_key`; 409 `idempotency_key_reused` when the
+    /// key was used with another request ([`replay`]); the store's errors.
+    pub async fn open<M: MessageStore + ?Sized>(
+        &self,
+        store: &M,
+        now: DateTime<Utc>,
+    ) -> Result<Opening<'a>, AppError> {
+        let Some(key) = self.key else {
+            return Ok(Opening::Fresh);
+        };
+        validate_key(key)?;
+        let Some(rec) = store.get_idempotency(self.practice_id, key, now).await? else {
+            return Ok(Opening::Fresh);
+        };
+        let (status, body) = replay(&rec, &self.hash)?;
+        let answer = Answer { status, body };
+        Ok(if rec.pending {
+            Opening::Pending { key, answer }
+        } else {
+            Opening::Replay(answer)
+        })
+    }
+
+    /// The request's `Idempotency-Key`, if it has one.
+    pub fn key(&self) -> Option<&'a str> {
+        self.key
+    }
+
+    /// The record to store with the answer `status`/`body` (settled), when
+    /// the request has a key.
+    pub fn record(&self, status: u16, body: &str, now: DateTime<Utc>) -> Option<IdempotencyRecord> {
+        self.key
+            .map(|k| record(self.practice_id, k, &self.hash, status, body, now))
+    }
+
+    /// The store refused the record because a concurrent request with the
+    /// same key was stored first: answers as that request did.
+    ///
+    /// # Errors
+    ///
+    /// 409 `idempotency_key_reused` when its record is gone or was for
+    /// another request; the store's errors.
+    pub async fn winner<M: MessageStore + ?Sized>(
+        &self,
+        store: &M,
+        now: DateTime<Utc>,
+    ) -> Result<Answer, AppError> {
+        let rec = store
+            .get_idempotency(self.practice_id, self.key.unwrap_or_default(), now)
+            .await?
+            .ok_or_else(|| AppError::conflict("idempotency_key_reused", "retry the request"))?;
+        let (status, body) = replay(&rec, &self.hash)?;
+        Ok(Answer { status, body })
     }
 }
 

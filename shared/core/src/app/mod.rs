@@ -13,6 +13,7 @@ pub mod dead_letters;
 pub mod dispatch;
 pub mod events;
 pub mod idempotency;
+pub mod keys;
 pub mod media;
 pub mod messages;
 pub mod patients;

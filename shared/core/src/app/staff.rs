@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::app::auth::hash_key;
+use crate::app::keys::hash_key;
 use crate::domain::clock::serialize_api_time;
 use crate::domain::error::AppError;
 use crate::domain::staff::{

@@ -14,8 +14,8 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use super::job::SendJob;
 use super::limits::SQS_MAX_DELAY;
-use super::message::SendJob;
 use super::practice::{Practice, QuietHours};
 use super::quiet_hours::{next_allowed, window_closes};
 use super::rate_limit::{Decision, RateBucket};

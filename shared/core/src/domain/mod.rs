@@ -7,6 +7,7 @@ pub mod clock;
 pub mod conversation;
 pub mod error;
 pub mod events;
+pub mod job;
 pub mod keywords;
 pub mod limits;
 pub mod merge;

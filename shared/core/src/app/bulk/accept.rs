@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 
 use super::{recipient_id, skip, Audience, BulkMessages, BulkRequest, PUMP_HEAD_START_SECONDS};
-use crate::app::idempotency;
+use crate::app::idempotency::IdempotentPost;
 use crate::app::sending::{
     new_message_id, parse_optional_send_at, queue_or_schedule, resolve_channel, resolve_text,
     schedule_name, Answer,
@@ -59,13 +59,14 @@ where
         now: DateTime<Utc>,
     ) -> Result<Answer, AppError> {
         let pid = &practice.practice_id;
-        let hash = idempotency::request_hash("POST /v1/bulk-messages", request_value);
-        if let Some(key) = idempotency_key {
-            idempotency::validate_key(key)?;
-            if let Some(rec) = self.store.get_idempotency(pid, key, now).await? {
-                let (status, body) = idempotency::replay(&rec, &hash)?;
-                return Ok(Answer { status, body });
-            }
+        let post = IdempotentPost::new(
+            pid,
+            "POST /v1/bulk-messages",
+            request_value,
+            idempotency_key,
+        );
+        if let Some(answer) = post.open(&self.store, now).await?.answer() {
+            return Ok(answer);
         }
         if request.acknowledge_bulk_limit != Some(true) {
             return Err(AppError::invalid(
@@ -213,7 +214,7 @@ where
         let view = self.view(practice, &message, now).await?;
         let body = serde_json::to_string(&view)
             .map_err(|e| AppError::unavailable(format!("could not encode the answer: {e}")))?;
-        let record = idempotency_key.map(|k| idempotency::record(pid, k, &hash, 202, &body, now));
+        let record = post.record(202, &body, now);
         // The pump job goes out first, a moment ahead of the bulk it drives:
         // once the bulk is stored nothing can leave it without a pump. If
         // storing fails, the pump finds no bulk and stops (see `run_pump`).
@@ -242,18 +243,7 @@ where
         }
         match stored? {
             CreateOutcome::Created => {}
-            CreateOutcome::IdempotencyKeyTaken => {
-                let key = idempotency_key.unwrap_or_default();
-                let rec = self
-                    .store
-                    .get_idempotency(pid, key, now)
-                    .await?
-                    .ok_or_else(|| {
-                        AppError::conflict("idempotency_key_reused", "retry the request")
-                    })?;
-                let (status, body) = idempotency::replay(&rec, &hash)?;
-                return Ok(Answer { status, body });
-            }
+            CreateOutcome::IdempotencyKeyTaken => return post.winner(&self.store, now).await,
         }
         tracing::info!(%message_id, practice_id = %pid, target = message.target_count, sendable = sendable_count, "bulk message accepted");
         Ok(Answer { status: 202, body })
