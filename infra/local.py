@@ -694,7 +694,7 @@ def run_tests(procs: Processes) -> int:
 
 
 # The unit tests that run again with the clock moved ahead, and how far.
-TIME_SHIFTED_CRATES = ["messaging_core", "messaging_lambda", "messaging_adapters", "carrier_sim", "tests"]
+TIME_SHIFTED_CRATES = ["messaging_core", "messaging_lambda", "messaging_adapters", "carrier_sim", "cloud_tests"]
 TIME_SHIFT = os.environ.get("TIME_SHIFT", "+400d")
 
 
@@ -816,7 +816,7 @@ def run_fuzzer(procs: Processes, max_examples: str) -> int:
         "-H", f"Authorization: Bearer {endpoints['api_key']}",
         "--checks", "all", "--exclude-checks", "unsupported_method",
         # The carrier's webhook takes Basic credentials and Bandwidth's
-        # payloads; its own tests cover it (tests/tests/local_cloud/webhook.rs).
+        # payloads; its own tests cover it (tests/local_cloud/carrier_webhook.rs).
         "--exclude-path", "/v1/webhooks/bandwidth",
         # One worker: hypothesis describes its filters by parsing their
         # source with `ast`, which CPython 3.11 does not do safely from

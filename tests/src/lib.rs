@@ -1,4 +1,4 @@
-//! Helpers for the adapter and end-to-end tests in `tests/tests/`.
+//! Helpers for the adapter and end-to-end tests in `tests/local_cloud/` (crate `cloud-tests`).
 //!
 //! These tests need the local cloud that `make test` (or `make dev`) brings
 //! up; they find it through `.local/endpoints.json` (or `ENDPOINTS_FILE`).

@@ -1,7 +1,7 @@
 //! Lambda: carrier callbacks (`POST /v1/webhooks/bandwidth`).
 
 use lambda_http::{run, service_fn, Error};
-use messaging_lambda::handlers::webhook::Webhook;
+use messaging_lambda::handlers::carrier_webhook::Webhook;
 use messaging_lambda::http::respond;
 
 // Lambda gives an instance one invocation at a time: no worker threads.

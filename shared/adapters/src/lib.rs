@@ -4,10 +4,10 @@
 pub mod aws;
 pub mod bandwidth;
 pub mod dynamo;
+pub mod event_http;
 pub mod http;
 mod retry;
 pub mod s3;
 pub mod scheduler;
 pub mod secrets;
 pub mod sqs;
-pub mod webhooks;

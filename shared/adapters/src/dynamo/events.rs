@@ -30,10 +30,10 @@ use super::tx::cancelled_by_condition;
 use super::{conditional, err, DynamoStore, Item};
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::error::StoreError;
+use messaging_core::domain::event_endpoint::{EventEndpoint, MAX_ENDPOINTS};
 use messaging_core::domain::events::{
     Delivery, DeliveryJob, DeliveryState, EventDelivery, EventType, StoredEvent,
 };
-use messaging_core::domain::webhook::{EventEndpoint, MAX_ENDPOINTS};
 use messaging_core::ports::{CreateEndpoint, EventFilter, EventStore, IdempotencyRecord};
 
 const ENDPOINT_PREFIX: &str = "EVENTENDPOINT#";

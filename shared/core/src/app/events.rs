@@ -19,17 +19,17 @@ use crate::app::idempotency::IdempotentPost;
 use crate::app::sending::Answer;
 use crate::domain::clock::queue_delay;
 use crate::domain::error::AppError;
+use crate::domain::event_endpoint::{
+    EndpointStatus, EventEndpoint, SigningSecret, UrlPolicy, MAX_ENDPOINTS,
+};
 use crate::domain::events::{
     event_id_floor, validate_event_id, AttemptResult, Delivery, DeliveryJob, DeliveryState,
     EventDelivery, EventType, RetrySchedule, StoredEvent, EVENT_RETENTION, STALE_ATTEMPT,
 };
 use crate::domain::limits::SQS_MAX_DELAY;
-use crate::domain::webhook::{
-    EndpointStatus, EventEndpoint, SigningSecret, UrlPolicy, MAX_ENDPOINTS,
-};
 use crate::paging::{decode_cursor, encode_cursor};
 use crate::ports::{
-    CreateEndpoint, EventFilter, EventQueue, EventStore, HostResolver, MessageStore, WebhookClient,
+    CreateEndpoint, EventFilter, EventPoster, EventQueue, EventStore, HostResolver, MessageStore,
 };
 
 /// Body of `POST /v1/event-endpoints`.
@@ -79,7 +79,7 @@ pub async fn check_url<R: HostResolver>(
     resolver: &R,
     policy: &UrlPolicy,
     raw: &str,
-) -> Result<crate::domain::webhook::EndpointUrl, AppError> {
+) -> Result<crate::domain::event_endpoint::EndpointUrl, AppError> {
     let url = policy.check(raw)?;
     if let Some(host) = url.host_name() {
         let addresses = resolver.resolve(host, url.port()).await.map_err(|e| {
@@ -410,7 +410,7 @@ pub struct Deliverer<'a, S, Q, W> {
     pub schedule: &'a RetrySchedule,
 }
 
-impl<S: EventStore, Q: EventQueue, W: WebhookClient> Deliverer<'_, S, Q, W> {
+impl<S: EventStore, Q: EventQueue, W: EventPoster> Deliverer<'_, S, Q, W> {
     /// One attempt of `job`: claim it, POST the signed event, record the
     /// outcome, and queue the next attempt when there is one.
     pub async fn deliver(
@@ -582,7 +582,7 @@ mod tests {
     use crate::domain::message::{RecipientStatus, Transition};
     use crate::ports::MessageStore;
     use crate::testing::{
-        queued_recipient, FixedResolver, MemoryEventQueue, MemoryStore, ScriptedWebhooks,
+        queued_recipient, FixedResolver, MemoryEventQueue, MemoryStore, ScriptedEventPoster,
     };
 
     fn now() -> DateTime<Utc> {
@@ -828,8 +828,8 @@ mod tests {
 
         fn deliverer<'a>(
             &'a self,
-            hooks: &'a ScriptedWebhooks,
-        ) -> Deliverer<'a, MemoryStore, MemoryEventQueue, ScriptedWebhooks> {
+            hooks: &'a ScriptedEventPoster,
+        ) -> Deliverer<'a, MemoryStore, MemoryEventQueue, ScriptedEventPoster> {
             Deliverer {
                 store: &self.store,
                 queue: &self.queue,
@@ -884,7 +884,7 @@ mod tests {
         f.fan_out(&event).await;
         let again = f.queue.take();
         assert_eq!(again, jobs);
-        let hooks = ScriptedWebhooks::default();
+        let hooks = ScriptedEventPoster::default();
         let d = f.deliverer(&hooks);
         assert_eq!(
             d.deliver(&jobs[0].0, now()).await.unwrap(),
@@ -906,7 +906,7 @@ mod tests {
             .endpoint(serde_json::json!({"url": "https://pm.example.com/a"}))
             .await;
         let event = f.delivered().await;
-        let hooks = ScriptedWebhooks::default();
+        let hooks = ScriptedEventPoster::default();
         hooks.answer([AttemptResult::Status(500), AttemptResult::Timeout]);
         let d = f.deliverer(&hooks);
         let mut t = now();
@@ -939,7 +939,7 @@ mod tests {
             assert_eq!(header("webhook-id"), event.event.id);
             assert_eq!(body, &event.event.payload);
             let ts: i64 = header("webhook-timestamp").parse().unwrap();
-            let expected = crate::domain::webhook::SigningSecret {
+            let expected = crate::domain::event_endpoint::SigningSecret {
                 value: secret.clone(),
                 expires_at: None,
             }
@@ -960,7 +960,7 @@ mod tests {
         f.endpoint(serde_json::json!({"url": "https://pm.example.com/a"}))
             .await;
         let event = f.delivered().await;
-        let hooks = ScriptedWebhooks::default();
+        let hooks = ScriptedEventPoster::default();
         hooks.answer(std::iter::repeat_n(AttemptResult::Status(503), 10));
         let d = f.deliverer(&hooks);
         let mut job = f.queue.take().remove(0).0;
@@ -999,7 +999,7 @@ mod tests {
             .endpoint(serde_json::json!({"url": "https://pm.example.com/a"}))
             .await;
         let event = f.delivered().await;
-        let hooks = ScriptedWebhooks::default();
+        let hooks = ScriptedEventPoster::default();
         hooks.answer([AttemptResult::Status(410)]);
         let d = f.deliverer(&hooks);
         let job = f.queue.take().remove(0).0;
@@ -1056,7 +1056,7 @@ mod tests {
             .claim_attempt(&job, now(), now() - STALE_ATTEMPT)
             .await
             .unwrap());
-        let hooks = ScriptedWebhooks::default();
+        let hooks = ScriptedEventPoster::default();
         let d = f.deliverer(&hooks);
         assert_eq!(
             d.deliver(&job, now() + Duration::seconds(10))

@@ -11,7 +11,7 @@ use crate::domain::error::StoreError;
 pub enum CreateEndpoint {
     /// Stored, with the idempotency record if any.
     Created,
-    /// The practice already has [`MAX_ENDPOINTS`](crate::domain::webhook::MAX_ENDPOINTS).
+    /// The practice already has [`MAX_ENDPOINTS`](crate::domain::event_endpoint::MAX_ENDPOINTS).
     LimitReached,
     /// Another request with the same idempotency key won the race.
     IdempotencyKeyTaken,
@@ -37,25 +37,25 @@ pub trait EventStore: Send + Sync {
     /// expired at `endpoint.created_at` may be replaced.
     async fn create_endpoint(
         &self,
-        endpoint: &crate::domain::webhook::EventEndpoint,
+        endpoint: &crate::domain::event_endpoint::EventEndpoint,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<CreateEndpoint, StoreError>;
     /// The practice's endpoints, oldest first.
     async fn endpoints(
         &self,
         practice_id: &str,
-    ) -> Result<Vec<crate::domain::webhook::EventEndpoint>, StoreError>;
+    ) -> Result<Vec<crate::domain::event_endpoint::EventEndpoint>, StoreError>;
     /// One endpoint.
     async fn get_endpoint(
         &self,
         practice_id: &str,
         endpoint_id: &str,
-    ) -> Result<Option<crate::domain::webhook::EventEndpoint>, StoreError>;
+    ) -> Result<Option<crate::domain::event_endpoint::EventEndpoint>, StoreError>;
     /// Replaces a stored endpoint (a rotation, a disable); `false` when it
     /// is gone.
     async fn replace_endpoint(
         &self,
-        endpoint: &crate::domain::webhook::EventEndpoint,
+        endpoint: &crate::domain::event_endpoint::EventEndpoint,
     ) -> Result<bool, StoreError>;
     /// Deletes an endpoint; `false` when there was none.
     async fn delete_endpoint(
@@ -127,13 +127,13 @@ pub trait EventQueue: Send + Sync {
 
 /// POSTs a signed event to an office's endpoint.
 #[async_trait]
-pub trait WebhookClient: Send + Sync {
+pub trait EventPoster: Send + Sync {
     /// One attempt: no redirects followed, at most
-    /// [`DELIVERY_TIMEOUT`](crate::domain::webhook::DELIVERY_TIMEOUT), only
+    /// [`DELIVERY_TIMEOUT`](crate::domain::event_endpoint::DELIVERY_TIMEOUT), only
     /// to addresses `policy` allows (checked again at connection time).
     async fn post(
         &self,
-        url: &crate::domain::webhook::EndpointUrl,
+        url: &crate::domain::event_endpoint::EndpointUrl,
         headers: &[(&'static str, String)],
         body: &str,
     ) -> crate::domain::events::AttemptResult;

@@ -25,7 +25,7 @@ pub use self::bulk::BulkStore;
 pub use self::conversations::{inbox_key, ConversationStore, SaveConversation};
 pub use self::dead_letters::DeadLetterStore;
 pub use self::events::{
-    CreateEndpoint, EventFilter, EventQueue, EventStore, HostResolver, WebhookClient,
+    CreateEndpoint, EventFilter, EventPoster, EventQueue, EventStore, HostResolver,
 };
 pub use self::media::{
     CarrierMedia, MediaFetchError, MediaLinks, MediaQueue, MediaStorage, RetryLater,

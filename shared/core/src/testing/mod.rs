@@ -16,8 +16,8 @@ mod memory;
 
 pub use self::memory::{
     FixedResolver, MemoryCarrierMedia, MemoryEventQueue, MemoryMediaStorage, MemoryQueue,
-    MemoryScheduler, MemoryStore, ScheduledJobs, Schedules, ScriptedCarrier, ScriptedWebhooks,
-    WebhookRequest,
+    MemoryScheduler, MemoryStore, PostedEvent, ScheduledJobs, Schedules, ScriptedCarrier,
+    ScriptedEventPoster,
 };
 
 /// A clock stopped at one instant.

@@ -1,8 +1,8 @@
 //! The event-delivery function's configuration.
 
 use messaging_adapters::scheduler::SchedulerConfig;
+use messaging_core::domain::event_endpoint::UrlPolicy;
 use messaging_core::domain::events::RetrySchedule;
-use messaging_core::domain::webhook::UrlPolicy;
 
 use super::{url_policy, Env, FromEnv, HttpUrl};
 

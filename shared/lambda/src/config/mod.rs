@@ -1,7 +1,7 @@
 //! Configuration from environment variables, read once at cold start.
 //!
 //! Each function has one typed configuration ([`MessagesApiConfig`],
-//! [`PracticeApiConfig`], [`ConsoleConfig`], [`WebhookConfig`],
+//! [`PracticeApiConfig`], [`ConsoleConfig`], [`CarrierWebhookConfig`],
 //! [`DispatcherConfig`], [`MediaCopierConfig`], [`EventDeliveryConfig`]),
 //! each in its own file, read the same way ([`FromEnv`]) by
 //! an [`Env`], which collects every problem (missing required variables and
@@ -15,28 +15,28 @@
 use std::fmt;
 
 use messaging_core::app::rate_cap::DEFAULT_NUMBER_PER_SECOND;
+use messaging_core::domain::event_endpoint::UrlPolicy;
 use messaging_core::domain::secret::Secret;
-use messaging_core::domain::webhook::UrlPolicy;
 
 use crate::session_cookie::SessionCookie;
 
 mod carrier;
+mod carrier_webhook;
 mod console;
 mod dispatcher;
 mod event_delivery;
 mod media_copier;
 mod messages_api;
 mod practice_api;
-mod webhook;
 
 pub use carrier::{CarrierConfig, PasswordSetting};
+pub use carrier_webhook::CarrierWebhookConfig;
 pub use console::ConsoleConfig;
 pub use dispatcher::DispatcherConfig;
 pub use event_delivery::EventDeliveryConfig;
 pub use media_copier::MediaCopierConfig;
 pub use messages_api::MessagesApiConfig;
 pub use practice_api::PracticeApiConfig;
-pub use webhook::WebhookConfig;
 
 /// Everything wrong with a function's environment, all of it at once.
 #[derive(Debug, Clone, PartialEq, Eq)]

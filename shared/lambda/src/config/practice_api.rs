@@ -1,6 +1,6 @@
 //! The practice function's configuration.
 
-use messaging_core::domain::webhook::UrlPolicy;
+use messaging_core::domain::event_endpoint::UrlPolicy;
 
 use super::{session_cookie, url_policy, Env, FromEnv, HttpUrl};
 use crate::session_cookie::SessionCookie;

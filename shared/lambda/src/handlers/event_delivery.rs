@@ -16,16 +16,16 @@ use super::batch::batch_failures;
 use super::StartError;
 use crate::config::{EventDeliveryConfig, FromEnv};
 use messaging_adapters::dynamo::DynamoStore;
+use messaging_adapters::event_http::HttpEventPoster;
 use messaging_adapters::scheduler::EventBridgeScheduler;
 use messaging_adapters::sqs::SqsEventQueue;
-use messaging_adapters::webhooks::HttpWebhooks;
 use messaging_core::app::events::{self, Deliverer};
+use messaging_core::domain::event_endpoint::UrlPolicy;
 use messaging_core::domain::events::{DeliveryJob, EventType, RetrySchedule};
-use messaging_core::domain::webhook::UrlPolicy;
-use messaging_core::ports::{EventQueue, EventStore, WebhookClient};
+use messaging_core::ports::{EventPoster, EventQueue, EventStore};
 
 /// The function's dependencies, built once per instance.
-pub struct EventDeliveryFn<S = DynamoStore, Q = SqsEventQueue, W = HttpWebhooks> {
+pub struct EventDeliveryFn<S = DynamoStore, Q = SqsEventQueue, W = HttpEventPoster> {
     store: S,
     queue: Q,
     client: W,
@@ -53,7 +53,7 @@ impl EventDeliveryFn {
                 config.event_queue_url.as_str(),
                 Some(scheduler),
             ),
-            client: HttpWebhooks::new(config.url_policy).map_err(StartError::HttpClient)?,
+            client: HttpEventPoster::new(config.url_policy).map_err(StartError::HttpClient)?,
             policy: config.url_policy,
             schedule: Arc::new(config.retry_schedule),
         })
@@ -64,7 +64,7 @@ impl<S, Q, W> EventDeliveryFn<S, Q, W>
 where
     S: EventStore + Clone + 'static,
     Q: EventQueue + Clone + 'static,
-    W: WebhookClient + Clone + 'static,
+    W: EventPoster + Clone + 'static,
 {
     /// Wires ports (tests use in-memory ones).
     pub fn with_ports(
@@ -206,12 +206,12 @@ where
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use messaging_core::domain::event_endpoint::{EndpointStatus, EventEndpoint, SigningSecret};
     use messaging_core::domain::events::AttemptResult;
     use messaging_core::domain::message::Transition;
-    use messaging_core::domain::webhook::{EndpointStatus, EventEndpoint, SigningSecret};
     use messaging_core::ports::MessageStore;
     use messaging_core::testing::{
-        queued_recipient, MemoryEventQueue, MemoryStore, ScriptedWebhooks,
+        queued_recipient, MemoryEventQueue, MemoryStore, ScriptedEventPoster,
     };
 
     fn endpoint(practice_id: &str, id: &str) -> EventEndpoint {
@@ -231,7 +231,7 @@ mod tests {
     async fn a_stream_record_fans_out_and_queue_records_are_delivered_together() {
         let store = MemoryStore::default();
         let queue = MemoryEventQueue::default();
-        let hooks = ScriptedWebhooks::default();
+        let hooks = ScriptedEventPoster::default();
         let r = queued_recipient();
         store.insert_recipient(r.clone()).await;
         for id in ["a", "b"] {

@@ -9,7 +9,7 @@ use lambda_http::{Body, Request, Response};
 use crate::http;
 use messaging_core::app::events::{self, EndpointInput};
 use messaging_core::domain::error::AppError;
-use messaging_core::domain::webhook::UrlPolicy;
+use messaging_core::domain::event_endpoint::UrlPolicy;
 use messaging_core::ports::{EventQueue, EventStore, HostResolver, MessageStore};
 
 /// What the event routes need besides the store.

@@ -2,6 +2,7 @@
 //! and maps requests to use cases. A function's `main.rs` only calls these.
 
 pub mod batch;
+pub mod carrier_webhook;
 pub mod console;
 pub mod conversations;
 pub mod dispatcher;
@@ -11,7 +12,6 @@ pub mod media_copier;
 pub mod messages_api;
 pub mod practice_api;
 pub mod templates;
-pub mod webhook;
 
 use lambda_http::{Body, Request, Response};
 

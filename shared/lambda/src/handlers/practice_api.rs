@@ -9,18 +9,18 @@ use lambda_http::{Body, Request, Response};
 use crate::config::{ConfigError, FromEnv, PracticeApiConfig};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
+use messaging_adapters::event_http::SystemResolver;
 use messaging_adapters::s3::S3Media;
 use messaging_adapters::sqs::SqsEventQueue;
-use messaging_adapters::webhooks::SystemResolver;
 use messaging_core::app::auth::Authenticator;
-use messaging_core::app::communications::{self, TrackingQuery};
 use messaging_core::app::patients;
 use messaging_core::app::settings;
+use messaging_core::app::tracking::{self, TrackingQuery};
 use messaging_core::domain::carrier_errors;
 use messaging_core::domain::error::AppError;
+use messaging_core::domain::event_endpoint::UrlPolicy;
 use messaging_core::domain::message::CARRIER;
 use messaging_core::domain::patient::{validate_id, AgeFilter, Patient, PatientInput};
-use messaging_core::domain::webhook::UrlPolicy;
 use messaging_core::ports::{
     ConversationStore, EventQueue, EventStore, HostResolver, MediaLinks, MessageStore, OptOutStore,
     PracticeStore, StaffStore, TemplateStore,
@@ -242,7 +242,7 @@ where
                 http::check_query(req, &["type", "status", "sent_from", "sent_to"])?;
                 let query = TrackingQuery::parse(|k| http::query_param(req, k), limit, cursor)?;
                 let (items, next) =
-                    communications::list(&self.store, &practice.practice_id, &query).await?;
+                    tracking::list(&self.store, &practice.practice_id, &query).await?;
                 Ok(http::page(&items, next))
             }
             _ => Err(http::no_route()),

@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use cloud_tests::{random_phone, Endpoints};
 use serde_json::json;
-use tests::{random_phone, Endpoints};
 
 fn summary(name: &str, mut samples: Vec<Duration>) {
     samples.sort();

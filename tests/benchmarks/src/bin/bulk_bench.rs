@@ -28,6 +28,7 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use chrono::Utc;
+use cloud_tests::{random_phone, Endpoints};
 use messaging_adapters::bandwidth::{Bandwidth, BandwidthConfig};
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::sqs::SqsSendQueue;
@@ -39,7 +40,6 @@ use messaging_core::domain::patient::Patient;
 use messaging_core::domain::practice::Practice;
 use messaging_core::ports::{BulkStore, PracticeStore, SystemClock};
 use serde_json::json;
-use tests::{random_phone, Endpoints};
 
 /// Counts HTTP requests by operation (`X-Amz-Target`), retries included.
 #[derive(Debug, Clone, Default)]

@@ -28,7 +28,7 @@
 //!   and after / 1 KB⌉.
 //! - DynamoDB index writes: every change the flow made, read from the
 //!   table's stream, priced by DynamoDB's rules for global secondary
-//!   indexes (`tests::billing`) against the indexes `DescribeTable`
+//!   indexes (`cloud_tests::billing`) against the indexes `DescribeTable`
 //!   reports: the requests count the table's writes, not the index writes
 //!   DynamoDB makes and bills for each of them.
 //! - Lambda duration: the measured duration of each invocation here,
@@ -42,13 +42,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use cloud_tests::billing::{write_bill, Index, WriteBill};
+use cloud_tests::{poll, random_phone, Endpoints, TestPractice};
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_core::domain::message::RecipientStatus;
 use messaging_core::domain::patient::Patient;
 use messaging_core::ports::{MessageStore, PracticeStore};
 use serde_json::{json, Value};
-use tests::billing::{write_bill, Index, WriteBill};
-use tests::{poll, random_phone, Endpoints, TestPractice};
 
 /// On-demand prices in us-east-1, in dollars (docs/cost-model.md has the
 /// sources and the date they were read).
@@ -122,7 +122,7 @@ struct Logs {
 
 impl Logs {
     async fn call(&self, operation: &str, body: &Value) -> Value {
-        tests::emulator::logs(&self.http, &self.url, operation, body).await
+        cloud_tests::emulator::logs(&self.http, &self.url, operation, body).await
     }
 
     /// Every function's log lines between `from` and `to` (ms since epoch).
@@ -273,7 +273,7 @@ struct StreamTap {
 
 impl StreamTap {
     async fn call(http: &reqwest::Client, url: &str, operation: &str, body: &Value) -> Value {
-        tests::emulator::call(
+        cloud_tests::emulator::call(
             http,
             url,
             &format!("DynamoDBStreams_20120810.{operation}"),
@@ -285,7 +285,7 @@ impl StreamTap {
     }
 
     async fn open(local: &Endpoints, stream_arn: &str) -> StreamTap {
-        let http = tests::http();
+        let http = cloud_tests::http();
         let url = local.aws_endpoint_url.clone();
         let shard = Self::call(
             &http,
@@ -660,7 +660,7 @@ async fn main() {
         );
     }
     let logs = Logs {
-        http: tests::http(),
+        http: cloud_tests::http(),
         url: local.aws_endpoint_url.clone(),
         stack: local.stack_name.clone(),
     };

@@ -22,16 +22,18 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
+use cloud_tests::receiver::{Receiver, Script};
+use cloud_tests::{random_phone, Endpoints};
 use messaging_adapters::dynamo::DynamoStore;
+use messaging_adapters::event_http::HttpEventPoster;
 use messaging_adapters::sqs::SqsEventQueue;
-use messaging_adapters::webhooks::HttpWebhooks;
 use messaging_core::app::events::{self, Delivered, Deliverer};
+use messaging_core::domain::event_endpoint::{
+    EndpointStatus, EventEndpoint, SigningSecret, UrlPolicy,
+};
 use messaging_core::domain::events::{DeliveryJob, RetrySchedule};
-use messaging_core::domain::webhook::{EndpointStatus, EventEndpoint, SigningSecret, UrlPolicy};
 use messaging_core::ports::{EventStore, OptOutChange, OptOutStore};
 use serde_json::{json, Value};
-use tests::receiver::{Receiver, Script};
-use tests::{random_phone, Endpoints};
 
 /// Counts requests by operation (`X-Amz-Target`).
 #[derive(Debug, Clone, Default)]
@@ -223,7 +225,7 @@ async fn main() {
         .to_string();
     let job: DeliveryJob = serde_json::from_str(&body).unwrap();
     sqs_count.take();
-    let client = HttpWebhooks::new(UrlPolicy { allow_local: true }).expect("client");
+    let client = HttpEventPoster::new(UrlPolicy { allow_local: true }).expect("client");
     let schedule = RetrySchedule::default();
     let deliverer = Deliverer {
         store: &store,

@@ -31,12 +31,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cloud_tests::{phone_ending, poll, random_phone, Endpoints, TestPractice};
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::domain::message::SendJob;
 use messaging_core::ports::SendQueue;
 use rand::Rng;
 use serde_json::{json, Value};
-use tests::{phone_ending, poll, random_phone, Endpoints, TestPractice};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Fault {

@@ -53,6 +53,7 @@ use aws_sdk_dynamodb::Client;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use benchmarks::seed::{delete_requests, put_requests, run_batches, Item};
 use chrono::{DateTime, TimeDelta, Utc};
+use cloud_tests::{random_phone, Api, Endpoints};
 use messaging_adapters::dynamo::{encode_message_item, encode_recipient_item, DynamoStore};
 use messaging_core::app::conversations::{self, InboxQuery};
 use messaging_core::domain::conversation::{
@@ -70,7 +71,6 @@ use messaging_core::ports::{inbox_key, ConversationStore, SaveConversation};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use tests::{random_phone, Api, Endpoints};
 
 /// Page size asked of the API (its default).
 const PAGE: u32 = 50;

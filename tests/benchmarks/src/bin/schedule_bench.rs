@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use cloud_tests::{poll, random_phone, Endpoints};
 use serde_json::json;
-use tests::{poll, random_phone, Endpoints};
 
 #[tokio::main]
 async fn main() {

@@ -33,6 +33,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use aws_sdk_dynamodb::Client;
 use benchmarks::seed::{delete_requests, put_requests, run_batches, Item};
 use chrono::{DateTime, TimeDelta, Utc};
+use cloud_tests::{random_phone, Api, Endpoints};
 use messaging_adapters::dynamo::{encode_message_item, encode_recipient_item, tracking_index_keys};
 use messaging_core::domain::clock::to_api_time;
 use messaging_core::domain::message::{
@@ -43,7 +44,6 @@ use messaging_core::domain::text::Encoding;
 use messaging_core::ports::TrackingIndex;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use tests::{random_phone, Api, Endpoints};
 
 /// Page size asked of the API.
 const PAGE: u32 = 50;
@@ -363,7 +363,7 @@ fn item_size(item: &Item) -> usize {
 }
 
 /// The `Query` `DynamoStore::communications` sends for one partition read,
-/// with `limit + 2` as `communications::list` asks; sent `samples` times
+/// with `limit + 2` as `tracking::list` asks; sent `samples` times
 /// (after the warm-up) to time it without the API and the function.
 async fn query_cost(
     client: &Client,
@@ -682,7 +682,7 @@ async fn main() {
         println!("- {}: `GET /v1/communications?{}`", r.name, r.query);
     }
     println!(
-        "- Read cost: the adapter's `Query` (`Limit` {} = page + 2, as `communications::list` asks) \
+        "- Read cost: the adapter's `Query` (`Limit` {} = page + 2, as `tracking::list` asks) \
          for each scenario's one partition read, `ReturnConsumedCapacity: TOTAL`; (d) at page {DEPTH}'s cursor.",
         PAGE + 2
     );

@@ -4,9 +4,9 @@ use chrono::Duration;
 
 use super::{create, direct, now, phone, step, Store};
 use crate::domain::conversation::{Conversation, InboundEntry, ThreadItem};
+use crate::domain::event_endpoint::{EndpointStatus, EventEndpoint, SigningSecret, MAX_ENDPOINTS};
 use crate::domain::events::{Delivery, DeliveryJob, DeliveryState, EventDelivery, EventType};
 use crate::domain::message::{RecipientError, RecipientStatus, Transition};
-use crate::domain::webhook::{EndpointStatus, EventEndpoint, SigningSecret, MAX_ENDPOINTS};
 use crate::ports::{CreateEndpoint, EventFilter};
 use crate::ports::{IdempotencyRecord, OptOutChange, SaveConversation};
 

@@ -1,7 +1,7 @@
 //! The port-conformance suite: what the use cases rely on from the store
 //! ports, written once and run against every implementation —
 //! [`MemoryStore`](super::MemoryStore) in this crate's unit tests and
-//! `DynamoStore` on the local cloud (`tests/tests/local_cloud/conformance.rs`).
+//! `DynamoStore` on the local cloud (`tests/local_cloud/conformance.rs`).
 //! Where the two ever disagree, DynamoDB's behaviour is the truth and the
 //! in-memory store follows it.
 //!

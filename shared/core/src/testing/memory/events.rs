@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::error::StoreError;
+use crate::domain::event_endpoint::{EventEndpoint, MAX_ENDPOINTS};
 use crate::domain::events::{Delivery, DeliveryJob, DeliveryState, StoredEvent};
-use crate::domain::webhook::{EventEndpoint, MAX_ENDPOINTS};
 use crate::ports::{
-    CreateEndpoint, EventFilter, EventQueue, EventStore, HostResolver, IdempotencyRecord,
-    WebhookClient,
+    CreateEndpoint, EventFilter, EventPoster, EventQueue, EventStore, HostResolver,
+    IdempotencyRecord,
 };
 
 use super::MemoryStore;
@@ -218,7 +218,7 @@ impl EventStore for MemoryStore {
 pub type ScheduledJobs = Arc<std::sync::Mutex<Vec<(DeliveryJob, DateTime<Utc>)>>>;
 
 /// One request an endpoint got: URL, headers, body.
-pub type WebhookRequest = (String, Vec<(String, String)>, String);
+pub type PostedEvent = (String, Vec<(String, String)>, String);
 
 /// The event queue in memory: jobs with their delays, and those scheduled.
 #[derive(Clone, Default)]
@@ -269,14 +269,14 @@ impl EventQueue for MemoryEventQueue {
 /// An endpoint in memory: answers from a script (then 200), records every
 /// request it got.
 #[derive(Clone, Default)]
-pub struct ScriptedWebhooks {
+pub struct ScriptedEventPoster {
     /// Results to give, in order; 200 once empty.
     pub script: Arc<std::sync::Mutex<VecDeque<crate::domain::events::AttemptResult>>>,
     /// (url, headers, body) of every request.
-    pub requests: Arc<std::sync::Mutex<Vec<WebhookRequest>>>,
+    pub requests: Arc<std::sync::Mutex<Vec<PostedEvent>>>,
 }
 
-impl ScriptedWebhooks {
+impl ScriptedEventPoster {
     /// Answers `results` to the next requests.
     pub fn answer(&self, results: impl IntoIterator<Item = crate::domain::events::AttemptResult>) {
         self.script
@@ -286,7 +286,7 @@ impl ScriptedWebhooks {
     }
 
     /// The requests received so far.
-    pub fn received(&self) -> Vec<WebhookRequest> {
+    pub fn received(&self) -> Vec<PostedEvent> {
         self.requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -295,10 +295,10 @@ impl ScriptedWebhooks {
 }
 
 #[async_trait]
-impl WebhookClient for ScriptedWebhooks {
+impl EventPoster for ScriptedEventPoster {
     async fn post(
         &self,
-        url: &crate::domain::webhook::EndpointUrl,
+        url: &crate::domain::event_endpoint::EndpointUrl,
         headers: &[(&'static str, String)],
         body: &str,
     ) -> crate::domain::events::AttemptResult {

@@ -9,12 +9,12 @@ use tokio::sync::Mutex;
 
 use crate::app::auth::hash_key;
 use crate::domain::conversation::{StoredConversation, ThreadItem};
+use crate::domain::event_endpoint::EventEndpoint;
 use crate::domain::events::{Delivery, DeliveryJob, Event, StoredEvent};
 use crate::domain::message::{Counts, Message, ParkedJob, Recipient, RecipientStatus, SendJob};
 use crate::domain::patient::Patient;
 use crate::domain::practice::Practice;
 use crate::domain::template::QuickMessage;
-use crate::domain::webhook::EventEndpoint;
 use crate::ports::{IdempotencyRecord, OptOutChange, Transition};
 
 mod bulk;
@@ -31,7 +31,7 @@ mod staff;
 mod templates;
 
 pub use self::events::{
-    FixedResolver, MemoryEventQueue, ScheduledJobs, ScriptedWebhooks, WebhookRequest,
+    FixedResolver, MemoryEventQueue, PostedEvent, ScheduledJobs, ScriptedEventPoster,
 };
 pub use self::media::{MemoryCarrierMedia, MemoryMediaStorage};
 pub use self::sending::{MemoryQueue, MemoryScheduler, Schedules, ScriptedCarrier};

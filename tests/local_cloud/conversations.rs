@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use cloud_tests::{poll, random_phone, Endpoints, TestPractice};
 use serde_json::{json, Value};
-use tests::{poll, random_phone, Endpoints, TestPractice};
 
 const WITHIN: Duration = Duration::from_secs(30);
 

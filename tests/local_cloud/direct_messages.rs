@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use cloud_tests::{phone_ending, random_phone, Endpoints};
 use serde_json::{json, Value};
-use tests::{phone_ending, random_phone, Endpoints};
 
 const DELIVERY: Duration = Duration::from_secs(30);
 
@@ -290,7 +290,7 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
                 .await
         }
     };
-    let cases: Vec<(tests::Reply, u16, &str, &str)> = vec![
+    let cases: Vec<(cloud_tests::Reply, u16, &str, &str)> = vec![
         (raw("{\"to\": ").await, 400, "invalid_json", ""),
         (raw("[]").await, 400, "invalid_json", ""),
         (
@@ -476,8 +476,8 @@ async fn missing_or_wrong_api_key_is_401_and_other_practices_are_invisible() {
     let local = Endpoints::load();
     let a = local.new_practice().await;
     let b = local.new_practice().await;
-    let anonymous = tests::Api::new(&local.api_url, "");
-    let wrong = tests::Api::new(&local.api_url, "pmk_not_a_key");
+    let anonymous = cloud_tests::Api::new(&local.api_url, "");
+    let wrong = cloud_tests::Api::new(&local.api_url, "pmk_not_a_key");
     for api in [&anonymous, &wrong] {
         let r = api
             .post("/v1/messages", &json!({"to": "+14155550142", "text": "x"}))
@@ -530,7 +530,7 @@ async fn missing_or_wrong_api_key_is_401_and_other_practices_are_invisible() {
 #[ignore = "needs the local cloud: run `make test`"]
 async fn settings_and_patients_follow_the_contract() {
     let local = Endpoints::load();
-    let demo = tests::Api::new(&local.api_url, &local.api_key);
+    let demo = cloud_tests::Api::new(&local.api_url, &local.api_key);
     let s = demo.get("/v1/settings").await;
     assert_eq!(s.status, 200);
     assert_eq!(s.body["practice_id"], local.practice_id);

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use cloud_tests::{random_phone, Endpoints, TestPractice};
 use serde_json::{json, Value};
-use tests::{random_phone, Endpoints, TestPractice};
 
 fn at(offset_seconds: i64) -> String {
     (Utc::now() + chrono::Duration::seconds(offset_seconds))

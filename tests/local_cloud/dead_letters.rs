@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use cloud_tests::{random_phone, Endpoints};
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::app::dead_letters::requeue_parked;
 use messaging_core::domain::message::{RecipientStatus, SendJob};
 use serde_json::{json, Value};
-use tests::{random_phone, Endpoints};
 
 /// Puts `job` on the send queue's dead-letter queue, as SQS's redrive would.
 async fn dead_letter(local: &Endpoints, job: &SendJob) {

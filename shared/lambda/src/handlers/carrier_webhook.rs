@@ -4,7 +4,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 use super::StartError;
-use crate::config::{FromEnv, Username, WebhookConfig};
+use crate::config::{CarrierWebhookConfig, FromEnv, Username};
 use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::secrets::Password;
@@ -25,14 +25,14 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// Reads [`WebhookConfig`] from the environment; builds clients once.
+    /// Reads [`CarrierWebhookConfig`] from the environment; builds clients once.
     pub async fn from_env() -> Result<Self, StartError> {
-        Self::new(WebhookConfig::from_env()?, crate::config::aws()?).await
+        Self::new(CarrierWebhookConfig::from_env()?, crate::config::aws()?).await
     }
 
     /// Builds the clients for `config`.
     pub async fn new(
-        config: WebhookConfig,
+        config: CarrierWebhookConfig,
         aws: messaging_adapters::aws::SdkConfig,
     ) -> Result<Self, StartError> {
         let password = config.password.resolve(&aws).await?;

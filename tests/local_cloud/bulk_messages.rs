@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use cloud_tests::{poll, random_phone, Endpoints, TestPractice};
 use serde_json::{json, Value};
-use tests::{poll, random_phone, Endpoints, TestPractice};
 
 /// Syncs `n` patients with fresh numbers; returns their ids and numbers.
 pub async fn patients(t: &TestPractice, n: usize) -> Vec<(String, String)> {
@@ -195,7 +195,7 @@ async fn a_bulk_goes_out_in_waves_under_the_cap_while_direct_messages_go_at_once
 
 /// A text from a patient's number to the practice, through the carrier simulator.
 async fn inbound(local: &Endpoints, from: &str, to: &str, text: &str) {
-    let r = tests::http()
+    let r = cloud_tests::http()
         .post(format!("{}/_sim/inbound", local.carrier_url))
         .json(&json!({"from": from, "to": to, "text": text}))
         .send()
@@ -902,8 +902,8 @@ async fn bulk_and_direct_ids_are_not_interchangeable() {
 async fn a_number_marked_undeliverable_is_skipped_and_carrier_failures_are_counted() {
     let local = Endpoints::load();
     let t = local.new_practice().await;
-    let landline = tests::phone_ending(4700).to_string();
-    let spam = tests::phone_ending(4470).to_string();
+    let landline = cloud_tests::phone_ending(4700).to_string();
+    let spam = cloud_tests::phone_ending(4470).to_string();
     let fine = random_phone().to_string();
     for (id, phone) in [("land", &landline), ("spam", &spam), ("fine", &fine)] {
         put_patient(&t, id, json!({"first_name": id, "phone": phone})).await;

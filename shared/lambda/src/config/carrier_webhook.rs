@@ -5,7 +5,7 @@ use super::{Env, FromEnv, HttpUrl, Username};
 
 /// The carrier webhook function.
 #[derive(Debug, Clone)]
-pub struct WebhookConfig {
+pub struct CarrierWebhookConfig {
     /// `TABLE_NAME`.
     pub table_name: String,
     /// `SEND_QUEUE_URL` (HELP replies).
@@ -21,7 +21,7 @@ pub struct WebhookConfig {
     pub application_id: String,
 }
 
-impl FromEnv for WebhookConfig {
+impl FromEnv for CarrierWebhookConfig {
     fn read<F: Fn(&str) -> Option<String>>(env: &mut Env<F>) -> Self {
         Self {
             table_name: env.required("TABLE_NAME"),
@@ -53,7 +53,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_optional_variables_are_unset() {
-        let w = WebhookConfig::from_lookup(vars(&webhook_vars())).unwrap();
+        let w = CarrierWebhookConfig::from_lookup(vars(&webhook_vars())).unwrap();
         assert_eq!(w.username.as_str(), "bandwidth");
         assert_eq!(
             w.password,
@@ -63,7 +63,7 @@ mod tests {
 
     #[test]
     fn all_problems_are_named_at_once() {
-        let e = WebhookConfig::from_lookup(vars(&[("SCHEDULE_DLQ_ARN", "x")])).unwrap_err();
+        let e = CarrierWebhookConfig::from_lookup(vars(&[("SCHEDULE_DLQ_ARN", "x")])).unwrap_err();
         assert_eq!(
             e.missing,
             vec![
@@ -80,7 +80,7 @@ mod tests {
     #[test]
     fn empty_counts_as_unset() {
         // Required: missing.
-        let e = WebhookConfig::from_lookup(vars(&with(
+        let e = CarrierWebhookConfig::from_lookup(vars(&with(
             webhook_vars(),
             &[("WEBHOOK_PASSWORD", ""), ("TABLE_NAME", "")],
         )))
@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug_output() {
-        let w = WebhookConfig::from_lookup(vars(&webhook_vars())).unwrap();
+        let w = CarrierWebhookConfig::from_lookup(vars(&webhook_vars())).unwrap();
         for printed in [format!("{w:?}"), format!("{w:#?}")] {
             assert!(!printed.contains("webhook-s3cret-pw"), "{printed}");
             assert!(printed.contains("[redacted]"), "{printed}");

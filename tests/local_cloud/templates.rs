@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
+use cloud_tests::{Endpoints, TestPractice};
 use serde_json::{json, Value};
-use tests::{Endpoints, TestPractice};
 
 async fn create(t: &TestPractice, name: &str, body: &str) -> Value {
     let r = t

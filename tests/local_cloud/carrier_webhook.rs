@@ -2,10 +2,10 @@
 //! callbacks for messages we do not know. Bodies come from `events/`, the
 //! same files `sam local invoke -e` and `cargo lambda invoke` use.
 
+use cloud_tests::Endpoints;
 use messaging_core::domain::message::{RecipientStatus, SendJob};
 use messaging_core::ports::MessageStore;
 use serde_json::{json, Value};
-use tests::Endpoints;
 
 /// The callback body of a sample API Gateway event in `events/carrier-webhook/`,
 /// re-aimed at one of our recipients (its id, tag and numbers).
@@ -43,7 +43,7 @@ fn callback_body(sample: &str, carrier_id: &str, tag: &str) -> Vec<u8> {
 }
 
 async fn post_callback(local: &Endpoints, body: Vec<u8>, credentials: Option<(&str, &str)>) -> u16 {
-    let mut req = tests::http()
+    let mut req = cloud_tests::http()
         .post(format!("{}/v1/webhooks/bandwidth", local.api_url))
         .header("content-type", "application/json")
         .body(body);

@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
+use cloud_tests::{phone_ending, poll, random_phone, Api, Endpoints};
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::domain::message::RecipientStatus;
 use messaging_core::ports::{MessageStore, SendQueue};
 use serde_json::{json, Value};
-use tests::{phone_ending, poll, random_phone, Api, Endpoints};
 
 const DELIVERY: Duration = Duration::from_secs(30);
 
 async fn inbound(local: &Endpoints, from: &str, to: &str, text: &str) -> Value {
-    let r = tests::http()
+    let r = cloud_tests::http()
         .post(format!("{}/_sim/inbound", local.carrier_url))
         .json(&json!({"from": from, "to": to, "text": text}))
         .send()

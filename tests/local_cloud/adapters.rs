@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
+use cloud_tests::{random_phone, Endpoints};
 use messaging_adapters::bandwidth::{Bandwidth, BandwidthConfig};
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::app::dispatch::{Dispatched, Dispatcher, RetryPolicy};
@@ -15,7 +16,6 @@ use messaging_core::domain::message::{
 use messaging_core::ports::{
     Carrier, CarrierOutcome, CreateOutcome, MessageStore, OutboundText, SendQueue, SystemClock,
 };
-use tests::{random_phone, Endpoints};
 
 fn bandwidth(local: &Endpoints, password: &str, timeout: Duration) -> Bandwidth {
     Bandwidth::new(BandwidthConfig {
@@ -260,7 +260,7 @@ async fn sqs_enqueue_batches_and_delivers_every_job() {
         .collect();
     queue.enqueue(&jobs).await.unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
-    let received = tests::poll(Duration::from_secs(20), || {
+    let received = cloud_tests::poll(Duration::from_secs(20), || {
         let (client, url, seen) = (client.clone(), url.clone(), seen.clone());
         async move {
             let out = client
@@ -404,7 +404,7 @@ async fn final_dispatch_lines(local: &Endpoints, job: &str, since_ms: i64) -> Ve
         "claimed by another dispatcher",
         "nothing to send",
     ];
-    tests::emulator::function_log_records(
+    cloud_tests::emulator::function_log_records(
         &local.aws_endpoint_url,
         &local.stack_name,
         "Dispatcher",
@@ -433,7 +433,7 @@ async fn duplicate_queue_delivery_through_the_deployed_dispatcher_sends_once() {
     let since = Utc::now().timestamp_millis() - 1_000;
     queue.enqueue(&[job.clone(), job.clone()]).await.unwrap();
     queue.enqueue(std::slice::from_ref(&job)).await.unwrap();
-    let delivered = tests::poll(Duration::from_secs(30), || async {
+    let delivered = cloud_tests::poll(Duration::from_secs(30), || async {
         let r = store.get_recipient(&job).await.unwrap().unwrap();
         (r.status == RecipientStatus::Delivered).then_some(())
     })
@@ -444,7 +444,7 @@ async fn duplicate_queue_delivery_through_the_deployed_dispatcher_sends_once() {
     // or already done. Waiting for those three (not for an empty queue,
     // which other tests keep filling) proves every copy was handled.
     let tag = job.to_string();
-    let handled = tests::poll(Duration::from_secs(90), || async {
+    let handled = cloud_tests::poll(Duration::from_secs(90), || async {
         let finals = final_dispatch_lines(&local, &tag, since).await;
         (finals.len() >= 3).then_some(finals)
     })
@@ -867,7 +867,7 @@ async fn bulk_status_changes_only_from_the_expected_one_and_sending_bulks_follow
     };
     let mut both = vec![message.id.clone(), other.id.clone()];
     both.sort();
-    let listed = tests::poll(Duration::from_secs(10), || async {
+    let listed = cloud_tests::poll(Duration::from_secs(10), || async {
         let ids = sending_ids().await;
         (ids == both).then_some(ids)
     })
@@ -925,7 +925,7 @@ async fn bulk_status_changes_only_from_the_expected_one_and_sending_bulks_follow
             .unwrap(),
         "no longer sending"
     );
-    let only_other = tests::poll(Duration::from_secs(10), || async {
+    let only_other = cloud_tests::poll(Duration::from_secs(10), || async {
         let ids = sending_ids().await;
         (ids == [other.id.clone()]).then_some(ids)
     })
@@ -1061,7 +1061,7 @@ async fn event_queue_delays_attempts_and_schedules_late_ones_onto_itself() {
         .unwrap();
     let started = std::time::Instant::now();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(DeliveryJob, Duration)>::new()));
-    let all = tests::poll(Duration::from_secs(40), || {
+    let all = cloud_tests::poll(Duration::from_secs(40), || {
         let (client, url, seen) = (client.clone(), url.clone(), seen.clone());
         async move {
             let out = client

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use cloud_tests::receiver::{verify_independently, Receiver, Script};
+use cloud_tests::{phone_ending, poll, random_phone, Endpoints, TestPractice};
 use serde_json::{json, Value};
-use tests::receiver::{verify_independently, Receiver, Script};
-use tests::{phone_ending, poll, random_phone, Endpoints, TestPractice};
 
 const WITHIN: Duration = Duration::from_secs(30);
 

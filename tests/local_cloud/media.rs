@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use cloud_tests::{poll, random_phone, Endpoints};
 use messaging_adapters::bandwidth::{Bandwidth, BandwidthConfig};
 use messaging_adapters::s3::S3Media;
 use messaging_adapters::sqs::SqsMediaQueue;
@@ -15,7 +16,6 @@ use messaging_core::domain::conversation::{InboundEntry, MediaCopyJob, MediaItem
 use messaging_core::domain::secret::Secret;
 use messaging_core::ports::{CarrierMedia, MediaFetchError, MediaLinks, MediaQueue, MediaStorage};
 use serde_json::{json, Value};
-use tests::{poll, random_phone, Endpoints};
 
 /// Held by the tests here that download stored media from the simulator:
 /// its armed `media_failures` are one counter for everyone, so a test
@@ -68,7 +68,7 @@ async fn inbound_mms_with_id(
                    "base64": base64::engine::general_purpose::STANDARD.encode(bytes)})
         })
         .collect();
-    let r = tests::http()
+    let r = cloud_tests::http()
         .post(format!("{}/_sim/inbound", local.carrier_url))
         .json(&json!({"from": from, "to": to, "text": "my x-ray", "media": media}))
         .send()
@@ -88,7 +88,7 @@ async fn inbound_mms_with_id(
 
 /// Makes the simulator's media API answer the next `n` downloads with 503.
 async fn fail_next_downloads(local: &Endpoints, n: u32) {
-    let r = tests::http()
+    let r = cloud_tests::http()
         .put(format!("{}/_sim/config", local.carrier_url))
         .json(&json!({"media_failures": n}))
         .send()
@@ -131,7 +131,7 @@ async fn s3_stores_objects_and_presigns_path_style_links_that_serve_them() {
         assert!(url.contains(part), "{url} lacks {part}");
     }
 
-    let r = tests::http().get(&url).send().await.unwrap();
+    let r = cloud_tests::http().get(&url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200, "{url}");
     assert_eq!(
         r.headers()
@@ -316,7 +316,7 @@ async fn an_mms_is_copied_and_its_thread_link_serves_the_picture() {
         left > chrono::Duration::minutes(14) && left <= chrono::Duration::minutes(15),
         "{left}"
     );
-    let r = tests::http().get(url).send().await.unwrap();
+    let r = cloud_tests::http().get(url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200, "{url}");
     assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
 
@@ -418,12 +418,12 @@ async fn queued_copies_end_ready_or_failed_and_the_thread_shows_them() {
     );
     let url = media[0]["url"].as_str().unwrap();
     assert!(url.contains(&format!("/{}/", bucket(&local))), "{url}");
-    let r = tests::http().get(url).send().await.unwrap();
+    let r = cloud_tests::http().get(url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
 
     // The picture was downloaded twice: refused with a 503, then served.
-    let r: Value = tests::http()
+    let r: Value = cloud_tests::http()
         .get(format!(
             "{}/_sim/media-requests?message_id={sim_id}",
             local.carrier_url

@@ -3,8 +3,8 @@
 //! passes in messaging-core's unit tests, one test each, every one on a
 //! practice id of its own.
 
+use cloud_tests::Endpoints;
 use messaging_adapters::dynamo::DynamoStore;
-use tests::Endpoints;
 
 /// The stack's table, and a practice id no other test uses.
 async fn table() -> (DynamoStore, String) {

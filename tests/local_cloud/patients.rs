@@ -1,8 +1,8 @@
 //! The patient list and its age filter on the deployed local stack.
 
 use chrono::{Datelike, Duration, Utc};
+use cloud_tests::{random_phone, Endpoints};
 use serde_json::json;
-use tests::{random_phone, Endpoints};
 
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]

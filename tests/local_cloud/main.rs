@@ -7,6 +7,7 @@
 
 mod adapters;
 mod bulk_messages;
+mod carrier_webhook;
 mod conformance;
 mod contract;
 mod conversations;
@@ -19,4 +20,3 @@ mod scheduling;
 mod sessions;
 mod templates;
 mod tracking_and_compliance;
-mod webhook;

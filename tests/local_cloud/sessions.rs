@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
+use cloud_tests::{random_phone, sign_in_raw, Endpoints, StaffSession};
 use serde_json::json;
-use tests::{random_phone, sign_in_raw, Endpoints, StaffSession};
 
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]
@@ -237,7 +237,7 @@ async fn wrong_names_and_passwords_get_one_answer_then_slow_then_429() {
 #[ignore = "needs the local cloud: run `make test`"]
 async fn the_console_is_served_by_the_stack_without_outside_assets() {
     let local = Endpoints::load();
-    let http = tests::http();
+    let http = cloud_tests::http();
     let page = http
         .get(format!("{}/console", local.api_url))
         .send()

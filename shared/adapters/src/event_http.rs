@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use messaging_core::domain::events::AttemptResult;
-use messaging_core::domain::webhook::{
+use messaging_core::domain::event_endpoint::{
     EndpointUrl, UrlPolicy, DELIVERY_TIMEOUT, MAX_RESPONSE_BYTES,
 };
-use messaging_core::ports::{HostResolver, WebhookClient};
+use messaging_core::domain::events::AttemptResult;
+use messaging_core::ports::{EventPoster, HostResolver};
 
 /// Resolves with the system resolver, then refuses the whole answer when
 /// any address in it is not allowed.
@@ -41,12 +41,12 @@ impl reqwest::dns::Resolve for GuardedResolver {
 
 /// The HTTP client for event deliveries.
 #[derive(Debug, Clone)]
-pub struct HttpWebhooks {
+pub struct HttpEventPoster {
     http: reqwest::Client,
     policy: UrlPolicy,
 }
 
-impl HttpWebhooks {
+impl HttpEventPoster {
     /// A client that follows no redirect, gives each attempt
     /// [`DELIVERY_TIMEOUT`] in all, uses no proxy, and connects only to
     /// addresses `policy` allows.
@@ -67,7 +67,7 @@ impl HttpWebhooks {
 }
 
 #[async_trait]
-impl WebhookClient for HttpWebhooks {
+impl EventPoster for HttpEventPoster {
     async fn post(
         &self,
         url: &EndpointUrl,
@@ -165,7 +165,7 @@ mod tests {
         )
         .await;
         let policy = UrlPolicy { allow_local: true };
-        let client = HttpWebhooks::new(policy).unwrap();
+        let client = HttpEventPoster::new(policy).unwrap();
         let url = policy
             .check(&format!("http://127.0.0.1:{port}/hook"))
             .unwrap();
@@ -180,7 +180,7 @@ mod tests {
         // only the literal 127.0.0.1 is allowed, never a name.
         let port = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
         let policy = UrlPolicy { allow_local: true };
-        let client = HttpWebhooks::new(policy).unwrap();
+        let client = HttpEventPoster::new(policy).unwrap();
         // Skip the creation-time check to see the connection-time one.
         let url = EndpointUrl {
             url: url::Url::parse(&format!("http://localhost:{port}/hook")).unwrap(),
@@ -204,7 +204,7 @@ mod tests {
     async fn an_answer_is_its_status_whatever_its_body() {
         let port = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789").await;
         let policy = UrlPolicy { allow_local: true };
-        let client = HttpWebhooks::new(policy).unwrap();
+        let client = HttpEventPoster::new(policy).unwrap();
         let url = policy
             .check(&format!("http://127.0.0.1:{port}/hook"))
             .unwrap();
