@@ -292,3 +292,97 @@ async fn the_console_is_served_by_the_stack_without_outside_assets() {
         plain.len()
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn a_staff_session_cannot_rewire_integrations_or_settings_and_an_admin_can() {
+    let local = Endpoints::load();
+    let practice = local.new_practice().await;
+    let (user, password) = practice.staff(&local, "staff").await;
+    let staff = StaffSession::sign_in(&local.api_url, &user, &password).await;
+    let endpoint = json!({"url": "https://example.com/pm-events"});
+    let some_endpoint = "0193684b-2f1a-7c3e-9d2b-4a5f6e7d8c91";
+    let some_event = "evt_0193684b2f1a7c3e9d2b4a5f6e7d8c91";
+    let refused = [
+        (
+            "PATCH",
+            "/v1/settings".to_string(),
+            Some(json!({"help_text": "Call us."})),
+        ),
+        (
+            "POST",
+            "/v1/event-endpoints".to_string(),
+            Some(endpoint.clone()),
+        ),
+        (
+            "DELETE",
+            format!("/v1/event-endpoints/{some_endpoint}"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/v1/event-endpoints/{some_endpoint}/rotate-secret"),
+            None,
+        ),
+        ("POST", format!("/v1/events/{some_event}/redeliver"), None),
+    ];
+    for (method, path, body) in &refused {
+        let r = staff.call(method, path, body.as_ref(), true).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "admin_only"),
+            "{method} {path}: {:?}",
+            r.body
+        );
+    }
+    let listed = practice.api.get("/v1/event-endpoints").await;
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing stored"
+    );
+    let settings = staff.call("GET", "/v1/settings", None, false).await;
+    assert_eq!(settings.status, 200, "staff still read the settings");
+    assert_ne!(settings.body["help_text"], "Call us.");
+
+    let (user, password) = practice.staff(&local, "admin").await;
+    let admin = StaffSession::sign_in(&local.api_url, &user, &password).await;
+    let r = admin
+        .call(
+            "PATCH",
+            "/v1/settings",
+            Some(&json!({"help_text": "Call us."})),
+            true,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["help_text"].as_str()),
+        (200, Some("Call us.")),
+        "{:?}",
+        r.body
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn a_sign_in_without_the_console_header_is_refused_and_never_counts_as_a_guess() {
+    let local = Endpoints::load();
+    let practice = local.new_practice().await;
+    let (user, password) = practice.staff(&local, "staff").await;
+    // What a form posted from another site can send: no custom header.
+    for _ in 0..12 {
+        let r = cloud_tests::http()
+            .post(format!("{}/v1/sessions", local.api_url))
+            .header("content-type", "text/plain")
+            .body(json!({"user": user, "password": "a guess"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        assert!(r.headers().get("set-cookie").is_none());
+    }
+    // Twelve refusals counted nothing: the right password still signs in at once.
+    let (status, cookie, body, _) = sign_in_raw(&local.api_url, &user, &password).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(cookie.is_some());
+}

@@ -398,7 +398,8 @@ impl StaffSession {
     }
 }
 
-/// `POST /v1/sessions` as is: status, `Set-Cookie`, body.
+/// `POST /v1/sessions` as the console sends it (with `X-Requested-With:
+/// console`): status, `Set-Cookie`, body, `Retry-After`.
 pub async fn sign_in_raw(
     api_url: &str,
     user: &str,
@@ -406,6 +407,7 @@ pub async fn sign_in_raw(
 ) -> (u16, Option<String>, Value, Option<String>) {
     let r = http()
         .post(format!("{api_url}/v1/sessions"))
+        .header("x-requested-with", "console")
         .json(&serde_json::json!({"user": user, "password": password}))
         .send()
         .await

@@ -1015,6 +1015,7 @@
   // ------------------------------------------------------------------ Settings (and staff, for admins)
   async function settingsScreen(root) {
     const s = state.settings = await api('GET', '/v1/settings');
+    const isAdmin = state.session.staff.role === 'admin';
     const help = h('textarea', { rows: 3 }, '');
     help.value = s.help_text || '';
     const enabled = h('input', { type: 'checkbox', id: 'f-auto_reply-enabled', checked: s.auto_reply.enabled });
@@ -1044,7 +1045,10 @@
         h('div', { class: 'field-error', id: enabled.id + '-error' }),
         field('Reply text', replyText),
         h('h3', {}, 'Office hours (' + tz() + ')'), grid),
-      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Save settings')));
+      h('div', { class: 'actions' }, isAdmin
+        ? h('button', { type: 'submit', class: 'primary' }, 'Save settings')
+        : h('p', { class: 'hint' }, 'Only an admin of the practice can change these settings.')));
+    if (!isAdmin) form.querySelectorAll('input, textarea').forEach(function (el) { el.disabled = true; });
     form.addEventListener('submit', async function (e) {
       e.preventDefault();
       const office = {};
@@ -1068,7 +1072,7 @@
         h('p', {}, 'Time zone ' + s.timezone + ' · Bulk messages at most ' + s.hourly_cap + ' per hour · Scheduled and bulk texts go out ' + quiet),
         h('p', { class: 'hint' }, 'Numbers, the hourly cap and quiet hours are set by the administrator.')),
       form);
-    if (state.session.staff.role === 'admin') root.append(await staffCard());
+    if (isAdmin) root.append(await staffCard());
   }
 
   async function staffCard() {

@@ -52,9 +52,10 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Whether the caller may manage the practice's staff accounts: the API
-    /// key (the practice's own software) or an admin.
-    pub fn manages_staff(&self) -> bool {
+    /// Whether the caller may do what only an admin may (manage staff
+    /// accounts, event endpoints and settings): the API key (the practice's
+    /// own software) or an admin's session; a `staff` session may not.
+    pub fn is_admin(&self) -> bool {
         self.staff
             .as_ref()
             .is_none_or(|s| s.role == crate::domain::staff::StaffRole::Admin)
@@ -424,7 +425,7 @@ mod tests {
         let caller = auth.caller(&read, now).await.unwrap();
         assert_eq!(caller.practice.practice_id, "demo");
         assert_eq!(caller.staff.as_ref().unwrap().name, "Dana");
-        assert!(!caller.manages_staff());
+        assert!(!caller.is_admin());
 
         // A change needs the console's header; with it, it goes through.
         let change = Credentials {
@@ -449,7 +450,7 @@ mod tests {
             ..change
         };
         let caller = auth.caller(&both, now).await.unwrap();
-        assert!(caller.staff.is_none() && caller.manages_staff());
+        assert!(caller.staff.is_none() && caller.is_admin());
 
         // Signed out, or unknown: 401.
         sign_out(&store, &signed.token).await.unwrap();

@@ -76,6 +76,10 @@ impl<S: PracticeStore + StaffStore + Clone> ConsoleApi<S> {
                 &http::path_param(req, "asset").unwrap_or_default(),
             )),
             "POST /v1/sessions" => {
+                // Before anything is read or counted: a sign-in from a page
+                // that is not the console (a `text/plain` form elsewhere) is
+                // refused, and never counts as a failed guess.
+                require_console_header(req)?;
                 let (request, _) =
                     messaging_core::json::parse_json::<SignInRequest>(http::body_bytes(req)?)?;
                 let signed = staff::sign_in(&self.store, &Sleep, &request, now).await?;
@@ -108,14 +112,7 @@ impl<S: PracticeStore + StaffStore + Clone> ConsoleApi<S> {
             }
             "DELETE /v1/sessions/current" => {
                 let token = self.session_token(req).ok_or_else(not_signed_in)?;
-                if !http::header(req.headers(), CSRF_HEADER)
-                    .is_some_and(|v| v.trim().eq_ignore_ascii_case(CSRF_VALUE))
-                {
-                    return Err(AppError::forbidden(
-                        "csrf_header_required",
-                        "A console request that changes something must carry the header 'X-Requested-With: console'.",
-                    ));
-                }
+                require_console_header(req)?;
                 staff::sign_out(&self.store, token).await?;
                 let mut response = no_store(http::empty(StatusCode::NO_CONTENT));
                 set_cookie(&mut response, &self.cookie.clear());
@@ -128,8 +125,8 @@ impl<S: PracticeStore + StaffStore + Clone> ConsoleApi<S> {
             }
             "POST /v1/staff" => {
                 let caller = super::caller(&self.auth, self.cookie, req, now).await?;
-                if !caller.manages_staff() {
-                    return Err(admin_only());
+                if !caller.is_admin() {
+                    return Err(super::admin_only("manage staff accounts"));
                 }
                 let (input, _) =
                     messaging_core::json::parse_json::<NewStaff>(http::body_bytes(req)?)?;
@@ -140,8 +137,8 @@ impl<S: PracticeStore + StaffStore + Clone> ConsoleApi<S> {
             }
             "DELETE /v1/staff/{id}" => {
                 let caller = super::caller(&self.auth, self.cookie, req, now).await?;
-                if !caller.manages_staff() {
-                    return Err(admin_only());
+                if !caller.is_admin() {
+                    return Err(super::admin_only("manage staff accounts"));
                 }
                 let id = http::path_param(req, "id").unwrap_or_default();
                 let by = caller.staff.as_ref().map(|s| s.staff_id.as_str());
@@ -161,11 +158,19 @@ fn not_signed_in() -> AppError {
     AppError::unauthorized("You are not signed in; sign in with your user name and password.")
 }
 
-fn admin_only() -> AppError {
-    AppError::forbidden(
-        "admin_only",
-        "Only an admin of the practice can manage staff accounts.",
-    )
+/// 403 `csrf_header_required` unless the request carries
+/// `X-Requested-With: console` (what the console's every call sends).
+fn require_console_header(req: &Request) -> Result<(), AppError> {
+    if http::header(req.headers(), CSRF_HEADER)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(CSRF_VALUE))
+    {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "csrf_header_required",
+            "A console request that changes something must carry the header 'X-Requested-With: console'.",
+        ))
+    }
 }
 
 /// A session answer is never kept by a cache.
@@ -319,7 +324,7 @@ mod tests {
                 "POST",
                 "POST /v1/sessions",
                 &[],
-                &[],
+                &[("x-requested-with", "console")],
                 r#"{"user": "Dana", "password": "correct horse battery"}"#,
             ),
         )
@@ -398,7 +403,15 @@ mod tests {
     #[tokio::test]
     async fn wrong_credentials_are_one_answer_and_bad_bodies_are_named() {
         let (api, _) = console().await;
-        let wrong = |body: &'static str| request("POST", "POST /v1/sessions", &[], &[], body);
+        let wrong = |body: &'static str| {
+            request(
+                "POST",
+                "POST /v1/sessions",
+                &[],
+                &[("x-requested-with", "console")],
+                body,
+            )
+        };
         let a = send(&api, wrong(r#"{"user": "dana", "password": "nope"}"#)).await;
         let b = send(&api, wrong(r#"{"user": "zed", "password": "nope"}"#)).await;
         assert_eq!((a.status().as_u16(), b.status().as_u16()), (401, 401));
@@ -474,7 +487,17 @@ mod tests {
 
     async fn cookie_of(api: &ConsoleApi<MemoryStore>, user: &str) -> String {
         let body = format!(r#"{{"user": "{user}", "password": "correct horse battery"}}"#);
-        let r = send(api, request("POST", "POST /v1/sessions", &[], &[], &body)).await;
+        let r = send(
+            api,
+            request(
+                "POST",
+                "POST /v1/sessions",
+                &[],
+                &[("x-requested-with", "console")],
+                &body,
+            ),
+        )
+        .await;
         r.headers()[SET_COOKIE]
             .to_str()
             .unwrap()
@@ -534,5 +557,44 @@ mod tests {
         )
         .await;
         assert_eq!(r.status(), 204);
+    }
+    #[tokio::test]
+    async fn a_sign_in_without_the_console_header_is_refused_and_not_counted() {
+        let (api, store) = console().await;
+        for _ in 0..12 {
+            let r = send(
+                &api,
+                request(
+                    "POST",
+                    "POST /v1/sessions",
+                    &[],
+                    &[],
+                    r#"{"user": "dana", "password": "a guess"}"#,
+                ),
+            )
+            .await;
+            assert_eq!(r.status(), 403);
+            assert_eq!(json(&r)["error"]["code"], "csrf_header_required");
+        }
+        assert!(
+            store
+                .login_failures("dana")
+                .await
+                .unwrap()
+                .is_none_or(|f| f.failures == 0),
+            "refused before the password is looked at"
+        );
+        let r = send(
+            &api,
+            request(
+                "POST",
+                "POST /v1/sessions",
+                &[],
+                &[("x-requested-with", "console")],
+                r#"{"user": "dana", "password": "correct horse battery"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(r.status(), 201, "the right password still signs in");
     }
 }

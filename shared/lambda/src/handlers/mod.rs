@@ -82,6 +82,15 @@ pub(crate) async fn caller<S: PracticeStore + StaffStore>(
     auth.caller(&credentials, now).await
 }
 
+/// 403 `admin_only`: a `staff` session asked for what only an admin (or the
+/// API key) may do; `what` says what, in the office's words.
+pub(crate) fn admin_only(what: &str) -> AppError {
+    AppError::forbidden(
+        "admin_only",
+        format!("Only an admin of the practice can {what}."),
+    )
+}
+
 /// Requests as API Gateway hands them over, and their answers read back.
 #[cfg(test)]
 pub(crate) mod test_support {

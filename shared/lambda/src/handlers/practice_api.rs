@@ -127,9 +127,13 @@ where
     async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
         // Time enters here: every rule below judges by this one instant.
         let now = chrono::Utc::now();
-        let practice = super::caller(&self.auth, self.session_cookie, req, now)
-            .await?
-            .practice;
+        let caller = super::caller(&self.auth, self.session_cookie, req, now).await?;
+        if let Some(what) = admin_only_route(route) {
+            if !caller.is_admin() {
+                return Err(super::admin_only(what));
+            }
+        }
+        let practice = caller.practice;
         if let Some(result) = super::templates::route(&self.store, &practice, route, req, now).await
         {
             return result;
@@ -250,6 +254,21 @@ where
     }
 }
 
+/// The practice routes only an admin's session (or the API key) may call,
+/// and what they do in the office's words: a `staff` session could
+/// otherwise point every patient's text (`message.received`) at any URL,
+/// replay 30 days of events to it, or change the practice's replies.
+fn admin_only_route(route: &str) -> Option<&'static str> {
+    match route {
+        "POST /v1/event-endpoints"
+        | "DELETE /v1/event-endpoints/{id}"
+        | "POST /v1/event-endpoints/{id}/rotate-secret" => Some("manage event endpoints"),
+        "POST /v1/events/{id}/redeliver" => Some("redeliver events"),
+        "PATCH /v1/settings" => Some("change settings"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +300,104 @@ mod tests {
     async fn call(api: &Api, req: Request) -> (u16, serde_json::Value) {
         let Ok(response) = api.handle(req).await;
         answer(response)
+    }
+
+    /// `req` as the console sends it for a signed-in member of p1 whose
+    /// role is `role` (a session cookie and the console's header).
+    async fn as_member(store: &MemoryStore, role: &str, mut req: Request) -> Request {
+        use messaging_core::app::staff::{create_staff, sign_in, NewStaff, SignInRequest};
+        let now = chrono::Utc::now();
+        let user = format!("{role}-member");
+        if store.staff_for_user(&user).await.unwrap().is_none() {
+            let member = NewStaff {
+                user: user.clone(),
+                name: role.into(),
+                role: role.into(),
+                password: "correct horse battery".into(),
+            };
+            create_staff(store, "p1", &member, now).await.unwrap();
+        }
+        let password = "correct horse battery".to_string();
+        let signed = sign_in(
+            store,
+            &messaging_core::ports::Sleep,
+            &SignInRequest { user, password },
+            now,
+        )
+        .await
+        .unwrap();
+        let cookie = format!("{}={}", SessionCookie { secure: true }.name(), signed.token);
+        req.headers_mut().insert("cookie", cookie.parse().unwrap());
+        req.headers_mut()
+            .insert("x-requested-with", "console".parse().unwrap());
+        req
+    }
+
+    #[tokio::test]
+    async fn a_staff_session_may_read_but_not_rewire_integrations_or_settings() {
+        let store = MemoryStore::default();
+        let public: std::net::IpAddr = "93.184.216.34".parse().unwrap();
+        let resolver = FixedResolver(std::collections::HashMap::from([(
+            "pm.example.com".to_string(),
+            vec![public],
+        )]));
+        let api = resolving(&store, resolver).await;
+        let endpoint = r#"{"url": "https://pm.example.com/hooks"}"#;
+        let refused = [
+            ("PATCH /v1/settings", None, r#"{"help_text": "Call us."}"#),
+            ("POST /v1/event-endpoints", None, endpoint),
+            (
+                "DELETE /v1/event-endpoints/{id}",
+                Some("0193684b-2f1a-7c3e-9d2b-4a5f6e7d8c91"),
+                "",
+            ),
+            (
+                "POST /v1/event-endpoints/{id}/rotate-secret",
+                Some("0193684b-2f1a-7c3e-9d2b-4a5f6e7d8c91"),
+                "",
+            ),
+            (
+                "POST /v1/events/{id}/redeliver",
+                Some("evt_0193684b2f1a7c3e9d2b4a5f6e7d8c91"),
+                "",
+            ),
+        ];
+        for (route, id, body) in refused {
+            let req = request(route, body);
+            let req = match id {
+                Some(id) => with_id(req, id),
+                None => req,
+            };
+            let (status, answer) = call(&api, as_member(&store, "staff", req).await).await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (403, Some("admin_only")),
+                "{route}: {answer}"
+            );
+        }
+        assert!(
+            store.endpoints("p1").await.unwrap().is_empty(),
+            "nothing stored"
+        );
+        let (status, settings) = call(
+            &api,
+            as_member(&store, "staff", request("GET /v1/settings", "")).await,
+        )
+        .await;
+        assert_eq!(status, 200, "reads stay open to staff");
+        assert_ne!(settings["help_text"], "Call us.");
+
+        // An admin's session, like the API key, may.
+        let patch = request("PATCH /v1/settings", r#"{"help_text": "Call us."}"#);
+        let (status, body) = call(&api, as_member(&store, "admin", patch).await).await;
+        assert_eq!(
+            (status, body["help_text"].as_str()),
+            (200, Some("Call us.")),
+            "{body}"
+        );
+        let create = request("POST /v1/event-endpoints", endpoint);
+        let (status, body) = call(&api, as_member(&store, "admin", create).await).await;
+        assert_eq!(status, 201, "{body}");
     }
 
     #[tokio::test]
