@@ -386,3 +386,43 @@ async fn a_sign_in_without_the_console_header_is_refused_and_never_counts_as_a_g
     assert_eq!(status, 201, "{body}");
     assert!(cookie.is_some());
 }
+
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn staff_see_colleagues_names_but_not_their_user_names_and_api_answers_are_not_cached() {
+    let local = Endpoints::load();
+    let practice = local.new_practice().await;
+    let (user, password) = practice.staff(&local, "staff").await;
+    let staff = StaffSession::sign_in(&local.api_url, &user, &password).await;
+    let r = staff.call("GET", "/v1/staff", None, false).await;
+    assert_eq!(r.status, 200);
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert!(items[0]["name"].is_string());
+    assert!(items[0].get("user").is_none(), "{items:?}");
+    let (user, password) = practice.staff(&local, "admin").await;
+    let admin = StaffSession::sign_in(&local.api_url, &user, &password).await;
+    let r = admin.call("GET", "/v1/staff", None, false).await;
+    assert!(r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["user"].is_string()));
+
+    // Patient data is never kept by a cache; no answer is MIME-sniffed.
+    let r = cloud_tests::http()
+        .get(format!("{}/v1/settings", local.api_url))
+        .bearer_auth(&local.api_key)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert!(header("strict-transport-security").is_some());
+}

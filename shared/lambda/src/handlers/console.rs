@@ -121,6 +121,20 @@ impl<S: PracticeStore + StaffStore + Clone> ConsoleApi<S> {
             "GET /v1/staff" => {
                 let caller = super::caller(&self.auth, self.cookie, req, now).await?;
                 let items = staff::list_staff(&self.store, &caller.practice.practice_id).await?;
+                if caller.is_admin() {
+                    return Ok(http::page(&items, None));
+                }
+                // A user name is half of a sign-in: staff see colleagues' names only.
+                let items: Vec<serde_json::Value> = items
+                    .iter()
+                    .filter_map(|a| serde_json::to_value(a).ok())
+                    .map(|mut a| {
+                        if let Some(fields) = a.as_object_mut() {
+                            fields.remove("user");
+                        }
+                        a
+                    })
+                    .collect();
                 Ok(http::page(&items, None))
             }
             "POST /v1/staff" => {

@@ -41,7 +41,7 @@ pub enum StartError {
 
 /// Turns a handler's result into a response, logging server-side failures.
 pub(crate) fn respond(route: &str, result: Result<Response<Body>, AppError>) -> Response<Body> {
-    match result {
+    let mut response = match result {
         Ok(r) => r,
         Err(e) => {
             if e.kind == messaging_core::domain::error::ErrorKind::Unavailable {
@@ -51,6 +51,33 @@ pub(crate) fn respond(route: &str, result: Result<Response<Body>, AppError>) -> 
             }
             crate::http::error(&e)
         }
+    };
+    protect(route, &mut response);
+    response
+}
+
+/// What every answer carries: no content-type guessing by the browser
+/// (`nosniff`) and HTTPS only from then on (HSTS; browsers ignore it over
+/// the local cloud's plain HTTP). An answer of the API (`/v1/…`, patient
+/// data) is also never kept by a cache, unless its handler said otherwise.
+fn protect(route: &str, response: &mut Response<Body>) {
+    use lambda_http::http::header::{
+        CACHE_CONTROL, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+    };
+    use lambda_http::http::HeaderValue;
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
+    if route
+        .split_once(' ')
+        .is_some_and(|(_, path)| path.starts_with("/v1/"))
+    {
+        headers
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
     }
 }
 
@@ -141,6 +168,44 @@ pub(crate) mod test_support {
 mod tests {
     use super::*;
     use messaging_core::domain::error::StoreError;
+
+    #[test]
+    fn api_answers_are_never_cached_and_every_answer_is_nosniff_and_https_only() {
+        let header = |r: &Response<Body>, name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let ok = respond(
+            "GET /v1/patients/{id}",
+            Ok(crate::http::json(
+                lambda_http::http::StatusCode::OK,
+                &serde_json::json!({}),
+            )),
+        );
+        let refused = respond("GET /v1/settings", Err(AppError::unauthorized("no key")));
+        for r in [&ok, &refused] {
+            assert_eq!(header(r, "cache-control").as_deref(), Some("no-store"));
+            assert_eq!(
+                header(r, "x-content-type-options").as_deref(),
+                Some("nosniff")
+            );
+            assert!(header(r, "strict-transport-security")
+                .unwrap()
+                .starts_with("max-age="));
+        }
+        // The console's files keep the caching their handler chose.
+        let mut asset = crate::http::empty(lambda_http::http::StatusCode::OK);
+        asset
+            .headers_mut()
+            .insert("cache-control", "no-cache".parse().unwrap());
+        let asset = respond("GET /console/{asset}", Ok(asset));
+        assert_eq!(header(&asset, "cache-control").as_deref(), Some("no-cache"));
+        assert_eq!(
+            header(&asset, "x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
+    }
 
     #[test]
     fn a_start_error_says_what_its_cause_says() {
