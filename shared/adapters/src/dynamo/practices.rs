@@ -23,7 +23,7 @@ use super::{err, DynamoStore};
 use messaging_core::domain::error::StoreError;
 use messaging_core::domain::patient::{Patient, UndeliverableNumber};
 use messaging_core::domain::phone::PhoneNumber;
-use messaging_core::domain::practice::Practice;
+use messaging_core::domain::practice::{Practice, SettingsChange};
 use messaging_core::ports::PracticeStore;
 
 #[async_trait]
@@ -134,6 +134,56 @@ impl PracticeStore for DynamoStore {
                 }
                 Err(StoreError::new("store practice", DisplayErrorContext(e)))
             }
+        }
+    }
+
+    async fn update_settings(
+        &self,
+        practice_id: &str,
+        change: &SettingsChange,
+    ) -> Result<Option<Practice>, StoreError> {
+        if change.is_empty() {
+            return self.get_practice(practice_id).await;
+        }
+        let encode = |name: &str, value: Result<AttributeValue, serde_dynamo::Error>| {
+            value.map_err(|e| StoreError::new("encode settings", format!("{name}: {e}")))
+        };
+        let mut sets = Vec::new();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(practice_pk(practice_id), PRACTICE_SK.into())))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        if let Some(help_text) = &change.help_text {
+            sets.push("help_text = :help_text");
+            update = update.expression_attribute_values(
+                ":help_text",
+                encode("help_text", serde_dynamo::to_attribute_value(help_text))?,
+            );
+        }
+        if let Some(auto_reply) = &change.auto_reply {
+            sets.push("auto_reply = :auto_reply");
+            update = update.expression_attribute_values(
+                ":auto_reply",
+                encode("auto_reply", serde_dynamo::to_attribute_value(auto_reply))?,
+            );
+        }
+        let result = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes.map(from_item).transpose(),
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::new("update settings", DisplayErrorContext(e))),
         }
     }
 

@@ -517,6 +517,13 @@ mod tests {
         async fn put_practice(&self, p: &Practice) -> Result<(), crate::domain::error::StoreError> {
             self.store.put_practice(p).await
         }
+        async fn update_settings(
+            &self,
+            id: &str,
+            change: &crate::domain::practice::SettingsChange,
+        ) -> Result<Option<Practice>, crate::domain::error::StoreError> {
+            self.store.update_settings(id, change).await
+        }
         async fn set_api_key(
             &self,
             id: &str,

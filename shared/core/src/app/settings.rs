@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::domain::error::AppError;
 use crate::domain::merge::check_practice_fields;
 use crate::domain::office_hours::AutoReply;
-use crate::domain::practice::Practice;
+use crate::domain::practice::{Practice, SettingsChange};
 use crate::domain::text::MAX_TEXT_CHARS;
 use crate::ports::PracticeStore;
 
@@ -23,8 +23,10 @@ const READ_ONLY: [&str; 8] = [
     "quiet_hours",
 ];
 
-/// Applies a settings change to `practice`: checks everything first, stores
-/// the practice only when every field is valid, and returns it as stored.
+/// Applies a settings change to `practice`: checks everything first, then
+/// writes only the fields the body names onto the practice as stored (never
+/// the whole practice from a copy that may be a minute old, which could
+/// undo an administrator's change), and returns the practice as stored.
 pub async fn update<S: PracticeStore>(
     store: &S,
     practice: &Practice,
@@ -33,14 +35,14 @@ pub async fn update<S: PracticeStore>(
     let fields = body
         .as_object()
         .ok_or_else(|| AppError::bad_request("invalid_json", "the body must be a JSON object"))?;
-    let mut updated = practice.clone();
+    let mut change = SettingsChange::default();
     for (name, value) in fields {
         match name.as_str() {
-            "help_text" => updated.help_text = help_text(value)?,
+            "help_text" => change.help_text = Some(help_text(value)?),
             "auto_reply" => {
                 let auto_reply = AutoReply::from_json(value, "auto_reply")?;
                 check_practice_fields(&auto_reply.text, "auto_reply.text")?;
-                updated.auto_reply = auto_reply;
+                change.auto_reply = Some(auto_reply);
             }
             other if READ_ONLY.contains(&other) => {
                 return Err(AppError::invalid(
@@ -60,10 +62,14 @@ pub async fn update<S: PracticeStore>(
             }
         }
     }
-    if updated != *practice {
-        store.put_practice(&updated).await?;
+    if change.applied_to(practice) == *practice {
+        // Nothing to change (as far as this copy shows): no write.
+        return Ok(practice.clone());
     }
-    Ok(updated)
+    store
+        .update_settings(&practice.practice_id, &change)
+        .await?
+        .ok_or_else(|| AppError::unavailable("the practice could not be read; try again"))
 }
 
 /// `help_text`: a text with practice merge fields, or null for the default.
@@ -110,6 +116,35 @@ mod tests {
     fn hours() -> Value {
         json!({"mon": {"open": "08:00", "close": "17:00"}, "tue": null, "wed": null, "thu": null,
                "fri": {"open": "08:00", "close": "12:00"}, "sat": null, "sun": null})
+    }
+
+    #[tokio::test]
+    async fn a_change_from_a_stale_copy_keeps_what_the_administrator_changed_since() {
+        let (store, cached) = setup().await;
+        // The administrator changes the cap after the API cached the practice.
+        let mut by_admin = cached.clone();
+        by_admin.hourly_cap = 40;
+        store.put_practice(&by_admin).await.unwrap();
+        let updated = update(
+            &store,
+            &cached,
+            &json!({"help_text": "Call {practice_phone}."}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            updated.hourly_cap, 40,
+            "the answer is the practice as stored"
+        );
+        let now_stored = stored(&store).await;
+        assert_eq!(
+            now_stored.hourly_cap, 40,
+            "the administrator's change stays"
+        );
+        assert_eq!(
+            now_stored.help_text.as_deref(),
+            Some("Call {practice_phone}.")
+        );
     }
 
     #[tokio::test]

@@ -195,6 +195,35 @@ pub struct Practice {
     pub auto_reply: super::office_hours::AutoReply,
 }
 
+/// The settings the office changes itself (`PATCH /v1/settings`): only the
+/// fields named are written, over the practice as stored at that moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    /// The HELP reply: `Some(None)` returns to the default.
+    pub help_text: Option<Option<String>>,
+    /// The after-hours reply.
+    pub auto_reply: Option<super::office_hours::AutoReply>,
+}
+
+impl SettingsChange {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.help_text.is_none() && self.auto_reply.is_none()
+    }
+
+    /// `practice` with the change applied.
+    pub fn applied_to(&self, practice: &Practice) -> Practice {
+        let mut changed = practice.clone();
+        if let Some(help_text) = &self.help_text {
+            changed.help_text.clone_from(help_text);
+        }
+        if let Some(auto_reply) = &self.auto_reply {
+            changed.auto_reply = auto_reply.clone();
+        }
+        changed
+    }
+}
+
 impl Practice {
     /// Checks the practice's own settings (used by the admin command).
     pub fn validate(&self) -> Result<(), String> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::domain::error::StoreError;
 use crate::domain::patient::{Patient, UndeliverableNumber};
-use crate::domain::practice::Practice;
+use crate::domain::practice::{Practice, SettingsChange};
 
 /// Practices, their API keys and their patients.
 #[async_trait]
@@ -15,6 +15,15 @@ pub trait PracticeStore: Send + Sync {
     async fn get_practice(&self, practice_id: &str) -> Result<Option<Practice>, StoreError>;
     /// Creates or replaces a practice's settings.
     async fn put_practice(&self, practice: &Practice) -> Result<(), StoreError>;
+    /// Writes only the settings `change` names onto the practice as stored
+    /// now (a change an administrator made meanwhile stays), in one
+    /// conditional write; the practice as stored after, or `None` when
+    /// there is no such practice.
+    async fn update_settings(
+        &self,
+        practice_id: &str,
+        change: &SettingsChange,
+    ) -> Result<Option<Practice>, StoreError>;
     /// Makes `key_hash` the practice's only API key.
     async fn set_api_key(&self, practice_id: &str, key_hash: &str) -> Result<(), StoreError>;
     /// Creates or replaces a patient.

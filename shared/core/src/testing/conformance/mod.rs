@@ -75,8 +75,9 @@ pub use self::opt_outs::{
     opt_outs_are_per_practice_and_reversible, sending_numbers_map_to_their_practice,
 };
 pub use self::practices::{
-    api_key_points_to_its_practice_until_replaced, patients_round_trip_and_page_in_id_order,
-    practice_settings_round_trip, undeliverable_mark_applies_only_to_the_current_number,
+    a_settings_change_writes_only_its_own_fields, api_key_points_to_its_practice_until_replaced,
+    patients_round_trip_and_page_in_id_order, practice_settings_round_trip,
+    undeliverable_mark_applies_only_to_the_current_number,
 };
 pub use self::rate::rate_bucket_writes_are_conditioned_on_the_count;
 pub use self::staff::{
@@ -119,6 +120,7 @@ impl<T> Store for T where
 macro_rules! conformance_cases {
     ($runner:ident) => {
         $runner!(practice_settings_round_trip);
+        $runner!(a_settings_change_writes_only_its_own_fields);
         $runner!(a_change_and_its_event_are_one_write);
         $runner!(event_endpoints_are_limited_per_practice);
         $runner!(delivery_attempts_are_claimed_once_and_recorded_by_their_claimer);

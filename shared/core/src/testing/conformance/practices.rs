@@ -29,6 +29,72 @@ pub async fn practice_settings_round_trip<S: Store>(store: S, practice_id: &str)
     assert_eq!(store.get_practice(practice_id).await.unwrap(), Some(p));
 }
 
+/// A settings change writes only the fields it names onto the practice as
+/// stored: an administrator's change made after the caller read the
+/// practice stays.
+pub async fn a_settings_change_writes_only_its_own_fields<S: Store>(store: S, practice_id: &str) {
+    use crate::domain::practice::SettingsChange;
+    let missing = SettingsChange {
+        help_text: Some(Some("Call us".into())),
+        auto_reply: None,
+    };
+    assert_eq!(
+        store.update_settings(practice_id, &missing).await.unwrap(),
+        None
+    );
+    let read_by_the_office = practice(practice_id);
+    store.put_practice(&read_by_the_office).await.unwrap();
+    // Meanwhile the administrator lowers the cap and sets a HELP reply.
+    let mut by_admin = read_by_the_office.clone();
+    by_admin.hourly_cap = 40;
+    by_admin.help_text = Some("Admin's HELP".into());
+    store.put_practice(&by_admin).await.unwrap();
+
+    let mut auto_reply = read_by_the_office.auto_reply.clone();
+    auto_reply.enabled = true;
+    auto_reply.text = "Closed until 8 tomorrow.".into();
+    let change = SettingsChange {
+        help_text: None,
+        auto_reply: Some(auto_reply.clone()),
+    };
+    let stored = store
+        .update_settings(practice_id, &change)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.hourly_cap, 40, "the administrator's cap stays");
+    assert_eq!(
+        stored.help_text.as_deref(),
+        Some("Admin's HELP"),
+        "an unnamed field stays"
+    );
+    assert_eq!(stored.auto_reply, auto_reply);
+    assert_eq!(
+        store.get_practice(practice_id).await.unwrap(),
+        Some(stored.clone())
+    );
+
+    // Back to the default HELP reply (null), nothing else moves.
+    let reset = SettingsChange {
+        help_text: Some(None),
+        auto_reply: None,
+    };
+    let after = store
+        .update_settings(practice_id, &reset)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.help_text, None);
+    assert_eq!(
+        after,
+        SettingsChange {
+            help_text: Some(None),
+            auto_reply: None
+        }
+        .applied_to(&stored)
+    );
+}
+
 /// An API key (by digest) finds its practice; a new key replaces the old
 /// one, and settings changes keep the key working.
 pub async fn api_key_points_to_its_practice_until_replaced<S: Store>(store: S, practice_id: &str) {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::domain::error::StoreError;
 use crate::domain::patient::{Patient, UndeliverableNumber};
-use crate::domain::practice::Practice;
+use crate::domain::practice::{Practice, SettingsChange};
 use crate::ports::PracticeStore;
 
 use super::MemoryStore;
@@ -21,6 +21,18 @@ impl PracticeStore for MemoryStore {
     async fn get_practice(&self, practice_id: &str) -> Result<Option<Practice>, StoreError> {
         Ok(self.0.lock().await.practices.get(practice_id).cloned())
     }
+    async fn update_settings(
+        &self,
+        practice_id: &str,
+        change: &SettingsChange,
+    ) -> Result<Option<Practice>, StoreError> {
+        let mut s = self.0.lock().await;
+        Ok(s.practices.get_mut(practice_id).map(|stored| {
+            *stored = change.applied_to(stored);
+            stored.clone()
+        }))
+    }
+
     async fn put_practice(&self, practice: &Practice) -> Result<(), StoreError> {
         let mut s = self.0.lock().await;
         let numbers = |p: &Practice| {
