@@ -260,43 +260,76 @@ impl StaffStore for DynamoStore {
         user: &str,
         now: DateTime<Utc>,
     ) -> Result<LoginFailures, StoreError> {
-        // One more in a window still open (times are stored as the API
-        // writes them, so they compare as text)...
-        let counted = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(failures_pk(user), FAILURES_SK.into())))
-            .update_expression("ADD failures :one")
-            .condition_expression("window_started_at > :cutoff")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":cutoff", s(to_api_time(&(now - FAILURE_WINDOW))))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match counted {
-            Ok(out) => return from_item(out.attributes.unwrap_or_default()),
-            Err(e)
-                if e.as_service_error().is_some_and(
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
-                ) => {}
-            Err(e) => return Err(StoreError::new("count sign-in failure", DisplayErrorContext(e))),
-        }
-        // ...else the first of a new window. Two first failures racing both
-        // write 1: one failure goes uncounted, which the policy tolerates.
-        let fresh = LoginFailures {
-            failures: 1,
-            window_started_at: now,
+        let cutoff = s(to_api_time(&(now - FAILURE_WINDOW)));
+        let refused_by_condition = |e: &aws_sdk_dynamodb::error::SdkError<_, _>| {
+            e.as_service_error().is_some_and(
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError::is_conditional_check_failed_exception,
+            )
         };
-        let item: Item = HashMap::from([
-            ("pk".to_string(), s(failures_pk(user))),
-            ("sk".to_string(), s(FAILURES_SK)),
-            ("failures".to_string(), AttributeValue::N("1".into())),
-            ("window_started_at".to_string(), s(to_api_time(&now))),
-            ("ttl".to_string(), ttl(&(now + FAILURE_WINDOW))),
-        ]);
-        self.put_item(item, "count sign-in failure").await?;
-        Ok(fresh)
+        // Each attempt is counted once and atomically, so of a burst of
+        // concurrent attempts each sees its own count: none gets a guess
+        // the policy would not give it.
+        for _ in 0..3 {
+            // One more in a window still open (times are stored as the API
+            // writes them, so they compare as text)...
+            let counted = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(failures_pk(user), FAILURES_SK.into())))
+                .update_expression("ADD failures :one")
+                .condition_expression("window_started_at > :cutoff")
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":cutoff", cutoff.clone())
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match counted {
+                Ok(out) => return from_item(out.attributes.unwrap_or_default()),
+                Err(e) if refused_by_condition(&e) => {}
+                Err(e) => {
+                    return Err(StoreError::new(
+                        "count sign-in failure",
+                        DisplayErrorContext(e),
+                    ))
+                }
+            }
+            // ...else the first of a new window, unless another attempt has
+            // just begun one (then count in that one).
+            let fresh = LoginFailures {
+                failures: 1,
+                window_started_at: now,
+            };
+            let started = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(HashMap::from([
+                    ("pk".to_string(), s(failures_pk(user))),
+                    ("sk".to_string(), s(FAILURES_SK)),
+                    ("failures".to_string(), AttributeValue::N("1".into())),
+                    ("window_started_at".to_string(), s(to_api_time(&now))),
+                    ("ttl".to_string(), ttl(&(now + FAILURE_WINDOW))),
+                ])))
+                .condition_expression("attribute_not_exists(pk) OR window_started_at <= :cutoff")
+                .expression_attribute_values(":cutoff", cutoff.clone())
+                .send()
+                .await;
+            match started {
+                Ok(_) => return Ok(fresh),
+                Err(e)
+                    if e.as_service_error().is_some_and(
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception,
+                    ) => {}
+                Err(e) => {
+                    return Err(StoreError::new("count sign-in failure", DisplayErrorContext(e)))
+                }
+            }
+        }
+        Err(StoreError::new(
+            "count sign-in failure",
+            "the count kept changing; try again",
+        ))
     }
 
     async fn clear_login_failures(&self, user: &str) -> Result<(), StoreError> {

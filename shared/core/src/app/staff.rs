@@ -15,8 +15,9 @@ use crate::domain::clock::serialize_api_time;
 use crate::domain::error::AppError;
 use crate::domain::staff::{
     attempt_policy, check_new_password, check_staff_name, decoy_hash, hash_password, is_staff_id,
-    new_staff_id, normalize_user, verify_password, AttemptPolicy, Session, StaffAccount,
-    StaffMember, StaffRole, StaffView, MAX_PASSWORD_CHARS, SESSION_LIFETIME, SLOWDOWN,
+    new_staff_id, normalize_user, verify_password, AttemptPolicy, LoginFailures, Session,
+    StaffAccount, StaffMember, StaffRole, StaffView, MAX_PASSWORD_CHARS, SESSION_LIFETIME,
+    SLOWDOWN,
 };
 use crate::ports::{Pause, StaffCreated, StaffStore};
 
@@ -103,8 +104,15 @@ pub async fn sign_in<S: StaffStore, P: Pause>(
     now: DateTime<Utc>,
 ) -> Result<SignedIn, AppError> {
     let key = failure_key(&request.user);
-    let failures = store.login_failures(&key).await?;
-    match attempt_policy(failures.as_ref(), now) {
+    // Every attempt is counted before the password is looked at, in one
+    // atomic write: of a burst of concurrent guesses each sees its own
+    // count, so none gets past the limit. A success forgets them all.
+    let counted = store.record_login_failure(&key, now).await?;
+    let before = LoginFailures {
+        failures: counted.failures.saturating_sub(1),
+        window_started_at: counted.window_started_at,
+    };
+    match attempt_policy(Some(&before), now) {
         AttemptPolicy::RefusedUntil(until) => {
             let seconds = (until - now).num_seconds().max(1);
             let minutes = (seconds + 59) / 60;
@@ -125,24 +133,18 @@ pub async fn sign_in<S: StaffStore, P: Pause>(
         Err(_) => None,
     };
     let password_ok = request.password.chars().count() <= MAX_PASSWORD_CHARS;
-    let verified = match &staff {
-        Some(s) => password_ok && verify_password(&request.password, &s.password_hash),
-        None => {
-            // The same work as a wrong password, so timing tells nothing.
-            let _unknown = verify_password(&request.password, decoy_hash());
-            false
-        }
-    };
+    // The same work whatever the name and the password's length (an unknown
+    // name is checked against a decoy, an overlong password is hashed like
+    // any other), so timing tells nothing.
+    let hash = staff
+        .as_ref()
+        .map_or(decoy_hash(), |s| s.password_hash.as_str());
+    let matches = verify_password(&request.password, hash);
     let staff = match staff {
-        Some(s) if verified => s,
-        _ => {
-            store.record_login_failure(&key, now).await?;
-            return Err(invalid_credentials());
-        }
+        Some(s) if matches && password_ok => s,
+        _ => return Err(invalid_credentials()),
     };
-    if failures.is_some() {
-        store.clear_login_failures(&key).await?;
-    }
+    store.clear_login_failures(&key).await?;
     let token = new_session_token();
     let session = Session {
         token_hash: hash_key(&token),
@@ -449,6 +451,51 @@ mod tests {
             assert_eq!(e.message, wrong_password.message);
             assert_eq!(e.field, None);
         }
+    }
+
+    // Threads, so the guesses really overlap (checking a password takes
+    // milliseconds between reading and writing the count).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_burst_of_concurrent_guesses_gets_no_more_than_the_limit() {
+        let store = MemoryStore::default();
+        create_staff(&store, "p1", &new_staff("dana", "staff"), t0())
+            .await
+            .unwrap();
+        let burst = REFUSED_AFTER_FAILURES + 4;
+        let guesses: Vec<_> = (0..burst)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let guess = attempt("dana", &format!("guess {i}"));
+                    sign_in(&store, &Recorded::default(), &guess, t0()).await
+                })
+            })
+            .collect();
+        let mut answered = 0;
+        let mut refused = 0;
+        for guess in guesses {
+            match guess.await.unwrap().unwrap_err().code {
+                "invalid_credentials" => answered += 1,
+                "too_many_attempts" => refused += 1,
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!((answered, refused), (REFUSED_AFTER_FAILURES, 4));
+    }
+
+    #[tokio::test]
+    async fn an_overlong_password_is_refused_like_any_wrong_one() {
+        let store = MemoryStore::default();
+        create_staff(&store, "p1", &new_staff("dana", "staff"), t0())
+            .await
+            .unwrap();
+        let long = "x".repeat(MAX_PASSWORD_CHARS + 1);
+        let e = sign_in(&store, &Recorded::default(), &attempt("dana", &long), t0())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "invalid_credentials");
+        let counted = store.login_failures(&failure_key("dana")).await.unwrap();
+        assert_eq!(counted.map(|f| f.failures), Some(1), "counted as a failure");
     }
 
     #[tokio::test]

@@ -81,6 +81,7 @@ pub use self::practices::{
 };
 pub use self::rate::rate_bucket_writes_are_conditioned_on_the_count;
 pub use self::staff::{
+    a_burst_of_login_failures_is_counted_once_each,
     login_failures_count_within_their_window_and_restart_after_it,
     sessions_are_read_by_digest_and_ended_alone_or_by_staff_member,
     staff_accounts_take_their_user_name_once,
@@ -158,6 +159,7 @@ macro_rules! conformance_cases {
         $runner!(staff_accounts_take_their_user_name_once);
         $runner!(sessions_are_read_by_digest_and_ended_alone_or_by_staff_member);
         $runner!(login_failures_count_within_their_window_and_restart_after_it);
+        $runner!(a_burst_of_login_failures_is_counted_once_each);
     };
 }
 

@@ -175,6 +175,36 @@ pub async fn sessions_are_read_by_digest_and_ended_alone_or_by_staff_member<S: S
 
 /// Failures count up within their window, start again after it, and are
 /// forgotten when cleared; each key on its own.
+/// A burst of concurrent failures (the first of a window among them) is
+/// counted once each: every caller sees its own count, 1 to n.
+pub async fn a_burst_of_login_failures_is_counted_once_each<S: Store + Clone + 'static>(
+    store: S,
+    _practice_id: &str,
+) {
+    let key = hash_key(&user_name());
+    let at = now();
+    let burst: Vec<_> = (0..12)
+        .map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.record_login_failure(&key, at).await.unwrap() })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for counted in burst {
+        counts.push(counted.await.unwrap().failures);
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=12).collect::<Vec<u32>>());
+    assert_eq!(
+        store
+            .login_failures(&key)
+            .await
+            .unwrap()
+            .map(|f| f.failures),
+        Some(12)
+    );
+}
+
 pub async fn login_failures_count_within_their_window_and_restart_after_it<S: Store>(
     store: S,
     _practice_id: &str,
