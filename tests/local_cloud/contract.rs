@@ -31,3 +31,38 @@ fn every_documented_path_is_under_v1_but_the_console_itself() {
         );
     }
 }
+
+/// Every queue a function consumes is drained by a bounded number of
+/// instances (`ScalingConfig.MaximumConcurrency`): a flood on one queue (a
+/// redelivery storm, a burst of pictures) cannot take the account's
+/// concurrency from the functions that answer the office and the carrier.
+#[test]
+fn every_queue_mapping_bounds_its_concurrency() {
+    let text = std::fs::read_to_string(format!("{}/../template.yaml", env!("CARGO_MANIFEST_DIR")))
+        .expect("template.yaml");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut mappings = 0;
+    for (i, line) in lines.iter().enumerate() {
+        // An event source (its `Properties` follow), not a failure
+        // destination (`Type: SQS` under `OnFailure`).
+        if line.trim() != "Type: SQS" || lines.get(i + 1).map(|l| l.trim()) != Some("Properties:") {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        // The mapping's name is the line above; its properties follow,
+        // more indented than the name.
+        let name = lines[i - 1].trim();
+        let body: Vec<&str> = lines[i + 1..]
+            .iter()
+            .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
+            .copied()
+            .collect();
+        mappings += 1;
+        assert!(
+            body.iter()
+                .any(|l| l.trim().starts_with("MaximumConcurrency:")),
+            "the SQS mapping {name} sets no ScalingConfig.MaximumConcurrency"
+        );
+    }
+    assert!(mappings >= 4, "found {mappings} SQS mappings");
+}
