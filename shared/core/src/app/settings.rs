@@ -62,8 +62,7 @@ pub async fn update<S: PracticeStore>(
             }
         }
     }
-    if change.applied_to(practice) == *practice {
-        // Nothing to change (as far as this copy shows): no write.
+    if change.is_empty() {
         return Ok(practice.clone());
     }
     store

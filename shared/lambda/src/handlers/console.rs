@@ -88,10 +88,8 @@ impl<S: PracticeStore + StaffStore + Clone> ConsoleApi<S> {
                     staff_id = %signed.session.staff_id,
                     "signed in"
                 );
-                let mut response = no_store(http::json(
-                    StatusCode::CREATED,
-                    &SessionView::from(&signed.session),
-                ));
+                let mut response =
+                    http::json(StatusCode::CREATED, &SessionView::from(&signed.session));
                 set_cookie(
                     &mut response,
                     &self
@@ -105,16 +103,13 @@ impl<S: PracticeStore + StaffStore + Clone> ConsoleApi<S> {
                 let session = staff::session_for_token(&self.store, token, now)
                     .await?
                     .ok_or_else(not_signed_in)?;
-                Ok(no_store(http::json(
-                    StatusCode::OK,
-                    &SessionView::from(&session),
-                )))
+                Ok(http::json(StatusCode::OK, &SessionView::from(&session)))
             }
             "DELETE /v1/sessions/current" => {
                 let token = self.session_token(req).ok_or_else(not_signed_in)?;
                 require_console_header(req)?;
                 staff::sign_out(&self.store, token).await?;
-                let mut response = no_store(http::empty(StatusCode::NO_CONTENT));
+                let mut response = http::empty(StatusCode::NO_CONTENT);
                 set_cookie(&mut response, &self.cookie.clear());
                 Ok(response)
             }
@@ -185,14 +180,6 @@ fn require_console_header(req: &Request) -> Result<(), AppError> {
             "A console request that changes something must carry the header 'X-Requested-With: console'.",
         ))
     }
-}
-
-/// A session answer is never kept by a cache.
-fn no_store(mut response: Response<Body>) -> Response<Body> {
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 fn set_cookie(response: &mut Response<Body>, cookie: &str) {

@@ -114,7 +114,9 @@ where
     }
 
     async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
-        let practice = super::caller(&self.auth, self.session_cookie, req, chrono::Utc::now())
+        // Time enters here: one instant for the whole request.
+        let now = self.clock.now();
+        let practice = super::caller(&self.auth, self.session_cookie, req, now)
             .await?
             .practice;
         let id = || http::path_param(req, "id").unwrap_or_default();
@@ -125,7 +127,7 @@ where
                 let key = http::idempotency_key(req)?;
                 let answer = self
                     .messages
-                    .send_direct(&practice, body, &value, key, self.clock.now())
+                    .send_direct(&practice, body, &value, key, now)
                     .await?;
                 Ok(http::raw_json(answer.status, answer.body))
             }
@@ -138,30 +140,24 @@ where
                     messaging_core::json::parse_json::<RescheduleRequest>(http::body_bytes(req)?)?;
                 let view = self
                     .messages
-                    .reschedule(&practice, &id(), body, self.clock.now())
+                    .reschedule(&practice, &id(), body, now)
                     .await?;
                 Ok(http::json(StatusCode::OK, &view))
             }
             "DELETE /v1/messages/{id}" => {
-                let view = self
-                    .messages
-                    .cancel(&practice, &id(), self.clock.now())
-                    .await?;
+                let view = self.messages.cancel(&practice, &id(), now).await?;
                 Ok(http::json(StatusCode::OK, &view))
             }
             "POST /v1/bulk-messages" => {
                 let bytes = http::body_bytes(req)?;
                 let (body, value) = messaging_core::json::parse_json::<BulkRequest>(bytes)?;
                 let key = http::idempotency_key(req)?;
-                let answer = self
-                    .bulk
-                    .accept(&practice, body, &value, key, self.clock.now())
-                    .await?;
+                let answer = self.bulk.accept(&practice, body, &value, key, now).await?;
                 Ok(http::raw_json(answer.status, answer.body))
             }
             "GET /v1/bulk-messages/{id}" => Ok(http::json(
                 StatusCode::OK,
-                &self.bulk.get(&practice, &id(), self.clock.now()).await?,
+                &self.bulk.get(&practice, &id(), now).await?,
             )),
             "GET /v1/bulk-messages/{id}/recipients" => {
                 let (limit, cursor) = http::page_params(req)?;
@@ -191,14 +187,14 @@ where
                     body,
                     &value,
                     key,
-                    self.clock.now(),
+                    now,
                 )
                 .await?;
                 Ok(http::raw_json(answer.status, answer.body))
             }
             "DELETE /v1/bulk-messages/{id}" => Ok(http::json(
                 StatusCode::OK,
-                &self.bulk.cancel(&practice, &id(), self.clock.now()).await?,
+                &self.bulk.cancel(&practice, &id(), now).await?,
             )),
             _ => Err(http::no_route()),
         }
