@@ -536,6 +536,7 @@ fn bulk_fixture(
             message_type: MessageType::BulkMessage,
             origin: None,
             version: 0,
+            appointment_ids: Vec::new(),
         })
         .collect();
     let message = Message {
@@ -561,6 +562,7 @@ fn bulk_fixture(
             due: now,
             canceled_at: None,
         }),
+        appointment_ids: Vec::new(),
     };
     (message, recipients)
 }

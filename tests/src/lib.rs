@@ -155,6 +155,7 @@ impl Endpoints {
             counts: Counts::of([status].iter()),
             sent_at: None,
             bulk: None,
+            appointment_ids: Vec::new(),
         };
         let recipient = Recipient {
             practice_id: practice_id.to_string(),
@@ -177,6 +178,7 @@ impl Endpoints {
             message_type: MessageType::DirectMessage,
             origin: None,
             version: 0,
+            appointment_ids: Vec::new(),
         };
         let outcome = self
             .store()
@@ -216,6 +218,8 @@ impl Endpoints {
             quiet_hours: None,
             help_text: None,
             auto_reply: Default::default(),
+            automatic_window: None,
+            links: Default::default(),
         };
         let mut practice = practice;
         adjust(&mut practice);

@@ -121,6 +121,27 @@ fn phone(value: &str, name: &str) -> Result<PhoneNumber, String> {
     PhoneNumber::parse(value).map_err(|e| format!("--{name} {value:?} {e}"))
 }
 
+/// `--automatic-window 09:00-20:00/08:00` (opens, closes, opens on the
+/// appointment's day) or `off` (automatic texts at any time).
+fn automatic_window(
+    value: &str,
+) -> Result<Option<messaging_core::domain::practice::AutomaticWindow>, String> {
+    if value.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let bad = || format!("--automatic-window {value:?} must look like 09:00-20:00/08:00 or off");
+    let (hours, day_of_start) = value.split_once('/').ok_or_else(bad)?;
+    let (start, end) = hours.split_once('-').ok_or_else(bad)?;
+    let window: messaging_core::domain::practice::AutomaticWindow = serde_json::from_value(
+        serde_json::json!({"start": start.trim(), "end": end.trim(), "day_of_start": day_of_start.trim()}),
+    )
+    .map_err(|_| bad())?;
+    window
+        .validate()
+        .map_err(|e| format!("--automatic-window: {e}"))?;
+    Ok(Some(window))
+}
+
 /// Applies the options given to `practice` (all optional for `update`).
 fn apply_options(mut practice: Practice, o: &HashMap<String, String>) -> Result<Practice, String> {
     if let Some(v) = o.get("name") {
@@ -147,6 +168,9 @@ fn apply_options(mut practice: Practice, o: &HashMap<String, String>) -> Result<
     }
     if let Some(v) = o.get("quiet-hours") {
         practice.quiet_hours = QuietHours::parse_setting(v)?;
+    }
+    if let Some(v) = o.get("automatic-window") {
+        practice.automatic_window = automatic_window(v)?;
     }
     practice.validate()?;
     Ok(practice)
@@ -208,6 +232,9 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
                 quiet_hours: QuietHours::parse_setting("08:00-21:00")?,
                 help_text: None,
                 auto_reply: Default::default(),
+                automatic_window:
+                    messaging_core::domain::practice::AutomaticWindow::default_setting(),
+                links: Default::default(),
             };
             let practice = apply_options(draft, o)?;
             store

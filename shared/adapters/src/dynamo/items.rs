@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::keys::{
-    event_sk, events_pk, message_sk, phone_patient_sk, practice_pk, recipient_sk, type_status_pk,
+    event_sk, events_pk, message_sk, phone_patient_sk, practice_pk, recipient_sk, tab_pk,
+    type_status_pk,
 };
 use super::Item;
 use messaging_core::domain::conversation::PatientRef;
@@ -51,7 +52,10 @@ pub(super) fn message_item(message: &Message) -> Result<Item, StoreError> {
     let pk = practice_pk(&message.practice_id);
     let mut item = to_item(message, pk.clone(), message_sk(&message.id))?;
     let sort = s(tracking_key(message));
-    item.insert("gsi1pk".into(), s(pk));
+    item.insert(
+        "gsi1pk".into(),
+        s(tab_pk(&message.practice_id, message.message_type.tab())),
+    );
     item.insert("gsi1sk".into(), sort.clone());
     item.insert(
         "gsi2pk".into(),

@@ -1,7 +1,7 @@
 //! The keys every slice shares: partitions, sort keys and the tracking
 //! indexes' names.
 
-use messaging_core::domain::message::MessageType;
+use messaging_core::domain::message::{MessageType, Tab};
 use messaging_core::domain::phone::PhoneNumber;
 use messaging_core::ports::TrackingIndex;
 
@@ -26,15 +26,17 @@ pub const TRACKING_ALL: &str = "TrackingAll";
 /// Index over a practice's messages of one type and status, by tracking time.
 pub const TRACKING_BY_TYPE_STATUS: &str = "TrackingByTypeStatus";
 
-fn type_name(t: MessageType) -> &'static str {
-    match t {
-        MessageType::DirectMessage => "direct_message",
-        MessageType::BulkMessage => "bulk_message",
-    }
+pub(super) fn type_status_pk(practice_id: &str, t: MessageType, status: &str) -> String {
+    format!("PRACTICE#{practice_id}#{}#{status}", t.as_str())
 }
 
-pub(super) fn type_status_pk(practice_id: &str, t: MessageType, status: &str) -> String {
-    format!("PRACTICE#{practice_id}#{}#{status}", type_name(t))
+/// The partition of a tab in the index over every message: the Manual tab
+/// keeps the practice's own key; automatic texts have their own.
+pub(super) fn tab_pk(practice_id: &str, tab: Tab) -> String {
+    match tab {
+        Tab::Manual => practice_pk(practice_id),
+        Tab::Automatic => format!("PRACTICE#{practice_id}#AUTOMATIC"),
+    }
 }
 
 /// Which index, key attribute names and partition key a tracking read uses:
@@ -47,7 +49,7 @@ pub fn tracking_index_keys(
     index: &TrackingIndex,
 ) -> (&'static str, &'static str, &'static str, String) {
     match index {
-        TrackingIndex::All => (TRACKING_ALL, "gsi1pk", "gsi1sk", practice_pk(practice_id)),
+        TrackingIndex::All(tab) => (TRACKING_ALL, "gsi1pk", "gsi1sk", tab_pk(practice_id, *tab)),
         TrackingIndex::TypeStatus(t, status) => (
             TRACKING_BY_TYPE_STATUS,
             "gsi2pk",

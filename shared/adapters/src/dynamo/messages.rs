@@ -33,7 +33,7 @@ use messaging_core::domain::message::{Message, MessageType, Recipient, SendJob, 
 use messaging_core::ports::{CreateOutcome, IdempotencyRecord, MessageStore, TrackingIndex};
 
 impl DynamoStore {
-    fn message_items(
+    pub(super) fn message_items(
         &self,
         message: &Message,
         recipients: &[Recipient],
@@ -217,7 +217,7 @@ impl MessageStore for DynamoStore {
             values.insert(":send_at".into(), s(at_text.clone()));
             values.insert(":sk".into(), s(format!("{at_text}#{}", next.message_id)));
         }
-        if next.message_type == MessageType::DirectMessage {
+        if next.message_type.is_single() {
             sets.push("#status = :status".into());
             sets.push("gsi2pk = :g2pk".into());
             names.insert("#status".into(), "status".into());

@@ -31,6 +31,7 @@
 //! conversions, transaction writes, batch requests and paged queries. The
 //! port files use these, never the reverse.
 
+mod appointments;
 mod batch;
 mod bulk;
 mod conversations;
@@ -59,6 +60,7 @@ use serde::de::DeserializeOwned;
 use items::{from_item, key};
 use messaging_core::domain::error::StoreError;
 
+pub use appointments::{APPOINTMENTS_BY_NUMBER, APPOINTMENTS_BY_START, REMINDERS_DUE};
 pub use items::{encode_message_item, encode_recipient_item, EVENT_ENTITY};
 pub use keys::{
     tracking_index_keys, INBOX_BY_ASSIGNEE, INBOX_BY_STATUS, INBOX_UNREAD,

@@ -50,6 +50,11 @@ impl PracticeStore for DynamoStore {
     async fn put_practice(&self, practice: &Practice) -> Result<(), StoreError> {
         let pk = practice_pk(&practice.practice_id);
         let mut item = to_item(practice, pk.clone(), PRACTICE_SK.into())?;
+        if practice.automatic_window.is_none() {
+            // "Any time" is kept as an explicit NULL: an absent window
+            // means the default one.
+            item.insert("automatic_window".into(), AttributeValue::Null(true));
+        }
         let existing = self
             .client
             .get_item()
@@ -168,6 +173,20 @@ impl PracticeStore for DynamoStore {
             update = update.expression_attribute_values(
                 ":auto_reply",
                 encode("auto_reply", serde_dynamo::to_attribute_value(auto_reply))?,
+            );
+        }
+        if let Some(links) = &change.links {
+            sets.push("links = :links");
+            update = update.expression_attribute_values(
+                ":links",
+                encode("links", serde_dynamo::to_attribute_value(links))?,
+            );
+        }
+        if let Some(window) = &change.automatic_window {
+            sets.push("automatic_window = :automatic_window");
+            update = update.expression_attribute_values(
+                ":automatic_window",
+                encode("automatic_window", serde_dynamo::to_attribute_value(window))?,
             );
         }
         let result = update

@@ -8,11 +8,12 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::app::appointments;
 use crate::app::conversations::{self, Recorded};
 use crate::app::messages::{Messages, SendMessageRequest};
 use crate::domain::carrier_errors;
 use crate::domain::conversation::{
-    InboundEntry, MediaCopyJob, MediaItem, OutboundKind, ThreadItem,
+    InboundEntry, InboundIntent, MediaCopyJob, MediaItem, OutboundKind, ThreadItem,
 };
 use crate::domain::error::{AppError, ErrorKind};
 use crate::domain::keywords::{Keyword, DEFAULT_HELP_TEXT};
@@ -21,8 +22,8 @@ use crate::domain::patient::UndeliverableNumber;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::practice::{Channel, Practice};
 use crate::ports::{
-    ConversationStore, MediaQueue, MessageStore, OptOutChange, OptOutStore, PracticeStore,
-    SendQueue, SendScheduler, TemplateStore,
+    AppointmentStore, ConversationStore, MediaQueue, MessageStore, OptOutChange, OptOutStore,
+    PracticeStore, SendQueue, SendScheduler, TemplateStore,
 };
 
 /// One event of a callback body (Bandwidth sends a JSON array of them).
@@ -152,7 +153,12 @@ pub async fn apply<S, Q, X, M>(
     now: DateTime<Utc>,
 ) -> Result<Applied, AppError>
 where
-    S: MessageStore + PracticeStore + OptOutStore + TemplateStore + ConversationStore,
+    S: MessageStore
+        + PracticeStore
+        + OptOutStore
+        + TemplateStore
+        + ConversationStore
+        + AppointmentStore,
     Q: SendQueue,
     X: SendScheduler,
     M: MediaQueue,
@@ -255,7 +261,12 @@ async fn inbound<S, Q, X, M>(
     now: DateTime<Utc>,
 ) -> Result<bool, AppError>
 where
-    S: MessageStore + PracticeStore + OptOutStore + TemplateStore + ConversationStore,
+    S: MessageStore
+        + PracticeStore
+        + OptOutStore
+        + TemplateStore
+        + ConversationStore
+        + AppointmentStore,
     Q: SendQueue,
     X: SendScheduler,
     M: MediaQueue,
@@ -291,7 +302,7 @@ where
             )
         })
         .collect();
-    let entry = InboundEntry::new(
+    let mut entry = InboundEntry::new(
         event.message.id.clone(),
         patient.clone(),
         practice_number.clone(),
@@ -299,6 +310,15 @@ where
         at,
         attachments,
     );
+    // A yes to "Reply C to confirm" confirms by itself: kept in the
+    // thread as such, for nobody to read or answer.
+    let confirms = entry.keyword.is_none()
+        && !appointments::confirm::answered(store, &practice_id, &patient, text, at, now)
+            .await?
+            .is_empty();
+    if confirms {
+        entry.intent = Some(InboundIntent::Confirm);
+    }
 
     // The keyword's effect first: each is idempotent, so a callback
     // redelivered after a failure further down repeats it harmlessly.
@@ -365,6 +385,21 @@ where
         // this, and copying twice writes the same object twice.
         media.enqueue_media(&jobs).await?;
     }
+    if confirms {
+        let confirmed =
+            appointments::confirm::confirm(store, &practice_id, &patient, text, at, now).await?;
+        acknowledge(
+            messages,
+            &practice,
+            &patient,
+            &practice_number,
+            &confirmed,
+            &event.message.id,
+            now,
+        )
+        .await?;
+        return Ok(matches!(recorded, Recorded::New(_)));
+    }
     let Recorded::New(conversation) = recorded else {
         tracing::info!(
             practice_id,
@@ -425,6 +460,50 @@ where
         }
     }
     Ok(true)
+}
+
+/// The one short text acknowledging a confirmation, naming each
+/// appointment's date and time; keyed by the reply, so sent once.
+async fn acknowledge<S, Q, X>(
+    messages: &Messages<S, S, Q, X>,
+    practice: &Practice,
+    patient: &PhoneNumber,
+    practice_number: &PhoneNumber,
+    confirmed: &[crate::domain::appointment::Appointment],
+    reply_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), AppError>
+where
+    S: MessageStore + PracticeStore + OptOutStore + TemplateStore,
+    Q: SendQueue,
+    X: SendScheduler,
+{
+    if confirmed.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<&crate::domain::appointment::Appointment> = confirmed.iter().collect();
+    let request = SendMessageRequest {
+        to: Some(patient.to_string()),
+        text: Some(crate::domain::appointment::wording::acknowledgment(
+            practice, &named,
+        )),
+        channel: Some(channel_of(practice, practice_number).as_str().to_string()),
+        origin: Some(OutboundKind::Acknowledgment),
+        ..SendMessageRequest::default()
+    };
+    let key = format!("ack-{reply_id}");
+    let value = serde_json::json!({"acknowledges": reply_id});
+    match messages
+        .send_direct(practice, request, &value, Some(&key), now)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind != ErrorKind::Unavailable => {
+            tracing::error!(practice_id = %practice.practice_id, error = %e, "acknowledgment could not be sent");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The practice number's channel.

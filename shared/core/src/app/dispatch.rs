@@ -5,6 +5,7 @@
 
 use chrono::Duration;
 
+use crate::app::appointments::fire;
 use crate::app::bulk::pump::run_pump;
 use crate::app::cache::TtlCache;
 use crate::app::conversations;
@@ -12,15 +13,15 @@ use crate::app::rate_cap::take_bulk_submission;
 use crate::domain::bulk::{Pace, QueuedJob};
 use crate::domain::clock::queue_delay;
 use crate::domain::conversation::{OutboundEntry, OutboundKind};
-use crate::domain::error::StoreError;
+use crate::domain::error::{AppError, StoreError};
 use crate::domain::limits::{SQS_MAX_DELAY_SECONDS, SQS_MAX_VISIBILITY_SECONDS};
 use crate::domain::message::MessageType;
 use crate::domain::message::{RecipientError, RecipientStatus, SendJob};
 use crate::domain::practice::Practice;
 use crate::domain::quiet_hours::next_allowed;
 use crate::ports::{
-    BulkStore, Carrier, CarrierOutcome, Clock, ConversationStore, MessageStore, OptOutStore,
-    OutboundText, PracticeStore, RateStore, SendQueue, Transition,
+    AppointmentStore, BulkStore, Carrier, CarrierOutcome, Clock, ConversationStore, MessageStore,
+    OptOutStore, OutboundText, PracticeStore, RateStore, SendQueue, TemplateStore, Transition,
 };
 
 /// How retryable carrier failures are retried.
@@ -140,28 +141,74 @@ pub const INLINE_WAIT: Duration = Duration::milliseconds(1500);
 
 /// The stores the dispatcher reads and writes.
 pub trait DispatchStore:
-    MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore + ConversationStore
+    MessageStore
+    + OptOutStore
+    + BulkStore
+    + RateStore
+    + PracticeStore
+    + ConversationStore
+    + AppointmentStore
+    + TemplateStore
 {
 }
 impl<T> DispatchStore for T where
-    T: MessageStore + OptOutStore + BulkStore + RateStore + PracticeStore + ConversationStore
+    T: MessageStore
+        + OptOutStore
+        + BulkStore
+        + RateStore
+        + PracticeStore
+        + ConversationStore
+        + AppointmentStore
+        + TemplateStore
 {
 }
 
 impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q> {
-    /// Handles one queued send, or one run of a bulk's pump.
+    /// Handles one queued send, one run of a bulk's pump, an appointment's
+    /// due reminder, or the minute's sweep for due reminders.
     pub async fn dispatch(&self, job: &SendJob) -> Result<Dispatched, StoreError> {
-        if let QueuedJob::Pump(pump) = QueuedJob::from(job.clone()) {
-            run_pump(
-                &self.store,
-                &self.queue,
-                &self.clock,
-                &pump,
-                self.bulk_per_second,
-            )
-            .await?;
-            return Ok(Dispatched::Done);
+        let as_store = |e: AppError| StoreError::new("reminder", e.message);
+        match QueuedJob::from(job.clone()) {
+            QueuedJob::Pump(pump) => {
+                run_pump(
+                    &self.store,
+                    &self.queue,
+                    &self.clock,
+                    &pump,
+                    self.bulk_per_second,
+                )
+                .await?;
+                Ok(Dispatched::Done)
+            }
+            QueuedJob::SweepReminders => {
+                let queued = fire::sweep(&self.store, &self.queue, self.clock.now())
+                    .await
+                    .map_err(as_store)?;
+                tracing::info!(queued, "reminder sweep");
+                Ok(Dispatched::Done)
+            }
+            QueuedJob::Reminder(reminder) => {
+                let fired = fire::fire(&self.store, &reminder, self.clock.now())
+                    .await
+                    .map_err(as_store)?;
+                for send in &fired.sends {
+                    // Its own outcome is recorded on the recipient; a send
+                    // to try again later is held by its own queue job.
+                    if let Dispatched::RetryAfter(seconds) = self.dispatch_send(send).await? {
+                        self.queue.enqueue_delayed(send, seconds).await?;
+                    }
+                }
+                Ok(match fired.later {
+                    Some(seconds) => Dispatched::RetryAfter(seconds.max(1)),
+                    None => Dispatched::Done,
+                })
+            }
+            QueuedJob::Send(send) => self.dispatch_send(&send).await,
         }
+    }
+
+    /// Handles one recipient's send.
+    async fn dispatch_send(&self, job: &SendJob) -> Result<Dispatched, StoreError> {
         let Some(mut recipient) = self.store.get_recipient(job).await? else {
             tracing::warn!(%job, "send for an unknown recipient; dropped");
             return Ok(Dispatched::Done);
@@ -376,8 +423,9 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
     async fn record_in_conversation(&self, claimed: &crate::domain::message::Recipient) {
         let kind = claimed.origin.unwrap_or(match claimed.message_type {
             MessageType::BulkMessage => OutboundKind::Bulk,
-            MessageType::DirectMessage if claimed.not_before.is_some() => OutboundKind::Scheduled,
-            MessageType::DirectMessage => OutboundKind::Direct,
+            MessageType::AppointmentReminder => OutboundKind::Reminder,
+            _ if claimed.not_before.is_some() => OutboundKind::Scheduled,
+            _ => OutboundKind::Direct,
         });
         let entry = OutboundEntry {
             job: claimed.job(),

@@ -1,6 +1,7 @@
 //! Use cases, generic over the ports so they run against DynamoDB in
 //! production and in memory in unit tests.
 
+pub mod appointments;
 pub mod auth;
 pub mod bulk;
 #[cfg(test)]

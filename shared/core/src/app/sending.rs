@@ -125,6 +125,7 @@ pub(crate) async fn resolve_text<T: TemplateStore>(
     practice_id: &str,
     text: Option<String>,
     template_id: Option<String>,
+    allowed_fields: &[&str],
 ) -> Result<(String, Option<String>), AppError> {
     let (raw_text, template_id) = match (text, template_id) {
         (Some(_), Some(_)) => {
@@ -151,7 +152,7 @@ pub(crate) async fn resolve_text<T: TemplateStore>(
         "text"
     };
     text::validate_text(&raw_text).map_err(invalid_text)?;
-    merge::check_fields(&raw_text, text_field)?;
+    merge::check_fields_in(&raw_text, text_field, allowed_fields)?;
     Ok((raw_text, template_id))
 }
 

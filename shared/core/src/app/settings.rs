@@ -1,5 +1,6 @@
 //! `PATCH /v1/settings`: what the office itself may change about its
-//! practice (the HELP reply and the after-hours reply). Numbers, the bulk
+//! practice (the HELP reply, the after-hours reply, the review and
+//! scheduling links, the automatic window). Numbers, the bulk
 //! cap and quiet hours stay with the administrator.
 
 use serde_json::Value;
@@ -7,7 +8,7 @@ use serde_json::Value;
 use crate::domain::error::AppError;
 use crate::domain::merge::check_practice_fields;
 use crate::domain::office_hours::AutoReply;
-use crate::domain::practice::{Practice, SettingsChange};
+use crate::domain::practice::{AutomaticWindow, Links, Practice, SettingsChange};
 use crate::domain::text::MAX_TEXT_CHARS;
 use crate::ports::PracticeStore;
 
@@ -39,6 +40,8 @@ pub async fn update<S: PracticeStore>(
     for (name, value) in fields {
         match name.as_str() {
             "help_text" => change.help_text = Some(help_text(value)?),
+            "links" => change.links = Some(links(value, &practice.links)?),
+            "automatic_window" => change.automatic_window = Some(automatic_window(value)?),
             "auto_reply" => {
                 let auto_reply = AutoReply::from_json(value, "auto_reply")?;
                 check_practice_fields(&auto_reply.text, "auto_reply.text")?;
@@ -56,7 +59,7 @@ pub async fn update<S: PracticeStore>(
             other => {
                 return Err(AppError::bad_request(
                     "unknown_field",
-                    format!("{other} is not a setting; the API changes help_text and auto_reply"),
+                    format!("{other} is not a setting; the API changes help_text, auto_reply, links and automatic_window"),
                 )
                 .at(other))
             }
@@ -69,6 +72,80 @@ pub async fn update<S: PracticeStore>(
         .update_settings(&practice.practice_id, &change)
         .await?
         .ok_or_else(|| AppError::unavailable("the practice could not be read; try again"))
+}
+
+/// Longest link.
+const MAX_LINK_CHARS: usize = 200;
+
+/// `links`: `{"review": url|null, "schedule": url|null}`; a key left out
+/// keeps its link.
+fn links(value: &Value, current: &Links) -> Result<Links, AppError> {
+    let object = value.as_object().ok_or_else(|| {
+        AppError::invalid(
+            "invalid_field",
+            "links must be an object with review and schedule",
+        )
+        .at("links")
+    })?;
+    let mut next = current.clone();
+    for (name, link) in object {
+        let field = format!("links.{name}");
+        let url = match link {
+            Value::Null => None,
+            Value::String(url) => {
+                let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                    && url.len() > "https://".len()
+                    && url.chars().count() <= MAX_LINK_CHARS
+                    && !url.chars().any(char::is_whitespace);
+                if !ok {
+                    return Err(AppError::invalid(
+                        "invalid_field",
+                        format!("{field} must be a web address (https://…) of at most {MAX_LINK_CHARS} characters, or null"),
+                    )
+                    .at(field));
+                }
+                Some(url.clone())
+            }
+            _ => {
+                return Err(AppError::invalid(
+                    "invalid_field",
+                    format!("{field} must be a string or null"),
+                )
+                .at(field))
+            }
+        };
+        match name.as_str() {
+            "review" => next.review = url,
+            "schedule" => next.schedule = url,
+            _ => {
+                return Err(AppError::bad_request(
+                    "unknown_field",
+                    format!("{field} is not a link; links are review and schedule"),
+                )
+                .at(field))
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// `automatic_window`: `{"start","end","day_of_start"}` (HH:MM, practice
+/// time) or null for any time.
+fn automatic_window(value: &Value) -> Result<Option<AutomaticWindow>, AppError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let window: AutomaticWindow = serde_json::from_value(value.clone()).map_err(|e| {
+        AppError::invalid(
+            "invalid_field",
+            format!("automatic_window must be null or {{\"start\": \"09:00\", \"end\": \"20:00\", \"day_of_start\": \"08:00\"}}: {e}"),
+        )
+        .at("automatic_window")
+    })?;
+    window.validate().map_err(|e| {
+        AppError::invalid("invalid_field", format!("automatic_window: {e}")).at("automatic_window")
+    })?;
+    Ok(Some(window))
 }
 
 /// `help_text`: a text with practice merge fields, or null for the default.

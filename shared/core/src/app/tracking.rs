@@ -1,5 +1,7 @@
-//! The tracking list (the seed's "Manual tab"): every message the practice
-//! sent by hand, newest first, filtered by type, status and sent dates.
+//! The tracking list (the seed's Communication dashboard): the Manual tab,
+//! every message the practice sent by hand, and the Automatic tab, every
+//! text the product sent by itself (appointment reminders); newest first,
+//! filtered by type, status and sent dates.
 //!
 //! Served from two indexes (see the DynamoDB adapter): one over all messages,
 //! one partitioned by type and status. A filter picks the partitions to read
@@ -13,7 +15,7 @@ use serde::Serialize;
 use crate::domain::clock::to_api_time;
 use crate::domain::error::AppError;
 use crate::domain::message::{
-    BulkStatus, Counts, Message, MessageStatus, MessageType, RecipientStatus,
+    BulkStatus, Counts, Message, MessageStatus, MessageType, RecipientStatus, Tab,
 };
 use crate::domain::practice::Channel;
 use crate::paging::{decode_cursor, encode_cursor};
@@ -30,6 +32,8 @@ pub const BULK_STATUSES: [&str; 4] = [
 /// What `GET /v1/communications` asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrackingQuery {
+    /// `tab=` (default: manual).
+    pub tab: Tab,
     /// `type=`.
     pub message_type: Option<MessageType>,
     /// `status=`.
@@ -46,8 +50,8 @@ pub struct TrackingQuery {
 
 fn statuses_of(t: MessageType) -> Vec<&'static str> {
     match t {
-        MessageType::DirectMessage => RecipientStatus::ALL.iter().map(|s| s.as_str()).collect(),
         MessageType::BulkMessage => BULK_STATUSES.to_vec(),
+        _ => RecipientStatus::ALL.iter().map(|s| s.as_str()).collect(),
     }
 }
 
@@ -58,16 +62,41 @@ impl TrackingQuery {
         limit: u32,
         cursor: Option<String>,
     ) -> Result<Self, AppError> {
-        let message_type = match get("type").as_deref() {
-            None | Some("") => None,
-            Some("direct_message") => Some(MessageType::DirectMessage),
-            Some("bulk_message") => Some(MessageType::BulkMessage),
+        let tab = match get("tab").as_deref() {
+            None | Some("") | Some("manual") => Tab::Manual,
+            Some("automatic") => Tab::Automatic,
             Some(other) => {
                 return Err(AppError::invalid(
                     "invalid_field",
-                    format!("type {other:?} must be direct_message or bulk_message"),
+                    format!("tab {other:?} must be manual or automatic"),
                 )
-                .at("type"))
+                .at("tab"))
+            }
+        };
+        let message_type = match get("type").as_deref() {
+            None | Some("") => None,
+            Some(name) => {
+                let names = || {
+                    MessageType::ALL
+                        .iter()
+                        .filter(|t| t.tab() == tab)
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let t = MessageType::parse(name)
+                    .filter(|t| t.tab() == tab)
+                    .ok_or_else(|| {
+                        AppError::invalid(
+                            "invalid_field",
+                            format!(
+                                "type {name:?} is not a type of this tab; use one of {}",
+                                names()
+                            ),
+                        )
+                        .at("type")
+                    })?;
+                Some(t)
             }
         };
         let status = get("status").filter(|s| !s.is_empty());
@@ -109,6 +138,7 @@ impl TrackingQuery {
             }
         }
         Ok(Self {
+            tab,
             message_type,
             status,
             sent_from,
@@ -122,10 +152,13 @@ impl TrackingQuery {
     fn partitions(&self) -> Vec<TrackingIndex> {
         let types = match self.message_type {
             Some(t) => vec![t],
-            None => vec![MessageType::DirectMessage, MessageType::BulkMessage],
+            None => MessageType::ALL
+                .into_iter()
+                .filter(|t| t.tab() == self.tab)
+                .collect(),
         };
         match (&self.message_type, &self.status) {
-            (None, None) => vec![TrackingIndex::All],
+            (None, None) => vec![TrackingIndex::All(self.tab)],
             (_, Some(s)) => types
                 .into_iter()
                 .filter(|t| statuses_of(*t).contains(&s.as_str()))
@@ -235,7 +268,10 @@ mod tests {
 
     #[test]
     fn filters_choose_the_fewest_partitions() {
-        assert_eq!(q(&[]).unwrap().partitions(), vec![TrackingIndex::All]);
+        assert_eq!(
+            q(&[]).unwrap().partitions(),
+            vec![TrackingIndex::All(Tab::Manual)]
+        );
         assert_eq!(
             q(&[("type", "direct_message")]).unwrap().partitions().len(),
             8
@@ -244,8 +280,29 @@ mod tests {
             q(&[("type", "bulk_message")]).unwrap().partitions().len(),
             4
         );
-        assert_eq!(q(&[("status", "scheduled")]).unwrap().partitions().len(), 2);
-        assert_eq!(q(&[("status", "delivered")]).unwrap().partitions().len(), 1);
+        // The Manual tab's five types share "scheduled"; bulks are never "delivered".
+        assert_eq!(q(&[("status", "scheduled")]).unwrap().partitions().len(), 5);
+        assert_eq!(q(&[("status", "delivered")]).unwrap().partitions().len(), 4);
+        assert_eq!(
+            q(&[("tab", "automatic")]).unwrap().partitions(),
+            vec![TrackingIndex::All(Tab::Automatic)]
+        );
+        assert_eq!(
+            q(&[("tab", "automatic"), ("status", "sent")])
+                .unwrap()
+                .partitions(),
+            vec![TrackingIndex::TypeStatus(
+                MessageType::AppointmentReminder,
+                "sent".into()
+            )]
+        );
+        assert_eq!(
+            q(&[("tab", "manual"), ("type", "appointment_reminder")])
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("type")
+        );
         assert_eq!(
             q(&[("type", "direct_message"), ("status", "failed")])
                 .unwrap()
@@ -334,6 +391,7 @@ mod paging_tests {
                 counts: Counts::of([status].iter()),
                 sent_at: None,
                 bulk: None,
+                appointment_ids: Vec::new(),
             };
             store.create_message(&m, &[r], None).await.unwrap();
         }

@@ -122,18 +122,30 @@ impl std::fmt::Display for PumpJob {
     }
 }
 
-/// What a job on the send queue asks for: one recipient's send, or one run
-/// of a bulk's pump. Both travel as a [`SendJob`].
+/// What a job on the send queue asks for: one recipient's send, one run
+/// of a bulk's pump, an appointment's due reminder, or the minute's sweep
+/// for due reminders. All travel as a [`SendJob`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueuedJob {
     /// Send to one recipient.
     Send(SendJob),
     /// Run a bulk's pump.
     Pump(PumpJob),
+    /// Send an appointment's due reminder.
+    Reminder(crate::domain::appointment::ReminderJob),
+    /// Find the reminders due in the next minute and queue them.
+    SweepReminders,
 }
 
 impl From<SendJob> for QueuedJob {
     fn from(job: SendJob) -> Self {
+        use crate::domain::appointment::{ReminderJob, SWEEP_JOB};
+        if job.recipient_id == SWEEP_JOB {
+            return QueuedJob::SweepReminders;
+        }
+        if let Some(reminder) = ReminderJob::from_send_job(&job) {
+            return QueuedJob::Reminder(reminder);
+        }
         match PumpToken::parse(&job.recipient_id) {
             Some(token) => QueuedJob::Pump(PumpJob {
                 practice_id: job.practice_id,

@@ -1,6 +1,7 @@
 //! The office's vocabulary, free of AWS and Lambda: what a message, recipient,
 //! patient and practice are, and the rules that govern them.
 
+pub mod appointment;
 pub mod bulk;
 pub mod carrier_errors;
 pub mod clock;

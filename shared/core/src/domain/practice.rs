@@ -193,6 +193,69 @@ pub struct Practice {
     /// (off until the office turns it on).
     #[serde(default)]
     pub auto_reply: super::office_hours::AutoReply,
+    /// When automatic texts (appointment reminders) may go, practice time;
+    /// `None` = any time. Absent in a stored practice means the default.
+    #[serde(default = "AutomaticWindow::default_setting")]
+    pub automatic_window: Option<AutomaticWindow>,
+    /// The review and online-scheduling links `{review_link}` and
+    /// `{schedule_link}` stand for.
+    #[serde(default)]
+    pub links: Links,
+}
+
+/// The daily window, in the practice's time zone, in which automatic texts
+/// go: from `start` to `end`, and from `day_of_start` on the appointment's
+/// own day (so a same-day reminder may go a little earlier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutomaticWindow {
+    /// Opens (`"09:00"`).
+    #[serde(with = "hhmm")]
+    pub start: NaiveTime,
+    /// Closes (`"20:00"`): a reminder due later goes at this time.
+    #[serde(with = "hhmm")]
+    pub end: NaiveTime,
+    /// Opens on the appointment's day (`"08:00"`).
+    #[serde(with = "hhmm")]
+    pub day_of_start: NaiveTime,
+}
+
+impl Default for AutomaticWindow {
+    fn default() -> Self {
+        let t = |h| NaiveTime::from_hms_opt(h, 0, 0).unwrap_or(NaiveTime::MIN);
+        Self {
+            start: t(9),
+            end: t(20),
+            day_of_start: t(8),
+        }
+    }
+}
+
+impl AutomaticWindow {
+    /// The setting of a practice that never chose one: the default window.
+    pub fn default_setting() -> Option<AutomaticWindow> {
+        Some(AutomaticWindow::default())
+    }
+
+    /// Checks that it opens before it closes, on any day.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.start >= self.end || self.day_of_start >= self.end {
+            return Err("start and day_of_start must be before end".into());
+        }
+        Ok(())
+    }
+}
+
+/// Links the practice shares in messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Links {
+    /// Where patients leave a review (`{review_link}`).
+    #[serde(default)]
+    pub review: Option<String>,
+    /// Where patients book online (`{schedule_link}`).
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 /// The settings the office changes itself (`PATCH /v1/settings`): only the
@@ -203,12 +266,19 @@ pub struct SettingsChange {
     pub help_text: Option<Option<String>>,
     /// The after-hours reply.
     pub auto_reply: Option<super::office_hours::AutoReply>,
+    /// The review and scheduling links.
+    pub links: Option<Links>,
+    /// The automatic window: `Some(None)` = any time.
+    pub automatic_window: Option<Option<AutomaticWindow>>,
 }
 
 impl SettingsChange {
     /// Whether it changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.help_text.is_none() && self.auto_reply.is_none()
+        self.help_text.is_none()
+            && self.auto_reply.is_none()
+            && self.links.is_none()
+            && self.automatic_window.is_none()
     }
 
     /// `practice` with the change applied.
@@ -219,6 +289,12 @@ impl SettingsChange {
         }
         if let Some(auto_reply) = &self.auto_reply {
             changed.auto_reply = auto_reply.clone();
+        }
+        if let Some(links) = &self.links {
+            changed.links = links.clone();
+        }
+        if let Some(window) = self.automatic_window {
+            changed.automatic_window = window;
         }
         changed
     }
@@ -284,6 +360,8 @@ mod tests {
             quiet_hours: None,
             help_text: None,
             auto_reply: Default::default(),
+            automatic_window: AutomaticWindow::default_setting(),
+            links: Links::default(),
         };
         assert!(p.validate().is_ok());
         p.max_bulk_recipients = MAX_BULK_RECIPIENTS_LIMIT + 1;

@@ -58,7 +58,7 @@ impl TemplateInput {
             };
             AppError::invalid("invalid_text", message).at("body")
         })?;
-        merge::check_fields(&self.body, "body")
+        merge::check_fields_in(&self.body, "body", &merge::all_fields())
     }
 }
 

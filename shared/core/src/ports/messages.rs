@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::error::StoreError;
-use crate::domain::message::{Message, MessageType, Recipient, SendJob, Transition};
+use crate::domain::message::{Message, MessageType, Recipient, SendJob, Tab, Transition};
 
 /// A remembered answer to a POST carrying an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,8 +102,8 @@ pub trait MessageStore: Send + Sync {
 /// Which index partition of the tracking list to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackingIndex {
-    /// Every message of the practice.
-    All,
+    /// Every message of the practice listed in one tab.
+    All(Tab),
     /// Messages of one type currently in one status.
     TypeStatus(MessageType, String),
 }

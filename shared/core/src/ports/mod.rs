@@ -5,6 +5,7 @@
 //! One file per slice; every item is re-exported here, so its path is
 //! `crate::ports::Item` whichever file it lives in.
 
+mod appointments;
 mod bulk;
 mod conversations;
 mod dead_letters;
@@ -21,6 +22,7 @@ mod time;
 
 pub use crate::domain::message::Transition;
 
+pub use self::appointments::{AppointmentStore, DueAppointment, StoredRules};
 pub use self::bulk::BulkStore;
 pub use self::conversations::{inbox_key, ConversationStore, SaveConversation};
 pub use self::dead_letters::DeadLetterStore;

@@ -50,6 +50,8 @@ pub fn sample_practice(id: &str) -> Practice {
         quiet_hours: None,
         help_text: None,
         auto_reply: Default::default(),
+        automatic_window: crate::domain::practice::AutomaticWindow::default_setting(),
+        links: crate::domain::practice::Links::default(),
     }
 }
 
@@ -74,5 +76,6 @@ pub fn queued_recipient() -> Recipient {
         message_type: MessageType::DirectMessage,
         origin: None,
         version: 0,
+        appointment_ids: Vec::new(),
     }
 }

@@ -14,8 +14,8 @@ use messaging_core::app::callbacks::{self, CarrierEvent};
 use messaging_core::app::messages::{Messages, SendNowOnly};
 use messaging_core::domain::error::AppError;
 use messaging_core::ports::{
-    ConversationStore, MediaQueue, MessageStore, OptOutStore, PracticeStore, SendQueue,
-    TemplateStore,
+    AppointmentStore, ConversationStore, MediaQueue, MessageStore, OptOutStore, PracticeStore,
+    SendQueue, TemplateStore,
 };
 
 /// The carrier webhook function, over the store, the send queue (keyword
@@ -56,7 +56,13 @@ impl Webhook {
 
 impl<S, Q, M> Webhook<S, Q, M>
 where
-    S: MessageStore + PracticeStore + OptOutStore + TemplateStore + ConversationStore + Clone,
+    S: MessageStore
+        + PracticeStore
+        + OptOutStore
+        + TemplateStore
+        + ConversationStore
+        + AppointmentStore
+        + Clone,
     Q: SendQueue,
     M: MediaQueue,
 {

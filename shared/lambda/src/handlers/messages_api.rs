@@ -1,7 +1,8 @@
 //! `POST /v1/messages`, `GET/PATCH/DELETE /v1/messages/{id}`, and the bulk
 //! messages: `POST /v1/bulk-messages`, `GET/DELETE /v1/bulk-messages/{id}`,
 //! `GET /v1/bulk-messages/{id}/recipients`; and a reply in a conversation,
-//! `POST /v1/conversations/{id}/messages` (a send like the others).
+//! `POST /v1/conversations/{id}/messages` (a send like the others); and the
+//! appointments and reminder rules (see [`super::appointments`]).
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -11,14 +12,15 @@ use crate::http;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::scheduler::EventBridgeScheduler;
 use messaging_adapters::sqs::SqsSendQueue;
+use messaging_core::app::appointments::Appointments;
 use messaging_core::app::auth::Authenticator;
 use messaging_core::app::bulk::{BulkMessages, BulkRequest};
 use messaging_core::app::conversations::{self, ReplyRequest};
 use messaging_core::app::messages::{Messages, RescheduleRequest, SendMessageRequest};
 use messaging_core::domain::error::AppError;
 use messaging_core::ports::{
-    BulkStore, Clock, ConversationStore, MessageStore, OptOutStore, PracticeStore, RateStore,
-    SendQueue, SendScheduler, StaffStore, SystemClock, TemplateStore,
+    AppointmentStore, BulkStore, Clock, ConversationStore, MessageStore, OptOutStore,
+    PracticeStore, RateStore, SendQueue, SendScheduler, StaffStore, SystemClock, TemplateStore,
 };
 
 /// The messages function, over its ports: the store (practices, keys,
@@ -29,6 +31,7 @@ pub struct MessagesApi<S, Q, C> {
     session_cookie: crate::session_cookie::SessionCookie,
     messages: Messages<S, S, Q, C>,
     bulk: BulkMessages<S, Q, C>,
+    appointments: Appointments<S, Q>,
     clock: SystemClock,
 }
 
@@ -71,6 +74,7 @@ where
         + BulkStore
         + RateStore
         + ConversationStore
+        + AppointmentStore
         + Clone,
     Q: SendQueue + Clone,
     C: SendScheduler + Clone,
@@ -96,6 +100,10 @@ where
                 queue_delay_max,
                 per_second,
             },
+            appointments: Appointments {
+                store: store.clone(),
+                queue: queue.clone(),
+            },
             messages: Messages {
                 practices: store.clone(),
                 store,
@@ -116,9 +124,14 @@ where
     async fn route(&self, route: &str, req: &Request) -> Result<Response<Body>, AppError> {
         // Time enters here: one instant for the whole request.
         let now = self.clock.now();
-        let practice = super::caller(&self.auth, self.session_cookie, req, now)
-            .await?
-            .practice;
+        let caller = super::caller(&self.auth, self.session_cookie, req, now).await?;
+        if let Some(result) =
+            super::appointments::route(&self.appointments, &self.messages, &caller, route, req, now)
+                .await
+        {
+            return result;
+        }
+        let practice = caller.practice;
         let id = || http::path_param(req, "id").unwrap_or_default();
         match route {
             "POST /v1/messages" => {

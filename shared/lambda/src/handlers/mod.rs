@@ -1,6 +1,7 @@
 //! Each function's entry: builds its dependencies once from the environment
 //! and maps requests to use cases. A function's `main.rs` only calls these.
 
+pub mod appointments;
 pub mod batch;
 pub mod carrier_webhook;
 pub mod console;

@@ -443,6 +443,7 @@ fn sent_message(
         counts: Counts::of([status].iter()),
         sent_at: Some(entry.at),
         bulk: None,
+        appointment_ids: Vec::new(),
     };
     let recipient = Recipient {
         practice_id: practice.practice_id.clone(),
@@ -466,6 +467,7 @@ fn sent_message(
         message_type: MessageType::DirectMessage,
         origin: None,
         version: 2,
+        appointment_ids: Vec::new(),
     };
     (message, recipient)
 }

@@ -26,6 +26,7 @@
 //! target/local/tracking-bench --messages 100000 [--samples 50] [--concurrency 8] [--keep]
 //! ```
 
+use messaging_core::domain::message::Tab;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -134,6 +135,7 @@ fn seeded_message(
         counts: Counts::of([status].iter()),
         sent_at,
         bulk: None,
+        appointment_ids: Vec::new(),
     };
     let recipient = Recipient {
         practice_id: practice_id.to_string(),
@@ -158,6 +160,7 @@ fn seeded_message(
         message_type: MessageType::DirectMessage,
         origin: None,
         version: if sent { 2 } else { 0 },
+        appointment_ids: Vec::new(),
     };
     (message, recipient)
 }
@@ -583,7 +586,7 @@ async fn main() {
             &client,
             table,
             &practice_id,
-            &TrackingIndex::All,
+            &TrackingIndex::All(Tab::Manual),
             ("0", "~"),
             n,
         )
@@ -605,7 +608,7 @@ async fn main() {
             &client,
             table,
             &practice_id,
-            &TrackingIndex::All,
+            &TrackingIndex::All(Tab::Manual),
             (&from, &format!("{to}#~")),
             n,
         )
@@ -619,7 +622,7 @@ async fn main() {
                 &client,
                 table,
                 &practice_id,
-                &TrackingIndex::All,
+                &TrackingIndex::All(Tab::Manual),
                 ("0", &position),
                 n,
             )

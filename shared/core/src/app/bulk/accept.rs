@@ -80,8 +80,14 @@ where
         }
         let send_at = parse_optional_send_at(request.send_at.as_deref(), now)?;
         let (channel, from) = resolve_channel(practice, request.channel.as_deref())?;
-        let (raw_text, template_id) =
-            resolve_text(&self.store, pid, request.text, request.template_id).await?;
+        let (raw_text, template_id) = resolve_text(
+            &self.store,
+            pid,
+            request.text,
+            request.template_id,
+            &crate::domain::merge::MERGE_FIELDS,
+        )
+        .await?;
         let patients = self
             .select(practice, request.patient_ids, request.audience, now)
             .await?;
@@ -98,6 +104,7 @@ where
                 last_name: patient.last_name.as_deref(),
                 practice_name: Some(&practice.name),
                 practice_phone: Some(&practice_phone),
+                ..MergeData::default()
             };
             let rendered = merge::render(&raw_text, &data);
             let reason = if opted_out.contains(patient.phone.as_str()) {
@@ -169,6 +176,7 @@ where
             message_type: MessageType::BulkMessage,
             origin: None,
             version: 0,
+            appointment_ids: Vec::new(),
         };
         let mut recipients = Vec::with_capacity(sendable.len() + skipped.len());
         for (patient, text) in sendable {
@@ -208,6 +216,7 @@ where
                 due: due.unwrap_or(now),
                 canceled_at: None,
             }),
+            appointment_ids: Vec::new(),
         };
         message.status = bulk_status_of(&message).into();
 

@@ -98,7 +98,7 @@ pub async fn stored_messages(store: &MemoryStore, practice: &Practice) -> usize 
 pub fn as_pump(job: SendJob) -> PumpJob {
     match QueuedJob::from(job) {
         QueuedJob::Pump(pump) => pump,
-        QueuedJob::Send(job) => panic!("{job} is not a pump job"),
+        other => panic!("{other:?} is not a pump job"),
     }
 }
 

@@ -197,6 +197,7 @@ fn outbound_view(
             .and_then(|r| r.error.as_ref())
             .and_then(|e| serde_json::to_value(e).ok()),
         auto_reply: o.kind.is_automatic(),
+        intent: None,
     }
 }
 

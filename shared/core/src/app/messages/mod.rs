@@ -1,5 +1,6 @@
 //! Direct messages: accept, store, enqueue; read back.
 
+mod reminder;
 mod send;
 #[cfg(test)]
 mod test_support;
@@ -11,7 +12,7 @@ use crate::app::sending::{goes_on_queue, parse_send_at, queue_or_schedule, sched
 use crate::domain::conversation::OutboundKind;
 use crate::domain::error::{AppError, StoreError};
 use crate::domain::message::{
-    Message, MessageType, MessageView, Recipient, RecipientStatus, SendJob, Transition,
+    Message, MessageView, Recipient, RecipientStatus, SendJob, Transition,
 };
 use crate::domain::practice::Practice;
 use crate::domain::quiet_hours::next_allowed;
@@ -20,6 +21,11 @@ use crate::ports::{
 };
 
 pub use crate::app::sending::{new_message_id, Answer, SendNowOnly};
+pub use reminder::ManualReminderRequest;
+pub(crate) use send::{direct_message, DirectDraft};
+
+/// The recipient id of a message to one number.
+pub const FIRST_RECIPIENT: &str = "00001";
 
 /// Body of `POST /v1/messages`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -49,6 +55,10 @@ pub struct SendMessageRequest {
     /// Send later, at this time (RFC 3339 with offset); absent = now.
     #[serde(default)]
     pub send_at: Option<String>,
+    /// `direct_message` (default), `review_request` or
+    /// `schedule_invitation`.
+    #[serde(default, rename = "type")]
+    pub message_type: Option<String>,
     /// Why the practice sends it, when the system (not the request body)
     /// knows better than "a direct message": a conversation reply, an
     /// after-hours reply, a keyword's answer. Never read from JSON.
@@ -124,7 +134,7 @@ impl<
             .get_message(&practice.practice_id, message_id)
             .await?
             // Bulk messages live under /v1/bulk-messages.
-            .filter(|(m, _)| m.message_type == MessageType::DirectMessage)
+            .filter(|(m, _)| m.message_type.is_single())
             .ok_or_else(not_found)?;
         let recipient = recipients.into_iter().next().ok_or_else(not_found)?;
         Ok((message, recipient))
@@ -247,7 +257,7 @@ impl<
             .get_message(&practice.practice_id, message_id)
             .await?
             // Bulk messages live under /v1/bulk-messages.
-            .filter(|(m, _)| m.message_type == MessageType::DirectMessage)
+            .filter(|(m, _)| m.message_type.is_single())
             .ok_or_else(not_found)?;
         Ok(MessageView::new(&message, &recipients))
     }

@@ -70,13 +70,21 @@ impl<
         mut request: SendMessageRequest,
         now: DateTime<Utc>,
     ) -> Result<DirectDraft, AppError> {
+        let message_type = requested_type(request.message_type.as_deref())?;
         let send_at = parse_optional_send_at(request.send_at.as_deref(), now)?;
         let (channel, from) = resolve_channel(practice, request.channel.as_deref())?;
+        let allowed = match message_type {
+            MessageType::ReviewRequest | MessageType::ScheduleInvitation => {
+                merge::link_message_fields()
+            }
+            _ => merge::MERGE_FIELDS.to_vec(),
+        };
         let (raw_text, template_id) = resolve_text(
             &self.practices,
             &practice.practice_id,
             request.text.take(),
             request.template_id.take(),
+            &allowed,
         )
         .await?;
         let (patient_id, to, text) = self
@@ -87,6 +95,8 @@ impl<
         self.check_not_opted_out(practice, request.origin, &to, patient_id.is_some())
             .await?;
         Ok(DirectDraft {
+            message_type,
+            appointment_ids: Vec::new(),
             send_at,
             channel,
             from,
@@ -140,6 +150,9 @@ impl<
                     last_name: patient.last_name.as_deref(),
                     practice_name: Some(&practice.name),
                     practice_phone: Some(&practice_phone),
+                    review_link: practice.links.review.as_deref(),
+                    schedule_link: practice.links.schedule.as_deref(),
+                    ..MergeData::default()
                 };
                 let rendered = merge::render(raw_text, &data)?;
                 Ok((Some(patient_id.clone()), patient.phone, rendered))
@@ -160,6 +173,9 @@ impl<
                     last_name: request.last_name.as_deref(),
                     practice_name: Some(&practice.name),
                     practice_phone: Some(&practice_phone),
+                    review_link: practice.links.review.as_deref(),
+                    schedule_link: practice.links.schedule.as_deref(),
+                    ..MergeData::default()
                 };
                 let rendered = merge::render(raw_text, &data)?;
                 Ok((None, phone, rendered))
@@ -197,7 +213,7 @@ impl<
     /// record, hands it over, and settles the record: 202 with the message
     /// resource, or the answer of a concurrent request with the same key
     /// that was stored first.
-    async fn store_and_hand_over(
+    pub(super) async fn store_and_hand_over(
         &self,
         practice: &Practice,
         post: &IdempotentPost<'_>,
@@ -276,7 +292,7 @@ impl<
     /// over what is still waiting (queued, or scheduled) — a job that is
     /// on the queue twice is sent once, the dispatcher claims it — and
     /// settles the record.
-    async fn finish_hand_over(
+    pub(super) async fn finish_hand_over(
         &self,
         practice: &Practice,
         key: &str,
@@ -313,23 +329,43 @@ impl<
     }
 }
 
+/// The type `POST /v1/messages` asks for: a direct message, a review
+/// request or a schedule invitation (manual reminders have their own route).
+fn requested_type(value: Option<&str>) -> Result<MessageType, AppError> {
+    match value.map(MessageType::parse) {
+        None => Ok(MessageType::DirectMessage),
+        Some(Some(
+            t @ (MessageType::DirectMessage
+            | MessageType::ReviewRequest
+            | MessageType::ScheduleInvitation),
+        )) => Ok(t),
+        Some(_) => Err(AppError::invalid(
+            "invalid_field",
+            "type must be direct_message, review_request or schedule_invitation (a reminder of an appointment is sent with POST /v1/appointments/{id}/reminders)",
+        )
+        .at("type")),
+    }
+}
+
 /// A direct message as the request asks for it, checked and resolved.
-struct DirectDraft {
-    send_at: Option<DateTime<Utc>>,
-    channel: Channel,
-    from: PhoneNumber,
-    template_id: Option<String>,
-    patient_id: Option<String>,
-    to: PhoneNumber,
+pub(crate) struct DirectDraft {
+    pub(crate) message_type: MessageType,
+    pub(crate) appointment_ids: Vec<String>,
+    pub(crate) send_at: Option<DateTime<Utc>>,
+    pub(crate) channel: Channel,
+    pub(crate) from: PhoneNumber,
+    pub(crate) template_id: Option<String>,
+    pub(crate) patient_id: Option<String>,
+    pub(crate) to: PhoneNumber,
     /// Rendered for the recipient and checked.
-    text: String,
-    stats: TextStats,
-    origin: Option<OutboundKind>,
+    pub(crate) text: String,
+    pub(crate) stats: TextStats,
+    pub(crate) origin: Option<OutboundKind>,
 }
 
 /// The message and its one recipient as they are stored: scheduled when
 /// the request has a `send_at`, else queued.
-fn direct_message(
+pub(crate) fn direct_message(
     practice: &Practice,
     draft: DirectDraft,
     now: DateTime<Utc>,
@@ -346,7 +382,7 @@ fn direct_message(
     let message = Message {
         id: new_message_id(),
         practice_id: practice.practice_id.clone(),
-        message_type: MessageType::DirectMessage,
+        message_type: draft.message_type,
         channel: draft.channel,
         from: draft.from.clone(),
         text: draft.text.clone(),
@@ -360,11 +396,12 @@ fn direct_message(
         counts: Counts::of([initial].iter()),
         sent_at: None,
         bulk: None,
+        appointment_ids: draft.appointment_ids.clone(),
     };
     let recipient = Recipient {
         practice_id: practice.practice_id.clone(),
         message_id: message.id.clone(),
-        recipient_id: "00001".into(),
+        recipient_id: super::FIRST_RECIPIENT.into(),
         patient_id: draft.patient_id,
         to: draft.to,
         from: draft.from,
@@ -378,9 +415,10 @@ fn direct_message(
         skip_reason: None,
         attempts: 0,
         claimed_at: None,
-        message_type: MessageType::DirectMessage,
+        message_type: draft.message_type,
         origin: draft.origin,
         version: 0,
+        appointment_ids: draft.appointment_ids,
     };
     (message, [recipient])
 }

@@ -130,6 +130,12 @@ impl Conversation {
     ///
     /// Call once per carrier message id (see the module notes).
     pub fn record_inbound(&mut self, entry: &InboundEntry) {
+        if entry.intent.is_some() {
+            // A confirming "C" needs nobody: not unread, not awaiting a
+            // reply, the conversation's status unchanged.
+            self.take_if_newest(Direction::Inbound, &entry.text, entry.at);
+            return;
+        }
         self.unread_count = self.unread_count.saturating_add(1);
         self.status = ConversationStatus::Open;
         if entry.keyword.is_none() {

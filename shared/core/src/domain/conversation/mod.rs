@@ -28,5 +28,6 @@ pub use inbox::{
 pub use media::{MediaCopyJob, MediaItem, MediaStatus, MediaView};
 pub use opt_out::{opt_out_intent, opt_out_rule};
 pub use thread::{
-    Direction, InboundEntry, LastMessage, OutboundEntry, OutboundKind, ThreadEntry, ThreadItem,
+    Direction, InboundEntry, InboundIntent, LastMessage, OutboundEntry, OutboundKind, ThreadEntry,
+    ThreadItem,
 };

@@ -57,6 +57,10 @@ pub enum OutboundKind {
     AutoReply,
     /// The automatic answer to HELP, or the confirmation of STOP / START.
     KeywordReply,
+    /// An appointment reminder the product sent by a rule.
+    Reminder,
+    /// The acknowledgment of a patient's confirming reply.
+    Acknowledgment,
 }
 
 impl OutboundKind {
@@ -68,7 +72,13 @@ impl OutboundKind {
     /// Whether the system sent it without anyone at the office writing it
     /// (shown as `auto_reply: true` in the thread).
     pub fn is_automatic(self) -> bool {
-        matches!(self, OutboundKind::AutoReply | OutboundKind::KeywordReply)
+        matches!(
+            self,
+            OutboundKind::AutoReply
+                | OutboundKind::KeywordReply
+                | OutboundKind::Reminder
+                | OutboundKind::Acknowledgment
+        )
     }
 }
 
@@ -94,6 +104,18 @@ pub struct InboundEntry {
     pub opt_out_intent: bool,
     #[allow(missing_docs)]
     pub media: Vec<MediaItem>,
+    /// What the text did by itself: `confirm` when it confirmed
+    /// appointments (then nobody at the office needs to read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<InboundIntent>,
+}
+
+/// What an inbound text did without anyone at the office reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundIntent {
+    /// A yes to "Reply C to confirm": the appointments it answered are confirmed.
+    Confirm,
 }
 
 impl InboundEntry {
@@ -117,6 +139,7 @@ impl InboundEntry {
             text,
             at,
             media,
+            intent: None,
         }
     }
 
@@ -134,6 +157,7 @@ impl InboundEntry {
             status: None,
             error: None,
             auto_reply: false,
+            intent: self.intent,
         }
     }
 }
@@ -168,8 +192,11 @@ pub struct ThreadEntry {
     pub status: Option<String>,
     /// Why the outbound message failed, when it did.
     pub error: Option<serde_json::Value>,
-    /// Sent automatically (after-hours or keyword reply).
+    /// Sent automatically (after-hours or keyword reply, reminder,
+    /// acknowledgment).
     pub auto_reply: bool,
+    /// `"confirm"` for a reply that confirmed appointments; null otherwise.
+    pub intent: Option<InboundIntent>,
 }
 
 /// A text the practice sent, as its conversation's thread records it. Its
@@ -302,6 +329,7 @@ mod tests {
                 "status": null,
                 "error": null,
                 "auto_reply": false,
+                "intent": null,
             })
         );
         // Stored, the carrier link is kept for the copy.

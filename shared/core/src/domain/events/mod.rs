@@ -42,17 +42,20 @@ pub enum EventType {
     ContactOptedOut,
     /// A number opted back in (START).
     ContactOptedIn,
+    /// A patient confirmed an appointment by replying yes to its reminder.
+    AppointmentConfirmed,
 }
 
 impl EventType {
     /// Every type, in the order the documentation lists them.
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         EventType::MessageReceived,
         EventType::MessageDelivered,
         EventType::MessageFailed,
         EventType::BulkCompleted,
         EventType::ContactOptedOut,
         EventType::ContactOptedIn,
+        EventType::AppointmentConfirmed,
     ];
 
     /// The name on the wire (`message.received`).
@@ -64,6 +67,7 @@ impl EventType {
             EventType::BulkCompleted => "bulk.completed",
             EventType::ContactOptedOut => "contact.opted_out",
             EventType::ContactOptedIn => "contact.opted_in",
+            EventType::AppointmentConfirmed => "appointment.confirmed",
         }
     }
 
@@ -229,6 +233,12 @@ pub fn for_transition(before: &Recipient, after: &Recipient, at: DateTime<Utc>) 
         "conversation_id": ConversationId::from_phone(&after.to).to_string(),
         "status": after.status.as_str(),
     });
+    if let (false, Some(map)) = (after.appointment_ids.is_empty(), data.as_object_mut()) {
+        map.insert(
+            "appointment_ids".into(),
+            serde_json::json!(after.appointment_ids),
+        );
+    }
     if let (Some(error), Some(map)) = (&after.error, data.as_object_mut()) {
         map.insert(
             "error".into(),
@@ -296,6 +306,26 @@ pub fn bulk_completed(practice_id: &str, bulk_id: &str, at: DateTime<Utc>) -> Ev
     Event::new(practice_id, EventType::BulkCompleted, at, data)
 }
 
+/// `appointment.confirmed` for an appointment a patient confirmed by reply.
+pub fn appointment_confirmed(
+    practice_id: &str,
+    appointment_id: &str,
+    patient_id: &str,
+    confirmed_at: DateTime<Utc>,
+) -> Event {
+    let data = serde_json::json!({
+        "appointment_id": appointment_id,
+        "patient_id": patient_id,
+        "confirmed_at": to_api_time(&confirmed_at),
+    });
+    Event::new(
+        practice_id,
+        EventType::AppointmentConfirmed,
+        confirmed_at,
+        data,
+    )
+}
+
 /// How long events are kept and listed.
 pub const EVENT_RETENTION: Duration = Duration::days(30);
 
@@ -331,6 +361,7 @@ mod tests {
             message_type: MessageType::DirectMessage,
             origin: None,
             version: 0,
+            appointment_ids: Vec::new(),
         }
     }
 

@@ -22,7 +22,8 @@ pub use status::{
 };
 pub use view::{MessageView, RecipientView};
 
-/// Direct (one patient) or bulk (a list).
+/// What kind of message: sent by hand (the Manual tab) or by the product
+/// itself (the Automatic tab).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageType {
@@ -30,6 +31,66 @@ pub enum MessageType {
     DirectMessage,
     /// A list of recipients, paced by the hourly cap.
     BulkMessage,
+    /// A reminder the product sent by a rule (automatic).
+    AppointmentReminder,
+    /// A reminder of an appointment staff sent now.
+    ManualReminder,
+    /// A request to review the practice (`{review_link}`).
+    ReviewRequest,
+    /// An invitation to book online (`{schedule_link}`).
+    ScheduleInvitation,
+}
+
+/// The seed's two tabs of the Communication dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Tab {
+    /// What staff sent.
+    #[default]
+    Manual,
+    /// What the product sent by itself.
+    Automatic,
+}
+
+impl MessageType {
+    /// Every type, manual ones first.
+    pub const ALL: [MessageType; 6] = [
+        MessageType::DirectMessage,
+        MessageType::BulkMessage,
+        MessageType::ManualReminder,
+        MessageType::ReviewRequest,
+        MessageType::ScheduleInvitation,
+        MessageType::AppointmentReminder,
+    ];
+
+    /// The API's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::DirectMessage => "direct_message",
+            MessageType::BulkMessage => "bulk_message",
+            MessageType::AppointmentReminder => "appointment_reminder",
+            MessageType::ManualReminder => "manual_reminder",
+            MessageType::ReviewRequest => "review_request",
+            MessageType::ScheduleInvitation => "schedule_invitation",
+        }
+    }
+
+    /// Reads the API's name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The tab it is listed in.
+    pub fn tab(self) -> Tab {
+        match self {
+            MessageType::AppointmentReminder => Tab::Automatic,
+            _ => Tab::Manual,
+        }
+    }
+
+    /// Whether it goes to one recipient (everything but bulk).
+    pub fn is_single(self) -> bool {
+        self != MessageType::BulkMessage
+    }
 }
 
 /// The only carrier adapter so far.
@@ -76,6 +137,9 @@ pub struct Message {
     /// A bulk message's progress through its waves (`None` for direct ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk: Option<BulkProgress>,
+    /// The appointments a reminder is about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub appointment_ids: Vec<String>,
 }
 
 impl Message {

@@ -220,6 +220,9 @@ pub struct Recipient {
     /// decides how the text shows in its conversation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<OutboundKind>,
+    /// The appointments a reminder is about (what its events name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub appointment_ids: Vec<String>,
     /// Bumped by every transition; writes are conditioned on it, so a
     /// transition computed from a stale read is refused.
     #[serde(default)]

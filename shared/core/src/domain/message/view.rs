@@ -67,7 +67,7 @@ impl MessageView {
     pub fn new(message: &Message, recipients: &[Recipient]) -> Self {
         let counts = Counts::of(recipients.iter().map(|r| &r.status));
         let status = match (message.message_type, recipients.first()) {
-            (MessageType::DirectMessage, Some(r)) => r.status.as_str(),
+            (t, Some(r)) if t.is_single() => r.status.as_str(),
             _ => bulk_status(&counts).as_str(),
         };
         Self {

@@ -1,5 +1,6 @@
 //! Bulk messages: their recipients, the pump, their status.
 
+use crate::domain::message::Tab;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
@@ -231,7 +232,7 @@ pub async fn bulk_status_changes_only_from_the_expected_status<S: Store>(
     );
     assert_eq!(read_message(&store, &m).await.sent_at, Some(began));
     let listed = store
-        .communications(practice_id, &TrackingIndex::All, "0", "~", 10)
+        .communications(practice_id, &TrackingIndex::All(Tab::Manual), "0", "~", 10)
         .await
         .unwrap();
     assert_eq!(ids(&listed, |m| &m.id), vec![m.id.clone()]);

@@ -1,5 +1,6 @@
 //! Messages, recipients, idempotency records and the tracking list.
 
+use crate::domain::message::Tab;
 use chrono::Duration;
 
 use super::{
@@ -394,7 +395,13 @@ pub async fn reschedule_moves_the_message_send_time<S: Store>(store: S, practice
     assert!(tracking_key(&stored).starts_with(&crate::domain::clock::to_api_time(&send_at)));
     let old_place = tracking_key(&m);
     let at_old_place = store
-        .communications(practice_id, &TrackingIndex::All, &old_place, &old_place, 10)
+        .communications(
+            practice_id,
+            &TrackingIndex::All(Tab::Manual),
+            &old_place,
+            &old_place,
+            10,
+        )
         .await
         .unwrap();
     assert!(at_old_place.is_empty(), "not listed at its old time");
@@ -426,7 +433,7 @@ pub async fn tracking_list_pages_newest_first_within_bounds<S: Store>(store: S, 
     };
     let id = |i: usize| messages[i].0.id.clone();
     let key = |i: usize| tracking_key(&messages[i].0);
-    let all = || TrackingIndex::All;
+    let all = || TrackingIndex::All(Tab::Manual);
     let queued = || TrackingIndex::TypeStatus(MessageType::DirectMessage, "queued".into());
 
     assert_eq!(

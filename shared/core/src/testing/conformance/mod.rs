@@ -203,6 +203,8 @@ fn practice(practice_id: &str) -> Practice {
         quiet_hours: None,
         help_text: None,
         auto_reply: Default::default(),
+        automatic_window: crate::domain::practice::AutomaticWindow::default_setting(),
+        links: crate::domain::practice::Links::default(),
     }
 }
 
@@ -244,6 +246,7 @@ fn recipient(
         message_type: message.message_type,
         origin: None,
         version: 0,
+        appointment_ids: Vec::new(),
     }
 }
 
@@ -265,6 +268,7 @@ fn message(practice_id: &str, message_type: MessageType, created_at: DateTime<Ut
         counts: Counts::default(),
         sent_at: None,
         bulk: None,
+        appointment_ids: Vec::new(),
     }
 }
 

@@ -37,6 +37,7 @@ pub async fn a_settings_change_writes_only_its_own_fields<S: Store>(store: S, pr
     let missing = SettingsChange {
         help_text: Some(Some("Call us".into())),
         auto_reply: None,
+        ..SettingsChange::default()
     };
     assert_eq!(
         store.update_settings(practice_id, &missing).await.unwrap(),
@@ -56,6 +57,7 @@ pub async fn a_settings_change_writes_only_its_own_fields<S: Store>(store: S, pr
     let change = SettingsChange {
         help_text: None,
         auto_reply: Some(auto_reply.clone()),
+        ..SettingsChange::default()
     };
     let stored = store
         .update_settings(practice_id, &change)
@@ -78,6 +80,7 @@ pub async fn a_settings_change_writes_only_its_own_fields<S: Store>(store: S, pr
     let reset = SettingsChange {
         help_text: Some(None),
         auto_reply: None,
+        ..SettingsChange::default()
     };
     let after = store
         .update_settings(practice_id, &reset)
@@ -89,7 +92,8 @@ pub async fn a_settings_change_writes_only_its_own_fields<S: Store>(store: S, pr
         after,
         SettingsChange {
             help_text: Some(None),
-            auto_reply: None
+            auto_reply: None,
+            ..SettingsChange::default()
         }
         .applied_to(&stored)
     );

@@ -148,7 +148,11 @@ impl MessageStore for MemoryStore {
                 m.send_at = Some(*send_at);
             }
             match m.message_type {
-                MessageType::DirectMessage => {
+                MessageType::DirectMessage
+                | MessageType::AppointmentReminder
+                | MessageType::ManualReminder
+                | MessageType::ReviewRequest
+                | MessageType::ScheduleInvitation => {
                     m.status = next.status.into();
                     if let (Transition::Claim { at }, 0) = (t, current.attempts) {
                         m.sent_at = Some(*at);
@@ -183,7 +187,7 @@ impl MessageStore for MemoryStore {
             .values()
             .filter(|m| m.practice_id == practice_id)
             .filter(|m| match index {
-                TrackingIndex::All => true,
+                TrackingIndex::All(tab) => m.message_type.tab() == *tab,
                 TrackingIndex::TypeStatus(t, st) => m.message_type == *t && m.status.as_str() == st,
             })
             .map(|m| (tracking_key(m), m.clone()))

@@ -17,6 +17,7 @@ use crate::domain::practice::Practice;
 use crate::domain::template::QuickMessage;
 use crate::ports::{IdempotencyRecord, OptOutChange, Transition};
 
+mod appointments;
 mod bulk;
 mod conversations;
 mod dead_letters;
@@ -65,6 +66,10 @@ struct State {
     sessions: HashMap<String, crate::domain::staff::Session>,
     /// Failure key → failed sign-ins.
     login_failures: HashMap<String, crate::domain::staff::LoginFailures>,
+    /// (practice, appointment id) → appointment.
+    appointments: BTreeMap<(String, String), crate::domain::appointment::Appointment>,
+    /// practice → (rules, version).
+    reminder_rules: HashMap<String, (Vec<crate::domain::appointment::ReminderRule>, u64)>,
     /// Fault injection: `remove_message` fails (an undo that cannot happen).
     fail_remove: bool,
     /// Fault injection: `settle_idempotency` fails.

@@ -1,0 +1,1 @@
+//! Unit tests of appointments and reminders against the in-memory store.
