@@ -32,7 +32,8 @@ pub struct BandwidthConfig {
     pub application_id: String,
     /// API user name.
     pub username: String,
-    /// API password (from Secrets Manager in a deployed function).
+    /// API password (from Parameter Store in a deployed function, read
+    /// when first needed).
     pub password: Password,
     /// How long to wait for an answer before treating the attempt as retryable.
     pub timeout: Duration,
@@ -137,7 +138,10 @@ impl CarrierMedia for Bandwidth {
         };
         let mut fresh_password = false;
         let mut response = loop {
-            let password = self.config.password.current().await;
+            // Not read: nothing was asked of the carrier; worth another try.
+            let password = self.config.password.current().await.map_err(|e| {
+                MediaFetchError::Retryable(format!("carrier password unavailable: {e}"))
+            })?;
             let response = self
                 .media_http
                 .get(url.clone())
@@ -219,7 +223,15 @@ impl Carrier for Bandwidth {
         };
         let mut fresh_password = false;
         let response = loop {
-            let password = self.config.password.current().await;
+            let password = match self.config.password.current().await {
+                Ok(password) => password,
+                // Nothing reached the carrier: safe to try again.
+                Err(e) => {
+                    return CarrierOutcome::Retryable {
+                        reason: format!("carrier password unavailable: {e}"),
+                    }
+                }
+            };
             let sent = self
                 .http
                 .post(&self.messages_url)

@@ -11,3 +11,4 @@ pub mod s3;
 pub mod scheduler;
 pub mod secrets;
 pub mod sqs;
+pub mod ssm;
