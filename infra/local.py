@@ -326,19 +326,19 @@ DEPLOYED = LOCAL / "deployed.json"
 NATIVE_ARCHITECTURE = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86_64"
 
 
-def password_parameter(name: str, value: str) -> str:
-    """The emulator's SSM SecureString parameter `/{STACK}/{name}` holding
-    `value` (created or overwritten), by name: the stack reads its
-    passwords the way it does on AWS, from parameters it is given the names
-    of."""
+def secret_arn(name: str, value: str) -> str:
+    """The emulator's Secrets Manager secret `{STACK}/{name}` holding `value`
+    (created or updated): the stack reads its passwords the way it does on
+    AWS, from secrets it is given the ARNs of."""
     import boto3  # type: ignore
 
-    ssm = boto3.client("ssm", endpoint_url=AWS_URL, region_name=REGION,
-                       aws_access_key_id="test", aws_secret_access_key="test")
-    parameter = f"/{STACK}/{name}"
-    ssm.put_parameter(Name=parameter, Value=value, Type="SecureString", Tier="Standard",
-                      Overwrite=True)
-    return parameter
+    sm = boto3.client("secretsmanager", endpoint_url=AWS_URL, region_name=REGION,
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    secret_id = f"{STACK}/{name}"
+    try:
+        return sm.put_secret_value(SecretId=secret_id, SecretString=value)["ARN"]
+    except sm.exceptions.ResourceNotFoundException:
+        return sm.create_secret(Name=secret_id, SecretString=value)["ARN"]
 
 
 def deploy_params() -> dict[str, str]:
@@ -347,9 +347,9 @@ def deploy_params() -> dict[str, str]:
         "CarrierAccountId": CARRIER["account"],
         "CarrierApplicationId": CARRIER["application"],
         "CarrierUsername": CARRIER["user"],
-        "CarrierPasswordParameter": password_parameter("carrier-api-password", CARRIER["password"]),
+        "CarrierPasswordSecretArn": secret_arn("carrier-api-password", CARRIER["password"]),
         "WebhookUsername": WEBHOOK["user"],
-        "WebhookPasswordParameter": password_parameter("webhook-password", WEBHOOK["password"]),
+        "WebhookPasswordSecretArn": secret_arn("webhook-password", WEBHOOK["password"]),
         "AwsEndpointUrl": AWS_URL,
         # The emulator runs the native binaries as local processes (it only
         # looks at the architecture when it runs functions in Docker), so

@@ -1106,25 +1106,24 @@ async fn event_queue_delays_attempts_and_schedules_late_ones_onto_itself() {
 
 #[tokio::test]
 #[ignore = "needs the local cloud: run `make test`"]
-async fn a_password_parameter_is_read_on_first_use_and_again_when_the_carrier_refuses_it() {
+async fn a_rotated_carrier_password_is_read_again_when_the_carrier_refuses_it() {
     use messaging_adapters::secrets::Password;
-    use messaging_adapters::ssm::ParameterStore;
-    use messaging_core::domain::secret::Secret;
     let local = Endpoints::load();
-    let store = ParameterStore::new(&local.aws().await);
-    let name = format!("/test/carrier-{}", uuid::Uuid::new_v4().simple());
-    // Named before it exists: nothing is read until the password is needed.
-    let password = Password::from_parameter(store.clone(), &name)
-        .with_refresh_spacing(Duration::ZERO);
-    let missing = password.current().await.unwrap_err();
-    assert!(missing.to_string().contains("ParameterNotFound"), "{missing}");
-    store
-        .put_secure_string(&name, &Secret::new("an-old-password"))
+    let sm = aws_sdk_secretsmanager::Client::new(&local.aws().await);
+    let name = format!("test/carrier-{}", uuid::Uuid::new_v4().simple());
+    let created = sm
+        .create_secret()
+        .name(&name)
+        .secret_string("an-old-password")
+        .send()
         .await
-        .expect("create parameter");
-    // The emulator keeps a SecureString encrypted: only a decrypting read
-    // gives the value.
-    assert_eq!(password.current().await.unwrap().expose(), "an-old-password");
+        .expect("create secret");
+    let arn = created.arn().expect("an ARN").to_string();
+    let password = Password::from_secrets_manager(sm.clone(), &arn)
+        .await
+        .expect("read at start")
+        .with_refresh_spacing(Duration::ZERO);
+    assert_eq!(password.current().await.expose(), "an-old-password");
     let carrier = Bandwidth::new(BandwidthConfig {
         api_url: format!("{}/api/v2", local.carrier_url),
         account_id: "9900000".into(),
@@ -1134,47 +1133,26 @@ async fn a_password_parameter_is_read_on_first_use_and_again_when_the_carrier_re
         timeout: Duration::from_secs(5),
     })
     .unwrap();
-    // Unchanged parameter: the 401 stands, and nothing was taken.
+    // Unchanged secret: the 401 stands, and nothing was taken.
     let to = random_phone();
     assert!(matches!(
         carrier.send(&outbound(to.as_str())).await,
         CarrierOutcome::Rejected { status: 401, .. }
     ));
-    // Changed to the right one: the refused send is repeated once with it.
-    store
-        .put_secure_string(&name, &Secret::new("sim-password"))
+    // Rotated to the right one: the refused send is repeated once with it.
+    sm.put_secret_value()
+        .secret_id(&arn)
+        .secret_string("sim-password")
+        .send()
         .await
-        .expect("overwrite parameter");
+        .expect("rotate");
     let to = random_phone();
     assert!(matches!(
         carrier.send(&outbound(to.as_str())).await,
         CarrierOutcome::Accepted { .. }
     ));
-    assert_eq!(password.current().await.unwrap().expose(), "sim-password");
+    assert_eq!(password.current().await.expose(), "sim-password");
     // Taken once (the refused attempt never got past the credentials).
     assert_eq!(local.carrier_messages(to.as_str()).await.len(), 1);
     assert_eq!(local.sent_attempts(to.as_str()).await, 1);
-}
-
-#[tokio::test]
-#[ignore = "needs the local cloud: run `make test`"]
-async fn a_parameter_store_request_with_a_wrong_signature_is_refused() {
-    use messaging_adapters::ssm::ParameterStore;
-    // The emulator checks SigV4 signatures: a request signed with another
-    // secret key than the one it knows for this access key is refused, so
-    // the tests above prove the adapter signs as AWS expects.
-    let local = Endpoints::load();
-    let right = local.aws().await;
-    let credentials =
-        aws_sdk_dynamodb::config::Credentials::new("test", "not-the-secret-key", None, None, "test");
-    let wrong = messaging_adapters::aws::config(
-        right.region().unwrap().to_string(),
-        credentials,
-        right.endpoint_url().map(str::to_owned),
-    );
-    let e = ParameterStore::new(&wrong)
-        .secure_string("/test/anything")
-        .await
-        .unwrap_err();
-    assert!(e.to_string().contains("Signature"), "{e}");
 }

@@ -32,8 +32,7 @@ pub struct BandwidthConfig {
     pub application_id: String,
     /// API user name.
     pub username: String,
-    /// API password (from Parameter Store in a deployed function, read
-    /// when first needed).
+    /// API password (from Secrets Manager in a deployed function).
     pub password: Password,
     /// How long to wait for an answer before treating the attempt as retryable.
     pub timeout: Duration,
@@ -138,10 +137,7 @@ impl CarrierMedia for Bandwidth {
         };
         let mut fresh_password = false;
         let mut response = loop {
-            // Not read: nothing was asked of the carrier; worth another try.
-            let password = self.config.password.current().await.map_err(|e| {
-                MediaFetchError::Retryable(format!("carrier password unavailable: {e}"))
-            })?;
+            let password = self.config.password.current().await;
             let response = self
                 .media_http
                 .get(url.clone())
@@ -223,15 +219,7 @@ impl Carrier for Bandwidth {
         };
         let mut fresh_password = false;
         let response = loop {
-            let password = match self.config.password.current().await {
-                Ok(password) => password,
-                // Nothing reached the carrier: safe to try again.
-                Err(e) => {
-                    return CarrierOutcome::Retryable {
-                        reason: format!("carrier password unavailable: {e}"),
-                    }
-                }
-            };
+            let password = self.config.password.current().await;
             let sent = self
                 .http
                 .post(&self.messages_url)

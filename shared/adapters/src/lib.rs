@@ -11,4 +11,3 @@ pub mod s3;
 pub mod scheduler;
 pub mod secrets;
 pub mod sqs;
-pub mod ssm;

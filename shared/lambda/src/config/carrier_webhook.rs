@@ -14,7 +14,7 @@ pub struct CarrierWebhookConfig {
     pub media_queue_url: HttpUrl,
     /// `WEBHOOK_USERNAME`: the Basic user Bandwidth sends.
     pub username: Username,
-    /// `WEBHOOK_PASSWORD_PARAMETER` (or `WEBHOOK_PASSWORD`): the Basic
+    /// `WEBHOOK_PASSWORD_SECRET_ARN` (or `WEBHOOK_PASSWORD`): the Basic
     /// password Bandwidth sends.
     pub password: PasswordSetting,
     /// `CARRIER_APPLICATION_ID`: events of any other application are ignored.
@@ -28,7 +28,7 @@ impl FromEnv for CarrierWebhookConfig {
             send_queue_url: env.url("SEND_QUEUE_URL"),
             media_queue_url: env.url("MEDIA_QUEUE_URL"),
             username: env.username("WEBHOOK_USERNAME"),
-            password: password(env, "WEBHOOK_PASSWORD", "WEBHOOK_PASSWORD_PARAMETER"),
+            password: password(env, "WEBHOOK_PASSWORD", "WEBHOOK_PASSWORD_SECRET_ARN"),
             application_id: env.required("CARRIER_APPLICATION_ID"),
         }
     }
@@ -59,39 +59,6 @@ mod tests {
             w.password,
             PasswordSetting::Value(Secret::new("webhook-s3cret-pw"))
         );
-    }
-
-    #[test]
-    fn a_password_parameter_is_named_not_given_and_its_name_is_checked() {
-        let w = CarrierWebhookConfig::from_lookup(vars(&with(
-            webhook_vars(),
-            &[
-                ("WEBHOOK_PASSWORD", ""),
-                ("WEBHOOK_PASSWORD_PARAMETER", "/patient-messaging/webhook-password"),
-            ],
-        )))
-        .unwrap();
-        assert_eq!(
-            w.password,
-            PasswordSetting::Parameter("/patient-messaging/webhook-password".into())
-        );
-        for bad in [
-            "webhook-password",
-            "/",
-            "/a b",
-            "arn:aws:secretsmanager:us-east-1:1:secret:x",
-        ] {
-            let e = CarrierWebhookConfig::from_lookup(vars(&with(
-                webhook_vars(),
-                &[("WEBHOOK_PASSWORD_PARAMETER", bad)],
-            )))
-            .unwrap_err();
-            assert_eq!(e.malformed.len(), 1, "{bad}");
-            assert_eq!(e.malformed[0].name, "WEBHOOK_PASSWORD_PARAMETER");
-            assert!(e
-                .to_string()
-                .contains("must be an SSM parameter name (/path/name)"));
-        }
     }
 
     #[test]

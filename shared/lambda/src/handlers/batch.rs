@@ -21,15 +21,6 @@ pub fn batch_failures(ids: impl IntoIterator<Item = String>) -> SqsBatchResponse
     response
 }
 
-/// The answer bringing every record of the batch back (nothing was done).
-pub fn every_record(records: &[SqsMessage]) -> SqsBatchResponse {
-    batch_failures(
-        records
-            .iter()
-            .map(|r| r.message_id.clone().unwrap_or_default()),
-    )
-}
-
 /// Handles the queue records one after another with `handle`, which
 /// answers `true` when its record must come back; the answer names those.
 pub async fn each_record<'a, F, Fut>(records: &'a [SqsMessage], mut handle: F) -> SqsBatchResponse

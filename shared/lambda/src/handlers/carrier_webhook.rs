@@ -40,7 +40,7 @@ impl Webhook {
         config: CarrierWebhookConfig,
         aws: messaging_adapters::aws::SdkConfig,
     ) -> Result<Self, StartError> {
-        let password = config.password.password(&aws);
+        let password = config.password.resolve(&aws).await?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
         let sqs = aws_sdk_sqs::Client::new(&aws);
         Ok(Self::with_ports(
@@ -105,15 +105,13 @@ where
         let check = |password: &messaging_core::domain::secret::Secret| {
             check_basic_auth(authorization, self.username.as_str(), password.expose())
         };
-        // Read from Parameter Store by the first callback an instance gets;
-        // unreadable, the callback is answered 503 and the carrier retries it.
-        if let Err(refused) = check(&self.password.current().await?) {
-            // Perhaps the password was changed since this instance read it
+        if let Err(refused) = check(&self.password.current().await) {
+            // Perhaps the secret was rotated since this instance read it
             // (re-read at most every 30 s, whatever callers send).
             if !self.password.refresh().await {
                 return Err(refused);
             }
-            check(&self.password.current().await?)?;
+            check(&self.password.current().await)?;
         }
         let bytes = http::body_bytes(req)?;
         let events: Vec<CarrierEvent> = serde_json::from_slice(bytes).map_err(|e| {
@@ -192,28 +190,6 @@ mod tests {
             (status, body["error"]["code"].as_str()),
             (401, Some("unauthorized"))
         );
-        assert!(!store.is_opted_out("demo", "+14155550142").await.unwrap());
-        assert!(queue.jobs.lock().await.is_empty());
-    }
-
-    #[tokio::test]
-    async fn an_unreadable_password_answers_503_so_the_carrier_retries_and_records_nothing() {
-        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
-        store.add_practice(sample_practice("demo"), "key").await;
-        let hook = Webhook::with_ports(
-            store.clone(),
-            queue.clone(),
-            queue.clone(),
-            Username::parse("bandwidth").unwrap(),
-            crate::handlers::test_support::unreadable_password(),
-            APPLICATION.to_string(),
-        );
-        let (status, body) = answer(
-            hook.handle(callback(&inbound("STOP", APPLICATION), "s3cret"))
-                .await
-                .unwrap(),
-        );
-        assert_eq!(status, 503, "{body}");
         assert!(!store.is_opted_out("demo", "+14155550142").await.unwrap());
         assert!(queue.jobs.lock().await.is_empty());
     }

@@ -3,12 +3,11 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
-use super::batch::{each_record, every_record};
+use super::batch::each_record;
 use super::StartError;
 use crate::config::{DispatcherConfig, FromEnv};
 use messaging_adapters::bandwidth::Bandwidth;
 use messaging_adapters::dynamo::DynamoStore;
-use messaging_adapters::secrets::Password;
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::app::dead_letters::set_aside;
 use messaging_core::app::dispatch::{DispatchStore, Dispatched, Dispatcher, RetryPolicy};
@@ -20,10 +19,6 @@ pub struct DispatcherFn<S = DynamoStore, C = Bandwidth, Q = SqsSendQueue> {
     dispatcher: Dispatcher<S, C, SystemClock, Q>,
     queue: Q,
     dead_letter_queue_arn: Option<String>,
-    /// The carrier's password, read by the first batch of sends an
-    /// instance gets (before any is claimed), when it comes from Parameter
-    /// Store; `None` when the carrier needs none of ours (tests).
-    carrier_password: Option<Password>,
 }
 
 impl DispatcherFn {
@@ -37,8 +32,8 @@ impl DispatcherFn {
         config: DispatcherConfig,
         aws: messaging_adapters::aws::SdkConfig,
     ) -> Result<Self, StartError> {
-        let password = config.carrier.password.password(&aws);
-        let carrier = Bandwidth::new(config.carrier.bandwidth(password.clone()))
+        let password = config.carrier.password.resolve(&aws).await?;
+        let carrier = Bandwidth::new(config.carrier.bandwidth(password))
             .map_err(StartError::CarrierClient)?;
         let queue = SqsSendQueue::new(
             aws_sdk_sqs::Client::new(&aws),
@@ -51,8 +46,7 @@ impl DispatcherFn {
             config.retry,
             config.number_per_second,
             config.dead_letter_queue_arn,
-        )
-        .with_carrier_password(password))
+        ))
     }
 }
 
@@ -85,17 +79,7 @@ where
             },
             queue,
             dead_letter_queue_arn,
-            carrier_password: None,
         }
-    }
-
-    /// Reads `password` before the first send of a batch is claimed: if it
-    /// cannot be read, the whole batch comes back untouched (as when a
-    /// function cannot start), instead of each claimed send failing at the
-    /// carrier's door.
-    pub fn with_carrier_password(mut self, password: Password) -> Self {
-        self.carrier_password = Some(password);
-        self
     }
 
     /// Handles one batch of queue records: sends from the send queue, or
@@ -108,12 +92,6 @@ where
                 .is_some_and(|r| r.event_source_arn == self.dead_letter_queue_arn);
         if from_dead_letters {
             return each_record(&event.records, |r| self.set_aside(r)).await;
-        }
-        if let Some(password) = &self.carrier_password {
-            if let Err(e) = password.current().await {
-                tracing::error!(error = %e, "carrier password unavailable; the batch comes back");
-                return every_record(&event.records);
-            }
         }
         each_record(&event.records, |r| self.dispatch(r)).await
     }
@@ -169,7 +147,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use messaging_core::ports::{CarrierOutcome, MessageStore};
+    use messaging_core::ports::CarrierOutcome;
     use messaging_core::testing::{queued_recipient, MemoryQueue, MemoryStore, ScriptedCarrier};
 
     const DEAD_LETTERS: &str = "arn:aws:sqs:us-east-1:123456789012:send-dlq";
@@ -237,32 +215,6 @@ mod tests {
         let response = f.handle(event).await;
         assert_eq!(failed_ids(&response), ["b"]);
         assert_eq!(carrier.calls().await, 2, "the unreadable one is dropped");
-    }
-
-    #[tokio::test]
-    async fn an_unreadable_carrier_password_brings_the_whole_batch_back_unclaimed() {
-        let store = MemoryStore::default();
-        let [first, second] = two_jobs(&store).await;
-        let carrier = ScriptedCarrier::accepting();
-        let f = dispatcher(&store, &carrier)
-            .with_carrier_password(crate::handlers::test_support::unreadable_password());
-        let source = "arn:aws:sqs:us-east-1:123456789012:send";
-        let mut event = SqsEvent::default();
-        event.records = vec![record("a", &first, source), record("b", &second, source)];
-        let response = f.handle(event).await;
-        assert_eq!(failed_ids(&response), ["a", "b"]);
-        assert_eq!(carrier.calls().await, 0);
-        let job: SendJob = serde_json::from_str(&first).unwrap();
-        let recipient = store.get_recipient(&job).await.unwrap().unwrap();
-        assert_eq!(
-            recipient.status,
-            messaging_core::domain::message::RecipientStatus::Queued,
-            "not claimed: sent as usual once the password can be read"
-        );
-        // Jobs the queue gave up on need no password: still set aside.
-        let mut event = SqsEvent::default();
-        event.records = vec![record("c", &second, DEAD_LETTERS)];
-        assert!(failed_ids(&f.handle(event).await).is_empty());
     }
 
     #[tokio::test]

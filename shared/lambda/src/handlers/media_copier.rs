@@ -5,12 +5,11 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
-use super::batch::{each_record, every_record};
+use super::batch::each_record;
 use super::StartError;
 use crate::config::{FromEnv, MediaCopierConfig};
 use messaging_adapters::bandwidth::Bandwidth;
 use messaging_adapters::dynamo::DynamoStore;
-use messaging_adapters::secrets::Password;
 use messaging_adapters::s3::S3Media;
 use messaging_adapters::sqs::SqsMediaQueue;
 use messaging_core::app::media::{MediaCopied, MediaCopier, MAX_COPY_ATTEMPTS};
@@ -21,9 +20,6 @@ use messaging_core::ports::{CarrierMedia, ConversationStore, MediaStorage, Retry
 pub struct MediaCopierFn<S = DynamoStore, C = Bandwidth, M = S3Media, Q = SqsMediaQueue> {
     copier: MediaCopier<S, C, M>,
     queue: Q,
-    /// The carrier's password, read by the first batch an instance gets
-    /// (before any download), when it comes from Parameter Store.
-    carrier_password: Option<Password>,
 }
 
 impl MediaCopierFn {
@@ -37,9 +33,8 @@ impl MediaCopierFn {
         config: MediaCopierConfig,
         aws: messaging_adapters::aws::SdkConfig,
     ) -> Result<Self, StartError> {
-        let password = config.carrier.password.password(&aws);
+        let password = config.carrier.password.resolve(&aws).await?;
         Ok(Self {
-            carrier_password: Some(password.clone()),
             copier: MediaCopier {
                 store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
                 carrier: Bandwidth::new(config.carrier.bandwidth(password))
@@ -64,23 +59,11 @@ where
 {
     /// A copier over any ports (tests).
     pub fn with(copier: MediaCopier<S, C, M>, queue: Q) -> Self {
-        Self {
-            copier,
-            queue,
-            carrier_password: None,
-        }
+        Self { copier, queue }
     }
 
-    /// Handles one batch of queue records. If the carrier's password cannot
-    /// be read, the whole batch comes back untouched (as when a function
-    /// cannot start): no download is tried, no attempt spent.
+    /// Handles one batch of queue records.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        if let Some(password) = &self.carrier_password {
-            if let Err(e) = password.current().await {
-                tracing::error!(error = %e, "carrier password unavailable; the batch comes back");
-                return every_record(&event.records);
-            }
-        }
         each_record(&event.records, |r| self.handle_record(r)).await
     }
 

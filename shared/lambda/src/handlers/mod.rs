@@ -35,6 +35,9 @@ pub enum StartError {
     /// The HTTP client for the office's endpoints could not be built.
     #[error("HTTP client: {0}")]
     HttpClient(reqwest::Error),
+    /// A password could not be read from Secrets Manager.
+    #[error(transparent)]
+    Secret(#[from] messaging_core::domain::error::StoreError),
 }
 
 /// Turns a handler's result into a response, logging server-side failures.
@@ -143,21 +146,6 @@ pub(crate) mod test_support {
             .with_request_context(RequestContext::ApiGatewayV2(context))
     }
 
-    /// A password kept in a Parameter Store nobody answers for: every
-    /// read fails (after the adapter's tries, in well under a second).
-    pub(crate) fn unreadable_password() -> messaging_adapters::secrets::Password {
-        let aws = messaging_adapters::aws::config(
-            "us-east-1".into(),
-            aws_credential_types::Credentials::new("a", "b", None, None, "test"),
-            // The discard port: nothing listens there.
-            Some("http://127.0.0.1:9".into()),
-        );
-        messaging_adapters::secrets::Password::from_parameter(
-            messaging_adapters::ssm::ParameterStore::new(&aws),
-            "/test/password",
-        )
-    }
-
     /// `req` with the practice's API key.
     pub(crate) fn with_key(mut req: Request) -> Request {
         req.headers_mut()
@@ -180,6 +168,7 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use messaging_core::domain::error::StoreError;
 
     #[test]
     fn api_answers_are_never_cached_and_every_answer_is_nosniff_and_https_only() {
@@ -229,5 +218,8 @@ mod tests {
             StartError::from(config).to_string(),
             "missing environment variables: TABLE_NAME"
         );
+        let secret = StoreError::new("read secret", "access denied");
+        let said = secret.to_string();
+        assert_eq!(StartError::from(secret).to_string(), said);
     }
 }

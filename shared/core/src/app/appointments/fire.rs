@@ -24,6 +24,7 @@ use crate::domain::appointment::{
 use crate::domain::clock::queue_delay;
 use crate::domain::conversation::OutboundKind;
 use crate::domain::error::AppError;
+use crate::domain::limits::SQS_MAX_DELAY;
 use crate::domain::message::{MessageType, SendJob};
 use crate::domain::patient::Patient;
 use crate::domain::practice::{Channel, Practice};
@@ -110,13 +111,22 @@ where
                 let written = store
                     .record_reminder(
                         &appointments,
-                        message.as_ref().map(|(m, r)| (m, r.as_slice())),
+                        message.as_deref().map(|(m, r)| (m, r.as_slice())),
                     )
                     .await?;
                 if written {
-                    if let Some((m, recipients)) = message {
+                    if let Some((m, recipients)) = message.map(|b| *b) {
                         tracing::info!(%job, message_id = %m.id, appointments = appointments.len(), "reminder going out");
                         fired.sends.extend(recipients.iter().map(|r| r.job()));
+                    }
+                    // The appointment's next reminder, if due within the
+                    // queue's longest delay: this job comes back for it.
+                    let next = appointments
+                        .iter()
+                        .find(|a| a.appointment_id == job.appointment_id)
+                        .and_then(Appointment::next_due);
+                    if let Some(next) = next.filter(|n| *n - now <= SQS_MAX_DELAY) {
+                        fired.later = Some(queue_delay(next - now).max(1));
                     }
                     return Ok(fired);
                 }
@@ -137,7 +147,7 @@ type Carried = (
 enum Step {
     /// Nothing to write; the next reminder's delay if not yet due.
     Done(Option<u32>),
-    Write(Vec<Appointment>, Option<Carried>),
+    Write(Vec<Appointment>, Option<Box<Carried>>),
 }
 
 /// The appointment with its earliest pending reminder set to `change`.
@@ -290,7 +300,7 @@ where
             })
         })
         .collect();
-    Ok(Step::Write(updated, Some(carried)))
+    Ok(Step::Write(updated, Some(Box::new(carried))))
 }
 
 /// The sends of reminders marked sent in the last minutes: one may not

@@ -25,12 +25,13 @@ use crate::domain::patient::Patient;
 use crate::domain::phone::PhoneNumber;
 use crate::domain::practice::{Channel, Channels, Practice};
 use crate::domain::text::Encoding;
-use crate::ports::EventStore;
+use crate::ports::{AppointmentStore, EventStore};
 use crate::ports::{
     BulkStore, ConversationStore, CreateOutcome, IdempotencyRecord, MessageStore, OptOutStore,
     PracticeStore, RateStore, StaffStore, TemplateStore,
 };
 
+mod appointments;
 mod bulk;
 mod conversations;
 mod events;
@@ -41,6 +42,11 @@ mod rate;
 mod staff;
 mod templates;
 
+pub use self::appointments::{
+    a_confirmation_and_its_events_are_one_write, a_reminder_and_its_message_are_one_write,
+    appointments_are_written_over_the_version_read, reminder_rules_are_the_defaults_until_changed,
+    the_due_index_follows_pending_reminders,
+};
 pub use self::bulk::{
     bulk_completes_when_sending_and_every_recipient_is_final,
     bulk_does_not_complete_before_sending_began,
@@ -99,6 +105,7 @@ pub trait Store:
     + ConversationStore
     + EventStore
     + StaffStore
+    + AppointmentStore
 {
 }
 
@@ -112,6 +119,7 @@ impl<T> Store for T where
         + ConversationStore
         + EventStore
         + StaffStore
+        + AppointmentStore
 {
 }
 
@@ -160,6 +168,11 @@ macro_rules! conformance_cases {
         $runner!(sessions_are_read_by_digest_and_ended_alone_or_by_staff_member);
         $runner!(login_failures_count_within_their_window_and_restart_after_it);
         $runner!(a_burst_of_login_failures_is_counted_once_each);
+        $runner!(appointments_are_written_over_the_version_read);
+        $runner!(the_due_index_follows_pending_reminders);
+        $runner!(a_reminder_and_its_message_are_one_write);
+        $runner!(a_confirmation_and_its_events_are_one_write);
+        $runner!(reminder_rules_are_the_defaults_until_changed);
     };
 }
 

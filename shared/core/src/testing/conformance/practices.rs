@@ -26,7 +26,48 @@ pub async fn practice_settings_round_trip<S: Store>(store: S, practice_id: &str)
     p.help_text = Some("Call us at {practice_name}".into());
     p.hourly_cap = 40;
     store.put_practice(&p).await.unwrap();
-    assert_eq!(store.get_practice(practice_id).await.unwrap(), Some(p));
+    assert_eq!(
+        store.get_practice(practice_id).await.unwrap(),
+        Some(p.clone())
+    );
+
+    // "Any time" stays any time (it is not the absent, default window);
+    // links and a window change by name.
+    p.automatic_window = None;
+    store.put_practice(&p).await.unwrap();
+    assert_eq!(
+        store.get_practice(practice_id).await.unwrap(),
+        Some(p.clone())
+    );
+    let change = crate::domain::practice::SettingsChange {
+        automatic_window: Some(crate::domain::practice::AutomaticWindow::default_setting()),
+        links: Some(crate::domain::practice::Links {
+            review: Some("https://g.page/r/bright-smiles".into()),
+            schedule: None,
+        }),
+        ..Default::default()
+    };
+    let changed = store.update_settings(practice_id, &change).await.unwrap();
+    assert_eq!(changed, Some(change.applied_to(&p)));
+    let cleared = crate::domain::practice::SettingsChange {
+        automatic_window: Some(None),
+        ..Default::default()
+    };
+    let changed = store
+        .update_settings(practice_id, &cleared)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.automatic_window, None);
+    assert_eq!(
+        store
+            .get_practice(practice_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .automatic_window,
+        None
+    );
 }
 
 /// A settings change writes only the fields it names onto the practice as

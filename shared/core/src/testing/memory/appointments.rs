@@ -128,7 +128,7 @@ impl AppointmentStore for MemoryStore {
                 })
             })
             .collect();
-        due.sort_by(|a, b| a.due_at.cmp(&b.due_at));
+        due.sort_by_key(|d| d.due_at);
         due.truncate(limit as usize);
         Ok(due)
     }
