@@ -379,9 +379,10 @@ impl AppointmentInput {
         let duration_minutes = match raw.duration_minutes {
             None | Some(serde_json::Value::Null) => None,
             Some(v) => Some(
-                v.as_u64()
-                    .filter(|m| (1..=1440).contains(m))
-                    .and_then(|m| u32::try_from(m).ok())
+                // A whole number, also when written 60.0.
+                v.as_f64()
+                    .filter(|m| m.fract() == 0.0 && (1.0..=1440.0).contains(m))
+                    .map(|m| m as u32)
                     .ok_or_else(|| {
                         invalid(
                             "duration_minutes",
