@@ -120,7 +120,7 @@ async fn latency(local: &Endpoints, n: usize) {
                 practice_id: t.practice.practice_id.clone(),
                 appointment_id: format!("a{i}"),
                 patient_id: format!("p{i}"),
-                phone: phone.parse().unwrap(),
+                phone: messaging_core::domain::phone::PhoneNumber::parse(phone).unwrap(),
                 starts_at,
                 duration_minutes: None,
                 provider: None,
