@@ -216,6 +216,7 @@ impl Endpoints {
             quiet_hours: None,
             help_text: None,
             auto_reply: Default::default(),
+            carrier: Default::default(),
         };
         let mut practice = practice;
         adjust(&mut practice);

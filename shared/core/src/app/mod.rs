@@ -2,6 +2,7 @@
 //! production and in memory in unit tests.
 
 pub mod auth;
+pub mod aws_sms;
 pub mod bulk;
 #[cfg(test)]
 mod bulk_flow_tests;

@@ -1,7 +1,9 @@
 //! The office's vocabulary, free of AWS and Lambda: what a message, recipient,
 //! patient and practice are, and the rules that govern them.
 
+pub mod aws_errors;
 pub mod bulk;
+pub mod carrier;
 pub mod carrier_errors;
 pub mod clock;
 pub mod conversation;

@@ -193,6 +193,10 @@ pub struct Practice {
     /// (off until the office turns it on).
     #[serde(default)]
     pub auto_reply: super::office_hours::AutoReply,
+    /// The carrier its numbers are on (set by the administrator; practices
+    /// stored before there was a choice are on Bandwidth).
+    #[serde(default)]
+    pub carrier: super::carrier::CarrierKind,
 }
 
 /// The settings the office changes itself (`PATCH /v1/settings`): only the
@@ -284,6 +288,7 @@ mod tests {
             quiet_hours: None,
             help_text: None,
             auto_reply: Default::default(),
+            carrier: Default::default(),
         };
         assert!(p.validate().is_ok());
         p.max_bulk_recipients = MAX_BULK_RECIPIENTS_LIMIT + 1;

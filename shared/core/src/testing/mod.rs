@@ -50,6 +50,7 @@ pub fn sample_practice(id: &str) -> Practice {
         quiet_hours: None,
         help_text: None,
         auto_reply: Default::default(),
+        carrier: Default::default(),
     }
 }
 

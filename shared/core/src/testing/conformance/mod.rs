@@ -203,6 +203,7 @@ fn practice(practice_id: &str) -> Practice {
         quiet_hours: None,
         help_text: None,
         auto_reply: Default::default(),
+        carrier: Default::default(),
     }
 }
 
