@@ -2,6 +2,7 @@
 //! and maps requests to use cases. A function's `main.rs` only calls these.
 
 pub mod batch;
+pub mod carrier_events;
 pub mod carrier_webhook;
 pub mod console;
 pub mod conversations;
