@@ -155,8 +155,15 @@ impl AwsSms {
     async fn call(&self, operation: &'static str, body: &[u8]) -> Answer {
         let identity = self.identity().await.map_err(|e| (true, e))?;
         let target = format!("{TARGET}.{operation}");
-        let headers = signed_headers(&self.url, &target, body, &identity, &self.region, SystemTime::now())
-            .map_err(|e| (true, format!("cannot sign the request: {e}")))?;
+        let headers = signed_headers(
+            &self.url,
+            &target,
+            body,
+            &identity,
+            &self.region,
+            SystemTime::now(),
+        )
+        .map_err(|e| (true, format!("cannot sign the request: {e}")))?;
         let mut request = self
             .http
             .post(&self.url)
@@ -299,7 +306,10 @@ impl CarrierOptOuts for AwsSms {
         }
         Err(StoreError::new(
             "remove from the opt-out list",
-            format!("AWS answered {status}: {}", problem.exception(error_type.as_deref())),
+            format!(
+                "AWS answered {status}: {}",
+                problem.exception(error_type.as_deref())
+            ),
         ))
     }
 }
@@ -377,7 +387,10 @@ mod tests {
         ] {
             let body = format!(r#"{{"__type": "{kind}", "Message": "slow down"}}"#);
             assert!(
-                matches!(outcome(status, body.as_bytes(), None), CarrierOutcome::Retryable { .. }),
+                matches!(
+                    outcome(status, body.as_bytes(), None),
+                    CarrierOutcome::Retryable { .. }
+                ),
                 "{status} {kind}"
             );
         }
@@ -391,19 +404,33 @@ mod tests {
             ("DESTINATION_PHONE_NUMBER_OPTED_OUT".into(), "aws".into())
         );
         let spend = r#"{"__type": "ServiceQuotaExceededException", "Message": "limit", "Reason": "MONTHLY_SPEND_LIMIT_REACHED_FOR_TEXT"}"#;
-        assert_eq!(rejected_code(402, spend, None).0, "MONTHLY_SPEND_LIMIT_REACHED_FOR_TEXT");
-        let not_found = r#"{"Message": "no such origination identity", "ResourceType": "phone-number"}"#;
         assert_eq!(
-            rejected_code(404, not_found, Some("ResourceNotFoundException:http://internal")).0,
+            rejected_code(402, spend, None).0,
+            "MONTHLY_SPEND_LIMIT_REACHED_FOR_TEXT"
+        );
+        let not_found =
+            r#"{"Message": "no such origination identity", "ResourceType": "phone-number"}"#;
+        assert_eq!(
+            rejected_code(
+                404,
+                not_found,
+                Some("ResourceNotFoundException:http://internal")
+            )
+            .0,
             "ResourceNotFoundException"
         );
-        let validation = r#"{"__type": "ValidationException", "Message": "bad", "Reason": "SOMETHING_NEW"}"#;
-        assert_eq!(rejected_code(400, validation, None).0, "ValidationException");
+        let validation =
+            r#"{"__type": "ValidationException", "Message": "bad", "Reason": "SOMETHING_NEW"}"#;
+        assert_eq!(
+            rejected_code(400, validation, None).0,
+            "ValidationException"
+        );
     }
 
     #[test]
     fn requests_are_signed_for_the_sms_voice_service() {
-        let identity: Identity = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test").into();
+        let identity: Identity =
+            Credentials::new("AKIDEXAMPLE", "secret", None, None, "test").into();
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_169_200);
         let headers = signed_headers(
             "https://sms-voice.us-east-1.amazonaws.com/",
@@ -414,12 +441,23 @@ mod tests {
             time,
         )
         .unwrap();
-        let auth = &headers.iter().find(|(n, _)| *n == "authorization").unwrap().1;
+        let auth = &headers
+            .iter()
+            .find(|(n, _)| *n == "authorization")
+            .unwrap()
+            .1;
         assert!(
-            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20251126/us-east-1/sms-voice/aws4_request"),
+            auth.starts_with(
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20251126/us-east-1/sms-voice/aws4_request"
+            ),
             "{auth}"
         );
-        assert!(auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-target"), "{auth}");
-        assert!(headers.iter().any(|(n, v)| *n == "x-amz-date" && v == "20251126T150000Z"));
+        assert!(
+            auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-target"),
+            "{auth}"
+        );
+        assert!(headers
+            .iter()
+            .any(|(n, v)| *n == "x-amz-date" && v == "20251126T150000Z"));
     }
 }

@@ -53,7 +53,10 @@ mod tests {
         };
         match Carriers::default().send(&text).await {
             CarrierOutcome::Rejected { error: Some(e), .. } => {
-                assert_eq!((e.code.as_str(), e.carrier.as_str()), ("carrier_not_configured", "aws"));
+                assert_eq!(
+                    (e.code.as_str(), e.carrier.as_str()),
+                    ("carrier_not_configured", "aws")
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -105,22 +105,32 @@ pub(super) fn carrier_access<F: Fn(&str) -> Option<String>>(
 /// unset or empty: the deployment has no AWS carrier), `SMS_OPT_OUT_LIST`
 /// (the numbers' opt-out list, optional), `SMS_API_URL` (optional: only the
 /// local cloud points it elsewhere) and `CARRIER_TIMEOUT_MS`.
-pub(super) fn aws_sms<F: Fn(&str) -> Option<String>>(env: &mut Env<F>) -> Option<AwsSmsConfig> {
+pub(super) fn aws_sms<F: Fn(&str) -> Option<String>>(
+    env: &mut Env<F>,
+    timeout: Option<Duration>,
+) -> Option<AwsSmsConfig> {
     let api_url = env.optional_as(
         "SMS_API_URL",
         HttpUrl::EXPECTED,
         |v| HttpUrl::parse(v).map(Some),
         None,
     );
-    let timeout = env.optional_as(
-        "CARRIER_TIMEOUT_MS",
-        "a whole number of milliseconds",
-        |v| v.parse().ok().map(Duration::from_millis),
-        DispatcherConfig::DEFAULT_CARRIER_TIMEOUT,
-    );
+    // Read here unless the caller read it already (for Bandwidth).
+    let timeout = timeout.unwrap_or_else(|| {
+        env.optional_as(
+            "CARRIER_TIMEOUT_MS",
+            "a whole number of milliseconds",
+            |v| v.parse().ok().map(Duration::from_millis),
+            DispatcherConfig::DEFAULT_CARRIER_TIMEOUT,
+        )
+    });
     let opt_out_list = env.optional_as("SMS_OPT_OUT_LIST", "", |v| Some(Some(v.to_owned())), None);
-    let configuration_set =
-        env.optional_as("SMS_CONFIGURATION_SET", "", |v| Some(Some(v.to_owned())), None)?;
+    let configuration_set = env.optional_as(
+        "SMS_CONFIGURATION_SET",
+        "",
+        |v| Some(Some(v.to_owned())),
+        None,
+    )?;
     Some(AwsSmsConfig {
         api_url: api_url.map(|u| u.as_str().to_owned()),
         configuration_set,

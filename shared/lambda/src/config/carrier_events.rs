@@ -26,7 +26,7 @@ impl FromEnv for CarrierEventsConfig {
             table_name: env.required("TABLE_NAME"),
             send_queue_url: env.url("SEND_QUEUE_URL"),
             topic_arn: env.arn("SMS_EVENT_TOPIC_ARN"),
-            aws_sms: aws_sms(env),
+            aws_sms: aws_sms(env, None),
         }
     }
 }
@@ -41,13 +41,19 @@ mod tests {
         let c = CarrierEventsConfig::from_lookup(vars(&[
             ("TABLE_NAME", "messaging"),
             ("SEND_QUEUE_URL", QUEUE_URL),
-            ("SMS_EVENT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:sms-events"),
+            (
+                "SMS_EVENT_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:sms-events",
+            ),
             ("SMS_CONFIGURATION_SET", "patient-messaging"),
             ("SMS_OPT_OUT_LIST", "patient-messaging"),
         ]))
         .unwrap();
         assert_eq!(c.topic_arn, "arn:aws:sns:us-east-1:123456789012:sms-events");
-        assert_eq!(c.aws_sms.unwrap().opt_out_list.as_deref(), Some("patient-messaging"));
+        assert_eq!(
+            c.aws_sms.unwrap().opt_out_list.as_deref(),
+            Some("patient-messaging")
+        );
         let e = CarrierEventsConfig::from_lookup(vars(&[("SMS_EVENT_TOPIC_ARN", "sms-events")]))
             .unwrap_err();
         assert_eq!(e.missing, vec!["TABLE_NAME", "SEND_QUEUE_URL"]);

@@ -43,7 +43,7 @@ impl FromEnv for DispatcherConfig {
         let account_id = env.required("CARRIER_ACCOUNT_ID");
         let application_id = env.required("CARRIER_APPLICATION_ID");
         let (api_url, username, password, timeout) = carrier_access(env);
-        let aws_sms = aws_sms(env);
+        let aws_sms = aws_sms(env, Some(timeout));
         let defaults = RetryPolicy::default();
         let retry = RetryPolicy {
             max_attempts: env.number_or(

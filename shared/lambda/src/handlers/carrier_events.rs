@@ -85,7 +85,10 @@ impl CarrierEventsFn {
         };
         Ok(Self::with_ports(
             DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
-            SqsSendQueue::new(aws_sdk_sqs::Client::new(&aws), config.send_queue_url.as_str()),
+            SqsSendQueue::new(
+                aws_sdk_sqs::Client::new(&aws),
+                config.send_queue_url.as_str(),
+            ),
             opt_outs,
             config.topic_arn,
         ))
@@ -184,10 +187,19 @@ mod tests {
     async fn only_the_deployments_topic_is_believed_and_junk_is_dropped() {
         let store = MemoryStore::default();
         store.add_practice(sample_practice("demo"), "key").await;
-        let f = CarrierEventsFn::with_ports(store.clone(), MemoryQueue::default(), NoOptOutList, TOPIC.into());
+        let f = CarrierEventsFn::with_ports(
+            store.clone(),
+            MemoryQueue::default(),
+            NoOptOutList,
+            TOPIC.into(),
+        );
         let mut event = SqsEvent::default();
         event.records = vec![
-            record("a", "arn:aws:sns:us-east-1:999999999999:elsewhere", &stop("in-1")),
+            record(
+                "a",
+                "arn:aws:sns:us-east-1:999999999999:elsewhere",
+                &stop("in-1"),
+            ),
             record("b", TOPIC, &serde_json::json!({"hello": "world"})),
         ];
         let mut junk = SqsMessage::default();

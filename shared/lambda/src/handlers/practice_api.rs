@@ -17,11 +17,11 @@ use messaging_core::app::patients;
 use messaging_core::app::settings;
 use messaging_core::app::tracking::{self, TrackingQuery};
 use messaging_core::domain::carrier::CarrierKind;
-use messaging_core::domain::{aws_errors, carrier_errors};
 use messaging_core::domain::error::AppError;
 use messaging_core::domain::event_endpoint::UrlPolicy;
 use messaging_core::domain::message::CARRIER;
 use messaging_core::domain::patient::{validate_id, AgeFilter, Patient, PatientInput};
+use messaging_core::domain::{aws_errors, carrier_errors};
 use messaging_core::ports::{
     ConversationStore, EventQueue, EventStore, HostResolver, MediaLinks, MessageStore, OptOutStore,
     PracticeStore, StaffStore, TemplateStore,
