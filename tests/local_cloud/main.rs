@@ -6,6 +6,7 @@
 //! with `--include-ignored`. Each module is one area of the product.
 
 mod adapters;
+mod aws_carrier;
 mod bulk_messages;
 mod carrier_webhook;
 mod conformance;
