@@ -184,6 +184,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_sample_event_is_read_as_a_delivery_report_and_an_inbound_text() {
+        let sample: SqsEvent = serde_json::from_str(include_str!(
+            "../../../../events/carrier-events/sqs-sns-reports.json"
+        ))
+        .unwrap();
+        let topic = "arn:aws:sns:us-east-1:123456789012:patient-messaging-SmsEventTopic-EXAMPLE";
+        let store = MemoryStore::default();
+        store.add_practice(sample_practice("demo"), "key").await;
+        let f = CarrierEventsFn::with_ports(
+            store.clone(),
+            MemoryQueue::default(),
+            NoOptOutList,
+            topic.into(),
+        );
+        assert!(f.handle(sample).await.batch_item_failures.is_empty());
+        // The report is for a recipient this store does not have (ignored);
+        // the patient's text starts a conversation.
+        use messaging_core::domain::phone::PhoneNumber;
+        let patient = PhoneNumber::parse("+14155550142").unwrap();
+        let c = store
+            .get_conversation("demo", &patient)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.conversation.unread_count, 1);
+    }
+
+    #[tokio::test]
     async fn only_the_deployments_topic_is_believed_and_junk_is_dropped() {
         let store = MemoryStore::default();
         store.add_practice(sample_practice("demo"), "key").await;
