@@ -64,7 +64,15 @@ WEBHOOK = {"user": "bandwidth-callbacks", "password": "local-webhook-secret"}
 
 # See Cargo.toml: opt-level 0 without LTO, shared with the tests' build.
 PROFILE = "local"
-FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "dispatcher", "media-copier", "event-delivery", "console"]
+FUNCTION_BINARIES = ["messages-api", "practice-api", "carrier-webhook", "carrier-events", "dispatcher", "media-copier", "event-delivery", "console"]
+
+# The demo practice's carrier: `bandwidth` (default) or `aws` (AWS End User
+# Messaging SMS, simulated by the same carrier simulator; `CARRIER=aws make dev`).
+DEMO_CARRIER = os.environ.get("CARRIER", "bandwidth").strip().lower() or "bandwidth"
+# The local stack's AWS End User Messaging setup (names only: the simulator
+# plays the service; the emulator enforces no IAM).
+SMS = {"configuration_set": "local-configuration-set", "opt_out_list": "local-opt-out-list",
+       "numbers_arn": "arn:aws:sms-voice:us-east-1:000000000000:phone-number/local"}
 TOOL_BINARIES = ["carrier-sim", "practice-admin"]
 
 COLORS = {"aws": "\033[36m", "sim": "\033[35m", "local": "\033[32m", "test": "\033[33m"}
@@ -374,6 +382,12 @@ def deploy_params() -> dict[str, str]:
         # The console is served over plain HTTP here, where browsers keep a
         # Secure cookie only on 127.0.0.1 and localhost (AWS keeps "true").
         "SessionCookieSecure": "false",
+        # AWS End User Messaging SMS, played by the carrier simulator (its
+        # JSON API on SmsApiUrl; its events through the stack's SNS topic).
+        "SmsConfigurationSetName": SMS["configuration_set"],
+        "SmsOriginationIdentityArns": SMS["numbers_arn"],
+        "SmsOptOutListName": SMS["opt_out_list"],
+        "SmsApiUrl": SIM_URL,
     }
 
 
@@ -452,15 +466,19 @@ def demo_practice(outputs: dict[str, str]) -> dict[str, str]:
         "--hourly-cap", os.environ.get("DEMO_HOURLY_CAP", "250"),
         "--cap-window-seconds", os.environ.get("DEMO_CAP_WINDOW_SECONDS", "3600"),
         "--quiet-hours", os.environ.get("DEMO_QUIET_HOURS", "08:00-21:00"),
+        "--carrier", DEMO_CARRIER,
     ]
     exists = subprocess.run([admin, "show", "--practice-id", "demo"], cwd=ROOT, env=env,
                             capture_output=True, text=True).returncode == 0
     if exists:
-        run([admin, "update", "--practice-id", "demo", *settings], env=env, capture=True)
+        updated = json.loads(run([admin, "update", "--practice-id", "demo", *settings], env=env, capture=True))
         created = json.loads(run([admin, "rotate-key", "--practice-id", "demo"], env=env, capture=True))
+        created["settings"] = updated["settings"]
     else:
         created = json.loads(run([admin, "create", "--practice-id", "demo", *settings], env=env, capture=True))
-    log("demo practice 'demo' ready")
+    if DEMO_CARRIER not in ("bandwidth", "aws"):
+        raise SystemExit(f"CARRIER must be bandwidth or aws, not {DEMO_CARRIER!r}")
+    log(f"demo practice 'demo' ready (carrier: {DEMO_CARRIER})")
     return created
 
 
@@ -570,10 +588,19 @@ def up(procs: Processes, with_tests: bool = False) -> dict[str, str]:
     practice = demo_practice(outputs)
     staff = demo_staff(outputs)
     config = json.dumps({"callback_url": f"{api_url}/v1/webhooks/bandwidth",
-                         "callback_user": WEBHOOK["user"], "callback_password": WEBHOOK["password"]}).encode()
+                         "callback_user": WEBHOOK["user"], "callback_password": WEBHOOK["password"],
+                         # Where the simulated AWS End User Messaging publishes.
+                         "aws_topic_arn": outputs["SmsEventTopicArn"], "aws_sns_url": AWS_URL}).encode()
     req = urllib.request.Request(f"{SIM_URL}/_sim/config", data=config, method="PUT",
                                  headers={"Content-Type": "application/json"})
     urllib.request.urlopen(req, timeout=5).read()
+    if DEMO_CARRIER == "aws":
+        # The demo numbers are origination numbers of the simulated AWS account.
+        numbers = [practice["settings"]["channels"]["sms_main"], practice["settings"]["channels"]["sms_alt"]]
+        req = urllib.request.Request(f"{SIM_URL}/_sim/aws/numbers", method="POST",
+                                     data=json.dumps({"numbers": [n for n in numbers if n]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=5).read()
 
     endpoints = {
         "api_url": api_url,
@@ -589,6 +616,9 @@ def up(procs: Processes, with_tests: bool = False) -> dict[str, str]:
         "dead_letter_queue_url": outputs["SendDeadLetterQueueUrl"],
         "media_bucket": outputs["MediaBucketName"],
         "media_queue_url": outputs["MediaQueueUrl"],
+        "sms_event_queue_url": outputs["SmsEventQueueUrl"],
+        # The demo practice's carrier (CARRIER=aws make dev: AWS End User Messaging SMS).
+        "carrier": DEMO_CARRIER,
         "webhook": WEBHOOK,
         # The bulk pacing the stack was deployed with (the cost model's bulk).
         "number_messages_per_second": int(deploy_params()["NumberMessagesPerSecond"]),

@@ -35,7 +35,76 @@ fn outbound(to: &str) -> OutboundText {
         to: to.into(),
         text: "adapter test".into(),
         tag: "t/m/00001".into(),
+        carrier: Default::default(),
     }
+}
+
+/// The AWS End User Messaging adapter against the simulator's copy of the
+/// service: signed calls, AWS's answers read into the carrier port's
+/// outcomes (a number outside the account, an opt-out refusal, throttling).
+#[tokio::test]
+#[ignore = "needs the local cloud: run `make test`"]
+async fn aws_sms_adapter_reads_awss_answers_from_the_simulator() {
+    use messaging_adapters::aws_sms::{AwsSms, AwsSmsConfig};
+    use messaging_core::domain::carrier::CarrierKind;
+    let local = Endpoints::load();
+    let aws = AwsSms::new(
+        &local.aws().await,
+        AwsSmsConfig {
+            api_url: Some(local.carrier_url.clone()),
+            configuration_set: "local-configuration-set".into(),
+            opt_out_list: Some("local-opt-out-list".into()),
+            timeout: std::time::Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    let from = cloud_tests::random_phone().to_string();
+    let text = |to: &str| OutboundText {
+        from: from.clone(),
+        to: to.into(),
+        text: "adapter test".into(),
+        tag: "t/m/00001".into(),
+        carrier: CarrierKind::Aws,
+    };
+    let code = |outcome: CarrierOutcome| match outcome {
+        CarrierOutcome::Rejected { error: Some(e), .. } => e.code,
+        other => panic!("{other:?}"),
+    };
+    // Not a number of the account yet.
+    let to = cloud_tests::random_phone().to_string();
+    assert_eq!(
+        code(aws.send_text(&text(&to)).await),
+        "ResourceNotFoundException"
+    );
+    local
+        .new_aws_practice_with(|p| {
+            p.channels.sms_main = messaging_core::domain::phone::PhoneNumber::parse(&from).unwrap()
+        })
+        .await;
+    assert!(
+        matches!(aws.send_text(&text(&to)).await, CarrierOutcome::Accepted { carrier_message_id } if !carrier_message_id.is_empty())
+    );
+    let sent = local.carrier_messages(&to).await;
+    assert_eq!(
+        (sent.len(), sent[0]["tag"].as_str()),
+        (1, Some("t/m/00001"))
+    );
+    let opted_out = cloud_tests::phone_ending(4775).to_string();
+    assert_eq!(
+        code(aws.send_text(&text(&opted_out)).await),
+        "DESTINATION_PHONE_NUMBER_OPTED_OUT"
+    );
+    let busy = cloud_tests::random_phone().to_string();
+    local.carrier_fault(&busy, "http_429", 1).await;
+    assert!(matches!(
+        aws.send_text(&text(&busy)).await,
+        CarrierOutcome::Retryable { .. }
+    ));
+    // Taking a number off the opt-out list: one it is not on is fine.
+    use messaging_core::ports::CarrierOptOuts;
+    aws.remove_opt_out(&to)
+        .await
+        .expect("not on the list is fine");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 
 mod adapters;
 mod appointments;
+mod aws_carrier;
 mod bulk_messages;
 mod carrier_webhook;
 mod conformance;

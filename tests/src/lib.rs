@@ -220,6 +220,7 @@ impl Endpoints {
             auto_reply: Default::default(),
             automatic_window: None,
             links: Default::default(),
+            carrier: Default::default(),
         };
         let mut practice = practice;
         adjust(&mut practice);
@@ -237,6 +238,35 @@ impl Endpoints {
             api: Api::new(&self.api_url, &key),
             practice,
         }
+    }
+
+    /// A fresh practice on AWS End User Messaging SMS (`adjust` first, as
+    /// [`Endpoints::new_practice_with`]): its numbers become origination
+    /// numbers of the simulated AWS account, whose events and inbound texts
+    /// reach the stack through its SNS topic.
+    pub async fn new_aws_practice_with(&self, adjust: impl FnOnce(&mut Practice)) -> TestPractice {
+        let t = self
+            .new_practice_with(|p| {
+                p.carrier = messaging_core::domain::carrier::CarrierKind::Aws;
+                adjust(p);
+            })
+            .await;
+        let numbers: Vec<String> = std::iter::once(&t.practice.channels.sms_main)
+            .chain(t.practice.channels.sms_alt.as_ref())
+            .map(ToString::to_string)
+            .collect();
+        let r = http()
+            .post(format!("{}/_sim/aws/numbers", self.carrier_url))
+            .json(&serde_json::json!({ "numbers": numbers }))
+            .send()
+            .await
+            .expect("simulator");
+        assert!(
+            r.status().is_success(),
+            "registering AWS numbers: {}",
+            r.status()
+        );
+        t
     }
 
     /// Every message the carrier simulator received for `to`.

@@ -119,7 +119,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn injected_response(mode: FaultMode) -> Response {
+pub(crate) fn injected_response(mode: FaultMode) -> Response {
     match mode {
         FaultMode::Http500 => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -358,6 +358,7 @@ pub async fn create_message(
             expiration: send.expiration,
             received_at,
             callbacks: Vec::new(),
+            carrier: None,
         })
         .await;
     tracing::info!(id = %message.id, from = %message.from, to = ?message.to, segments = message.segment_count, "message accepted");
@@ -386,7 +387,7 @@ pub async fn create_message(
 #[derive(Debug, Clone, Copy)]
 pub struct CutConnection;
 
-fn cut_connection() -> ! {
+pub(crate) fn cut_connection() -> ! {
     std::panic::panic_any(CutConnection)
 }
 
@@ -422,7 +423,7 @@ fn body_cut_short(message: &BwMessage) -> Response {
 
 /// Holds a faulted request open, but lets go early on shutdown so the
 /// server can stop promptly.
-async fn hang(state: &AppState, duration: Duration) {
+pub(crate) async fn hang(state: &AppState, duration: Duration) {
     tokio::select! {
         () = tokio::time::sleep(duration) => {}
         () = state.shutdown_requested() => {}

@@ -11,6 +11,12 @@
 //! | `PUT /_sim/config` | `{"callback_url", "callback_user", "callback_password", "media_failures"}`, all optional |
 //! | `POST /_sim/inbound` | a patient texts (or MMSes) a practice number, see [`inbound`] |
 //! | `GET /_sim/media-requests[?message_id=]`, `DELETE` | `{"count", "requests": [{"media_id", "status", "at"}]}` |
+//! | `POST /_sim/aws/numbers` | `{"numbers": [...]}`: origination numbers of the simulated AWS account ([`crate::aws`]) |
+//!
+//! `PUT /_sim/config` also takes `aws_topic_arn` and `aws_sns_url`: where
+//! the simulated AWS End User Messaging publishes its events and inbound
+//! texts. A text to an AWS number through `/_sim/inbound` goes there
+//! (answered once SNS took it; `callback_status` is SNS's status).
 //!
 //! Fault modes: `http_500`, `http_400`, `http_429` answer that status without
 //! accepting; `timeout` hangs without accepting; `cut_before_accept` drops
@@ -125,6 +131,10 @@ pub struct ConfigRequest {
     pub callback_password: Option<String>,
     /// The next this-many downloads of stored media answer 503 (0 disarms).
     pub media_failures: Option<u32>,
+    /// The stack's SMS event topic, where AWS events and inbound texts go.
+    pub aws_topic_arn: Option<String>,
+    /// The SNS endpoint to publish them through (the emulator).
+    pub aws_sns_url: Option<String>,
 }
 
 /// `PUT /_sim/config`. The password is never echoed back.
@@ -144,11 +154,19 @@ pub async fn put_config(
         tracing::info!(times, "media download failures armed");
         state.set_media_failures(times).await;
     }
+    if request.aws_topic_arn.is_some() || request.aws_sns_url.is_some() {
+        state
+            .set_aws_target(request.aws_topic_arn, request.aws_sns_url)
+            .await;
+    }
+    let aws = state.aws_target().await;
     Json(json!({
         "callback_url": target.url,
         "callback_user": target.user,
         "callback_password_set": !target.password.is_empty(),
         "media_failures": state.media_failures().await,
+        "aws_topic_arn": aws.topic_arn,
+        "aws_sns_url": aws.sns_url,
     }))
 }
 
@@ -198,6 +216,9 @@ pub async fn inbound(
     let application_id = field("applicationId")
         .unwrap_or(state.application_id())
         .to_owned();
+    if state.is_aws_number(to).await {
+        return aws_inbound(&state, from, to, text, files.is_some()).await;
+    }
 
     let id = new_message_id();
     let media_urls = match files {
@@ -234,6 +255,37 @@ pub async fn inbound(
         answer["media"] = json!(urls);
     }
     (StatusCode::ACCEPTED, Json(answer)).into_response()
+}
+
+/// A text to a number of the simulated AWS account: published to the SMS
+/// event topic as AWS's two-way channel would (the stack acts on it within
+/// about a second, after this answers). AWS End User Messaging receives no
+/// MMS, so a picture is refused, not silently dropped.
+async fn aws_inbound(
+    state: &AppState,
+    from: &str,
+    to: &str,
+    text: &str,
+    has_media: bool,
+) -> Response {
+    if has_media {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "type": "request-validation",
+                "description": format!("{to} is on AWS End User Messaging SMS, which receives no MMS: send text only"),
+            })),
+        )
+            .into_response();
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let status = crate::aws::publish(state, &crate::aws::inbound_text(&id, from, to, text)).await;
+    tracing::info!(%id, from, to, ?status, "inbound AWS text published");
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "callback_status": status, "carrier": "aws"})),
+    )
+        .into_response()
 }
 
 /// Where media URLs point: the configured public URL, else the address this

@@ -13,6 +13,7 @@
 //! The `/_sim/*` endpoints are listed in [`control`].
 
 pub mod api;
+pub mod aws;
 pub mod callbacks;
 pub mod config;
 pub mod control;
@@ -39,6 +40,9 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
 /// All routes of the simulator over the given state.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        // AWS End User Messaging SMS's JSON API (`X-Amz-Target`).
+        .route("/", post(aws::api))
+        .route("/_sim/aws/numbers", post(aws::add_numbers))
         .route(
             "/api/v2/users/{account_id}/messages",
             post(api::create_message),

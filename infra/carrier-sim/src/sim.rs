@@ -207,8 +207,12 @@ pub struct StoredMessage {
     pub expiration: Option<String>,
     /// When the simulator accepted it.
     pub received_at: String,
-    /// One entry per finished callback.
+    /// One entry per finished callback (for AWS: per event published).
     pub callbacks: Vec<CallbackRecord>,
+    /// `"aws"` for a text sent through the AWS End User Messaging API
+    /// (absent for Bandwidth's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
 }
 
 /// An MMS file kept behind one of the simulator's media URLs.
@@ -319,7 +323,21 @@ struct Inner {
     media: Mutex<HashMap<String, StoredMedia>>,
     media_failures: Mutex<u32>,
     media_requests: Mutex<Vec<MediaRequestRecord>>,
+    aws: Mutex<AwsTarget>,
     shutdown_tx: watch::Sender<bool>,
+}
+
+/// Where the simulated AWS End User Messaging publishes its events and
+/// inbound texts, and which numbers its account has.
+#[derive(Debug, Clone, Default)]
+pub struct AwsTarget {
+    /// The stack's SMS event topic.
+    pub topic_arn: Option<String>,
+    /// The SNS endpoint (the local cloud's emulator).
+    pub sns_url: Option<String>,
+    /// Origination numbers of the simulated account: sends from others are
+    /// refused, inbound texts to these go through SNS.
+    pub numbers: std::collections::HashSet<String>,
 }
 
 /// Per-attempt timeout for callbacks, so a dead webhook cannot pin a task.
@@ -349,6 +367,7 @@ impl AppState {
                 media: Mutex::new(HashMap::new()),
                 media_failures: Mutex::new(0),
                 media_requests: Mutex::new(Vec::new()),
+                aws: Mutex::new(AwsTarget::default()),
                 shutdown_tx,
             }),
         })
@@ -556,6 +575,34 @@ impl AppState {
     /// Forgets the recorded media API requests.
     pub async fn clear_media_requests(&self) {
         self.inner.media_requests.lock().await.clear();
+    }
+
+    /// The simulated AWS account's event target and numbers.
+    pub async fn aws_target(&self) -> AwsTarget {
+        self.inner.aws.lock().await.clone()
+    }
+
+    /// Sets where AWS events go (each `Some` replaces the current value).
+    pub async fn set_aws_target(&self, topic_arn: Option<String>, sns_url: Option<String>) {
+        let mut aws = self.inner.aws.lock().await;
+        if let Some(topic) = topic_arn {
+            aws.topic_arn = crate::config::normalize_base_url(&topic);
+        }
+        if let Some(url) = sns_url {
+            aws.sns_url = crate::config::normalize_base_url(&url);
+        }
+    }
+
+    /// Adds origination numbers to the simulated AWS account.
+    pub async fn add_aws_numbers(&self, numbers: Vec<String>) -> usize {
+        let mut aws = self.inner.aws.lock().await;
+        aws.numbers.extend(numbers);
+        aws.numbers.len()
+    }
+
+    /// Whether `number` is an origination number of the AWS account.
+    pub async fn is_aws_number(&self, number: &str) -> bool {
+        self.inner.aws.lock().await.numbers.contains(number)
     }
 
     /// Tells long-running handlers (hanging faults) to give up so graceful

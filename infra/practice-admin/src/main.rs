@@ -4,6 +4,7 @@
 //! practice-admin create --name "Bright Smiles" --timezone America/New_York --main +14155550100
 //!                       [--alt +1...] [--practice-id ID] [--hourly-cap 250] [--cap-window-seconds 3600]
 //!                       [--max-bulk-recipients 1000] [--quiet-hours 08:00-21:00|off] [--help-text "..."]
+//!                       [--carrier bandwidth|aws]
 //! practice-admin update --practice-id ID [same options as create] [--no-alt]
 //! practice-admin rotate-key --practice-id ID
 //! practice-admin show --practice-id ID
@@ -16,6 +17,10 @@
 //! else ask for it on the terminal (not echoed), else read one line from
 //! standard input; it is never printed, and stored only as an Argon2id hash.
 //! `set-password` also ends the account's sessions.
+//! `--carrier` says which carrier the practice's numbers are on: `bandwidth`
+//! (the default) or `aws` (AWS End User Messaging SMS in the deployment's
+//! account: the numbers must be origination identities of that account,
+//! see README "Deploy to AWS").
 //! Needs `TABLE_NAME` (and the usual AWS settings). `create` and `rotate-key`
 //! print the API key once, as JSON; only its SHA-256 digest is stored.
 //! `requeue-dead-letters` (also needs `SEND_QUEUE_URL`) puts back on the send
@@ -28,6 +33,7 @@ use std::process::ExitCode;
 
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_core::app::auth::{generate_key, hash_key};
+use messaging_core::domain::carrier::CarrierKind;
 use messaging_core::domain::phone::PhoneNumber;
 use messaging_core::domain::practice::{
     Channels, Practice, QuietHours, DEFAULT_CAP_WINDOW_SECONDS, DEFAULT_HOURLY_CAP,
@@ -172,6 +178,10 @@ fn apply_options(mut practice: Practice, o: &HashMap<String, String>) -> Result<
     if let Some(v) = o.get("automatic-window") {
         practice.automatic_window = automatic_window(v)?;
     }
+    if let Some(v) = o.get("carrier") {
+        practice.carrier = CarrierKind::parse(v)
+            .ok_or_else(|| format!("--carrier must be bandwidth or aws, got {v:?}"))?;
+    }
     practice.validate()?;
     Ok(practice)
 }
@@ -235,6 +245,7 @@ async fn run(args: Args, store: DynamoStore) -> Result<serde_json::Value, String
                 automatic_window:
                     messaging_core::domain::practice::AutomaticWindow::default_setting(),
                 links: Default::default(),
+                carrier: CarrierKind::default(),
             };
             let practice = apply_options(draft, o)?;
             store

@@ -305,6 +305,7 @@ impl Carrier for Bandwidth {
             CarrierOutcome::Rejected {
                 status: status.as_u16(),
                 detail,
+                error: None,
             }
         }
     }
@@ -388,6 +389,7 @@ mod tests {
             to: "+14155550142".into(),
             text: "hi".into(),
             tag: "p/m/00001".into(),
+            carrier: Default::default(),
         }
     }
 

@@ -2,7 +2,9 @@
 //! Nothing else lives here.
 
 pub mod aws;
+pub mod aws_sms;
 pub mod bandwidth;
+pub mod carriers;
 pub mod dynamo;
 pub mod event_http;
 pub mod http;

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use crate::app::appointments;
 use crate::app::conversations::{self, Recorded};
 use crate::app::messages::{Messages, SendMessageRequest};
+use crate::domain::aws_errors;
+use crate::domain::carrier::CarrierKind;
 use crate::domain::carrier_errors;
 use crate::domain::conversation::{
     InboundEntry, InboundIntent, MediaCopyJob, MediaItem, OutboundKind, ThreadItem,
@@ -43,6 +45,37 @@ pub struct CarrierEvent {
     pub to: Option<String>,
     /// The message the event is about.
     pub message: EventMessage,
+    /// Which carrier reported it: Bandwidth's callbacks are read as they
+    /// come; AWS's events are mapped into this shape (`app::aws_sms`).
+    #[serde(skip)]
+    pub carrier: CarrierKind,
+    /// AWS's outcome of a failure (its event type, `TEXT_INVALID`…), where
+    /// Bandwidth gives `errorCode`.
+    #[serde(skip)]
+    pub aws_outcome: Option<String>,
+}
+
+impl CarrierEvent {
+    /// The catalog's explanation of a failure event, and whether it means
+    /// the patient's number cannot receive texts.
+    pub fn failure(&self) -> (RecipientError, bool) {
+        match self.carrier {
+            CarrierKind::Bandwidth => {
+                let code = self.error_code.unwrap_or(0);
+                (
+                    RecipientError::from_carrier_code(code),
+                    carrier_errors::describe(code).undeliverable_number,
+                )
+            }
+            CarrierKind::Aws => {
+                let code = self.aws_outcome.as_deref().unwrap_or("TEXT_UNKNOWN");
+                (
+                    RecipientError::from_aws_code(code),
+                    aws_errors::describe(code).undeliverable_number,
+                )
+            }
+        }
+    }
 }
 
 /// What a callback event reports (Bandwidth's `type`).
@@ -193,7 +226,7 @@ where
     S: MessageStore + PracticeStore,
 {
     let at = event.time.unwrap_or(now);
-    let code = event.error_code.unwrap_or(0);
+    let (failure, undeliverable_number) = event.failure();
     let transition = if event.kind == CarrierEventKind::Delivered {
         Transition::Delivered {
             carrier_message_id: event.message.id.clone(),
@@ -202,7 +235,7 @@ where
     } else {
         Transition::Failed {
             carrier_message_id: Some(event.message.id.clone()),
-            error: RecipientError::from_carrier_code(code),
+            error: failure,
             at,
         }
     };
@@ -231,9 +264,8 @@ where
         }
         if let Some(updated) = store.transition(&current, &transition, now).await? {
             tracing::info!(%job, status = updated.status.as_str(), "callback recorded");
-            let info = carrier_errors::describe(code);
             if let (Transition::Failed { error, .. }, Some(patient_id), true) =
-                (&transition, &updated.patient_id, info.undeliverable_number)
+                (&transition, &updated.patient_id, undeliverable_number)
             {
                 let mark = UndeliverableNumber {
                     phone: updated.to.clone(),

@@ -10,7 +10,9 @@ use crate::app::bulk::pump::run_pump;
 use crate::app::cache::TtlCache;
 use crate::app::conversations;
 use crate::app::rate_cap::take_bulk_submission;
+use crate::domain::aws_errors;
 use crate::domain::bulk::{Pace, QueuedJob};
+use crate::domain::carrier::CarrierKind;
 use crate::domain::clock::queue_delay;
 use crate::domain::conversation::{OutboundEntry, OutboundKind};
 use crate::domain::error::{AppError, StoreError};
@@ -21,7 +23,8 @@ use crate::domain::practice::Practice;
 use crate::domain::quiet_hours::next_allowed;
 use crate::ports::{
     AppointmentStore, BulkStore, Carrier, CarrierOutcome, Clock, ConversationStore, MessageStore,
-    OptOutStore, OutboundText, PracticeStore, RateStore, SendQueue, TemplateStore, Transition,
+    OptOutChange, OptOutStore, OutboundText, PracticeStore, RateStore, SendQueue, TemplateStore,
+    Transition,
 };
 
 /// How retryable carrier failures are retried.
@@ -254,9 +257,10 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
                 // Whether the carrier got it is unknown (the instance died, or
                 // the carrier never answered and no delivery report came):
                 // never risk a second text.
+                let carrier = self.carrier_of(&job.practice_id).await?;
                 let failed = Transition::Failed {
                     carrier_message_id: None,
-                    error: RecipientError::send_interrupted(),
+                    error: RecipientError::send_interrupted().on_carrier(carrier),
                     at: self.clock.now(),
                 };
                 self.store
@@ -293,6 +297,8 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
         {
             return Ok(Dispatched::Done);
         }
+        // Read before the claim: a store failure here leaves nothing claimed.
+        let carrier = self.carrier_of(&job.practice_id).await?;
         let now = self.clock.now();
         let claim = Transition::Claim { at: now };
         let Some(claimed) = self.store.transition(&recipient, &claim, now).await? else {
@@ -307,6 +313,7 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
             to: claimed.to.to_string(),
             text: claimed.text.clone(),
             tag: job.to_tag(),
+            carrier,
         };
         match self.carrier.send(&outbound).await {
             CarrierOutcome::Accepted { carrier_message_id } => {
@@ -322,21 +329,33 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
                 tracing::info!(%job, %carrier_message_id, "sent");
                 Ok(Dispatched::Done)
             }
-            CarrierOutcome::Rejected { status, detail } => {
+            CarrierOutcome::Rejected {
+                status,
+                detail,
+                error,
+            } => {
+                let error = error
+                    .unwrap_or_else(|| RecipientError::carrier_rejected(status, &detail))
+                    .on_carrier(carrier);
+                let carrier_opt_out = error.code == aws_errors::OPTED_OUT;
                 let failed = Transition::Failed {
                     carrier_message_id: None,
-                    error: RecipientError::carrier_rejected(status, &detail),
+                    error,
                     at: self.clock.now(),
                 };
                 self.record_outcome(&claimed, &failed).await?;
                 tracing::warn!(%job, status, %detail, "carrier rejected the send");
+                if carrier_opt_out {
+                    self.record_carrier_opt_out(&claimed).await?;
+                }
                 Ok(Dispatched::Done)
             }
             CarrierOutcome::Retryable { reason } => {
                 if claimed.attempts >= self.retry.max_attempts {
                     let failed = Transition::Failed {
                         carrier_message_id: None,
-                        error: RecipientError::retries_exhausted(claimed.attempts, &reason),
+                        error: RecipientError::retries_exhausted(claimed.attempts, &reason)
+                            .on_carrier(carrier),
                         at: self.clock.now(),
                     };
                     self.record_outcome(&claimed, &failed).await?;
@@ -436,6 +455,46 @@ impl<M: DispatchStore, C: Carrier, K: Clock, Q: SendQueue> Dispatcher<M, C, K, Q
         if let Err(e) = conversations::record_outbound(&self.store, &claimed.to, &entry).await {
             tracing::error!(job = %entry.job, error = %e, "text not recorded in its conversation");
         }
+    }
+
+    /// The carrier of the practice (kept by a warm instance for a minute,
+    /// like the practice itself); Bandwidth for a practice that is gone.
+    async fn carrier_of(&self, practice_id: &str) -> Result<CarrierKind, StoreError> {
+        Ok(self
+            .practices
+            .get(&self.store, practice_id)
+            .await?
+            .map(|p| p.carrier)
+            .unwrap_or_default())
+    }
+
+    /// The carrier refused a send because the number is on its own opt-out
+    /// list (AWS's): our record learns it too (source `carrier`), so the
+    /// API refuses the number, the office sees it opted out, and queued
+    /// texts to it are skipped, as after a STOP. A number already opted
+    /// out here changes nothing.
+    async fn record_carrier_opt_out(
+        &self,
+        claimed: &crate::domain::message::Recipient,
+    ) -> Result<(), StoreError> {
+        if self
+            .store
+            .is_opted_out(&claimed.practice_id, claimed.to.as_str())
+            .await?
+        {
+            return Ok(());
+        }
+        let change = OptOutChange {
+            practice_id: claimed.practice_id.clone(),
+            phone: claimed.to.to_string(),
+            opted_out: true,
+            keyword: aws_errors::OPTED_OUT.to_string(),
+            source: "carrier".to_string(),
+            at: self.clock.now(),
+        };
+        self.store.record_opt_out(&change).await?;
+        tracing::info!(practice_id = %claimed.practice_id, "number on the carrier's opt-out list; recorded as opted out");
+        Ok(())
     }
 
     /// Records what happened to a send we claimed. Only a callback can have
@@ -553,6 +612,7 @@ mod tests {
         let carrier = ScriptedCarrier::with(vec![CarrierOutcome::Rejected {
             status: 400,
             detail: "bad from".into(),
+            error: None,
         }]);
         let d = dispatcher(store.clone(), carrier.clone());
         assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
@@ -560,6 +620,73 @@ mod tests {
         assert_eq!(r.status, RecipientStatus::Failed);
         let e = r.error.unwrap();
         assert_eq!((e.code.as_str(), e.permanent), ("http_400", true));
+    }
+
+    /// The store with the demo practice on `carrier`, and one queued
+    /// recipient of it.
+    async fn practice_on(carrier: CarrierKind) -> (MemoryStore, SendJob) {
+        let store = MemoryStore::default();
+        let mut practice = crate::testing::sample_practice("demo");
+        practice.carrier = carrier;
+        store.add_practice(practice, "key").await;
+        let job = store.insert_recipient(queued_recipient()).await;
+        (store, job)
+    }
+
+    #[tokio::test]
+    async fn each_text_goes_through_its_practices_carrier_and_our_errors_name_it() {
+        for kind in [CarrierKind::Bandwidth, CarrierKind::Aws] {
+            let (store, job) = practice_on(kind).await;
+            let retryable = || CarrierOutcome::Retryable {
+                reason: "HTTP 503".into(),
+            };
+            let carrier = ScriptedCarrier::with(vec![retryable(), retryable(), retryable()]);
+            let d = dispatcher(store.clone(), carrier.clone());
+            while d.dispatch(&job).await.unwrap() != Dispatched::Done {}
+            let texts = carrier.texts().await;
+            assert_eq!(texts.len(), 3);
+            assert!(texts.iter().all(|t| t.carrier == kind), "{kind}");
+            let e = store.recipient(&job).await.unwrap().error.unwrap();
+            assert_eq!(
+                (e.code.as_str(), e.carrier.as_str()),
+                ("retries_exhausted", kind.as_str())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_number_on_the_carriers_opt_out_list_is_opted_out_here_too() {
+        use crate::ports::OptOutStore;
+        let (store, job) = practice_on(CarrierKind::Aws).await;
+        let refusal = || CarrierOutcome::Rejected {
+            status: 400,
+            detail: "ConflictException".into(),
+            error: Some(RecipientError::from_aws_code(aws_errors::OPTED_OUT)),
+        };
+        let carrier = ScriptedCarrier::with(vec![refusal()]);
+        let d = dispatcher(store.clone(), carrier.clone());
+        assert_eq!(d.dispatch(&job).await.unwrap(), Dispatched::Done);
+        let r = store.recipient(&job).await.unwrap();
+        assert_eq!(r.status, RecipientStatus::Failed);
+        let e = r.error.unwrap();
+        assert_eq!(
+            (e.code.as_str(), e.carrier.as_str()),
+            (aws_errors::OPTED_OUT, "aws")
+        );
+        assert_eq!(e.title, "Recipient opted out (replied STOP)");
+        assert!(store.is_opted_out("demo", r.to.as_str()).await.unwrap());
+        let audit = store.opt_audit().await;
+        assert_eq!((audit.len(), audit[0].source.as_str()), (1, "carrier"));
+        // A later text to the number is skipped, never offered to the carrier.
+        let mut next = queued_recipient();
+        next.message_id = "m-2".into();
+        let second = store.insert_recipient(next).await;
+        assert_eq!(d.dispatch(&second).await.unwrap(), Dispatched::Done);
+        assert_eq!(carrier.calls().await, 1);
+        assert_eq!(
+            store.recipient(&second).await.unwrap().status,
+            RecipientStatus::Skipped
+        );
     }
 
     #[tokio::test]

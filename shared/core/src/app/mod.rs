@@ -3,6 +3,7 @@
 
 pub mod appointments;
 pub mod auth;
+pub mod aws_sms;
 pub mod bulk;
 #[cfg(test)]
 mod bulk_flow_tests;

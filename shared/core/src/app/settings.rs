@@ -13,8 +13,9 @@ use crate::domain::text::MAX_TEXT_CHARS;
 use crate::ports::PracticeStore;
 
 /// Fields `GET /v1/settings` shows that only the administrator changes.
-const READ_ONLY: [&str; 8] = [
+const READ_ONLY: [&str; 9] = [
     "practice_id",
+    "carrier",
     "name",
     "timezone",
     "channels",

@@ -2,7 +2,9 @@
 //! patient and practice are, and the rules that govern them.
 
 pub mod appointment;
+pub mod aws_errors;
 pub mod bulk;
+pub mod carrier;
 pub mod carrier_errors;
 pub mod clock;
 pub mod conversation;

@@ -201,6 +201,10 @@ pub struct Practice {
     /// `{schedule_link}` stand for.
     #[serde(default)]
     pub links: Links,
+    /// The carrier its numbers are on (set by the administrator; practices
+    /// stored before there was a choice are on Bandwidth).
+    #[serde(default)]
+    pub carrier: super::carrier::CarrierKind,
 }
 
 /// The daily window, in the practice's time zone, in which automatic texts
@@ -362,6 +366,7 @@ mod tests {
             auto_reply: Default::default(),
             automatic_window: AutomaticWindow::default_setting(),
             links: Links::default(),
+            carrier: Default::default(),
         };
         assert!(p.validate().is_ok());
         p.max_bulk_recipients = MAX_BULK_RECIPIENTS_LIMIT + 1;

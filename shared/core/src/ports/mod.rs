@@ -38,7 +38,9 @@ pub use self::messages::{
 pub use self::opt_outs::{OptOutChange, OptOutStore};
 pub use self::practices::PracticeStore;
 pub use self::rate::{RateLimiter, RateStore};
-pub use self::sending::{Carrier, CarrierOutcome, OutboundText, SendQueue, SendScheduler};
+pub use self::sending::{
+    Carrier, CarrierOptOuts, CarrierOutcome, OutboundText, SendQueue, SendScheduler,
+};
 pub use self::staff::{StaffCreated, StaffStore};
 pub use self::templates::TemplateStore;
 pub use self::time::{Clock, Pause, Sleep, SystemClock};

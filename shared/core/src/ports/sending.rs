@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::carrier::CarrierKind;
 use crate::domain::error::StoreError;
-use crate::domain::message::SendJob;
+use crate::domain::message::{RecipientError, SendJob};
 
 /// The queue the dispatcher consumes.
 #[async_trait]
@@ -32,6 +33,8 @@ pub struct OutboundText {
     pub text: String,
     /// Our ids, echoed back in callbacks.
     pub tag: String,
+    /// The carrier of the practice sending it.
+    pub carrier: CarrierKind,
 }
 
 /// What the carrier said to a send.
@@ -49,6 +52,11 @@ pub enum CarrierOutcome {
         status: u16,
         /// The carrier's description.
         detail: String,
+        /// The catalog's explanation, when the carrier's answer names an
+        /// outcome it lists (AWS says why it refused a send: a number on
+        /// its opt-out list, a spending limit, …); otherwise the generic
+        /// "carrier refused the message".
+        error: Option<RecipientError>,
     },
     /// The carrier said it did not take it (5xx, 429), or the request never
     /// reached it (no connection): safe to try again later.
@@ -70,6 +78,16 @@ pub enum CarrierOutcome {
 pub trait Carrier: Send + Sync {
     /// Submits one text.
     async fn send(&self, text: &OutboundText) -> CarrierOutcome;
+}
+
+/// The carrier's own list of numbers that opted out, where it keeps one
+/// that can refuse our sends (AWS End User Messaging's opt-out list).
+#[async_trait]
+pub trait CarrierOptOuts: Send + Sync {
+    /// Takes `phone` off the carrier's list, so a patient who texted START
+    /// can be texted again (our opt-out record is the one that decides); a
+    /// number that is not on it is fine.
+    async fn remove_opt_out(&self, phone: &str) -> Result<(), StoreError>;
 }
 
 /// One-time schedules that put a send on the queue at a given time

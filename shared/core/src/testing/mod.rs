@@ -52,6 +52,7 @@ pub fn sample_practice(id: &str) -> Practice {
         auto_reply: Default::default(),
         automatic_window: crate::domain::practice::AutomaticWindow::default_setting(),
         links: crate::domain::practice::Links::default(),
+        carrier: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use messaging_adapters::aws_sms::AwsSmsConfig;
 use messaging_adapters::bandwidth::{BandwidthConfig, DEFAULT_API_URL};
 use messaging_adapters::secrets::Password;
 use messaging_core::domain::error::StoreError;
@@ -97,4 +98,43 @@ pub(super) fn carrier_access<F: Fn(&str) -> Option<String>>(
         DispatcherConfig::DEFAULT_CARRIER_TIMEOUT,
     );
     (api_url, username, password, timeout)
+}
+
+/// AWS End User Messaging SMS in the deployment's account, when set up:
+/// `SMS_CONFIGURATION_SET` (the configuration set texts are sent with;
+/// unset or empty: the deployment has no AWS carrier), `SMS_OPT_OUT_LIST`
+/// (the numbers' opt-out list, optional), `SMS_API_URL` (optional: only the
+/// local cloud points it elsewhere) and `CARRIER_TIMEOUT_MS`.
+pub(super) fn aws_sms<F: Fn(&str) -> Option<String>>(
+    env: &mut Env<F>,
+    timeout: Option<Duration>,
+) -> Option<AwsSmsConfig> {
+    let api_url = env.optional_as(
+        "SMS_API_URL",
+        HttpUrl::EXPECTED,
+        |v| HttpUrl::parse(v).map(Some),
+        None,
+    );
+    // Read here unless the caller read it already (for Bandwidth).
+    let timeout = timeout.unwrap_or_else(|| {
+        env.optional_as(
+            "CARRIER_TIMEOUT_MS",
+            "a whole number of milliseconds",
+            |v| v.parse().ok().map(Duration::from_millis),
+            DispatcherConfig::DEFAULT_CARRIER_TIMEOUT,
+        )
+    });
+    let opt_out_list = env.optional_as("SMS_OPT_OUT_LIST", "", |v| Some(Some(v.to_owned())), None);
+    let configuration_set = env.optional_as(
+        "SMS_CONFIGURATION_SET",
+        "",
+        |v| Some(Some(v.to_owned())),
+        None,
+    )?;
+    Some(AwsSmsConfig {
+        api_url: api_url.map(|u| u.as_str().to_owned()),
+        configuration_set,
+        opt_out_list,
+        timeout,
+    })
 }

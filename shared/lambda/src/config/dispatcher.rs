@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use messaging_core::app::dispatch::RetryPolicy;
 
-use super::carrier::{carrier_access, CarrierConfig};
+use messaging_adapters::aws_sms::AwsSmsConfig;
+
+use super::carrier::{aws_sms, carrier_access, CarrierConfig};
 use super::{number_per_second, Env, FromEnv, HttpUrl};
 
 /// The dispatcher function (the send-queue consumer).
@@ -14,8 +16,11 @@ pub struct DispatcherConfig {
     pub table_name: String,
     /// `SEND_QUEUE_URL`.
     pub send_queue_url: HttpUrl,
-    /// The `CARRIER_*` settings.
+    /// The `CARRIER_*` settings (Bandwidth).
     pub carrier: CarrierConfig,
+    /// The `SMS_*` settings: AWS End User Messaging SMS, when the
+    /// deployment has it.
+    pub aws_sms: Option<AwsSmsConfig>,
     /// `CARRIER_MAX_ATTEMPTS` and `CARRIER_RETRY_BASE_SECONDS` (defaults:
     /// [`RetryPolicy::default`]).
     pub retry: RetryPolicy,
@@ -38,6 +43,7 @@ impl FromEnv for DispatcherConfig {
         let account_id = env.required("CARRIER_ACCOUNT_ID");
         let application_id = env.required("CARRIER_APPLICATION_ID");
         let (api_url, username, password, timeout) = carrier_access(env);
+        let aws_sms = aws_sms(env, Some(timeout));
         let defaults = RetryPolicy::default();
         let retry = RetryPolicy {
             max_attempts: env.number_or(
@@ -67,6 +73,7 @@ impl FromEnv for DispatcherConfig {
                 password,
                 timeout,
             },
+            aws_sms,
             retry,
             number_per_second: number_per_second(env),
             dead_letter_queue_arn: env.optional_as(
@@ -119,6 +126,30 @@ mod tests {
             d.carrier.password,
             PasswordSetting::Value(Secret::new("carrier-s3cret-pw"))
         );
+    }
+
+    #[test]
+    fn the_aws_carrier_is_there_only_with_a_configuration_set() {
+        let d = DispatcherConfig::from_lookup(vars(&dispatcher_vars())).unwrap();
+        assert!(d.aws_sms.is_none());
+        let d = DispatcherConfig::from_lookup(vars(&with(
+            dispatcher_vars(),
+            &[
+                ("SMS_CONFIGURATION_SET", "patient-messaging"),
+                ("SMS_API_URL", "http://127.0.0.1:4599"),
+            ],
+        )))
+        .unwrap();
+        let aws = d.aws_sms.unwrap();
+        assert_eq!(aws.configuration_set, "patient-messaging");
+        assert_eq!(aws.api_url.as_deref(), Some("http://127.0.0.1:4599"));
+        assert_eq!(aws.opt_out_list, None);
+        let e = DispatcherConfig::from_lookup(vars(&with(
+            dispatcher_vars(),
+            &[("SMS_API_URL", "sms-voice")],
+        )))
+        .unwrap_err();
+        assert_eq!(e.malformed[0].name, "SMS_API_URL");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use messaging_core::domain::secret::Secret;
 use crate::session_cookie::SessionCookie;
 
 mod carrier;
+mod carrier_events;
 mod carrier_webhook;
 mod console;
 mod dispatcher;
@@ -30,6 +31,7 @@ mod messages_api;
 mod practice_api;
 
 pub use carrier::{CarrierConfig, PasswordSetting};
+pub use carrier_events::CarrierEventsConfig;
 pub use carrier_webhook::CarrierWebhookConfig;
 pub use console::ConsoleConfig;
 pub use dispatcher::DispatcherConfig;

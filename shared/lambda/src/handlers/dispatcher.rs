@@ -6,7 +6,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use super::batch::each_record;
 use super::StartError;
 use crate::config::{DispatcherConfig, FromEnv};
+use messaging_adapters::aws_sms::AwsSms;
 use messaging_adapters::bandwidth::Bandwidth;
+use messaging_adapters::carriers::Carriers;
 use messaging_adapters::dynamo::DynamoStore;
 use messaging_adapters::sqs::SqsSendQueue;
 use messaging_core::app::dead_letters::set_aside;
@@ -15,7 +17,7 @@ use messaging_core::domain::message::SendJob;
 use messaging_core::ports::{Carrier, DeadLetterStore, SendQueue, SystemClock};
 
 /// The dispatcher function, over the store, the carrier and the send queue.
-pub struct DispatcherFn<S = DynamoStore, C = Bandwidth, Q = SqsSendQueue> {
+pub struct DispatcherFn<S = DynamoStore, C = Carriers, Q = SqsSendQueue> {
     dispatcher: Dispatcher<S, C, SystemClock, Q>,
     queue: Q,
     dead_letter_queue_arn: Option<String>,
@@ -33,8 +35,17 @@ impl DispatcherFn {
         aws: messaging_adapters::aws::SdkConfig,
     ) -> Result<Self, StartError> {
         let password = config.carrier.password.resolve(&aws).await?;
-        let carrier = Bandwidth::new(config.carrier.bandwidth(password))
+        let bandwidth = Bandwidth::new(config.carrier.bandwidth(password))
             .map_err(StartError::CarrierClient)?;
+        let aws_sms = config
+            .aws_sms
+            .map(|c| AwsSms::new(&aws, c))
+            .transpose()
+            .map_err(StartError::CarrierClient)?;
+        let carrier = Carriers {
+            bandwidth: Some(bandwidth),
+            aws: aws_sms,
+        };
         let queue = SqsSendQueue::new(
             aws_sdk_sqs::Client::new(&aws),
             config.send_queue_url.as_str(),

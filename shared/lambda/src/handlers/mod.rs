@@ -3,6 +3,7 @@
 
 pub mod appointments;
 pub mod batch;
+pub mod carrier_events;
 pub mod carrier_webhook;
 pub mod console;
 pub mod conversations;

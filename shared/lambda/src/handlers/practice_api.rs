@@ -16,11 +16,12 @@ use messaging_core::app::auth::Authenticator;
 use messaging_core::app::patients;
 use messaging_core::app::settings;
 use messaging_core::app::tracking::{self, TrackingQuery};
-use messaging_core::domain::carrier_errors;
+use messaging_core::domain::carrier::CarrierKind;
 use messaging_core::domain::error::AppError;
 use messaging_core::domain::event_endpoint::UrlPolicy;
 use messaging_core::domain::message::CARRIER;
 use messaging_core::domain::patient::{validate_id, AgeFilter, Patient, PatientInput};
+use messaging_core::domain::{aws_errors, carrier_errors};
 use messaging_core::ports::{
     ConversationStore, EventQueue, EventStore, HostResolver, MediaLinks, MessageStore, OptOutStore,
     PracticeStore, StaffStore, TemplateStore,
@@ -226,16 +227,22 @@ where
                 Ok(http::page(&items, next))
             }
             "GET /v1/error-codes" => {
-                let items: Vec<serde_json::Value> = carrier_errors::catalog()
-                    .iter()
-                    .map(|e| {
-                        serde_json::json!({
-                            "code": e.code.to_string(), "carrier": CARRIER, "title": e.title,
-                            "description": e.description, "resolution": e.resolution,
-                            "permanent": e.permanent, "billable": e.billable,
-                        })
+                // Both carriers' codes: Bandwidth's numbers, then AWS's names.
+                let bandwidth = carrier_errors::catalog().iter().map(|e| {
+                    serde_json::json!({
+                        "code": e.code.to_string(), "carrier": CARRIER, "title": e.title,
+                        "description": e.description, "resolution": e.resolution,
+                        "permanent": e.permanent, "billable": e.billable,
                     })
-                    .collect();
+                });
+                let aws = aws_errors::catalog().iter().map(|e| {
+                    serde_json::json!({
+                        "code": e.code, "carrier": CarrierKind::Aws.as_str(), "title": e.title,
+                        "description": e.description, "resolution": e.resolution,
+                        "permanent": e.permanent, "billable": e.billable,
+                    })
+                });
+                let items: Vec<serde_json::Value> = bandwidth.chain(aws).collect();
                 Ok(http::json(
                     StatusCode::OK,
                     &serde_json::json!({"items": items}),

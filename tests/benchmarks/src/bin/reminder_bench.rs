@@ -62,7 +62,10 @@ async fn practice(local: &Endpoints, n: usize) -> (TestPractice, Vec<String>) {
         let phone = phone.clone();
         pending.push(tokio::spawn(async move {
             let r = api
-                .put(&format!("/v1/patients/p{i}"), &json!({"first_name": format!("Pat{i}"), "phone": phone}))
+                .put(
+                    &format!("/v1/patients/p{i}"),
+                    &json!({"first_name": format!("Pat{i}"), "phone": phone}),
+                )
                 .await;
             assert_eq!(r.status, 200, "{:?}", r.body);
         }));
@@ -111,7 +114,10 @@ async fn latency(local: &Endpoints, n: usize) {
         if i % 2 == 0 {
             let r = t
                 .api
-                .put(&format!("/v1/appointments/a{i}"), &json!({"patient_id": format!("p{i}"), "starts_at": api_time(starts_at)}))
+                .put(
+                    &format!("/v1/appointments/a{i}"),
+                    &json!({"patient_id": format!("p{i}"), "starts_at": api_time(starts_at)}),
+                )
                 .await;
             assert_eq!(r.status, 200, "{:?}", r.body);
             due.push((phone.clone(), at, "queued at sync"));
@@ -140,9 +146,11 @@ async fn latency(local: &Endpoints, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(480);
     let mut by_path: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for (phone, at, path) in &due {
-        let got = poll(deadline.saturating_duration_since(Instant::now()), || received_at(local, phone))
-            .await
-            .unwrap_or_else(|| panic!("no reminder reached {phone}"));
+        let got = poll(deadline.saturating_duration_since(Instant::now()), || {
+            received_at(local, phone)
+        })
+        .await
+        .unwrap_or_else(|| panic!("no reminder reached {phone}"));
         by_path
             .entry(path)
             .or_default()
@@ -157,8 +165,13 @@ async fn latency(local: &Endpoints, n: usize) {
 
 /// DynamoDB write requests in the messages function's metering lines since `since`.
 async fn writes_since(local: &Endpoints, since: i64) -> (u64, u64) {
-    let records =
-        emulator::function_log_records(&local.aws_endpoint_url, &local.stack_name, "MessagesApi", since).await;
+    let records = emulator::function_log_records(
+        &local.aws_endpoint_url,
+        &local.stack_name,
+        "MessagesApi",
+        since,
+    )
+    .await;
     let mut writes = 0;
     let mut invocations = 0;
     for r in records {
@@ -168,15 +181,22 @@ async fn writes_since(local: &Endpoints, since: i64) -> (u64, u64) {
         }
         invocations += 1;
         let requests: BTreeMap<String, u64> =
-            serde_json::from_str(fields["aws_requests"].as_str().unwrap_or("{}")).unwrap_or_default();
+            serde_json::from_str(fields["aws_requests"].as_str().unwrap_or("{}"))
+                .unwrap_or_default();
         writes += requests
             .iter()
             .filter(|(k, _)| {
                 let k = k.to_lowercase();
                 k.contains("dynamodb")
-                    && ["putitem", "updateitem", "deleteitem", "transactwriteitems", "batchwriteitem"]
-                        .iter()
-                        .any(|op| k.ends_with(op))
+                    && [
+                        "putitem",
+                        "updateitem",
+                        "deleteitem",
+                        "transactwriteitems",
+                        "batchwriteitem",
+                    ]
+                    .iter()
+                    .any(|op| k.ends_with(op))
             })
             .map(|(_, v)| v)
             .sum::<u64>();
@@ -250,7 +270,11 @@ async fn soak(local: &Endpoints, n: usize) {
             let body = json!({"patient_id": format!("p{i}"), "starts_at": starts_at});
             // Three concurrent syncs of the same appointment.
             let path = format!("/v1/appointments/a{i}");
-            let (a, b, c) = tokio::join!(api.put(&path, &body), api.put(&path, &body), api.put(&path, &body));
+            let (a, b, c) = tokio::join!(
+                api.put(&path, &body),
+                api.put(&path, &body),
+                api.put(&path, &body)
+            );
             for r in [a, b, c] {
                 assert!(r.status == 200 || r.status == 503, "{:?}", r.body);
             }
@@ -288,7 +312,10 @@ async fn soak(local: &Endpoints, n: usize) {
                 .expect("enqueue a duplicate reminder job");
         }
     }
-    println!("{n} appointments, reminders due from {} over 90 s; waiting", api_time(start));
+    println!(
+        "{n} appointments, reminders due from {} over 90 s; waiting",
+        api_time(start)
+    );
     // Everything due has gone after 3 minutes past the last due time.
     let settle = start + chrono::Duration::seconds(90 + 180);
     while Utc::now() < settle {

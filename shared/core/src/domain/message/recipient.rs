@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{MessageType, RecipientStatus, CARRIER};
+use crate::domain::aws_errors;
+use crate::domain::carrier::CarrierKind;
 use crate::domain::carrier_errors::{self, CarrierErrorInfo};
 use crate::domain::conversation::OutboundKind;
 use crate::domain::job::SendJob;
@@ -32,6 +34,46 @@ impl RecipientError {
     /// The catalog's entry for a Bandwidth error code.
     pub fn from_carrier_code(code: u16) -> Self {
         Self::from_info(&carrier_errors::describe(code))
+    }
+
+    /// The AWS catalog's entry for an AWS End User Messaging outcome (an
+    /// event type such as `TEXT_INVALID`, or a send-time refusal's reason).
+    pub fn from_aws_code(code: &str) -> Self {
+        let info = aws_errors::describe(code);
+        Self {
+            // An outcome the catalog does not know keeps AWS's own name.
+            code: code.to_string(),
+            carrier: CarrierKind::Aws.as_str().to_string(),
+            title: info.title.to_string(),
+            description: info.description.to_string(),
+            resolution: info.resolution.to_string(),
+            permanent: info.permanent,
+        }
+    }
+
+    /// The same explanation, said to come from `carrier` (our own codes,
+    /// such as `retries_exhausted`, are about the practice's carrier).
+    pub fn on_carrier(mut self, carrier: CarrierKind) -> Self {
+        self.carrier = carrier.as_str().to_string();
+        self
+    }
+
+    /// The practice is on a carrier this deployment has no settings for.
+    pub fn carrier_not_configured(carrier: CarrierKind) -> Self {
+        Self {
+            code: "carrier_not_configured".to_string(),
+            carrier: carrier.as_str().to_string(),
+            title: "Carrier not set up".to_string(),
+            description: format!(
+                "The practice sends through {}, which this deployment is not set up for, so nothing was sent.",
+                match carrier {
+                    CarrierKind::Bandwidth => "Bandwidth",
+                    CarrierKind::Aws => "AWS End User Messaging SMS",
+                }
+            ),
+            resolution: "Ask your administrator to finish the carrier's setup (README, \"Deploy to AWS\"), then send the message again.".to_string(),
+            permanent: true,
+        }
     }
 
     fn from_info(info: &CarrierErrorInfo) -> Self {

@@ -218,6 +218,7 @@ fn practice(practice_id: &str) -> Practice {
         auto_reply: Default::default(),
         automatic_window: crate::domain::practice::AutomaticWindow::default_setting(),
         links: crate::domain::practice::Links::default(),
+        carrier: Default::default(),
     }
 }
 

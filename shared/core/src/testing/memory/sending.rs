@@ -59,6 +59,7 @@ impl SendQueue for MemoryQueue {
 pub struct ScriptedCarrier {
     script: Arc<Mutex<VecDeque<CarrierOutcome>>>,
     calls: Arc<Mutex<u32>>,
+    texts: Arc<Mutex<Vec<OutboundText>>>,
 }
 
 impl ScriptedCarrier {
@@ -69,16 +70,22 @@ impl ScriptedCarrier {
         Self {
             script: Arc::new(Mutex::new(outcomes.into())),
             calls: Arc::default(),
+            texts: Arc::default(),
         }
     }
     pub async fn calls(&self) -> u32 {
         *self.calls.lock().await
     }
+    /// Every text submitted, in order.
+    pub async fn texts(&self) -> Vec<OutboundText> {
+        self.texts.lock().await.clone()
+    }
 }
 
 #[async_trait]
 impl Carrier for ScriptedCarrier {
-    async fn send(&self, _text: &OutboundText) -> CarrierOutcome {
+    async fn send(&self, text: &OutboundText) -> CarrierOutcome {
+        self.texts.lock().await.push(text.clone());
         let mut calls = self.calls.lock().await;
         *calls += 1;
         self.script
