@@ -122,6 +122,11 @@ fn placeholders(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
     })
 }
 
+/// Whether `text` uses any of `fields`.
+pub fn uses_any(text: &str, fields: &[&str]) -> bool {
+    placeholders(text).any(|(_, _, name)| fields.contains(&name))
+}
+
 /// Refuses a text that uses a merge field we do not know, naming it.
 pub fn check_fields(text: &str, field: &str) -> Result<(), AppError> {
     check_fields_in(text, field, &MERGE_FIELDS)

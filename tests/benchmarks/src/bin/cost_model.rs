@@ -2,14 +2,18 @@
 //!
 //!     NUMBER_MESSAGES_PER_SECOND=25 make dev        (in another terminal)
 //!     cargo run --profile local -p benchmarks --bin cost-model -- [--n 20] [--bulk 1000]
-//!         [--flows direct,scheduled,bulk,inbound]
+//!         [--flows direct,scheduled,bulk,inbound,reminders,confirmed]
 //!
 //! Runs four flows through the deployed local stack, one after another, on
 //! a practice of its own: `--n` direct messages (sent, then delivered by
 //! the carrier's callback), `--n` scheduled ones (through EventBridge
 //! Scheduler), one bulk of `--bulk` patients (cap 250 per window, the
-//! window shortened so the waves take seconds, not hours), and `--n`
-//! patient replies. The stack runs with `MeterAwsRequests=true` (the local
+//! window shortened so the waves take seconds, not hours), `--n`
+//! patient replies, and `--n` appointment reminders (each appointment
+//! synced, its reminder sent by itself and delivered), without and with
+//! confirmations (each patient answers "C" and gets the acknowledgment;
+//! the per-1,000 figure is per reminder, the reply and acknowledgment
+//! included). The stack runs with `MeterAwsRequests=true` (the local
 //! cloud's setting): after every invocation each function logs its AWS
 //! requests by service and operation and its duration. After each flow,
 //! once no function has run for a few seconds, this reads those lines and
@@ -628,6 +632,104 @@ async fn bulk(store: &DynamoStore, t: &TestPractice, ids: &[String], window: u32
     wait_delivered(store, &t.practice.practice_id, id, within).await;
 }
 
+/// Before a reminder flow (not counted): `n` patients, and one rule, two
+/// hours before, asking to confirm when `confirm`.
+async fn reminder_setup(
+    store: &DynamoStore,
+    t: &TestPractice,
+    n: usize,
+    confirm: bool,
+) -> Vec<Patient> {
+    let r = t.api.delete("/v1/reminder-rules/confirm-2d").await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let text = "Hi {first_name}, see you today at {appointment_time} at {practice_name}.";
+    let r = t
+        .api
+        .put(
+            "/v1/reminder-rules/same-day-2h",
+            &json!({"before": "PT2H", "text": text, "ask_to_confirm": confirm}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mut patients = Vec::new();
+    for i in 0..n {
+        let p = Patient {
+            patient_id: format!("rem-{i:05}"),
+            first_name: format!("Pat{i}"),
+            last_name: None,
+            phone: random_phone(),
+            birth_date: None,
+            sms_opted_out: false,
+            sms_undeliverable: None,
+        };
+        store
+            .put_patient(&t.practice.practice_id, &p)
+            .await
+            .expect("patient");
+        patients.push(p);
+    }
+    patients
+}
+
+/// The reminder flow: each patient's appointment synced two hours and
+/// 20 s ahead (its reminder due in 20 s, queued at the sync), sent by
+/// itself and delivered; with `confirm`, each patient then answers "C" and
+/// gets the acknowledgment.
+async fn reminders(
+    local: &Endpoints,
+    store: &DynamoStore,
+    t: &TestPractice,
+    patients: &[Patient],
+    confirm: bool,
+) {
+    use messaging_core::ports::AppointmentStore;
+    let starts_at = (Utc::now() + chrono::Duration::seconds(7220)).to_rfc3339();
+    for p in patients {
+        let r = t
+            .api
+            .put(
+                &format!("/v1/appointments/{}", p.patient_id),
+                &json!({"patient_id": p.patient_id, "starts_at": starts_at}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    for p in patients {
+        let message_id = poll(Duration::from_secs(180), || async {
+            let a = store
+                .get_appointment(&t.practice.practice_id, &p.patient_id)
+                .await
+                .ok()??;
+            a.reminders.first()?.message_id.clone()
+        })
+        .await
+        .expect("the reminder went");
+        wait_delivered(
+            store,
+            &t.practice.practice_id,
+            &message_id,
+            Duration::from_secs(120),
+        )
+        .await;
+    }
+    if !confirm {
+        return;
+    }
+    let to = t.practice.channels.sms_main.to_string();
+    for p in patients {
+        local
+            .patient_texts(p.phone.as_str(), &to, "C", Value::Null)
+            .await;
+    }
+    for p in patients {
+        poll(Duration::from_secs(120), || async {
+            (local.carrier_messages(p.phone.as_str()).await.len() >= 2).then_some(())
+        })
+        .await
+        .expect("the acknowledgment went");
+    }
+}
+
 async fn inbound(local: &Endpoints, t: &TestPractice, n: usize) {
     let to = t.practice.channels.sms_main.to_string();
     for i in 0..n {
@@ -669,7 +771,10 @@ async fn main() {
     let (table_indexes, table_keys, stream_arn) = indexes(&local).await;
 
     let mut bills: Vec<(&str, Bill)> = Vec::new();
-    let flows = arg("--flows", "direct,scheduled,bulk,inbound");
+    let flows = arg(
+        "--flows",
+        "direct,scheduled,bulk,inbound,reminders,confirmed",
+    );
     for flow in flows.split(',') {
         let t = local
             .new_practice_with(|p| {
@@ -697,6 +802,10 @@ async fn main() {
                 ids.push(p.patient_id);
             }
         }
+        let mut patients = Vec::new();
+        if flow == "reminders" || flow == "confirmed" {
+            patients = reminder_setup(&store, &t, n, flow == "confirmed").await;
+        }
         let from = logs
             .settle(Utc::now().timestamp_millis() - 1000, Duration::from_secs(3))
             .await;
@@ -714,6 +823,10 @@ async fn main() {
             "bulk" => {
                 bulk(&store, &t, &ids, window).await;
                 bulk_size
+            }
+            "reminders" | "confirmed" => {
+                reminders(&local, &store, &t, &patients, flow == "confirmed").await;
+                n
             }
             _ => {
                 inbound(&local, &t, n).await;

@@ -119,6 +119,16 @@ impl<
         raw_text: &str,
     ) -> Result<(Option<String>, PhoneNumber, String), AppError> {
         let practice_phone = practice.channels.sms_main.to_string();
+        // The links as stored now: the caller's practice may be a copy up
+        // to a minute old, and a link just set must work at once.
+        let links = if merge::uses_any(raw_text, &merge::LINK_FIELDS) {
+            self.practices
+                .get_practice(&practice.practice_id)
+                .await?
+                .map_or_else(|| practice.links.clone(), |p| p.links)
+        } else {
+            practice.links.clone()
+        };
         match (&request.patient_id, &request.to) {
             (Some(_), Some(_)) => Err(AppError::invalid(
                 "invalid_field",
@@ -150,8 +160,8 @@ impl<
                     last_name: patient.last_name.as_deref(),
                     practice_name: Some(&practice.name),
                     practice_phone: Some(&practice_phone),
-                    review_link: practice.links.review.as_deref(),
-                    schedule_link: practice.links.schedule.as_deref(),
+                    review_link: links.review.as_deref(),
+                    schedule_link: links.schedule.as_deref(),
                     ..MergeData::default()
                 };
                 let rendered = merge::render(raw_text, &data)?;
@@ -173,8 +183,8 @@ impl<
                     last_name: request.last_name.as_deref(),
                     practice_name: Some(&practice.name),
                     practice_phone: Some(&practice_phone),
-                    review_link: practice.links.review.as_deref(),
-                    schedule_link: practice.links.schedule.as_deref(),
+                    review_link: links.review.as_deref(),
+                    schedule_link: links.schedule.as_deref(),
                     ..MergeData::default()
                 };
                 let rendered = merge::render(raw_text, &data)?;
@@ -430,6 +440,60 @@ mod tests {
     use crate::domain::error::ErrorKind;
     use crate::ports::{OptOutChange, OptOutStore};
     use crate::testing::{sample_practice, MemoryQueue, MemoryStore};
+
+    #[tokio::test]
+    async fn a_review_request_uses_the_link_as_stored_now_and_other_types_are_refused() {
+        let store = MemoryStore::default();
+        let cached = sample_practice("demo");
+        let mut stored = cached.clone();
+        stored.links.review = Some("https://g.page/r/bright/review".into());
+        store.put_practice(&stored).await.unwrap();
+        let value = serde_json::json!({"type": "review_request", "to": "+14155550142", "text": "Thanks! {review_link}"});
+        let req: SendMessageRequest = serde_json::from_value(value.clone()).unwrap();
+        let answer = service(&store, MemoryQueue::default())
+            .send_direct(&cached, req, &value, None, now())
+            .await
+            .unwrap();
+        let view: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(view["type"], "review_request");
+        let (_, recipients) = store
+            .get_message("demo", view["id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(recipients[0].text, "Thanks! https://g.page/r/bright/review");
+        // Not set at all: refused, naming the field.
+        store.put_practice(&cached).await.unwrap();
+        let req: SendMessageRequest = serde_json::from_value(value.clone()).unwrap();
+        let e = service(&store, MemoryQueue::default())
+            .send_direct(&cached, req, &value, None, now())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("missing_merge_data", Some("review_link"))
+        );
+        // A link in a direct message, and a type of its own route: refused.
+        for (body, code, field) in [
+            (
+                serde_json::json!({"to": "+14155550142", "text": "{review_link}"}),
+                "unknown_merge_field",
+                "text",
+            ),
+            (
+                serde_json::json!({"type": "manual_reminder", "to": "+14155550142", "text": "Hi"}),
+                "invalid_field",
+                "type",
+            ),
+        ] {
+            let req: SendMessageRequest = serde_json::from_value(body.clone()).unwrap();
+            let e = service(&store, MemoryQueue::default())
+                .send_direct(&cached, req, &body, None, now())
+                .await
+                .unwrap_err();
+            assert_eq!((e.code, e.field.as_deref()), (code, Some(field)), "{body}");
+        }
+    }
 
     #[tokio::test]
     async fn unqueued_message_is_removed_and_refused() {
